@@ -1,0 +1,3 @@
+"""powerp-async: fast, exact, resumable exports from the PowerP Real-Time API."""
+
+from __future__ import annotations

@@ -1,0 +1,133 @@
+"""The exceptions raised by powerp-async, all under one root.
+
+::
+
+    PowerPError
+    ├── ConfigurationError          bad arguments or settings, before any request
+    ├── TransportError              no usable answer: refused, reset, timed out
+    ├── APIError                    the server answered with an error status
+    │   ├── AuthenticationError     401 on the token endpoint, or 401 after a renewal
+    │   ├── PermissionDeniedError   403
+    │   ├── BadRequestError         400, 404, 422: the request itself is wrong
+    │   ├── PayloadTooLargeError    413: the query asks for too many points at once
+    │   ├── ThrottledError          429
+    │   └── ServerError             5xx
+    ├── MalformedResponseError      a 2xx answer whose body is not what the API sends
+    └── FetchFailedError            blocks that could not be fetched after retries
+
+Errors that carry a URL carry it masked: credentials in the URL never appear. Excerpts of
+response bodies are short and stripped of control characters; they never include the
+request's headers, so neither the client secret nor a token can reach a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import Block
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "FetchFailedError",
+    "MalformedResponseError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PowerPError",
+    "ServerError",
+    "ThrottledError",
+    "TransportError",
+]
+
+
+class PowerPError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigurationError(PowerPError, ValueError):
+    """An argument or setting is invalid; raised before any request is sent."""
+
+
+class TransportError(PowerPError):
+    """The request got no usable answer (connection refused or reset, timeout)."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class APIError(PowerPError):
+    """The server answered with an error status.
+
+    ``url`` is masked; ``excerpt`` is a short, sanitised start of the body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int,
+        excerpt: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.status = status
+        self.excerpt = excerpt
+        self.retry_after = retry_after
+
+
+class AuthenticationError(APIError):
+    """The credentials were refused, or a fresh token was refused too."""
+
+
+class PermissionDeniedError(APIError):
+    """The credentials are valid but may not read what was asked (403)."""
+
+
+class BadRequestError(APIError):
+    """The server rejected the request as invalid; retrying cannot help."""
+
+
+class PayloadTooLargeError(APIError):
+    """The query asks for more points than the server answers at once (413)."""
+
+
+class ThrottledError(APIError):
+    """The server asked the client to slow down (429)."""
+
+
+class ServerError(APIError):
+    """The server or a gateway in front of it failed (5xx)."""
+
+
+class MalformedResponseError(PowerPError):
+    """A success status whose body is not the JSON the API is known to send."""
+
+    def __init__(self, message: str, *, url: str, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        self.excerpt = excerpt
+
+
+class FetchFailedError(PowerPError):
+    """Some blocks could not be fetched; everything else was delivered.
+
+    ``failures`` pairs each failed block with the error that ended it.
+    """
+
+    def __init__(self, failures: Sequence[tuple[Block, BaseException]]) -> None:
+        self.failures = tuple(failures)
+        first_block, first_error = self.failures[0]
+        super().__init__(
+            f"{len(self.failures)} block(s) failed after retries; first: "
+            f"{first_block.describe()}: {first_error}"
+        )

@@ -1,0 +1,188 @@
+"""Typed records of the API: signals (measurements), query blocks and the point schema."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import pyarrow as pa
+
+from ._time import format_duration, format_wire, from_epoch_us, parse_wire
+
+MAX_SIGNALS_PER_QUERY: Final = 20
+"""Hard API limit on ``measurementIndexes`` per query."""
+
+MAX_QUERY_SPAN_US: Final = 30 * 60 * 1_000_000
+"""A query must span strictly less than this (30 minutes)."""
+
+DEFAULT_AGGREGATION: Final = "last"
+"""Used where a signal has no ``defaultAgg``, as the reference notebook does."""
+
+AGGREGATIONS: Final = frozenset(
+    {"mean", "last", "first", "min", "max", "sum", "count", "median"}
+)
+
+
+class DataType(StrEnum):
+    """The kind of value a signal carries, normalised from the metadata's ``dataType``."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STRING = "string"
+
+    @classmethod
+    def parse(cls, raw: object) -> DataType | None:
+        """Map the many spellings servers use to one kind; ``None`` if unknown."""
+        if not isinstance(raw, str):
+            return None
+        return _DATA_TYPE_SPELLINGS.get(raw.strip().lower())
+
+
+_DATA_TYPE_SPELLINGS: Final[dict[str, DataType]] = {
+    **dict.fromkeys(["float", "double", "real", "number", "decimal"], DataType.FLOAT),
+    **dict.fromkeys(["int", "integer", "long", "int32", "int64"], DataType.INT),
+    **dict.fromkeys(["bool", "boolean"], DataType.BOOL),
+    **dict.fromkeys(["string", "str", "text"], DataType.STRING),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One signal as listed by ``GET /v1/measurements``.
+
+    ``index`` is always a string, whatever the server sent, since queries take strings.
+    ``aggregation`` is the ``defaultAgg`` or ``last`` where that is missing or empty.
+    """
+
+    database_id: int
+    index: str
+    name: str | None = None
+    default_agg: str | None = None
+    data_type: DataType | None = None
+    unit_symbol: str | None = None
+    first_data_point: datetime | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @property
+    def aggregation(self) -> str:
+        return self.default_agg or DEFAULT_AGGREGATION
+
+    @classmethod
+    def from_api(cls, row: Mapping[str, Any]) -> Measurement:
+        """Build from one metadata object; raises ``ValueError`` naming the bad field."""
+        database_id = row.get("databaseId")
+        index = row.get("index")
+        if isinstance(database_id, bool) or not isinstance(database_id, int | str):
+            raise ValueError(f"databaseId must be an integer, got {database_id!r}")
+        if index is None or isinstance(index, bool) or index == "":
+            raise ValueError(f"index must be a string or a number, got {index!r}")
+        first = row.get("firstDataPoint")
+        return cls(
+            database_id=int(database_id),
+            index=str(index),
+            name=_optional_str(row.get("name")),
+            default_agg=_optional_str(row.get("defaultAgg")) or None,
+            data_type=DataType.parse(row.get("dataType")),
+            unit_symbol=_optional_str(row.get("unitSymbol")),
+            first_data_point=from_epoch_us(parse_wire(first)) if first else None,
+            min_value=_optional_float(row.get("minValue")),
+            max_value=_optional_float(row.get("maxValue")),
+        )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_float(value: object) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One query: up to 20 signals of one (database, aggregation) over one time slice.
+
+    Times are epoch microseconds on the window grid; the range is half-open.
+    ``unit_id`` is stable across runs, so an export can tell which blocks it finished.
+    """
+
+    database_id: int
+    aggregation: str
+    indexes: tuple[str, ...]
+    start_us: int
+    end_us: int
+    window_us: int
+
+    @property
+    def unit_id(self) -> str:
+        key = "\x1f".join(
+            [
+                str(self.database_id),
+                self.aggregation,
+                "\x1e".join(self.indexes),
+                str(self.start_us),
+                str(self.end_us),
+                str(self.window_us),
+            ]
+        )
+        return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+    @property
+    def window_count(self) -> int:
+        return (self.end_us - self.start_us) // self.window_us
+
+    @property
+    def max_points(self) -> int:
+        """The most points the block can return: signals times windows."""
+        return len(self.indexes) * self.window_count
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body of ``POST /v1/Query`` for this block."""
+        return {
+            "databaseId": self.database_id,
+            "measurementIndexes": list(self.indexes),
+            "startTime": format_wire(self.start_us),
+            "endTime": format_wire(self.end_us),
+            "aggFunction": self.aggregation,
+            "windowPeriod": format_duration(self.window_us),
+        }
+
+    def describe(self) -> str:
+        """A short human description for logs and errors."""
+        return (
+            f"database {self.database_id} {self.aggregation} "
+            f"[{len(self.indexes)} signals {self.indexes[0]}..{self.indexes[-1]}] "
+            f"{format_wire(self.start_us)}..{format_wire(self.end_us)}"
+        )
+
+
+POINT_SCHEMA: Final = pa.schema(
+    [
+        pa.field("database_id", pa.int64(), nullable=False),
+        pa.field("index", pa.string(), nullable=False),
+        pa.field("aggregation", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("value_float", pa.float64()),
+        pa.field("value_int", pa.int64()),
+        pa.field("value_bool", pa.bool_()),
+        pa.field("value_text", pa.string()),
+    ]
+)
+"""Columns of every table of points this package produces.
+
+A point's value sits in the column of its type and the other three are null, so no
+value is ever converted: floats (NaN and infinities included) stay float64, integers
+stay exact int64, booleans stay booleans and strings stay strings. An integer too large
+for 64 bits keeps its digits in ``value_text``. A null value leaves all four null.
+"""
