@@ -52,7 +52,7 @@ def parse_duration_us(text: str) -> int:
 
 
 def format_duration(us: int) -> str:
-    """Render microseconds as the shortest exact Flux duration (``90000000`` -> ``90s``)."""
+    """Microseconds as the shortest exact Flux duration (``90000000`` -> ``90s``)."""
     for unit in ("d", "h", "m", "s", "ms"):
         if us % _UNIT_US[unit] == 0:
             return f"{us // _UNIT_US[unit]}{unit}"

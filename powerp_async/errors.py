@@ -15,8 +15,8 @@
     ├── MalformedResponseError      a 2xx answer whose body is not what the API sends
     └── FetchFailedError            blocks that could not be fetched after retries
 
-Errors that carry a URL carry it masked: credentials in the URL never appear. Excerpts of
-response bodies are short and stripped of control characters; they never include the
+Errors that carry a URL carry it masked: credentials in the URL never appear. Excerpts
+of response bodies are short and stripped of control characters; they never include the
 request's headers, so neither the client secret nor a token can reach a message.
 """
 

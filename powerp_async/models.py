@@ -1,4 +1,4 @@
-"""Typed records of the API: signals (measurements), query blocks and the point schema."""
+"""Typed records of the API: signals, query blocks and the schema of points."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ AGGREGATIONS: Final = frozenset(
 
 
 class DataType(StrEnum):
-    """The kind of value a signal carries, normalised from the metadata's ``dataType``."""
+    """The kind of value a signal carries, from the metadata's ``dataType``."""
 
     FLOAT = "float"
     INT = "int"
@@ -75,7 +75,7 @@ class Measurement:
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> Measurement:
-        """Build from one metadata object; raises ``ValueError`` naming the bad field."""
+        """Build from one metadata object; ``ValueError`` names a bad field."""
         database_id = row.get("databaseId")
         index = row.get("index")
         if isinstance(database_id, bool) or not isinstance(database_id, int | str):

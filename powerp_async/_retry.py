@@ -1,0 +1,85 @@
+"""When to try again: ``Retry-After`` parsing and full-jitter exponential backoff."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Final
+
+MAX_RETRY_AFTER_S: Final = 300.0
+"""Longer waits are capped: the run goes on and the wait is logged as such."""
+
+BACKOFF_BASE_S: Final = 0.5
+BACKOFF_CAP_S: Final = 30.0
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, now: datetime | None = None
+) -> float | None:
+    """Seconds to wait according to ``Retry-After`` (RFC 9110 section 10.2.3).
+
+    Accepts whole or fractional seconds and HTTP dates. An HTTP date is measured
+    against the response's own ``Date`` header when there is one, so a skewed local
+    clock cannot turn it into a long sleep or none at all. Returns ``None`` for a
+    missing, negative, non-finite or unparseable value, so the caller falls back to its
+    own backoff instead of looping tightly; caps absurdly long values.
+    """
+    raw = headers.get("Retry-After")
+    if raw is None:
+        return None
+
+    seconds = _as_seconds(raw.strip())
+    if seconds is None:
+        seconds = _until_date(raw, headers.get("Date"), now)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
+
+
+def _as_seconds(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _until_date(
+    raw: str, date_header: str | None, now: datetime | None
+) -> float | None:
+    target = _http_date(raw)
+    if target is None:
+        return None
+
+    reference = _http_date(date_header) if date_header else None
+    if reference is None:
+        reference = now or datetime.now(UTC)
+    return (target - reference).total_seconds()
+
+
+def _http_date(text: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def backoff_s(
+    attempt: int,
+    *,
+    base_s: float = BACKOFF_BASE_S,
+    cap_s: float = BACKOFF_CAP_S,
+    rng: random.Random | None = None,
+) -> float:
+    """Full jitter: uniform in ``[0, min(cap, base * 2**attempt))``.
+
+    Full jitter spreads the retries of many workers that failed together, so they do
+    not return to a struggling server in one wave.
+    """
+    ceiling = min(cap_s, base_s * 2 ** min(attempt, 30))
+    return (rng or random).uniform(0, ceiling)

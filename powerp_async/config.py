@@ -1,0 +1,144 @@
+"""Client configuration: one frozen object, validated before any request is sent."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from ._redact import MASK, mask_url
+from .errors import ConfigurationError
+from .models import MAX_SIGNALS_PER_QUERY
+
+DEFAULT_BASE_URL: Final = "https://tenant.powerp.app/rt-api/api"
+"""The notebook's default. Nothing in this project's tests or demos ever sends here."""
+
+DEFAULT_BLOCK_SIZE: Final = 10
+DEFAULT_MAX_RATE: Final = 10.0
+DEFAULT_MAX_IN_FLIGHT: Final = 8
+DEFAULT_TIMEOUT_S: Final = 60.0
+DEFAULT_MAX_ATTEMPTS: Final = 8
+
+ENV_CLIENT_ID: Final = "POWERP_CLIENT_ID"
+ENV_CLIENT_SECRET: Final = "POWERP_CLIENT_SECRET"
+ENV_BASE_URL: Final = "POWERP_API_BASE_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything a :class:`~powerp_async.PowerPClient` needs, checked up front.
+
+    ``max_rate`` is in requests per second, ``timeout_s`` bounds one request from send
+    to the last byte. Plain ``http://`` is refused for any host but loopback unless
+    ``allow_insecure_http`` is set, so credentials never cross a network in clear text
+    by accident.
+
+    >>> ClientConfig("demo", "s", base_url="http://127.0.0.1:8765/rt-api/api")
+    ... # doctest: +ELLIPSIS
+    ClientConfig(base_url='http://127.0.0.1:8765/rt-api/api', client_id='demo', ...)
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    block_size: int = DEFAULT_BLOCK_SIZE
+    max_rate: float = DEFAULT_MAX_RATE
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    verify_tls: bool = True
+    allow_insecure_http: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
+        _require(bool(self.client_id), "client_id", "a non-empty client id")
+        _require(bool(self.client_secret), "client_secret", "a non-empty secret")
+        _require(
+            1 <= self.block_size <= MAX_SIGNALS_PER_QUERY,
+            "block_size",
+            f"an integer from 1 to {MAX_SIGNALS_PER_QUERY} (the API's limit)",
+            self.block_size,
+        )
+        _require(
+            self.max_rate > 0, "max_rate", "requests per second > 0", self.max_rate
+        )
+        _require(
+            self.max_in_flight >= 1, "max_in_flight", "at least 1", self.max_in_flight
+        )
+        _require(self.timeout_s > 0, "timeout_s", "seconds > 0", self.timeout_s)
+        _require(
+            self.max_attempts >= 1, "max_attempts", "at least 1", self.max_attempts
+        )
+        self._check_url()
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientConfig(base_url={mask_url(self.base_url)!r}, "
+            f"client_id={self.client_id!r}, client_secret={MASK!r}, "
+            f"block_size={self.block_size}, max_rate={self.max_rate}, "
+            f"max_in_flight={self.max_in_flight}, timeout_s={self.timeout_s})"
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ClientConfig:
+        """Read ``POWERP_CLIENT_ID``, ``..._SECRET`` and ``..._API_BASE_URL``.
+
+        Keyword ``overrides`` win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "client_id": env.get(ENV_CLIENT_ID, ""),
+            "client_secret": env.get(ENV_CLIENT_SECRET, ""),
+            "base_url": env.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if not values["client_id"] or not values["client_secret"]:
+            raise ConfigurationError(
+                f"credentials missing: set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} "
+                "(or pass client_id and client_secret)"
+            )
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> ClientConfig:
+        """A copy with some fields changed, validated again."""
+        return replace(self, **changes)
+
+    def _check_url(self) -> None:
+        try:
+            parts = urlsplit(self.base_url)
+            host = parts.hostname or ""
+        except ValueError:
+            parts, host = None, ""
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise ConfigurationError(
+                f"base_url: expected an http(s) URL such as {DEFAULT_BASE_URL!r}, "
+                f"got {mask_url(self.base_url)!r}"
+            )
+        if parts.scheme == "http" and not (
+            is_loopback(host) or self.allow_insecure_http
+        ):
+            raise ConfigurationError(
+                f"base_url: plain http to {host!r} would send credentials unencrypted; "
+                "use https, or set allow_insecure_http=True if you really mean it"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _require(ok: bool, name: str, expected: str, got: object = None) -> None:
+    if not ok:
+        shown = "" if got is None else f", got {got!r}"
+        raise ConfigurationError(f"{name}: expected {expected}{shown}")

@@ -1,0 +1,192 @@
+"""The planner: groups, blocks of at most 20, slices on the window grid under 30 min."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from powerp_async._time import to_epoch_us
+from powerp_async.errors import ConfigurationError
+from powerp_async.models import MAX_QUERY_SPAN_US, DataType, Measurement
+from powerp_async.planning import (
+    TimeRange,
+    group_signals,
+    max_slice_us,
+    plan_blocks,
+    plan_totals,
+    time_slices,
+)
+
+S = 1_000_000
+T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+
+
+def signal(db: int, index: str, agg: str | None = "mean", **extra: object) -> Measurement:
+    return Measurement(database_id=db, index=index, default_agg=agg, **extra)  # type: ignore[arg-type]
+
+
+def test_groups_by_database_and_aggregation_with_last_as_default() -> None:
+    signals = [
+        signal(1, "2", "mean"),
+        signal(1, "1", None),
+        signal(2, "5", "mean"),
+        signal(1, "3", "mean"),
+        signal(1, "1", None),  # listed twice: planned once
+    ]
+
+    groups = group_signals(signals)
+
+    assert {key: [m.index for m in members] for key, members in groups.items()} == {
+        (1, "last"): ["1"],
+        (1, "mean"): ["2", "3"],
+        (2, "mean"): ["5"],
+    }
+
+
+def test_group_keeps_data_types_together_so_blocks_are_homogeneous() -> None:
+    kinds = [DataType.FLOAT, DataType.STRING] * 3
+    signals = [signal(1, str(n), data_type=k) for n, k in enumerate(kinds)]
+
+    members = group_signals(signals)[(1, "mean")]
+
+    assert [m.index for m in members] == ["0", "2", "4", "1", "3", "5"]
+
+
+def test_two_hours_at_one_second_makes_five_even_slices() -> None:
+    span = TimeRange.snap(T0, T0 + timedelta(hours=2), S)
+
+    slices = list(time_slices(span))
+
+    assert slices == [
+        (to_epoch_us(T0) + n * 1440 * S, to_epoch_us(T0) + (n + 1) * 1440 * S)
+        for n in range(5)
+    ]
+
+
+def test_a_window_that_does_not_divide_thirty_minutes_is_never_split() -> None:
+    window = 7 * S
+    span = TimeRange.snap(T0, T0 + timedelta(hours=1), window)
+
+    slices = list(time_slices(span))
+
+    assert span.start_us % window == 0
+    assert all(start % window == 0 and end % window == 0 for start, end in slices)
+    assert all(end - start < MAX_QUERY_SPAN_US for start, end in slices)
+    assert slices[0][0] == span.start_us and slices[-1][1] == span.end_us
+    assert max_slice_us(window) == 257 * window  # 1,799 s is the most under 30 min
+
+
+def test_range_snaps_both_ends_down_to_whole_windows() -> None:
+    start = T0 + timedelta(seconds=3, microseconds=250_000)
+    end = T0 + timedelta(minutes=1, seconds=9)
+
+    span = TimeRange.snap(start, end, 5 * S)
+
+    assert span.start_us == to_epoch_us(T0)
+    assert span.end_us == to_epoch_us(T0 + timedelta(seconds=65))
+    assert span.window_count == 13
+
+
+def test_naive_times_are_utc() -> None:
+    naive = TimeRange.snap(datetime(2026, 12, 4, 10), datetime(2026, 12, 4, 11), S)
+
+    assert naive.start_us == to_epoch_us(T0)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "window", "message"),
+    [
+        (T0, T0, S, "end must be after start"),
+        (T0, T0 - timedelta(seconds=1), S, "end must be after start"),
+        (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2), 60 * S, "no whole window"),
+    ],
+)
+def test_bad_ranges_are_refused(
+    start: datetime, end: datetime, window: int, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TimeRange.snap(start, end, window)
+
+
+def test_window_of_thirty_minutes_or_more_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="must be shorter than that"):
+        max_slice_us(30 * 60 * S)
+
+
+def test_blocks_are_full_and_slices_go_first() -> None:
+    signals = [signal(1, str(n)) for n in range(45)]
+    span = TimeRange.snap(T0, T0 + timedelta(hours=1), S)
+
+    blocks = list(plan_blocks(signals, span, block_size=20))
+
+    assert [len(b.indexes) for b in blocks] == [20, 20, 5] * 3
+    assert [b.start_us for b in blocks[:4]] == [span.start_us] * 3 + [blocks[3].start_us]
+    assert blocks[3].start_us == span.start_us + 1200 * S
+
+
+def test_signals_before_their_first_data_point_are_left_out_of_a_slice() -> None:
+    late = T0 + timedelta(minutes=30)
+    signals = [signal(1, "1"), signal(1, "2", first_data_point=late)]
+    span = TimeRange.snap(T0, T0 + timedelta(hours=1), S)
+
+    blocks = list(plan_blocks(signals, span))
+
+    assert [b.indexes for b in blocks] == [("1",), ("1", "2"), ("1", "2")]
+
+
+def test_totals_match_the_plan_without_building_it() -> None:
+    signals = [signal(d, str(n)) for d in (1, 2) for n in range(33)]
+    signals.append(signal(1, "late", first_data_point=T0 + timedelta(minutes=50)))
+    span = TimeRange.snap(T0, T0 + timedelta(hours=2), S)
+
+    blocks = list(plan_blocks(signals, span, block_size=10))
+
+    assert plan_totals(signals, span, block_size=10) == (
+        len(blocks),
+        sum(b.max_points for b in blocks),
+    )
+
+
+def test_unit_ids_are_stable_and_distinct() -> None:
+    signals = [signal(1, str(n)) for n in range(30)]
+    span = TimeRange.snap(T0, T0 + timedelta(hours=1), S)
+
+    first = [b.unit_id for b in plan_blocks(signals, span)]
+    again = [b.unit_id for b in plan_blocks(signals, span)]
+
+    assert first == again
+    assert len(set(first)) == len(first)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start_s=st.integers(0, 10**6),
+    length_s=st.integers(1, 6 * 3600),
+    window_ms=st.sampled_from([200, 1000, 7000, 60_000, 90_000, 1_799_000]),
+    count=st.integers(1, 60),
+    block_size=st.integers(1, 20),
+)
+def test_every_signal_window_is_planned_exactly_once(
+    start_s: int, length_s: int, window_ms: int, count: int, block_size: int
+) -> None:
+    window = window_ms * 1000
+    start = T0 + timedelta(seconds=start_s)
+    end = start + timedelta(seconds=length_s)
+    if to_epoch_us(end) // window <= to_epoch_us(start) // window:
+        return
+    span = TimeRange.snap(start, end, window)
+    signals = [signal(1 + n % 3, str(n)) for n in range(count)]
+
+    covered: dict[tuple[int, str], int] = {}
+    for block in plan_blocks(signals, span, block_size=block_size):
+        assert 1 <= len(block.indexes) <= block_size
+        assert block.start_us % window == 0 and block.end_us % window == 0
+        assert 0 < block.end_us - block.start_us < MAX_QUERY_SPAN_US
+        for index in block.indexes:
+            key = (block.database_id, index)
+            covered[key] = covered.get(key, 0) + block.window_count
+
+    assert covered == {(1 + n % 3, str(n)): span.window_count for n in range(count)}
