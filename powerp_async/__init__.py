@@ -1,3 +1,68 @@
-"""powerp-async: fast, exact, resumable exports from the PowerP Real-Time API."""
+"""powerp-async: fast, exact, resumable exports from the PowerP Real-Time API.
+
+The public surface is what this module exports; everything in modules whose names
+start with an underscore is private and may change.
+"""
 
 from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._engine import BlockResult, RunStats
+from .client import PowerPClient
+from .config import ClientConfig
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    FetchFailedError,
+    MalformedResponseError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PowerPError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+from .export import ExportReport, ExportSpec, Gap, export
+from .models import POINT_SCHEMA, Block, DataType, Measurement
+from .pacing import FixedPacer, Pacer
+from .planning import TimeRange, plan_blocks
+
+try:
+    __version__ = version("powerp-async")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "POINT_SCHEMA",
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Block",
+    "BlockResult",
+    "ClientConfig",
+    "ConfigurationError",
+    "DataType",
+    "ExportReport",
+    "ExportSpec",
+    "FetchFailedError",
+    "FixedPacer",
+    "Gap",
+    "MalformedResponseError",
+    "Measurement",
+    "Pacer",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PowerPClient",
+    "PowerPError",
+    "RunStats",
+    "ServerError",
+    "ThrottledError",
+    "TimeRange",
+    "TransportError",
+    "__version__",
+    "export",
+    "plan_blocks",
+]

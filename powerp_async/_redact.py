@@ -36,8 +36,10 @@ def mask_url(url: str) -> str:
 
 def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     """A short, printable start of a response body, safe to put in a message."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = _BEARER.sub(rf"\g<1>{MASK}", text[: limit * 2])
+    if isinstance(body, bytes):
+        # Cut before decoding: a malformed answer may be megabytes long.
+        body = body[: limit * 8].decode("utf-8", "replace")
+    text = _BEARER.sub(rf"\g<1>{MASK}", body[: limit * 2])
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
         return text[: limit - 1] + "…"

@@ -24,7 +24,9 @@ S = 1_000_000
 T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 
 
-def signal(db: int, index: str, agg: str | None = "mean", **extra: object) -> Measurement:
+def signal(
+    db: int, index: str, agg: str | None = "mean", **extra: object
+) -> Measurement:
     return Measurement(database_id=db, index=index, default_agg=agg, **extra)  # type: ignore[arg-type]
 
 
@@ -75,7 +77,8 @@ def test_a_window_that_does_not_divide_thirty_minutes_is_never_split() -> None:
     assert span.start_us % window == 0
     assert all(start % window == 0 and end % window == 0 for start, end in slices)
     assert all(end - start < MAX_QUERY_SPAN_US for start, end in slices)
-    assert slices[0][0] == span.start_us and slices[-1][1] == span.end_us
+    assert slices[0][0] == span.start_us
+    assert slices[-1][1] == span.end_us
     assert max_slice_us(window) == 257 * window  # 1,799 s is the most under 30 min
 
 
@@ -101,7 +104,12 @@ def test_naive_times_are_utc() -> None:
     [
         (T0, T0, S, "end must be after start"),
         (T0, T0 - timedelta(seconds=1), S, "end must be after start"),
-        (T0 + timedelta(seconds=1), T0 + timedelta(seconds=2), 60 * S, "no whole window"),
+        (
+            T0 + timedelta(seconds=1),
+            T0 + timedelta(seconds=2),
+            60 * S,
+            "no whole window",
+        ),
     ],
 )
 def test_bad_ranges_are_refused(
@@ -123,7 +131,9 @@ def test_blocks_are_full_and_slices_go_first() -> None:
     blocks = list(plan_blocks(signals, span, block_size=20))
 
     assert [len(b.indexes) for b in blocks] == [20, 20, 5] * 3
-    assert [b.start_us for b in blocks[:4]] == [span.start_us] * 3 + [blocks[3].start_us]
+    assert [b.start_us for b in blocks[:4]] == [span.start_us] * 3 + [
+        blocks[3].start_us
+    ]
     assert blocks[3].start_us == span.start_us + 1200 * S
 
 
@@ -183,7 +193,8 @@ def test_every_signal_window_is_planned_exactly_once(
     covered: dict[tuple[int, str], int] = {}
     for block in plan_blocks(signals, span, block_size=block_size):
         assert 1 <= len(block.indexes) <= block_size
-        assert block.start_us % window == 0 and block.end_us % window == 0
+        assert block.start_us % window == 0
+        assert block.end_us % window == 0
         assert 0 < block.end_us - block.start_us < MAX_QUERY_SPAN_US
         for index in block.indexes:
             key = (block.database_id, index)

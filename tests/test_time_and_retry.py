@@ -20,8 +20,15 @@ from powerp_async._time import (
 
 @pytest.mark.parametrize(
     ("text", "us"),
-    [("200ms", 200_000), ("1s", 1_000_000), ("7s", 7_000_000), ("1m30s", 90_000_000),
-     ("2h", 7_200_000_000), ("1d", 86_400_000_000), ("250us", 250)],
+    [
+        ("200ms", 200_000),
+        ("1s", 1_000_000),
+        ("7s", 7_000_000),
+        ("1m30s", 90_000_000),
+        ("2h", 7_200_000_000),
+        ("1d", 86_400_000_000),
+        ("250us", 250),
+    ],
 )
 def test_durations(text: str, us: int) -> None:
     assert parse_duration_us(text) == us
@@ -45,8 +52,12 @@ def test_wire_format_is_z_and_never_offset_then_z() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["2026-12-04T10:00:00.5Z", "2026-12-04T10:00:00.500000+00:00",
-     "2026-12-04T11:00:00.500000001+01:00", "2026-12-04T10:00:00.5z"],
+    [
+        "2026-12-04T10:00:00.5Z",
+        "2026-12-04T10:00:00.500000+00:00",
+        "2026-12-04T11:00:00.500000001+01:00",
+        "2026-12-04T10:00:00.5z",
+    ],
 )
 def test_wire_times_in_every_accepted_spelling(text: str) -> None:
     expected = to_epoch_us(datetime(2026, 12, 4, 10, 0, 0, 500_000, tzinfo=UTC))
@@ -77,14 +88,18 @@ NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
         ({"Retry-After": "Fri, 04 Dec 2026 10:00:07 GMT"}, 7.0),
         # Against the response's Date, not the local clock (here 1 h off).
         (
-            {"Retry-After": "Fri, 04 Dec 2026 11:00:05 GMT",
-             "Date": "Fri, 04 Dec 2026 11:00:00 GMT"},
+            {
+                "Retry-After": "Fri, 04 Dec 2026 11:00:05 GMT",
+                "Date": "Fri, 04 Dec 2026 11:00:00 GMT",
+            },
             5.0,
         ),
         ({"Retry-After": "Fri, 04 Dec 2026 09:00:00 GMT"}, None),
     ],
 )
-def test_retry_after_in_every_form(headers: dict[str, str], seconds: float | None) -> None:
+def test_retry_after_in_every_form(
+    headers: dict[str, str], seconds: float | None
+) -> None:
     assert parse_retry_after(headers, now=NOW) == seconds
 
 
@@ -98,10 +113,13 @@ def test_backoff_is_full_jitter_under_a_growing_cap() -> None:
 
 
 def test_masking_of_urls_and_bodies() -> None:
-    assert mask_url("https://user:pw@host.example/rt-api/api?client_secret=abc&x=1") == (
-        "https://***@host.example/rt-api/api?client_secret=***&x=1"
-    )
+    assert mask_url(
+        "https://user:pw@host.example/rt-api/api?client_secret=abc&x=1"
+    ) == ("https://***@host.example/rt-api/api?client_secret=***&x=1")
     body = b"<html>\x00\x1b[31m Bearer abc.def-123 " + b"x" * 500
     shown = excerpt(body)
-    assert "abc.def-123" not in shown and "\x1b" not in shown and "\x00" not in shown
-    assert shown.startswith("<html>") and len(shown) <= 200
+    assert "abc.def-123" not in shown
+    assert "\x1b" not in shown
+    assert "\x00" not in shown
+    assert shown.startswith("<html>")
+    assert len(shown) <= 200

@@ -1,0 +1,302 @@
+"""The worker pool: blocks in, decoded results out, under a pacer and with retries.
+
+A dispatcher feeds blocks from a lazy plan into a zero-buffer queue, so planning runs
+only as fast as workers take blocks. A fixed number of workers (``max_in_flight``) each
+send one request at a time. Results leave through a bounded stream: when the consumer
+(an export writer, say) falls behind, workers wait, and memory stays flat.
+
+Each block is retried on throttling, server errors, broken connections and malformed
+bodies; a block the server finds too large (413) is split in two and both halves are
+fetched. A block that still fails is reported as a failed result, never dropped
+silently. Refused credentials end the whole run at once, since every block would fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+
+import aiohttp
+import anyio
+import pyarrow as pa
+from anyio.streams.memory import (
+    MemoryObjectReceiveStream,
+    MemoryObjectSendStream,
+)
+
+from ._decode import decode_block
+from ._http import Response, error_for, send
+from ._redact import mask_url
+from ._retry import backoff_s
+from ._token import TokenManager
+from .errors import (
+    AuthenticationError,
+    MalformedResponseError,
+    PayloadTooLargeError,
+    PowerPError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+from .models import Block, DataType
+from .pacing import Pacer
+
+logger = logging.getLogger("powerp_async.engine")
+
+MAX_THROTTLED_ATTEMPTS = 60
+"""429s do not count as failures, but a block throttled this often is given up."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """The outcome of one block: its points, or the error that ended it."""
+
+    block: Block
+    batch: pa.RecordBatch | None
+    error: PowerPError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters of one run, read by progress displays and summaries."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    server_errors: int = 0
+    transport_errors: int = 0
+    splits: int = 0
+    blocks_done: int = 0
+    blocks_resumed: int = 0
+    blocks_failed: int = 0
+    points: int = 0
+    dropped_points: int = 0
+    bytes_received: int = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    query_url: str
+    max_in_flight: int
+    max_attempts: int
+    timeout_s: float
+
+
+class Engine:
+    """Fetches blocks concurrently for one client; see the module docstring."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenManager,
+        pacer: Pacer,
+        settings: EngineSettings,
+        data_types: Mapping[str, DataType | None] | None = None,
+        stats: RunStats | None = None,
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self._pacer = pacer
+        self._settings = settings
+        self._shown_url = mask_url(settings.query_url)
+        self.data_types: Mapping[str, DataType | None] = data_types or {}
+        self.stats = stats or RunStats()
+        self._fatal: PowerPError | None = None
+
+    @asynccontextmanager
+    async def run(
+        self, blocks: Iterable[Block], *, buffer: int | None = None
+    ) -> AsyncIterator[MemoryObjectReceiveStream[BlockResult]]:
+        """Fetch ``blocks``; yields a stream of results that ends when all are done.
+
+        Leaving the ``async with`` early cancels every request still in flight.
+        """
+        self._fatal = None
+        size = buffer if buffer is not None else self._settings.max_in_flight
+        results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
+            try:
+                async with results_out:
+                    yield results_out
+            finally:
+                group.cancel_scope.cancel()
+
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _dispatch(
+        self,
+        blocks: Iterable[Block],
+        results: MemoryObjectSendStream[BlockResult],
+        scope: anyio.CancelScope,
+    ) -> None:
+        queue_in, queue_out = anyio.create_memory_object_stream[Block](0)
+        async with results, anyio.create_task_group() as workers:
+            for _ in range(self._settings.max_in_flight):
+                workers.start_soon(
+                    self._work, queue_out.clone(), results.clone(), scope
+                )
+            queue_out.close()
+            async with queue_in:
+                for block in blocks:
+                    await queue_in.send(block)
+
+    async def _work(
+        self,
+        inbox: MemoryObjectReceiveStream[Block],
+        results: MemoryObjectSendStream[BlockResult],
+        scope: anyio.CancelScope,
+    ) -> None:
+        async with inbox, results:
+            async for block in inbox:
+                try:
+                    async for result in self._fetch_splitting(block):
+                        await results.send(result)
+                except AuthenticationError as error:
+                    self._fatal = error
+                    scope.cancel()
+                    return
+
+    async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
+        """Fetch a block; on 413 fetch its halves instead, recursively."""
+        try:
+            yield await self._fetch(block)
+        except PayloadTooLargeError as error:
+            halves = split_block(block)
+            if halves is None:
+                yield self._failed(block, error)
+                return
+            self.stats.splits += 1
+            logger.info("server refused %s as too large; splitting", block.describe())
+            for half in halves:
+                async for result in self._fetch_splitting(half):
+                    yield result
+        except AuthenticationError:
+            raise
+        except PowerPError as error:
+            yield self._failed(block, error)
+
+    def _failed(self, block: Block, error: PowerPError) -> BlockResult:
+        self.stats.blocks_failed += 1
+        logger.error("giving up on %s: %s", block.describe(), error)
+        return BlockResult(block, None, error)
+
+    async def _fetch(self, block: Block) -> BlockResult:
+        failures = throttles = 0
+        while True:
+            try:
+                return await self._attempt(block)
+            except ThrottledError as error:
+                throttles += 1
+                self.stats.throttled += 1
+                if throttles >= MAX_THROTTLED_ATTEMPTS:
+                    raise
+                delay = error.retry_after
+                delay = backoff_s(min(throttles, 6)) if delay is None else delay
+            except (ServerError, TransportError, MalformedResponseError) as error:
+                failures += 1
+                self._count_failure(error)
+                if failures >= self._settings.max_attempts:
+                    raise
+                delay = backoff_s(failures)
+
+            self.stats.retries += 1
+            logger.warning("retrying %s in %.2f s", block.describe(), delay)
+            await anyio.sleep(delay)
+
+    def _count_failure(self, error: PowerPError) -> None:
+        if isinstance(error, TransportError):
+            self.stats.transport_errors += 1
+        else:
+            self.stats.server_errors += 1
+        logger.info("request failed: %s", error)
+
+    async def _attempt(self, block: Block) -> BlockResult:
+        token = await self._tokens.token()
+        response = await self._send(block, token)
+        if response.status == 401:
+            token = await self._tokens.renew_after_rejection(token)
+            response = await self._send(block, token)
+            if response.status == 401:
+                raise AuthenticationError(
+                    "the server refused a freshly issued token for queries "
+                    f"({block.describe()}); the client may lack access to the API",
+                    method="POST",
+                    url=self._shown_url,
+                    status=401,
+                )
+
+        if response.status >= 300:
+            raise error_for(
+                response, method="POST", url=self._shown_url, what=block.describe()
+            )
+        self._pacer.on_success(response.elapsed_s)
+        return self._decoded(block, response)
+
+    async def _send(self, block: Block, token: str) -> Response:
+        await self._pacer.acquire()
+        sent_at = time.monotonic()
+        self.stats.requests += 1
+        response = await send(
+            self._session,
+            "POST",
+            self._settings.query_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            json_body=block.payload(),
+            timeout_s=self._settings.timeout_s,
+        )
+        self.stats.bytes_received += len(response.body)
+        if response.status == 429:
+            error = error_for(response, method="POST", url=self._shown_url, what="")
+            self._pacer.on_throttle(sent_at, error.retry_after)
+        return response
+
+    def _decoded(self, block: Block, response: Response) -> BlockResult:
+        decoded = decode_block(
+            response.body, block, self.data_types, url=self._shown_url
+        )
+        dropped = (
+            decoded.dropped_unrequested
+            + decoded.dropped_out_of_range
+            + decoded.dropped_duplicates
+        )
+        if dropped:
+            logger.warning(
+                "%s: dropped %d unexpected points", block.describe(), dropped
+            )
+        self.stats.dropped_points += dropped
+        self.stats.points += decoded.batch.num_rows
+        self.stats.blocks_done += 1
+        return BlockResult(block, decoded.batch)
+
+
+def split_block(block: Block) -> tuple[Block, Block] | None:
+    """Two halves of a block: by signals first, then by time; None if indivisible."""
+    if len(block.indexes) > 1:
+        middle = len(block.indexes) // 2
+        return (
+            _with(block, indexes=block.indexes[:middle]),
+            _with(block, indexes=block.indexes[middle:]),
+        )
+    windows = block.window_count
+    if windows > 1:
+        middle_us = block.start_us + (windows // 2) * block.window_us
+        return _with(block, end_us=middle_us), _with(block, start_us=middle_us)
+    return None
+
+
+def _with(block: Block, **changes: object) -> Block:
+    return replace(block, **changes)  # type: ignore[arg-type]

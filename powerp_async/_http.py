@@ -1,0 +1,131 @@
+"""One HTTP exchange, and the translation of its outcome into this package's errors.
+
+Transport failures are translated here and nowhere else. The body is read inside the
+same guard as the headers, so a connection reset mid-body is a ``TransportError`` that
+the engine retries, not an escaped aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ._redact import excerpt, mask_url
+from ._retry import parse_retry_after
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+
+logger = logging.getLogger("powerp_async.http")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What came back: status, headers, the whole body and how long it took."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    elapsed_s: float
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    form: Mapping[str, str] | None = None,
+    timeout_s: float,
+) -> Response:
+    """Send one request and read the whole answer, or raise ``TransportError``."""
+    shown_url = mask_url(url)
+    data = orjson.dumps(json_body) if json_body is not None else form
+    all_headers = dict(headers or {})
+    if json_body is not None:
+        all_headers["Content-Type"] = "application/json"
+
+    started = time.monotonic()
+    try:
+        async with session.request(
+            method,
+            url,
+            headers=all_headers,
+            data=data,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as answer:
+            body = await answer.read()
+            status, answer_headers = answer.status, answer.headers
+    except TimeoutError as error:
+        raise TransportError(
+            f"{method} {shown_url}: no complete answer within {timeout_s:g} s",
+            method=method,
+            url=shown_url,
+        ) from error
+    except aiohttp.ClientError as error:
+        raise TransportError(
+            f"{method} {shown_url}: {_describe(error)}", method=method, url=shown_url
+        ) from error
+
+    elapsed_s = time.monotonic() - started
+    logger.debug("%s %s -> %d in %.3f s", method, shown_url, status, elapsed_s)
+    return Response(status, answer_headers, body, elapsed_s)
+
+
+def _describe(error: aiohttp.ClientError) -> str:
+    """A one-line reason that names the kind of failure but no request header."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error.strerror or type(error.os_error).__name__
+        return f"cannot connect ({reason})"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection before answering"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the connection broke while reading the answer"
+    return type(error).__name__
+
+
+_ERROR_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: BadRequestError,
+    405: BadRequestError,
+    409: BadRequestError,
+    413: PayloadTooLargeError,
+    422: BadRequestError,
+    429: ThrottledError,
+}
+
+
+def error_for(response: Response, *, method: str, url: str, what: str) -> APIError:
+    """The typed error for a non-2xx answer; ``what`` says what was being done."""
+    status = response.status
+    kind = _ERROR_BY_STATUS.get(status)
+    if kind is None:
+        kind = ServerError if status >= 500 else BadRequestError
+    shown = excerpt(response.body)
+    message = f"{what}: HTTP {status}" + (
+        f": {shown}" if shown else " with an empty body"
+    )
+    return kind(
+        message,
+        method=method,
+        url=mask_url(url),
+        status=status,
+        excerpt=shown,
+        retry_after=parse_retry_after(response.headers),
+    )

@@ -1,0 +1,72 @@
+"""A one-line progress display for terminals, and the end-of-run summary."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ._engine import RunStats
+from .export import ExportReport
+
+
+class ProgressLine:
+    """Redraws one line on a terminal: blocks, points, requests, pace and ETA."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._width = 0
+
+    def __call__(self, stats: RunStats, total_blocks: int) -> None:
+        elapsed = max(stats.elapsed_s, 1e-6)
+        pace = stats.points / elapsed
+        done = stats.blocks_done + stats.blocks_failed
+        line = (
+            f"{done:,}/{total_blocks:,} blocks  {stats.points:,} points  "
+            f"{stats.requests:,} requests  {pace:,.0f} points/s  "
+            f"ETA {_eta(done, total_blocks, stats)}"
+        )
+        if stats.throttled or stats.retries:
+            line += f"  ({stats.throttled} throttled, {stats.retries} retries)"
+        self._stream.write("\r" + line.ljust(self._width))
+        self._stream.flush()
+        self._width = len(line)
+
+    def close(self) -> None:
+        if self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _eta(done: int, total: int, stats: RunStats) -> str:
+    fresh = done - stats.blocks_resumed
+    if fresh <= 0 or total <= done:
+        return "--:--"
+    seconds = int(stats.elapsed_s / fresh * (total - done))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return (
+        f"{hours}:{minutes:02d}:{seconds:02d}"
+        if hours
+        else f"{minutes:02d}:{seconds:02d}"
+    )
+
+
+def summary(report: ExportReport) -> str:
+    """A few lines that say what the export holds and what it cost."""
+    pace = report.points_this_run / report.elapsed_s if report.elapsed_s else 0.0
+    state = "complete" if report.complete else "INCOMPLETE"
+    lines = [
+        f"Export {state}: {report.points:,} points in {report.parts} files, "
+        f"{report.blocks_committed:,}/{report.blocks_total:,} blocks",
+        f"This run: {report.points_this_run:,} points, {report.requests:,} requests, "
+        f"{report.retries} retries, {report.throttled} throttled, "
+        f"{report.elapsed_s:.1f} s ({pace:,.0f} points/s)",
+    ]
+    if report.gaps:
+        lines.append(
+            f"{len(report.gaps)} signal ranges returned no data (see _report.json)"
+        )
+    if report.failures:
+        lines.append(
+            f"{report.blocks_failed} blocks failed; first: {report.failures[0]}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""OAuth2 client-credentials tokens: fetched once, shared, renewed before they expire.
+
+Many workers ask for a token at once; only the first triggers a request and the others
+wait for its result (single flight). A token is renewed a little before ``expires_in``
+runs out, and at once when the server refuses it with a 401, but only if nobody renewed
+it in the meantime, so a burst of 401s from in-flight requests causes one renewal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+import aiohttp
+import anyio
+import orjson
+
+from ._http import error_for, send
+from ._redact import excerpt, mask_url
+from ._retry import backoff_s
+from .errors import (
+    AuthenticationError,
+    MalformedResponseError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+
+logger = logging.getLogger("powerp_async.token")
+
+RENEW_MARGIN_S: Final = 60.0
+TOKEN_ATTEMPTS: Final = 4
+
+
+class TokenManager:
+    """Holds the bearer token of one client; never shows it in a repr or a log."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = anyio.Lock()
+        self.requests_made = 0
+
+    def __repr__(self) -> str:
+        state = "held" if self._token else "none"
+        return f"<TokenManager {mask_url(self._token_url)} token={state}>"
+
+    async def token(self) -> str:
+        """A valid token, from the cache or freshly fetched."""
+        current = self._token
+        if current is not None and self._clock() < self._renew_at:
+            return current
+
+        async with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                await self._renew()
+            assert self._token is not None
+            return self._token
+
+    async def renew_after_rejection(self, rejected: str) -> str:
+        """After a 401: renew, unless another caller already replaced ``rejected``."""
+        async with self._lock:
+            if self._token is None or self._token == rejected:
+                logger.info("token refused by the server; renewing it")
+                await self._renew()
+            assert self._token is not None
+            return self._token
+
+    def secrets(self) -> tuple[str | None, ...]:
+        """What must never be shown: used to scrub text before it leaves the client."""
+        return (self._client_secret, self._token)
+
+    async def _renew(self) -> None:
+        for attempt in range(TOKEN_ATTEMPTS):
+            try:
+                self._store(await self._request())
+                return
+            except (ServerError, ThrottledError, TransportError) as error:
+                if attempt == TOKEN_ATTEMPTS - 1:
+                    raise
+                delay = _retry_delay(error, attempt)
+                logger.warning(
+                    "token request failed (%s); retrying in %.1f s", error, delay
+                )
+                await anyio.sleep(delay)
+
+    async def _request(self) -> dict[str, object]:
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "grant_type": "client_credentials",
+        }
+        self.requests_made += 1
+        response = await send(
+            self._session,
+            "POST",
+            self._token_url,
+            headers={"Accept": "application/json"},
+            form=form,
+            timeout_s=self._timeout_s,
+        )
+        if response.status in (400, 401, 403):
+            raise AuthenticationError(
+                "authentication failed: the server refused the client credentials "
+                f"(HTTP {response.status}: {excerpt(response.body, 120)}); check "
+                "POWERP_CLIENT_ID and POWERP_CLIENT_SECRET",
+                method="POST",
+                url=mask_url(self._token_url),
+                status=response.status,
+                excerpt=excerpt(response.body, 120),
+            )
+        if response.status >= 300:
+            raise error_for(
+                response, method="POST", url=self._token_url, what="token request"
+            )
+        return self._parse(response.body)
+
+    def _parse(self, body: bytes) -> dict[str, object]:
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(
+            answer.get("access_token"), str
+        ):
+            # The body may hold the token itself, so no excerpt is kept.
+            raise MalformedResponseError(
+                "token response: expected a JSON object with a string 'access_token'",
+                url=mask_url(self._token_url),
+            )
+        return answer
+
+    def _store(self, answer: dict[str, object]) -> None:
+        token = answer["access_token"]
+        assert isinstance(token, str)
+        self._token = token
+        expires_in = answer.get("expires_in")
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+            margin = min(RENEW_MARGIN_S, float(expires_in) / 10)
+            self._renew_at = self._clock() + max(0.0, float(expires_in) - margin)
+        else:
+            # No lifetime given (RFC 6749 makes it optional): keep it until a 401.
+            self._renew_at = float("inf")
+        logger.info("token obtained (valid for %s s)", expires_in)
+
+
+def _retry_delay(error: Exception, attempt: int) -> float:
+    retry_after = getattr(error, "retry_after", None)
+    return retry_after if retry_after is not None else backoff_s(attempt)

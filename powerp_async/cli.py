@@ -1,0 +1,335 @@
+"""The ``powerp`` command: export, measurements, query and simulate.
+
+Every mistake, of the user's or the server's, ends with one readable line on stderr
+and a non-zero exit code, never a traceback: 2 for bad usage or configuration, 1 for a
+failure at run time, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
+from ._progress import ProgressLine, summary
+from ._redact import scrub
+from ._time import from_epoch_us, parse_duration_us, parse_wire
+from .client import PowerPClient
+from .config import ClientConfig
+from .errors import ConfigurationError, PowerPError
+from .export import FORMATS, ExportSpec, export
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not the whole usage text."""
+
+    def error(self, message: str) -> Any:
+        raise ConfigurationError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="powerp", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (-v info, -vv debug) to stderr",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
+
+    exporter = commands.add_parser("export", help="export signals to files")
+    exporter.add_argument("--out", type=Path, required=True, help="output folder")
+    exporter.add_argument("--format", choices=FORMATS, help="default: parquet")
+    exporter.add_argument(
+        "--resume", action="store_true", help="continue an interrupted export in --out"
+    )
+    exporter.add_argument(
+        "--quiet", action="store_true", help="no progress, no summary"
+    )
+    _add_range(exporter)
+    _add_selection(exporter)
+    _add_connection(exporter)
+
+    listing = commands.add_parser("measurements", help="list the signals")
+    listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _add_connection(listing)
+
+    query = commands.add_parser("query", help="query a few signals (at most 20)")
+    query.add_argument("--database", type=int, required=True)
+    query.add_argument("--index", action="append", required=True, dest="indexes")
+    query.add_argument("--agg", default="last", help="aggregation (default: last)")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    _add_range(query, default_since="15m")
+    _add_connection(query)
+
+    commands.add_parser("simulate", help="run the API simulator", add_help=False)
+    return parser
+
+
+def _add_range(parser: argparse.ArgumentParser, default_since: str = "2h") -> None:
+    parser.add_argument(
+        "--since", help=f"a duration before now (default {default_since})"
+    )
+    parser.add_argument("--start", help="ISO-8601 start (naive times are UTC)")
+    parser.add_argument("--end", help="ISO-8601 end (default: now)")
+    parser.add_argument("--window", help="aggregation window (default 1s)")
+    parser.set_defaults(default_since=default_since)
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        type=int,
+        action="append",
+        default=[],
+        dest="databases",
+        help="only this database (repeatable)",
+    )
+    parser.add_argument(
+        "--index",
+        action="append",
+        default=[],
+        dest="indexes",
+        help="only this signal index (repeatable)",
+    )
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo", action="store_true", help="start the embedded simulator and use it"
+    )
+    parser.add_argument("--block-size", type=int, help="signals per query (1-20)")
+    parser.add_argument("--max-rate", type=float, help="requests per second")
+    parser.add_argument("--max-in-flight", type=int, help="concurrent requests")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``powerp`` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["simulate"]:
+        from .simulator._cli import run
+
+        code: int = run(arguments[1:])
+        return code
+
+    try:
+        options = build_parser().parse_args(arguments)
+        _configure_logging(options.verbose)
+        return _dispatch(options)
+    except ConfigurationError as error:
+        return _fail(f"error: {error}", EXIT_USAGE)
+    except PowerPError as error:
+        return _fail(f"error: {error}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
+
+
+def _dispatch(options: argparse.Namespace) -> int:
+    with _connection(options) as config:
+        if options.command == "export":
+            return anyio.run(_export, options, config)
+        if options.command == "measurements":
+            return anyio.run(_measurements, options, config)
+        return anyio.run(_query, options, config)
+
+
+@contextlib.contextmanager
+def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
+    tuning = {
+        "block_size": options.block_size,
+        "max_rate": options.max_rate,
+        "max_in_flight": options.max_in_flight,
+    }
+    if not options.demo:
+        yield ClientConfig.from_env(**tuning)
+        return
+    with demo_simulator() as base_url:
+        yield ClientConfig.from_env(
+            {},
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            base_url=base_url,
+            **tuning,
+        )
+
+
+async def _export(options: argparse.Namespace, config: ClientConfig) -> int:
+    spec = _export_spec(options)
+    show = not options.quiet
+    progress = ProgressLine(sys.stderr) if show and sys.stderr.isatty() else None
+    async with PowerPClient(config) as client:
+        try:
+            report = await export(
+                client, spec, resume=options.resume, progress=progress
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+    if show:
+        print(summary(report))
+    return 0
+
+
+def _export_spec(options: argparse.Namespace) -> ExportSpec:
+    """The export asked for; on --resume without a range, the one recorded in --out."""
+    chosen = [options.since, options.start, options.end, options.window, options.format]
+    if options.resume and not any(chosen) and not options.databases + options.indexes:
+        return ExportSpec.recorded(options.out)
+
+    start, end = _time_range(options)
+    return ExportSpec(
+        out=options.out,
+        start=start,
+        end=end,
+        window=options.window or "1s",
+        format=options.format or "parquet",
+        databases=tuple(options.databases),
+        indexes=tuple(options.indexes),
+        block_size=options.block_size,
+    )
+
+
+async def _measurements(options: argparse.Namespace, config: ClientConfig) -> int:
+    async with PowerPClient(config) as client:
+        signals = await client.measurements()
+    rows = [
+        {
+            "databaseId": m.database_id,
+            "index": m.index,
+            "name": m.name,
+            "aggregation": m.aggregation,
+            "dataType": m.data_type,
+            "unit": m.unit_symbol,
+            "firstDataPoint": m.first_data_point.isoformat()
+            if m.first_data_point
+            else None,
+        }
+        for m in signals
+    ]
+    _print_rows(rows, options.format)
+    return 0
+
+
+async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
+    start, end = _time_range(options)
+    async with PowerPClient(config) as client:
+        table = await client.query(
+            options.database,
+            options.indexes,
+            start,
+            end,
+            aggregation=options.agg,
+            window=options.window or "1s",
+        )
+    _print_table(table, options.format)
+    return 0
+
+
+def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
+    end = _parse_time(options.end, "--end") if options.end else datetime.now(UTC)
+    if options.start:
+        if options.since:
+            raise ConfigurationError("give either --since or --start, not both")
+        return _parse_time(options.start, "--start"), end
+    since = options.since or options.default_since
+    try:
+        return end - timedelta(microseconds=parse_duration_us(since)), end
+    except ValueError as error:
+        raise ConfigurationError(f"--since: {error}") from None
+
+
+def _parse_time(text: str, flag: str) -> datetime:
+    try:
+        return from_epoch_us(parse_wire(text))
+    except ValueError as error:
+        raise ConfigurationError(f"{flag}: {error}") from None
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    _print_table(pa.Table.from_pylist(rows), fmt)
+
+
+def _print_table(table: pa.Table, fmt: str) -> None:
+    if fmt == "json":
+        _print_rows(_jsonable(table), "json")
+    elif fmt == "csv":
+        sink = io.BytesIO()
+        pa_csv.write_csv(table, sink)
+        sys.stdout.write(sink.getvalue().decode())
+    else:
+        sys.stdout.write(_text_table(table))
+
+
+def _jsonable(table: pa.Table) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = table.to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, datetime):
+                row[key] = value.isoformat().replace("+00:00", "Z")
+    return rows
+
+
+def _text_table(table: pa.Table) -> str:
+    columns = [
+        [name, *("" if v is None else str(v) for v in table[name].to_pylist())]
+        for name in table.column_names
+    ]
+    widths = [max(len(cell) for cell in column) for column in columns]
+    lines = [
+        "  ".join(
+            column[row].ljust(width)
+            for column, width in zip(columns, widths, strict=True)
+        )
+        for row in range(table.num_rows + 1)
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = (
+        logging.WARNING
+        if verbosity == 0
+        else logging.INFO
+        if verbosity == 1
+        else logging.DEBUG
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"powerp: {scrub(message)}", file=sys.stderr)
+    return code
+
+
+def _interrupted_message(arguments: Sequence[str]) -> str:
+    if arguments[:1] == ["export"] and "--out" in arguments:
+        folder = arguments[arguments.index("--out") + 1]
+        return (
+            "interrupted; the finished part is saved. Resume with: "
+            f"powerp export --out {folder} --resume"
+        )
+    return "interrupted"

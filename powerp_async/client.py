@@ -1,0 +1,323 @@
+"""The async client: one aiohttp session, one token, one pace, many queries.
+
+>>> async with PowerPClient.from_env() as client:          # doctest: +SKIP
+...     signals = await client.measurements()
+...     async with client.fetch(signals, start, end, window="1s") as results:
+...         async for result in results:
+...             print(result.block.describe(), result.batch.num_rows)
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import orjson
+import pyarrow as pa
+
+from ._engine import BlockResult, Engine, EngineSettings, RunStats
+from ._http import error_for, send
+from ._redact import excerpt, mask_url
+from ._time import parse_duration_us, to_epoch_us
+from ._token import TokenManager
+from .config import ClientConfig
+from .errors import (
+    ConfigurationError,
+    FetchFailedError,
+    MalformedResponseError,
+)
+from .models import (
+    AGGREGATIONS,
+    MAX_QUERY_SPAN_US,
+    MAX_SIGNALS_PER_QUERY,
+    POINT_SCHEMA,
+    Block,
+    Measurement,
+)
+from .pacing import FixedPacer, Pacer
+from .planning import TimeRange, plan_blocks
+
+logger = logging.getLogger("powerp_async.client")
+
+
+class PowerPClient:
+    """An async context manager over one HTTP session to the PowerP API.
+
+    Build it from a :class:`ClientConfig`, from keyword arguments, or from the
+    ``POWERP_*`` environment variables with :meth:`from_env`. A closed client cannot be
+    used again.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | None = None,
+        *,
+        pacer: Pacer | None = None,
+        **settings: Any,
+    ) -> None:
+        if config is None:
+            config = ClientConfig(**settings)
+        elif settings:
+            config = config.with_changes(**settings)
+        self.config = config
+        self._pacer = pacer or FixedPacer(config.max_rate)
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: TokenManager | None = None
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """A client configured from ``POWERP_*`` variables, ``overrides`` on top."""
+        return cls(ClientConfig.from_env(**overrides))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open" if self._session else "new"
+        return f"<PowerPClient {mask_url(self.config.base_url)} {state}>"
+
+    async def __aenter__(self) -> Self:
+        if self._closed:
+            raise RuntimeError("this PowerPClient is closed; create a new one")
+        connector = aiohttp.TCPConnector(
+            limit=self.config.max_in_flight + 2,
+            ssl=self.config.verify_tls,
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+        self._tokens = TokenManager(
+            self._session,
+            f"{self.config.base_url}/v1/auth/token",
+            self.config.client_id,
+            self.config.client_secret,
+            timeout_s=self.config.timeout_s,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session; safe to call twice."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def __del__(self) -> None:
+        if self._session is not None and not self._session.closed:
+            warnings.warn(
+                f"{self!r} was not closed; use 'async with PowerPClient(...)'",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    @property
+    def pacer(self) -> Pacer:
+        return self._pacer
+
+    async def measurements(self) -> list[Measurement]:
+        """Every signal the credentials can see (``GET /v1/measurements``)."""
+        session, tokens = self._open()
+        url = f"{self.config.base_url}/v1/measurements"
+        response = await send(
+            session,
+            "GET",
+            url,
+            headers={
+                "Authorization": f"Bearer {await tokens.token()}",
+                "Accept": "application/json",
+            },
+            timeout_s=self.config.timeout_s,
+        )
+        if response.status >= 300:
+            raise error_for(
+                response, method="GET", url=url, what="listing measurements"
+            )
+        return _parse_measurements(response.body, mask_url(url))
+
+    async def query(
+        self,
+        database_id: int,
+        indexes: Sequence[str | int],
+        start: datetime,
+        end: datetime,
+        *,
+        aggregation: str = "last",
+        window: str = "1s",
+    ) -> pa.Table:
+        """One query, sent as given: at most 20 signals over less than 30 minutes.
+
+        The times are not moved to the window grid, so an unaligned start gives a
+        partial first window, exactly as the server computes it. Use :meth:`fetch` for
+        more signals, longer ranges or exact window alignment.
+        """
+        block = _single_block(database_id, indexes, start, end, aggregation, window)
+        engine = self._engine(max_in_flight=1)
+        async with engine.run([block]) as results:
+            outcome = [result async for result in results]
+        _raise_failures(outcome)
+        return pa.Table.from_batches(
+            [r.batch for r in outcome if r.batch], POINT_SCHEMA
+        )
+
+    @asynccontextmanager
+    async def fetch(
+        self,
+        signals: Iterable[Measurement],
+        start: datetime,
+        end: datetime,
+        *,
+        window: str = "1s",
+        block_size: int | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncIterator[AsyncIterator[BlockResult]]:
+        """Stream the points of many signals over a long range, block by block.
+
+        The range is snapped to whole windows (see :class:`~powerp_async.TimeRange`).
+        Results arrive in completion order with bounded memory. Blocks that fail after
+        retries are held back until the stream ends, then raised together as
+        :class:`~powerp_async.FetchFailedError`; everything else has been delivered.
+        """
+        signals = list(signals)
+        span = TimeRange.snap(start, end, _window_us(window))
+        blocks = plan_blocks(
+            signals, span, block_size=block_size or self.config.block_size
+        )
+        engine = self._engine(stats=stats)
+        engine.data_types = {m.index: m.data_type for m in signals}
+        failures: list[tuple[Block, BaseException]] = []
+
+        async with engine.run(blocks) as results:
+            yield _successes(results, failures)
+
+        if failures:
+            raise FetchFailedError(failures)
+
+    async def fetch_table(
+        self,
+        signals: Iterable[Measurement],
+        start: datetime,
+        end: datetime,
+        *,
+        window: str = "1s",
+        block_size: int | None = None,
+    ) -> pa.Table:
+        """All points of :meth:`fetch` as one table, sorted by signal and time."""
+        batches: list[pa.RecordBatch] = []
+        async with self.fetch(
+            signals, start, end, window=window, block_size=block_size
+        ) as results:
+            async for result in results:
+                assert result.batch is not None
+                batches.append(result.batch)
+        table = pa.Table.from_batches(batches, POINT_SCHEMA)
+        return table.sort_by(
+            [
+                ("database_id", "ascending"),
+                ("index", "ascending"),
+                ("timestamp", "ascending"),
+            ]
+        )
+
+    def engine(self, *, stats: RunStats | None = None) -> Engine:
+        """The worker pool of this client, for exporters that drive it directly."""
+        return self._engine(stats=stats)
+
+    def _engine(
+        self, *, max_in_flight: int | None = None, stats: RunStats | None = None
+    ) -> Engine:
+        session, tokens = self._open()
+        settings = EngineSettings(
+            query_url=f"{self.config.base_url}/v1/Query",
+            max_in_flight=max_in_flight or self.config.max_in_flight,
+            max_attempts=self.config.max_attempts,
+            timeout_s=self.config.timeout_s,
+        )
+        return Engine(session, tokens, self._pacer, settings, stats=stats)
+
+    def _open(self) -> tuple[aiohttp.ClientSession, TokenManager]:
+        if self._session is None or self._tokens is None:
+            state = "closed" if self._closed else "not open yet"
+            raise RuntimeError(
+                f"the client is {state}: use it inside 'async with PowerPClient(...)'"
+            )
+        return self._session, self._tokens
+
+
+async def _successes(
+    results: AsyncIterator[BlockResult], failures: list[tuple[Block, BaseException]]
+) -> AsyncIterator[BlockResult]:
+    async for result in results:
+        if result.error is not None:
+            failures.append((result.block, result.error))
+        else:
+            yield result
+
+
+def _raise_failures(outcome: Sequence[BlockResult]) -> None:
+    for result in outcome:
+        if result.error is not None:
+            raise result.error
+
+
+def _window_us(window: str) -> int:
+    try:
+        return parse_duration_us(window)
+    except ValueError as error:
+        raise ConfigurationError(f"window: {error}") from None
+
+
+def _single_block(
+    database_id: int,
+    indexes: Sequence[str | int],
+    start: datetime,
+    end: datetime,
+    aggregation: str,
+    window: str,
+) -> Block:
+    names = tuple(str(index) for index in indexes)
+    if not 1 <= len(names) <= MAX_SIGNALS_PER_QUERY:
+        raise ConfigurationError(
+            f"indexes: a query takes 1 to {MAX_SIGNALS_PER_QUERY} signals, got "
+            f"{len(names)}; use fetch() to query more, it splits them into blocks"
+        )
+    if aggregation not in AGGREGATIONS:
+        raise ConfigurationError(
+            f"aggregation: expected one of {', '.join(sorted(AGGREGATIONS))}, "
+            f"got {aggregation!r}"
+        )
+    start_us, end_us = to_epoch_us(start), to_epoch_us(end)
+    if not 0 < end_us - start_us < MAX_QUERY_SPAN_US:
+        raise ConfigurationError(
+            "end must be after start and less than 30 minutes later (the API's "
+            "limit for one query); use fetch() for longer ranges"
+        )
+    return Block(database_id, aggregation, names, start_us, end_us, _window_us(window))
+
+
+def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
+    try:
+        rows = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        rows = None
+    if not isinstance(rows, list):
+        raise MalformedResponseError(
+            "measurements: expected a JSON array of signals",
+            url=url,
+            excerpt=excerpt(body),
+        )
+    try:
+        return [Measurement.from_api(row) for row in rows]
+    except (AttributeError, TypeError, ValueError) as error:
+        raise MalformedResponseError(
+            f"measurements: a signal could not be read ({error})", url=url
+        ) from None

@@ -1,0 +1,130 @@
+"""The account of an export, written beside the data as ``_report.json``.
+
+Besides counts, it lists the gaps: for each signal, the time ranges in which the server
+returned no point at all. Auditors ask for these first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from .._engine import RunStats
+from .._redact import excerpt
+from .._time import format_wire
+from ..models import Block
+from ._manifest import ManifestState
+
+REPORT_NAME: Final = "_report.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A range ``[start, end)`` in which one signal returned no point."""
+
+    database_id: int
+    index: str
+    aggregation: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """Counts of the whole export (all runs into the folder) and of this run."""
+
+    blocks_total: int
+    blocks_committed: int
+    blocks_failed: int
+    points: int
+    max_points: int
+    points_this_run: int
+    requests: int
+    retries: int
+    throttled: int
+    server_errors: int
+    transport_errors: int
+    elapsed_s: float
+    parts: int
+    complete: bool
+    gaps: tuple[Gap, ...]
+    failures: tuple[str, ...]
+
+    @classmethod
+    def build(
+        cls,
+        journal: ManifestState,
+        stats: RunStats,
+        blocks_total: int,
+        max_points: int,
+        failures: Sequence[tuple[Block, BaseException]],
+    ) -> ExportReport:
+        return cls(
+            blocks_total=blocks_total,
+            blocks_committed=len(journal.done_units),
+            blocks_failed=len(failures),
+            points=journal.points,
+            max_points=max_points,
+            points_this_run=stats.points,
+            requests=stats.requests,
+            retries=stats.retries,
+            throttled=stats.throttled,
+            server_errors=stats.server_errors,
+            transport_errors=stats.transport_errors,
+            elapsed_s=round(stats.elapsed_s, 3),
+            parts=len(journal.parts),
+            complete=not failures and len(journal.done_units) >= blocks_total,
+            gaps=tuple(merge_gaps(journal.empty_signals)),
+            failures=tuple(
+                excerpt(f"{block.describe()}: {error}", 300)
+                for block, error in failures
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def merge_gaps(empty: Iterable[dict[str, Any]]) -> list[Gap]:
+    """Join the per-block empty ranges of each signal into maximal ranges."""
+    ranges: dict[tuple[int, str, str], list[tuple[int, int]]] = defaultdict(list)
+    for record in empty:
+        key = (record["database_id"], record["index"], record["aggregation"])
+        ranges[key].append((record["start"], record["end"]))
+
+    gaps: list[Gap] = []
+    for (database_id, index, aggregation), spans in sorted(ranges.items()):
+        for start, end in _merged(sorted(spans)):
+            gaps.append(
+                Gap(
+                    database_id,
+                    index,
+                    aggregation,
+                    format_wire(start),
+                    format_wire(end),
+                )
+            )
+    return gaps
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def write_report(folder: Path, report: ExportReport) -> None:
+    """Write the report atomically (aside, then renamed)."""
+    temporary = folder / f".{REPORT_NAME}.tmp"
+    temporary.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+    os.replace(temporary, folder / REPORT_NAME)

@@ -1,0 +1,301 @@
+"""A bulk export: plan, fetch, write in committed parts, resume, report.
+
+The plan is frozen in the journal's header (parameters and the signal list), so a
+resumed run plans exactly the same blocks and skips those already committed: every point
+reaches the dataset exactly once, whatever instant the previous run stopped at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import pyarrow.compute as pc
+
+from .._engine import BlockResult, RunStats
+from .._redact import mask_url
+from .._time import (
+    format_duration,
+    format_wire,
+    from_epoch_us,
+    parse_duration_us,
+    parse_wire,
+)
+from ..client import PowerPClient
+from ..errors import ConfigurationError, FetchFailedError
+from ..models import Block, DataType, Measurement
+from ..planning import TimeRange, plan_blocks, plan_totals
+from ._formats import FORMATS, Format
+from ._manifest import MANIFEST_NAME, Manifest, read_manifest
+from ._parts import PartWriter, recover
+from ._report import ExportReport, write_report
+
+logger = logging.getLogger("powerp_async.export")
+
+DEFAULT_ROWS_PER_FLUSH: Final = 1_000_000
+PROGRESS_INTERVAL_S: Final = 0.5
+
+# Parameters that define which points an export holds; a resume must match them.
+_PLAN_KEYS: Final = (
+    "start",
+    "end",
+    "window",
+    "format",
+    "block_size",
+    "databases",
+    "indexes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSpec:
+    """What to export and where.
+
+    ``databases`` and ``indexes`` narrow the tenant (empty: everything). The range is
+    snapped to whole windows, as for :meth:`PowerPClient.fetch`.
+    """
+
+    out: Path
+    start: datetime
+    end: datetime
+    window: str = "1s"
+    format: Format = "parquet"
+    databases: tuple[int, ...] = ()
+    indexes: tuple[str, ...] = ()
+    block_size: int | None = None
+    rows_per_flush: int = DEFAULT_ROWS_PER_FLUSH
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigurationError(
+                f"format: expected one of {', '.join(FORMATS)}, got {self.format!r}"
+            )
+        try:
+            window_us = parse_duration_us(self.window)
+        except ValueError as error:
+            raise ConfigurationError(f"window: {error}") from None
+        TimeRange.snap(self.start, self.end, window_us)
+        if self.rows_per_flush < 1:
+            raise ConfigurationError("rows_per_flush: expected at least 1")
+
+    def plan_parameters(self, block_size: int) -> dict[str, Any]:
+        span = self.time_range()
+        return {
+            "start": format_wire(span.start_us),
+            "end": format_wire(span.end_us),
+            "window": format_duration(span.window_us),
+            "format": self.format,
+            "block_size": block_size,
+            "databases": sorted(self.databases),
+            "indexes": sorted(self.indexes),
+        }
+
+    @classmethod
+    def recorded(cls, out: Path) -> ExportSpec:
+        """The spec an existing export folder was made with, read from its journal."""
+        parameters = read_manifest(out).header["parameters"]
+        return cls(
+            out=out,
+            start=from_epoch_us(parse_wire(parameters["start"])),
+            end=from_epoch_us(parse_wire(parameters["end"])),
+            window=parameters["window"],
+            format=parameters["format"],
+            databases=tuple(parameters["databases"]),
+            indexes=tuple(parameters["indexes"]),
+            block_size=parameters["block_size"],
+        )
+
+    def time_range(self) -> TimeRange:
+        return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
+
+
+ProgressCallback = Callable[[RunStats, int], None]
+
+
+async def export(
+    client: PowerPClient,
+    spec: ExportSpec,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ExportReport:
+    """Run (or resume) an export into ``spec.out``; returns the report it also writes.
+
+    Raises :class:`~powerp_async.FetchFailedError` after writing everything else if
+    some blocks could not be fetched; running again with ``resume=True`` fetches only
+    what is missing.
+    """
+    block_size = spec.block_size or client.config.block_size
+    parameters = spec.plan_parameters(block_size)
+    if resume:
+        signals, done, manifest = _reopen(spec.out, parameters)
+    else:
+        signals = await _select_signals(client, spec)
+        done, manifest = set(), _create(spec.out, parameters, client, signals)
+
+    try:
+        return await _run(client, spec, block_size, signals, done, manifest, progress)
+    finally:
+        manifest.close()
+
+
+def _create(
+    out: Path,
+    parameters: dict[str, Any],
+    client: PowerPClient,
+    signals: list[Measurement],
+) -> Manifest:
+    if out.exists() and any(out.iterdir()):
+        hint = (
+            " (add --resume to continue it)" if (out / MANIFEST_NAME).exists() else ""
+        )
+        raise ConfigurationError(
+            f"output folder {out} is not empty; refusing to mix two exports{hint}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    header = {
+        "parameters": parameters,
+        "source": mask_url(client.config.base_url),
+        "signals": [_signal_record(m) for m in signals],
+    }
+    return Manifest.create(out, header)
+
+
+def _reopen(
+    out: Path, parameters: dict[str, Any]
+) -> tuple[list[Measurement], set[str], Manifest]:
+    state = read_manifest(out)
+    recorded = state.header["parameters"]
+    different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
+    if different:
+        details = ", ".join(
+            f"{k}: recorded {recorded.get(k)!r}, now {parameters.get(k)!r}"
+            for k in different
+        )
+        raise ConfigurationError(
+            f"cannot resume into {out}: it was made with other parameters ({details})"
+        )
+    removed = recover(out, state.parts)
+    if removed:
+        logger.info(
+            "removed %d uncommitted part files left by an interrupted run", removed
+        )
+    signals = [_signal_from_record(r) for r in state.header["signals"]]
+    return signals, state.done_units, Manifest(out)
+
+
+async def _select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
+    signals = await client.measurements()
+    if spec.databases:
+        signals = [m for m in signals if m.database_id in spec.databases]
+    if spec.indexes:
+        signals = [m for m in signals if m.index in spec.indexes]
+    if not signals:
+        raise ConfigurationError(
+            "no signal matches the selection (check --database and --index)"
+        )
+    return signals
+
+
+async def _run(
+    client: PowerPClient,
+    spec: ExportSpec,
+    block_size: int,
+    signals: list[Measurement],
+    done: set[str],
+    manifest: Manifest,
+    progress: ProgressCallback | None,
+) -> ExportReport:
+    span = spec.time_range()
+    total_blocks, max_points = plan_totals(signals, span, block_size=block_size)
+    pending = (
+        b
+        for b in plan_blocks(signals, span, block_size=block_size)
+        if b.unit_id not in done
+    )
+    writer = PartWriter(spec.out, spec.format, manifest, spec.rows_per_flush)
+    stats = RunStats(blocks_done=len(done), blocks_resumed=len(done))
+    engine = client.engine(stats=stats)
+    engine.data_types = {m.index: m.data_type for m in signals}
+    failures: list[tuple[Block, BaseException]] = []
+
+    async with anyio.create_task_group() as group:
+        if progress is not None:
+            group.start_soon(_report_progress, progress, stats, total_blocks)
+        async with engine.run(pending) as results:
+            async for result in results:
+                _take(result, writer, failures)
+        writer.flush()
+        group.cancel_scope.cancel()
+
+    journal = read_manifest(spec.out)
+    report = ExportReport.build(journal, stats, total_blocks, max_points, failures)
+    write_report(spec.out, report)
+    if failures:
+        raise FetchFailedError(failures)
+    return report
+
+
+def _take(
+    result: BlockResult, writer: PartWriter, failures: list[tuple[Block, BaseException]]
+) -> None:
+    if result.error is not None or result.batch is None:
+        failures.append((result.block, result.error or RuntimeError("no data")))
+        return
+    writer.add(result.block.unit_id, result.batch, _empty_signals(result))
+
+
+def _empty_signals(result: BlockResult) -> list[dict[str, Any]]:
+    """The signals of a block that returned no point at all: gaps for the report."""
+    assert result.batch is not None
+    block = result.block
+    seen = set(pc.unique(result.batch.column("index")).to_pylist())
+    return [
+        {
+            "database_id": block.database_id,
+            "index": index,
+            "aggregation": block.aggregation,
+            "start": block.start_us,
+            "end": block.end_us,
+        }
+        for index in block.indexes
+        if index not in seen
+    ]
+
+
+async def _report_progress(
+    progress: ProgressCallback, stats: RunStats, total_blocks: int
+) -> None:
+    while True:
+        progress(stats, total_blocks)
+        await anyio.sleep(PROGRESS_INTERVAL_S)
+
+
+def _signal_record(measurement: Measurement) -> dict[str, Any]:
+    first = measurement.first_data_point
+    return {
+        "databaseId": measurement.database_id,
+        "index": measurement.index,
+        "aggregation": measurement.aggregation,
+        "dataType": measurement.data_type.value if measurement.data_type else None,
+        "firstDataPoint": first.isoformat() if first else None,
+    }
+
+
+def _signal_from_record(record: dict[str, Any]) -> Measurement:
+    first = record["firstDataPoint"]
+    return Measurement(
+        database_id=int(record["databaseId"]),
+        index=str(record["index"]),
+        default_agg=record["aggregation"],
+        data_type=DataType.parse(record["dataType"]),
+        first_data_point=datetime.fromisoformat(first) if first else None,
+    )
+
+
+__all__ = ["ExportSpec", "export"]

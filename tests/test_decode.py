@@ -1,0 +1,804 @@
+"""The Query answer decoder: value placement, timestamps, drops and malformed bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from unittest import mock
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import powerp_async._decode as decode_module
+from powerp_async._decode import DecodedBlock, decode_block
+from powerp_async.errors import MalformedResponseError
+from powerp_async.models import POINT_SCHEMA, Block, DataType
+
+URL: Final = "http://127.0.0.1:8080/rt-api/api/v1/Query"
+START_US: Final = 1_796_378_400_000_000  # 2026-12-04T10:00:00Z
+SECOND_US: Final = 1_000_000
+BLOCK: Final = Block(
+    3, "mean", ("101", "102", "103"), START_US, START_US + 60 * SECOND_US, SECOND_US
+)
+FLOAT, INT = DataType.FLOAT, DataType.INT
+VALUE_COLUMNS: Final = ("value_float", "value_int", "value_bool", "value_text")
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+NULL_ROW: Final = (None, None, None, None)
+
+
+def point(
+    index: Any, value: Any, timestamp: Any = "2026-12-04T10:00:00Z"
+) -> dict[str, Any]:
+    return {"index": index, "value": value, "timestamp": timestamp}
+
+
+def body_of(points: Sequence[Mapping[str, Any]]) -> bytes:
+    """JSON as a permissive server writes it: NaN and infinities as bare tokens."""
+    return json.dumps(list(points), allow_nan=True).encode()
+
+
+def decode(
+    body: bytes | Sequence[Mapping[str, Any]],
+    data_types: Mapping[str, DataType | None] | None = None,
+    block: Block = BLOCK,
+) -> DecodedBlock:
+    raw = body if isinstance(body, bytes) else body_of(body)
+    return decode_block(raw, block, data_types or {}, url=URL)
+
+
+def value_row(decoded: DecodedBlock, row: int = 0) -> tuple[Any, ...]:
+    return tuple(decoded.batch.column(name)[row].as_py() for name in VALUE_COLUMNS)
+
+
+def only_value(
+    raw: str,
+    data_types: Mapping[str, DataType | None] | None = None,
+    aggregation: str = "mean",
+) -> tuple[Any, ...]:
+    """The four value columns of a one-point body whose value is the raw JSON given."""
+    body = f'[{{"index": "101", "timestamp": "2026-12-04T10:00:00Z", "value": {raw}}}]'
+    block = Block(
+        3, aggregation, BLOCK.indexes, BLOCK.start_us, BLOCK.end_us, BLOCK.window_us
+    )
+    decoded = decode(body.encode(), data_types, block)
+    assert decoded.batch.num_rows == 1
+    return value_row(decoded)
+
+
+def times_us(decoded: DecodedBlock) -> list[int]:
+    moments: list[int] = decoded.batch.column("timestamp").cast(pa.int64()).to_pylist()
+    return moments
+
+
+def nan_as_text(value: Any) -> Any:
+    """NaN made equal to itself, so that rows holding it can be compared."""
+    return "NaN" if isinstance(value, float) and math.isnan(value) else value
+
+
+# Shape of the batch ------------------------------------------------------------------
+
+
+def test_fills_database_and_aggregation_from_the_block() -> None:
+    decoded = decode([point("101", 1.5), point("102", 2.5, "2026-12-04T10:00:01Z")])
+
+    assert decoded.batch.schema.equals(POINT_SCHEMA)
+    assert decoded.batch.column("database_id").to_pylist() == [3, 3]
+    assert decoded.batch.column("aggregation").to_pylist() == ["mean", "mean"]
+    assert decoded.batch.column("index").to_pylist() == ["101", "102"]
+    assert times_us(decoded) == [START_US, START_US + SECOND_US]
+    assert decoded.batch.column("value_float").to_pylist() == [1.5, 2.5]
+
+
+def test_an_empty_array_gives_an_empty_batch_with_the_schema() -> None:
+    decoded = decode(b"[]")
+
+    assert decoded.batch.num_rows == 0
+    assert decoded.batch.schema.equals(POINT_SCHEMA)
+    assert (
+        decoded.dropped_unrequested,
+        decoded.dropped_out_of_range,
+        decoded.dropped_duplicates,
+    ) == (0, 0, 0)
+
+
+def test_keeps_the_order_the_server_sent() -> None:
+    decoded = decode(
+        [
+            point("103", 3.0, "2026-12-04T10:00:02Z"),
+            point("101", 1.0, "2026-12-04T10:00:00Z"),
+            point("102", 2.0, "2026-12-04T10:00:01Z"),
+        ]
+    )
+
+    assert decoded.batch.column("index").to_pylist() == ["103", "101", "102"]
+    assert decoded.batch.column("value_float").to_pylist() == [3.0, 1.0, 2.0]
+
+
+# Values ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5", (5.0, None, None, None)),
+        ("2.5", (2.5, None, None, None)),
+        ("-0.0", (-0.0, None, None, None)),
+        ("true", (None, None, True, None)),
+        ("false", (None, None, False, None)),
+        ('"open"', (None, None, None, "open")),
+        ('"3.14"', (None, None, None, "3.14")),
+        ("null", (None, None, None, None)),
+        ("Infinity", (math.inf, None, None, None)),
+        ("-Infinity", (-math.inf, None, None, None)),
+        ('"Infinity"', (math.inf, None, None, None)),
+        ('"-Infinity"', (-math.inf, None, None, None)),
+        ('"inf"', (math.inf, None, None, None)),
+        ('"-INF"', (-math.inf, None, None, None)),
+        # A float64 holds 2**64 exactly, but not 2**53 + 1: that one is a true integer.
+        ("18446744073709551616", (18446744073709551616.0, None, None, None)),
+        ("9007199254740993", (None, 9007199254740993, None, None)),
+        ("18446744073709551617", (None, None, None, "18446744073709551617")),
+        ('[1, "a"]', (None, None, None, '[1,"a"]')),
+        ('{"b": 2}', (None, None, None, '{"b":2}')),
+    ],
+)
+def test_places_values_of_a_float_signal(raw: str, expected: tuple[Any, ...]) -> None:
+    assert only_value(raw, {"101": FLOAT}) == expected
+
+
+@pytest.mark.parametrize("raw", ["NaN", '"NaN"', '"nan"'])
+def test_nan_on_a_float_signal_is_a_float(raw: str) -> None:
+    value_float, *others = only_value(raw, {"101": FLOAT})
+
+    assert math.isnan(value_float)
+    assert others == [None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5", (None, 5, None, None)),
+        ("5.0", (None, 5, None, None)),
+        ("-7.0", (None, -7, None, None)),
+        ("5.5", (5.5, None, None, None)),
+        ("1e300", (1e300, None, None, None)),
+        ("-9223372036854775808", (None, -9223372036854775808, None, None)),
+        ("9223372036854775807", (None, 9223372036854775807, None, None)),
+        ("9223372036854775808", (None, None, None, "9223372036854775808")),
+        (
+            "123456789012345678901234567890",
+            (None, None, None, "123456789012345678901234567890"),
+        ),
+        (
+            "-123456789012345678901234567890",
+            (None, None, None, "-123456789012345678901234567890"),
+        ),
+        ("true", (None, None, True, None)),
+        ('"NaN"', (None, None, None, "NaN")),
+        ("Infinity", (math.inf, None, None, None)),
+    ],
+)
+def test_places_values_of_an_int_signal(raw: str, expected: tuple[Any, ...]) -> None:
+    assert only_value(raw, {"101": INT}) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5", (None, 5, None, None)),
+        ("5.0", (5.0, None, None, None)),
+        ("true", (None, None, True, None)),
+        ('"NaN"', (None, None, None, "NaN")),
+        ('"x"', (None, None, None, "x")),
+        ("18446744073709551616", (None, None, None, "18446744073709551616")),
+    ],
+)
+@pytest.mark.parametrize("declared", [None, DataType.BOOL, DataType.STRING])
+def test_without_a_numeric_type_the_json_type_decides(
+    raw: str, expected: tuple[Any, ...], declared: DataType | None
+) -> None:
+    assert only_value(raw, {"101": declared}) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("5.0", (None, 5, None, None)),
+        ("7", (None, 7, None, None)),
+        ("2.5", (2.5, None, None, None)),
+        ('"inf"', (None, None, None, "inf")),
+    ],
+)
+def test_a_count_is_an_integer_even_on_a_float_signal(
+    raw: str, expected: tuple[Any, ...]
+) -> None:
+    assert only_value(raw, {"101": FLOAT}, aggregation="count") == expected
+
+
+def test_a_bool_among_floats_stays_a_bool() -> None:
+    # A typed pa.array would turn True into 1.0 without a word.
+    decoded = decode(
+        [
+            point("101", 1.5),
+            point("101", True, "2026-12-04T10:00:01Z"),
+            point("101", 2, "2026-12-04T10:00:02Z"),
+        ],
+        {"101": FLOAT},
+    )
+
+    assert [value_row(decoded, row) for row in range(3)] == [
+        (1.5, None, None, None),
+        (None, None, True, None),
+        (2.0, None, None, None),
+    ]
+
+
+def test_mixed_types_in_one_block_keep_their_rows() -> None:
+    points = [
+        point("101", 1.25, "2026-12-04T10:00:00Z"),
+        point("102", 4, "2026-12-04T10:00:00Z"),
+        point("103", "idle", "2026-12-04T10:00:00Z"),
+        point("101", "NaN", "2026-12-04T10:00:01Z"),
+        point("102", None, "2026-12-04T10:00:01Z"),
+        point("103", False, "2026-12-04T10:00:01Z"),
+        point("101", 3, "2026-12-04T10:00:02Z"),
+        point("102", 6.0, "2026-12-04T10:00:02Z"),
+    ]
+    decoded = decode(points, {"101": FLOAT, "102": INT, "103": DataType.STRING})
+    rows = [value_row(decoded, row) for row in range(8)]
+
+    assert math.isnan(rows[3][0])
+    rows[3] = ("nan", *rows[3][1:])
+    assert rows == [
+        (1.25, None, None, None),
+        (None, 4, None, None),
+        (None, None, None, "idle"),
+        ("nan", None, None, None),
+        (None, None, None, None),
+        (None, None, False, None),
+        (3.0, None, None, None),
+        (None, 6, None, None),
+    ]
+
+
+def test_whole_floats_sent_as_integers_follow_the_declared_type() -> None:
+    points = [
+        point("101", 5),
+        point("101", 5.5, "2026-12-04T10:00:01Z"),
+        point("102", 7.0),
+        point("102", 8),
+    ]
+    points[3]["timestamp"] = "2026-12-04T10:00:01Z"
+    decoded = decode(points, {"101": FLOAT, "102": INT})
+
+    assert decoded.batch.column("value_float").to_pylist() == [5.0, 5.5, None, None]
+    assert decoded.batch.column("value_int").to_pylist() == [None, None, 7, 8]
+
+
+def test_a_point_without_a_value_has_a_null_value() -> None:
+    decoded = decode(
+        b'[{"index": "101", "timestamp": "2026-12-04T10:00:00Z"}]', {"101": FLOAT}
+    )
+
+    assert value_row(decoded) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["18446744073709551616", "-9223372036854775809", "99999999999999999999999"],
+)
+def test_integers_orjson_would_round_keep_their_digits(raw: str) -> None:
+    # orjson reads these as floats; the decoder notices and parses the body again.
+    body = f'[{{"index": "101", "value": {raw}, "timestamp": "2026-12-04T10:00:00Z"}}]'
+
+    assert value_row(decode(body.encode())) == (None, None, None, raw)
+
+
+def test_a_large_float_stays_a_float_after_the_second_parse() -> None:
+    body = b'[{"index": "101", "value": 1e19, "timestamp": "2026-12-04T10:00:00Z"}]'
+
+    assert value_row(decode(body)) == (1e19, None, None, None)
+
+
+def test_big_integers_next_to_nan_tokens_keep_their_digits() -> None:
+    body = (
+        b'[{"index": "101", "value": NaN, "timestamp": "2026-12-04T10:00:00Z"},'
+        b' {"index": "102", "timestamp": "2026-12-04T10:00:00Z",'
+        b' "value": 123456789012345678901}]'
+    )
+    decoded = decode(body, {"101": FLOAT})
+
+    assert math.isnan(decoded.batch.column("value_float")[0].as_py())
+    assert value_row(decoded, 1) == (None, None, None, "123456789012345678901")
+
+
+# Timestamps --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_us"),
+    [
+        ("2026-12-04T10:00:01Z", START_US + 1_000_000),
+        ("2026-12-04T10:00:01.5Z", START_US + 1_500_000),
+        ("2026-12-04T10:00:01.123456Z", START_US + 1_123_456),
+        ("2026-12-04T10:00:01.1234567Z", START_US + 1_123_456),
+        ("2026-12-04T10:00:01.123456789Z", START_US + 1_123_456),
+        ("2026-12-04T10:00:01+00:00", START_US + 1_000_000),
+        ("2026-12-04T10:00:01.25+00:00", START_US + 1_250_000),
+        ("2026-12-04T11:00:01+01:00", START_US + 1_000_000),
+        ("2026-12-04T08:30:01-01:30", START_US + 1_000_000),
+        ("2026-12-04T10:00:01z", START_US + 1_000_000),
+        ("2026-12-04T10:00:01.999999999z", START_US + 1_999_999),
+        ("2026-12-04T10:00:01", START_US + 1_000_000),
+        (" 2026-12-04T10:00:01Z", START_US + 1_000_000),
+    ],
+)
+def test_parses_timestamp_variants_to_microseconds(text: str, expected_us: int) -> None:
+    decoded = decode([point("101", 1.0, text)])
+
+    assert times_us(decoded) == [expected_us]
+
+
+def test_mixed_timestamp_spellings_in_one_block() -> None:
+    decoded = decode(
+        [
+            point("101", 1.0, "2026-12-04T10:00:01Z"),
+            point("102", 1.0, "2026-12-04T10:00:02.000000001z"),
+            point("103", 1.0, "2026-12-04T11:00:03+01:00"),
+        ]
+    )
+
+    assert times_us(decoded) == [
+        START_US + 1_000_000,
+        START_US + 2_000_000,
+        START_US + 3_000_000,
+    ]
+
+
+def test_nanosecond_digits_beyond_the_year_2262_are_truncated_too() -> None:
+    start_us = 10_000_000_000_000_000  # 2286-11-20T17:46:40Z, past the nanosecond range
+    block = Block(3, "mean", ("101",), start_us, start_us + 60 * SECOND_US, SECOND_US)
+    decoded = decode([point("101", 1.0, "2286-11-20T17:46:41.123456999Z")], block=block)
+
+    assert times_us(decoded) == [start_us + 1_123_456]
+
+
+# Indexes and drops -------------------------------------------------------------------
+
+
+def test_a_numeric_index_becomes_its_string() -> None:
+    decoded = decode([point(101, 1.0), point(102, 2.0)])
+
+    assert decoded.batch.column("index").to_pylist() == ["101", "102"]
+    assert decoded.dropped_unrequested == 0
+
+
+@pytest.mark.parametrize("index", [101.0, 12.5, True, None, [101], "999", 101 + 2**64])
+def test_an_index_naming_no_requested_signal_is_unrequested(index: Any) -> None:
+    decoded = decode([point(index, 9.0), point("101", 1.0)])
+
+    assert decoded.batch.column("index").to_pylist() == ["101"]
+    assert decoded.dropped_unrequested == 1
+
+
+def test_counts_points_outside_the_range_and_keeps_both_ends() -> None:
+    decoded = decode(
+        [
+            point("101", 1.0, "2026-12-04T09:59:59.999999Z"),
+            point("101", 2.0, "2026-12-04T10:00:00Z"),
+            point("101", 3.0, "2026-12-04T10:01:00Z"),
+            point("101", 4.0, "2026-12-04T10:01:00.000001Z"),
+        ]
+    )
+
+    assert decoded.batch.column("value_float").to_pylist() == [2.0, 3.0]
+    assert decoded.dropped_out_of_range == 2
+
+
+def test_keeps_the_first_of_repeated_points() -> None:
+    decoded = decode(
+        [
+            point("101", 1.0, "2026-12-04T10:00:00Z"),
+            point("102", 2.0, "2026-12-04T10:00:00Z"),
+            point("101", 3.0, "2026-12-04T10:00:00+00:00"),
+            point("101", 4.0, "2026-12-04T10:00:00.000Z"),
+            point("102", 5.0, "2026-12-04T10:00:01Z"),
+        ]
+    )
+
+    assert decoded.batch.column("index").to_pylist() == ["101", "102", "102"]
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 2.0, 5.0]
+    assert decoded.dropped_duplicates == 2
+
+
+def test_each_dropped_point_counts_once_for_its_first_reason() -> None:
+    decoded = decode(
+        [
+            point("999", 1.0, "2026-12-04T10:00:00Z"),
+            point("999", 1.0, "2026-12-04T10:00:00Z"),
+            point("999", 1.0, "2026-12-04T12:00:00Z"),
+            point("101", 1.0, "2026-12-04T12:00:00Z"),
+            point("101", 1.0, "2026-12-04T12:00:00Z"),
+            point("101", 1.0, "2026-12-04T10:00:00Z"),
+            point("101", 2.0, "2026-12-04T10:00:00Z"),
+        ]
+    )
+
+    assert decoded.batch.num_rows == 1
+    assert (
+        decoded.dropped_unrequested,
+        decoded.dropped_out_of_range,
+        decoded.dropped_duplicates,
+    ) == (3, 2, 1)
+
+
+def test_values_of_dropped_points_are_never_examined() -> None:
+    # An unrequested point with a value no column holds must not slow or fail the block.
+    decoded = decode([point("999", {"x": 1}), point("101", 1.0)], {"101": FLOAT})
+
+    assert value_row(decoded) == (1.0, None, None, None)
+
+
+# Malformed bodies --------------------------------------------------------------------
+
+POINTS_EXPECTED: Final = "expected a JSON array of points, got "
+NOT_JSON: Final = POINTS_EXPECTED + "a body that is not JSON "
+TIME_EXPECTED: Final = (
+    "expected each timestamp as an ISO-8601 string such as '2026-12-04T10:00:00Z', got "
+)
+KEYS_EXPECTED: Final = "expected each point to have "
+GOOD: Final = b'{"index": "101", "timestamp": "2026-12-04T10:00:00Z"}'
+
+
+def with_time(raw: bytes) -> bytes:
+    return b'{"index": "101", "timestamp": ' + raw + b"}"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", POINTS_EXPECTED + "an empty body"),
+        (b" \r\n\t", POINTS_EXPECTED + "an empty body"),
+        (b'{"points": []}', POINTS_EXPECTED + "a JSON object"),
+        (b'"[]"', POINTS_EXPECTED + "a JSON string"),
+        (b"42", POINTS_EXPECTED + "a JSON number"),
+        (b"true", POINTS_EXPECTED + "a JSON boolean"),
+        (b"null", POINTS_EXPECTED + "JSON null"),
+        (
+            b"[{",
+            NOT_JSON + "(Expecting property name enclosed in double quotes: "
+            "line 1 column 3 (char 2))",
+        ),
+        (b"<html>502</html>", NOT_JSON + "(Expecting value: line 1 column 1 (char 0))"),
+        (
+            b"[1, 2]",
+            "expected each point to be a JSON object, got a JSON number at position 0",
+        ),
+        (
+            b"[" + GOOD + b", []]",
+            "expected each point to be a JSON object, got a JSON array at position 1",
+        ),
+        (
+            b'[{"value": 1, "timestamp": "2026-12-04T10:00:00Z"}]',
+            KEYS_EXPECTED
+            + "'index', got one with keys 'timestamp', 'value' at position 0",
+        ),
+        (
+            b'[{"index": "101", "time": "2026-12-04T10:00:00Z"}]',
+            KEYS_EXPECTED
+            + "'timestamp', got one with keys 'index', 'time' at position 0",
+        ),
+        (b"[{}]", KEYS_EXPECTED + "'index', got one with keys none at position 0"),
+        (
+            b"[" + with_time(b"1796378400") + b"]",
+            TIME_EXPECTED + "a JSON number at position 0",
+        ),
+        (
+            b"[" + GOOD + b"," + with_time(b"null") + b"]",
+            TIME_EXPECTED + "JSON null at position 1",
+        ),
+        (
+            b"[" + with_time(b'"yesterday"') + b"]",
+            TIME_EXPECTED + "'yesterday' at position 0",
+        ),
+        (
+            b"[" + GOOD + b"," + with_time(b'"2026-13-04T10:00:00Z"') + b"]",
+            TIME_EXPECTED + "'2026-13-04T10:00:00Z' at position 1",
+        ),
+        (
+            b'[{"index": "999", "timestamp": "soon"}]',
+            TIME_EXPECTED + "'soon' at position 0",
+        ),
+        (
+            b'[{"index": "\\ud800", "value": NaN,'
+            b' "timestamp": "2026-12-04T10:00:00Z"}]',
+            "expected JSON strings of valid text, got an unpaired surrogate escape",
+        ),
+    ],
+)
+def test_malformed_bodies_say_what_was_expected(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedResponseError) as caught:
+        decode(body)
+
+    assert str(caught.value) == message
+    assert caught.value.url == URL
+
+
+def test_an_error_carries_a_short_clean_excerpt() -> None:
+    body = b'{"error": "\x1b[31mboom\x00\xff",\n' + b'"pad": "' + b"x" * 5_000 + b'"}'
+
+    with pytest.raises(MalformedResponseError) as caught:
+        decode(body)
+
+    assert caught.value.excerpt.startswith('{"error": " [31mboom \ufffd", "pad": "xxx')
+    assert len(caught.value.excerpt) == 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_excerpts_are_bounded_and_free_of_control_characters(tail: bytes) -> None:
+    # An opening brace makes any body malformed: invalid JSON or a JSON object.
+    with pytest.raises(MalformedResponseError) as caught:
+        decode(b"{" + tail * 3)
+
+    assert len(caught.value.excerpt) <= 200
+    assert not any(
+        ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in caught.value.excerpt
+    )
+
+
+def test_decoded_block_names_the_bad_field() -> None:
+    empty = decode(b"[]").batch
+
+    with pytest.raises(
+        ValueError, match="dropped_duplicates must be a count of zero or more, got -1"
+    ):
+        DecodedBlock(empty, 0, 0, -1)
+
+    with pytest.raises(ValueError, match="batch must have POINT_SCHEMA"):
+        DecodedBlock(pa.record_batch({"x": [1]}), 0, 0, 0)
+
+
+def test_the_per_point_path_is_logged_with_the_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.decode"):
+        decode([point("101", [1, 2])])
+
+    assert caplog.messages == [f"values of {URL} need the per-point path"]
+
+
+# Fast and slow paths -----------------------------------------------------------------
+
+BLOCK_INDEXES: Final = ("101", "102", "103", "104")
+PROPERTY_BLOCK: Final = Block(
+    7, "mean", BLOCK_INDEXES, START_US, START_US + 20 * SECOND_US, SECOND_US
+)
+
+
+def wire_time(moment_us: int, style: str) -> str:
+    """A timestamp as servers write it, built without the package's own helpers."""
+    moment = EPOCH + timedelta(microseconds=moment_us)
+    if style == "+01:00":
+        moment += timedelta(hours=1)
+    whole = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{moment.microsecond:06d}"
+    suffixes = {
+        "Z": fraction + "Z",
+        "ns": fraction + "789Z",
+        "z": fraction + "z",
+        "+00:00": fraction + "+00:00",
+        "+01:00": fraction + "+01:00",
+    }
+    return whole + suffixes[style]
+
+
+finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+any_float = st.floats()
+int64s = st.integers(-(2**63), 2**63 - 1)
+small_ints = st.integers(-(2**60), 2**60)
+huge_ints = st.integers(2**64, 2**70) | st.integers(-(2**70), -(2**63) - 1)
+texts = st.sampled_from(
+    ["NaN", "nan", "Infinity", "-Infinity", "inf", "-INF", "ok", "", "5"]
+)
+values_of_one_type = st.one_of(
+    st.lists(st.none() | any_float, max_size=40),
+    st.lists(st.none() | int64s, max_size=40),
+    st.lists(st.none() | st.booleans(), max_size=40),
+    st.lists(st.none() | texts, max_size=40),
+)
+values_of_many_types = st.lists(
+    st.one_of(
+        st.none(), st.booleans(), any_float, finite_floats.map(round), small_ints, texts
+    ),
+    max_size=40,
+)
+values_needing_the_slow_path = st.lists(
+    st.one_of(any_float, int64s, huge_ints, st.lists(st.integers(), max_size=2)),
+    max_size=40,
+)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> tuple[bytes, Block, dict[str, DataType | None]]:
+    values = draw(
+        values_of_one_type | values_of_many_types | values_needing_the_slow_path
+    )
+    indexes = st.sampled_from([*BLOCK_INDEXES, "999", 101, 102, 12.5])
+    styles = st.sampled_from(["Z", "ns", "z", "+00:00", "+01:00"])
+    offsets_us = st.integers(-2, 22).map(
+        lambda second: second * SECOND_US
+    ) | st.sampled_from([1, 999_999])
+    points = [
+        point(
+            draw(indexes), value, wire_time(START_US + draw(offsets_us), draw(styles))
+        )
+        for value in values
+    ]
+    kinds = st.sampled_from([None, FLOAT, INT, DataType.BOOL, DataType.STRING])
+    data_types = {index: draw(kinds) for index in BLOCK_INDEXES}
+    aggregation = draw(st.sampled_from(["mean", "last", "count"]))
+    block = Block(
+        7, aggregation, BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US
+    )
+    return body_of(points), block, data_types
+
+
+def comparable(decoded: DecodedBlock) -> tuple[Any, ...]:
+    """The whole outcome with NaN made equal to itself, so batches can be compared."""
+    rows = [
+        {name: nan_as_text(value) for name, value in row.items()}
+        for row in decoded.batch.to_pylist()
+    ]
+    return (
+        rows,
+        decoded.dropped_unrequested,
+        decoded.dropped_out_of_range,
+        decoded.dropped_duplicates,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers())
+def test_fast_and_slow_paths_give_the_same_batch(
+    answer: tuple[bytes, Block, dict[str, DataType | None]],
+) -> None:
+    body, block, data_types = answer
+    fast = decode_block(body, block, data_types, url=URL)
+
+    with (
+        mock.patch.object(decode_module, "_columns_quickly", return_value=None),
+        mock.patch.object(decode_module, "_cast_times", return_value=None),
+    ):
+        slow = decode_block(body, block, data_types, url=URL)
+
+    assert comparable(fast) == comparable(slow)
+
+
+def expected_selection(
+    points: list[dict[str, Any]], block: Block
+) -> tuple[list[tuple[str, int]], int, int, int]:
+    """The drop rules written plainly, one point at a time."""
+    kept: list[tuple[str, int]] = []
+    unrequested = out_of_range = duplicates = 0
+    for item in points:
+        raw = item["index"]
+        index = (
+            str(raw)
+            if isinstance(raw, str | int) and not isinstance(raw, bool)
+            else None
+        )
+        moment_us = item["moment_us"]
+        if index not in block.indexes:
+            unrequested += 1
+        elif not block.start_us <= moment_us <= block.end_us:
+            out_of_range += 1
+        elif (index, moment_us) in kept:
+            duplicates += 1
+        else:
+            kept.append((index, moment_us))
+    return kept, unrequested, out_of_range, duplicates
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*BLOCK_INDEXES, "999", 101, 104, 101.0, True, None]),
+            st.integers(-3, 23).map(lambda second: START_US + second * SECOND_US),
+            st.sampled_from(["Z", "ns", "+01:00"]),
+        ),
+        max_size=60,
+    )
+)
+def test_drops_match_the_plain_rules(raw_points: list[tuple[Any, int, str]]) -> None:
+    points = [
+        {
+            "index": index,
+            "moment_us": moment_us,
+            "timestamp": wire_time(moment_us, style),
+        }
+        for index, moment_us, style in raw_points
+    ]
+    wire = [
+        {"index": item["index"], "value": 1.0, "timestamp": item["timestamp"]}
+        for item in points
+    ]
+    decoded = decode_block(orjson.dumps(wire), PROPERTY_BLOCK, {}, url=URL)
+    kept, unrequested, out_of_range, duplicates = expected_selection(
+        points, PROPERTY_BLOCK
+    )
+
+    assert (
+        list(
+            zip(
+                decoded.batch.column("index").to_pylist(),
+                times_us(decoded),
+                strict=True,
+            )
+        )
+        == kept
+    )
+    assert (
+        decoded.dropped_unrequested,
+        decoded.dropped_out_of_range,
+        decoded.dropped_duplicates,
+    ) == (unrequested, out_of_range, duplicates)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected_rows"),
+    [
+        (
+            [1.5, None, 2.5],
+            [(1.5, None, None, None), NULL_ROW, (2.5, None, None, None)],
+        ),
+        ([1, None, 2], [(1.0, None, None, None), NULL_ROW, (2.0, None, None, None)]),
+        (
+            [True, None, False],
+            [(None, None, True, None), NULL_ROW, (None, None, False, None)],
+        ),
+        (
+            ["a", None, "NaN"],
+            [(None, None, None, "a"), NULL_ROW, ("NaN", None, None, None)],
+        ),
+        (
+            [1.5, "NaN", True, None, 3, "x"],
+            [
+                (1.5, None, None, None),
+                (None, None, None, "NaN"),
+                (None, None, True, None),
+                NULL_ROW,
+                (3.0, None, None, None),
+                (None, None, None, "x"),
+            ],
+        ),
+        ([1, 2.5], [(1.0, None, None, None), (2.5, None, None, None)]),
+        ([1, 2.0], [(1.0, None, None, None), (None, 2, None, None)]),
+    ],
+)
+def test_the_whole_column_path_takes_blocks_without_odd_values(
+    values: list[Any], expected_rows: list[tuple[Any, ...]]
+) -> None:
+    # Signals alternate: float, int, float, int, ...
+    is_float = np.array([position % 2 == 0 for position in range(len(values))])
+    columns = decode_module._columns_quickly(values, ~is_float, is_float)
+
+    assert columns is not None
+    rows = zip(*(column.to_pylist() for column in columns), strict=True)
+    assert [tuple(map(nan_as_text, row)) for row in rows] == expected_rows
+
+
+@pytest.mark.parametrize("values", [[1, 2**64], [1.5, [1]], [{"a": 1}]])
+def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
+    nowhere = np.zeros(len(values), bool)
+
+    assert decode_module._columns_quickly(values, nowhere, nowhere) is None

@@ -1,0 +1,174 @@
+"""The token manager: one request for many callers, renewal before expiry and on 401."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from powerp_async._token import TokenManager
+from powerp_async.errors import AuthenticationError, MalformedResponseError
+
+SECRET = "s3cret-value-never-shown"
+
+
+@dataclass
+class FakeAuthServer:
+    """Issues numbered tokens; answers slowly so concurrent callers overlap."""
+
+    expires_in: object = 3600
+    refuse: bool = False
+    body: bytes | None = None
+    failures_first: int = 0
+    issued: list[str] = field(default_factory=list)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        await anyio.sleep(0.05)
+        if self.failures_first:
+            self.failures_first -= 1
+            return web.Response(status=503, text="<html>busy</html>")
+        if self.refuse or form.get("client_secret") != SECRET:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        if self.body is not None:
+            return web.Response(body=self.body, content_type="application/json")
+        token = f"token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return web.json_response({"access_token": token, "expires_in": self.expires_in})
+
+
+@pytest.fixture
+async def auth() -> AsyncIterator[tuple[FakeAuthServer, str]]:
+    fake = FakeAuthServer()
+    app = web.Application()
+    app.router.add_post("/v1/auth/token", fake.token)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield fake, str(server.make_url("/v1/auth/token"))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_hundred_concurrent_callers_cause_one_request(auth, session) -> None:
+    fake, url = auth
+    manager = TokenManager(session, url, "demo", SECRET)
+    tokens: list[str] = []
+
+    async def call() -> None:
+        tokens.append(await manager.token())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(100):
+            group.start_soon(call)
+
+    assert fake.issued == ["token-1"]
+    assert tokens == ["token-1"] * 100
+    assert manager.requests_made == 1
+
+
+async def test_renews_shortly_before_expiry(auth, session) -> None:
+    fake, url = auth
+    fake.expires_in = 100
+    clock = Clock()
+    manager = TokenManager(session, url, "demo", SECRET, clock=clock)
+
+    first = await manager.token()
+    clock.now += 89  # within 90 s of 100: still good (margin is a tenth)
+    kept = await manager.token()
+    clock.now += 2
+    renewed = await manager.token()
+
+    assert (first, kept, renewed) == ("token-1", "token-1", "token-2")
+
+
+async def test_without_expires_in_the_token_is_kept_until_refused(
+    auth, session
+) -> None:
+    fake, url = auth
+    fake.expires_in = None
+    clock = Clock()
+    manager = TokenManager(session, url, "demo", SECRET, clock=clock)
+
+    first = await manager.token()
+    clock.now += 10**6
+
+    assert await manager.token() == first == "token-1"
+
+
+async def test_burst_of_401s_renews_once(auth, session) -> None:
+    fake, url = auth
+    manager = TokenManager(session, url, "demo", SECRET)
+    rejected = await manager.token()
+    renewed: list[str] = []
+
+    async def refused() -> None:
+        renewed.append(await manager.renew_after_rejection(rejected))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(refused)
+
+    assert fake.issued == ["token-1", "token-2"]
+    assert renewed == ["token-2"] * 20
+
+
+async def test_refused_credentials_raise_once_without_retrying(auth, session) -> None:
+    _fake, url = auth
+    manager = TokenManager(session, url, "demo", "wrong-secret")
+
+    with pytest.raises(AuthenticationError) as caught:
+        await manager.token()
+
+    assert caught.value.status == 401
+    assert "refused the client credentials" in str(caught.value)
+    assert "invalid_client" in str(caught.value)
+    assert "wrong-secret" not in str(caught.value)
+    assert manager.requests_made == 1
+
+
+async def test_transient_failures_are_retried(auth, session, monkeypatch) -> None:
+    fake, url = auth
+    fake.failures_first = 2
+    monkeypatch.setattr("powerp_async._token.backoff_s", lambda attempt: 0.0)
+    manager = TokenManager(session, url, "demo", SECRET)
+
+    assert await manager.token() == "token-1"
+    assert manager.requests_made == 3
+
+
+async def test_a_body_without_token_is_malformed_and_not_echoed(auth, session) -> None:
+    fake, url = auth
+    fake.body = b'{"token": "leaky-token-value"}'
+    manager = TokenManager(session, url, "demo", SECRET)
+
+    with pytest.raises(MalformedResponseError) as caught:
+        await manager.token()
+
+    assert "access_token" in str(caught.value)
+    assert "leaky-token-value" not in str(caught.value) + caught.value.excerpt
+
+
+async def test_repr_shows_no_secret_or_token(auth, session) -> None:
+    _, url = auth
+    manager = TokenManager(session, url, "demo", SECRET)
+    token = await manager.token()
+
+    assert SECRET not in repr(manager)
+    assert token not in repr(manager)
+    assert "token=held" in repr(manager)
