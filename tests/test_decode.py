@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import powerp_async._decode as decode_module
+import powerp_async._values as values_module
 from powerp_async._decode import DecodedBlock, decode_block
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
@@ -675,7 +676,7 @@ def test_fast_and_slow_paths_give_the_same_batch(
     fast = decode_block(body, block, data_types, url=URL)
 
     with (
-        mock.patch.object(decode_module, "_columns_quickly", return_value=None),
+        mock.patch.object(values_module, "_columns_quickly", return_value=None),
         mock.patch.object(decode_module, "_cast_times", return_value=None),
     ):
         slow = decode_block(body, block, data_types, url=URL)
@@ -790,7 +791,7 @@ def test_the_whole_column_path_takes_blocks_without_odd_values(
 ) -> None:
     # Signals alternate: float, int, float, int, ...
     is_float = np.array([position % 2 == 0 for position in range(len(values))])
-    columns = decode_module._columns_quickly(values, ~is_float, is_float)
+    columns = values_module._columns_quickly(values, ~is_float, is_float)
 
     assert columns is not None
     rows = zip(*(column.to_pylist() for column in columns), strict=True)
@@ -801,4 +802,4 @@ def test_the_whole_column_path_takes_blocks_without_odd_values(
 def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
     nowhere = np.zeros(len(values), bool)
 
-    assert decode_module._columns_quickly(values, nowhere, nowhere) is None
+    assert values_module._columns_quickly(values, nowhere, nowhere) is None
