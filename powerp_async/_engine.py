@@ -28,6 +28,7 @@ from anyio.streams.memory import (
 )
 
 from ._decode import decode_block
+from ._groups import plain_errors
 from ._http import Response, error_for, send
 from ._redact import mask_url
 from ._retry import backoff_s
@@ -41,7 +42,7 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
-from .models import Block, DataType
+from .models import Block, DataType, Measurement
 from .pacing import Pacer
 
 logger = logging.getLogger("powerp_async.engine")
@@ -103,7 +104,7 @@ class Engine:
         tokens: TokenManager,
         pacer: Pacer,
         settings: EngineSettings,
-        data_types: Mapping[str, DataType | None] | None = None,
+        data_types: Mapping[tuple[int, str], DataType | None] | None = None,
         stats: RunStats | None = None,
     ) -> None:
         self._session = session
@@ -111,9 +112,15 @@ class Engine:
         self._pacer = pacer
         self._settings = settings
         self._shown_url = mask_url(settings.query_url)
-        self.data_types: Mapping[str, DataType | None] = data_types or {}
+        # Keyed by (database, index): the same index may name different signals, of
+        # different types, in two databases.
+        self.data_types: Mapping[tuple[int, str], DataType | None] = data_types or {}
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
+
+    def learn_types(self, signals: Iterable[Measurement]) -> None:
+        """Remember each signal's declared type, which guides how values are decoded."""
+        self.data_types = {(m.database_id, m.index): m.data_type for m in signals}
 
     @asynccontextmanager
     async def run(
@@ -126,13 +133,14 @@ class Engine:
         self._fatal = None
         size = buffer if buffer is not None else self._settings.max_in_flight
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
-            try:
-                async with results_out:
-                    yield results_out
-            finally:
-                group.cancel_scope.cancel()
+        with plain_errors():
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
+                try:
+                    async with results_out:
+                        yield results_out
+                finally:
+                    group.cancel_scope.cancel()
 
         if self._fatal is not None:
             raise self._fatal
@@ -265,9 +273,8 @@ class Engine:
         return response
 
     def _decoded(self, block: Block, response: Response) -> BlockResult:
-        decoded = decode_block(
-            response.body, block, self.data_types, url=self._shown_url
-        )
+        types = {i: self.data_types.get((block.database_id, i)) for i in block.indexes}
+        decoded = decode_block(response.body, block, types, url=self._shown_url)
         dropped = (
             decoded.dropped_unrequested
             + decoded.dropped_out_of_range

@@ -113,7 +113,8 @@ class PowerPClient:
             self._session = None
 
     def __del__(self) -> None:
-        if self._session is not None and not self._session.closed:
+        session = getattr(self, "_session", None)  # __init__ may have failed early
+        if session is not None and not session.closed:
             warnings.warn(
                 f"{self!r} was not closed; use 'async with PowerPClient(...)'",
                 ResourceWarning,
@@ -193,7 +194,7 @@ class PowerPClient:
             signals, span, block_size=block_size or self.config.block_size
         )
         engine = self._engine(stats=stats)
-        engine.data_types = {m.index: m.data_type for m in signals}
+        engine.learn_types(signals)
         failures: list[tuple[Block, BaseException]] = []
 
         async with engine.run(blocks) as results:

@@ -7,6 +7,7 @@ reaches the dataset exactly once, whatever instant the previous run stopped at.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import anyio
 import pyarrow.compute as pc
 
 from .._engine import BlockResult, RunStats
+from .._groups import plain_errors
 from .._redact import mask_url
 from .._time import (
     format_duration,
@@ -25,11 +27,12 @@ from .._time import (
     from_epoch_us,
     parse_duration_us,
     parse_wire,
+    to_epoch_us,
 )
 from ..client import PowerPClient
 from ..errors import ConfigurationError, FetchFailedError
 from ..models import Block, DataType, Measurement
-from ..planning import TimeRange, plan_blocks, plan_totals
+from ..planning import TimeRange, plan_blocks, plan_totals, time_slices
 from ._formats import FORMATS, Format
 from ._manifest import MANIFEST_NAME, Manifest, read_manifest
 from ._parts import PartWriter, recover
@@ -221,19 +224,21 @@ async def _run(
     writer = PartWriter(spec.out, spec.format, manifest, spec.rows_per_flush)
     stats = RunStats(blocks_done=len(done), blocks_resumed=len(done))
     engine = client.engine(stats=stats)
-    engine.data_types = {m.index: m.data_type for m in signals}
+    engine.learn_types(signals)
     failures: list[tuple[Block, BaseException]] = []
 
-    async with anyio.create_task_group() as group:
-        if progress is not None:
-            group.start_soon(_report_progress, progress, stats, total_blocks)
-        async with engine.run(pending) as results:
-            async for result in results:
-                _take(result, writer, failures)
-        writer.flush()
-        group.cancel_scope.cancel()
+    with plain_errors():
+        async with anyio.create_task_group() as group:
+            if progress is not None:
+                group.start_soon(_report_progress, progress, stats, total_blocks)
+            async with engine.run(pending) as results:
+                async for result in results:
+                    _take(result, writer, failures)
+            writer.flush()
+            group.cancel_scope.cancel()
 
     journal = read_manifest(spec.out)
+    journal.empty_signals.extend(_not_asked(signals, span))
     report = ExportReport.build(journal, stats, total_blocks, max_points, failures)
     write_report(spec.out, report)
     if failures:
@@ -266,6 +271,34 @@ def _empty_signals(result: BlockResult) -> list[dict[str, Any]]:
         for index in block.indexes
         if index not in seen
     ]
+
+
+def _not_asked(signals: list[Measurement], span: TimeRange) -> list[dict[str, Any]]:
+    """Slices left out of the plan because they end before a signal's first point.
+
+    They hold no data by the server's own account, so the report lists them as gaps
+    like the blocks that came back empty.
+    """
+    boundaries = [start for start, _ in time_slices(span)] + [span.end_us]
+    gaps = []
+    for signal in signals:
+        first = signal.first_data_point
+        if first is None or to_epoch_us(first) <= span.start_us:
+            continue
+        # The first slice that holds the first point starts where the gap ends.
+        holding = bisect.bisect_right(boundaries, to_epoch_us(first)) - 1
+        end_us = boundaries[min(holding, len(boundaries) - 1)]
+        if end_us > span.start_us:
+            gaps.append(
+                {
+                    "database_id": signal.database_id,
+                    "index": signal.index,
+                    "aggregation": signal.aggregation,
+                    "start": span.start_us,
+                    "end": end_us,
+                }
+            )
+    return gaps
 
 
 async def _report_progress(

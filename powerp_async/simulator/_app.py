@@ -1,0 +1,252 @@
+"""The aiohttp application: the API's three endpoints and the stats endpoint.
+
+Middlewares, outermost first: counting (so the stats see every answer, throttles from
+policies included), JSON error bodies for routing errors, then the policies of the
+settings, which guard the API paths only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import orjson
+from aiohttp import web
+
+from ._auth import AuthError, Credentials, TokenStore, client_credentials
+from ._demo import demo_tenant
+from ._grid import RequestGrid
+from ._query import QueryError, parse_query
+from ._render import render_points
+from ._settings import Handler, Policy, SimulatorSettings
+from ._stats import SimulatorStats
+from ._tenant import Tenant
+
+logger = logging.getLogger("powerp_async.simulator")
+
+API_BASE: Final = "/rt-api/api"
+STATS_PATH: Final = "/_simulator/stats"
+TOKEN_PATH: Final = f"{API_BASE}/v1/auth/token"
+MEASUREMENTS_PATH: Final = f"{API_BASE}/v1/measurements"
+QUERY_PATH: Final = f"{API_BASE}/v1/Query"
+_ENDPOINT_BY_PATH: Final = {
+    TOKEN_PATH: "token",
+    MEASUREMENTS_PATH: "measurements",
+    QUERY_PATH: "query",
+    QUERY_PATH.lower(): "query",
+}
+_FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+_GZIP_LEVEL: Final = 1
+"""Fastest compression: JSON of points still shrinks about tenfold."""
+
+SETTINGS: Final = web.AppKey("powerp_simulator_settings", SimulatorSettings)
+TENANT: Final = web.AppKey("powerp_simulator_tenant", Tenant)
+STATS: Final = web.AppKey("powerp_simulator_stats", SimulatorStats)
+TOKENS: Final = web.AppKey("powerp_simulator_tokens", TokenStore)
+
+
+def build_app(
+    settings: SimulatorSettings | None = None,
+    *,
+    tenant: Tenant | None = None,
+    stats: SimulatorStats | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """The simulator as an aiohttp application; ``clock`` times token expiry."""
+    settings = settings or SimulatorSettings()
+    app = web.Application(middlewares=[_count, _json_routing_errors, _apply_policies])
+    app[SETTINGS] = settings
+    app[TENANT] = tenant or demo_tenant(settings)
+    app[STATS] = stats or SimulatorStats()
+    app[TOKENS] = TokenStore(settings.token_ttl_s, clock)
+    app.router.add_post(TOKEN_PATH, _issue_token)
+    app.router.add_get(MEASUREMENTS_PATH, _list_measurements)
+    app.router.add_post(QUERY_PATH, _query)
+    app.router.add_post(QUERY_PATH.lower(), _query)
+    app.router.add_get(STATS_PATH, _stats)
+    return app
+
+
+@web.middleware
+async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path == STATS_PATH:
+        return await handler(request)
+
+    stats = request.app[STATS]
+    endpoint = _ENDPOINT_BY_PATH.get(request.path, "other")
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        stats.record(endpoint, error.status)
+        raise
+    except Exception:
+        stats.record(endpoint, 500)
+        raise
+
+    stats.record(endpoint, response.status)
+    return response
+
+
+@web.middleware
+async def _json_routing_errors(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Answer unknown paths and methods in JSON, like every other error of the API."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        known = ", ".join(sorted(_ENDPOINT_BY_PATH))
+        message = f"no endpoint at {request.path}: expected one of {known}"
+        return error_response(request, 404, "not_found", message)
+    except web.HTTPMethodNotAllowed as error:
+        allowed = ", ".join(sorted(error.allowed_methods))
+        message = f"{request.method} is not allowed on {request.path}: use {allowed}"
+        response = error_response(request, 405, "method_not_allowed", message)
+        response.headers["Allow"] = allowed
+        return response
+
+
+@web.middleware
+async def _apply_policies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    policies = request.app[SETTINGS].policies
+    if not policies or not request.path.startswith(API_BASE + "/"):
+        return await handler(request)
+
+    for policy in reversed(policies):
+        handler = _chained(policy, handler)
+
+    return await handler(request)
+
+
+def _chained(policy: Policy, downstream: Handler) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await policy(request, downstream)
+
+    return handle
+
+
+async def _issue_token(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if request.content_type not in _FORM_TYPES:
+        message = (
+            "expected a form-encoded body (application/x-www-form-urlencoded), "
+            f"got {request.content_type}"
+        )
+        return _auth_error(request, AuthError(400, "invalid_request", message))
+
+    form = await request.post()
+    fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    expected = Credentials(settings.client_id, settings.client_secret)
+    try:
+        client_credentials(fields, request.headers.get("Authorization"), expected)
+    except AuthError as error:
+        return _auth_error(request, error)
+
+    token, expires_in_s = request.app[TOKENS].issue()
+    request.app[STATS].tokens_issued += 1
+    answer = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in_s}
+    # RFC 6749 §5.1: token answers must not be cached.
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    return json_response(request, orjson.dumps(answer), headers=headers)
+
+
+async def _list_measurements(request: web.Request) -> web.StreamResponse:
+    denied = _authorize(request)
+    if denied is not None:
+        return denied
+
+    return json_response(request, request.app[TENANT].metadata_json())
+
+
+async def _query(request: web.Request) -> web.StreamResponse:
+    denied = _authorize(request)
+    if denied is not None:
+        return denied
+
+    tenant = request.app[TENANT]
+    try:
+        query = parse_query(await request.read(), tenant)
+    except QueryError as error:
+        logger.debug("query refused (%s): %s", error.code, error.message)
+        return error_response(request, 400, error.code, error.message)
+
+    grid = RequestGrid(query.start_us, query.end_us, query.window_us, tenant.label)
+    body, points = render_points(tenant, query.signals, query.aggregation, grid)
+    request.app[STATS].points_served += points
+    logger.debug(
+        "query of database %d, %d signals, %s: %d points",
+        query.database_id,
+        len(query.signals),
+        query.aggregation,
+        points,
+    )
+    return json_response(request, body)
+
+
+async def _stats(request: web.Request) -> web.StreamResponse:
+    return json_response(request, orjson.dumps(request.app[STATS].snapshot()))
+
+
+def _authorize(request: web.Request) -> web.Response | None:
+    try:
+        request.app[TOKENS].check(request.headers.get("Authorization"))
+    except AuthError as error:
+        return _auth_error(request, error)
+
+    return None
+
+
+def _auth_error(request: web.Request, error: AuthError) -> web.Response:
+    body = {"error": error.code, "error_description": error.description}
+    headers = {"WWW-Authenticate": error.challenge} if error.challenge else None
+    return json_response(request, orjson.dumps(body), error.status, headers)
+
+
+def error_response(
+    request: web.Request, status: int, code: str, message: str
+) -> web.Response:
+    """A JSON error answer: ``{"error": code, "message": message}``."""
+    body = orjson.dumps({"error": code, "message": message})
+    return json_response(request, body, status)
+
+
+def json_response(
+    request: web.Request,
+    body: bytes,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A JSON answer, gzip-compressed when large and the client accepts gzip."""
+    response = web.Response(
+        body=body, status=status, content_type="application/json", headers=headers
+    )
+    min_bytes = request.app[SETTINGS].gzip_min_bytes
+    if min_bytes is None or len(body) < min_bytes:
+        return response
+
+    if _accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        response.body = packer.compress(body) + packer.flush()
+        response.headers["Content-Encoding"] = "gzip"
+
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``gzip`` (or ``*``) is listed without ``q=0`` (RFC 9110 §12.5.3)."""
+    for item in accept_encoding.split(","):
+        coding, _, parameters = item.partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+
+        quality = parameters.strip().removeprefix("q=").strip() or "1"
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return False
+
+    return False

@@ -1,0 +1,126 @@
+"""``powerp simulate``: serve the simulated API until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+from typing import Final
+
+from .._time import parse_wire
+from ..errors import ConfigurationError
+from ._server import Simulator
+from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorSettings
+
+DEFAULT_PORT: Final = 8765
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Serve as ``argv`` (the arguments after ``simulate``) says; the exit code."""
+    parser = _parser()
+    try:
+        options = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else 2
+
+    if not _is_loopback(options.host) and not options.allow_remote:
+        print(
+            f"powerp simulate: refusing to serve on {options.host}: the simulator "
+            "accepts fixed demo credentials and is meant for this machine only; "
+            "pass --allow-remote to serve on a non-loopback address anyway",
+            file=sys.stderr,
+        )
+        return 2
+
+    try:
+        settings = _settings(options)
+    except (ConfigurationError, ValueError) as error:
+        print(f"powerp simulate: {error}", file=sys.stderr)
+        return 2
+
+    simulator = Simulator(settings, host=options.host, port=options.port)
+    try:
+        asyncio.run(_serve(simulator))
+    except OSError as error:
+        print(f"powerp simulate: cannot listen: {error}", file=sys.stderr)
+        return 1
+
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="powerp simulate",
+        description="Serve a simulated PowerP Real-Time API with a demo tenant.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="default: %(default)s; 0 picks a free port",
+    )
+    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="default: demo")
+    parser.add_argument(
+        "--client-secret",
+        default=DEFAULT_CLIENT_SECRET,
+        help="the secret clients must send (default: the demo secret)",
+    )
+    parser.add_argument(
+        "--token-ttl", type=float, default=3600.0, help="token lifetime in seconds"
+    )
+    parser.add_argument(
+        "--label",
+        choices=("stop", "start"),
+        default="stop",
+        help="which edge of a window labels its point",
+    )
+    parser.add_argument(
+        "--anchor",
+        help="ISO time the recently started signals count back from "
+        "(default: the current UTC hour)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every simulated value (default: 0)"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the demo credentials are public)",
+    )
+    return parser
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _settings(options: argparse.Namespace) -> SimulatorSettings:
+    anchor_us = None if options.anchor is None else parse_wire(options.anchor)
+    return SimulatorSettings(
+        client_id=options.client_id,
+        client_secret=options.client_secret,
+        token_ttl_s=options.token_ttl,
+        label=options.label,
+        anchor_us=anchor_us,
+        seed=options.seed,
+    )
+
+
+async def _serve(simulator: Simulator) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    async with simulator:
+        print(f"PowerP simulator serving {simulator.base_url}", flush=True)
+        await stop.wait()

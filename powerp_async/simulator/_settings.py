@@ -1,0 +1,120 @@
+"""Settings of the simulator, and the policy seam for limits and faults.
+
+A policy stands in front of the API handlers the way an aiohttp middleware does: it
+receives the request and the next handler, and either answers itself (a 429, a 503, a
+413) or passes the request on, possibly after a delay. Policies see only the API
+endpoints, never ``/_simulator/stats``, and the stats count whatever they answer, so
+rate limits, cost quotas, size limits, latency and outages can be added as policies
+without touching the handlers. This version ships none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal, TypeAlias, get_args
+
+from aiohttp import web
+
+from ..errors import ConfigurationError
+from ._grid import Label
+
+Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Policy: TypeAlias = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+"""``async def policy(request, handler) -> response``: answer, or ``await handler``."""
+
+DEFAULT_CLIENT_ID: Final = "demo"
+DEFAULT_CLIENT_SECRET: Final = "demo-secret"
+_LABELS: Final = get_args(Label)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """How the simulated tenant behaves; every field is checked on construction.
+
+    ``label`` picks which side of a window names it (Flux uses the stop).
+    ``anchor_us`` is the reference time of the signals that start recently; ``None``
+    means the current UTC hour, floored, taken when the tenant is built.
+    ``gzip_min_bytes`` is the smallest body compressed for a client that accepts gzip;
+    ``None`` never compresses.
+    """
+
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = field(default=DEFAULT_CLIENT_SECRET, repr=False)
+    token_ttl_s: float = 3600.0
+    label: Literal["stop", "start"] = "stop"
+    anchor_us: int | None = None
+    seed: int = 0
+    gzip_min_bytes: int | None = 1024
+    policies: tuple[Policy, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text("client_id", self.client_id)
+        _check_text("client_secret", self.client_secret, shown=False)
+        _check_ttl(self.token_ttl_s)
+        if self.label not in _LABELS:
+            raise ConfigurationError(
+                f"SimulatorSettings.label must be 'stop' or 'start', got {self.label!r}"
+            )
+
+        _check_int("anchor_us", self.anchor_us, optional=True)
+        _check_int("seed", self.seed)
+        if not 0 <= self.seed < 2**64:
+            raise ConfigurationError(
+                f"SimulatorSettings.seed must be 0 to 2**64 - 1, got {self.seed}"
+            )
+
+        _check_int("gzip_min_bytes", self.gzip_min_bytes, optional=True)
+        if self.gzip_min_bytes is not None and self.gzip_min_bytes < 0:
+            raise ConfigurationError(
+                "SimulatorSettings.gzip_min_bytes must be >= 0 or None, "
+                f"got {self.gzip_min_bytes}"
+            )
+
+        _check_policies(self.policies)
+
+
+def _check_text(name: str, value: object, *, shown: bool = True) -> None:
+    if not isinstance(value, str) or not value:
+        # A wrong secret is described by its type only: its text must never be shown.
+        if shown:
+            got = repr(value)
+        else:
+            got = "an empty string" if value == "" else f"a {type(value).__name__}"
+
+        raise ConfigurationError(
+            f"SimulatorSettings.{name} must be a non-empty string, got {got}"
+        )
+
+
+def _check_ttl(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        pass
+    elif math.isfinite(value) and value > 0:
+        return
+
+    raise ConfigurationError(
+        "SimulatorSettings.token_ttl_s must be a positive number of seconds, "
+        f"got {value!r}"
+    )
+
+
+def _check_int(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+
+    if isinstance(value, bool) or not isinstance(value, int):
+        expected = "an integer or None" if optional else "an integer"
+        raise ConfigurationError(
+            f"SimulatorSettings.{name} must be {expected}, got {value!r}"
+        )
+
+
+def _check_policies(policies: object) -> None:
+    if not isinstance(policies, tuple) or not all(callable(p) for p in policies):
+        raise ConfigurationError(
+            "SimulatorSettings.policies must be a tuple of callables "
+            "policy(request, handler), got "
+            f"{type(policies).__name__}"
+        )

@@ -1,0 +1,89 @@
+"""Exact comparison of exported points with what the simulator defines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from powerp_async._time import to_epoch_us
+from powerp_async.models import Measurement
+from powerp_async.planning import TimeRange, time_slices
+from powerp_async.simulator import Simulator
+
+Key = tuple[int, str, str, int]
+VALUE_COLUMNS = ("value_float", "value_int", "value_bool", "value_text")
+
+
+def column_for(value: object) -> str | None:
+    """The column a value of this Python type must land in."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "value_bool"
+    if isinstance(value, int):
+        return "value_int"
+    if isinstance(value, float):
+        return "value_float"
+    return "value_text"
+
+
+def expected_points(
+    simulator: Simulator, signals: Iterable[Measurement], span: TimeRange
+) -> dict[Key, object]:
+    """What the simulator answers for every signal, slice by slice on the grid."""
+    expected: dict[Key, object] = {}
+    slices = list(time_slices(span))
+    for signal in signals:
+        for start_us, end_us in slices:
+            for stamp_us, value in simulator.tenant.points(
+                signal.database_id,
+                signal.index,
+                signal.aggregation,
+                start_us,
+                end_us,
+                span.window_us,
+            ):
+                key = (signal.database_id, signal.index, signal.aggregation, stamp_us)
+                assert key not in expected
+                expected[key] = value
+    return expected
+
+
+def actual_points(table: pa.Table) -> dict[Key, tuple[str | None, Any]]:
+    """Every exported point with the one column holding its value; no key twice."""
+    rows = table.to_pylist()
+    points: dict[Key, tuple[str | None, Any]] = {}
+    for row in rows:
+        key = (
+            row["database_id"],
+            row["index"],
+            row["aggregation"],
+            to_epoch_us(row["timestamp"]),
+        )
+        assert key not in points, f"duplicate point {key}"
+        filled = [name for name in VALUE_COLUMNS if row[name] is not None]
+        assert len(filled) <= 1, f"{key} fills {filled}"
+        column = filled[0] if filled else None
+        points[key] = (column, row[column] if column else None)
+    return points
+
+
+def assert_exact(table: pa.Table, expected: dict[Key, object]) -> None:
+    """Same keys, same values, each in the column of its type."""
+    actual = actual_points(table)
+    missing = expected.keys() - actual.keys()
+    extra = actual.keys() - expected.keys()
+    assert not missing, f"{len(missing)} points missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} unexpected points, e.g. {sorted(extra)[:3]}"
+    wrong = [
+        (key, value, actual[key])
+        for key, value in expected.items()
+        if actual[key] != (column_for(value), value)
+    ]
+    assert not wrong, f"{len(wrong)} wrong values, e.g. {wrong[:3]}"
+
+
+def span_of(start: Any, end: Any, window_us: int) -> TimeRange:
+    return TimeRange(to_epoch_us(start), to_epoch_us(end), window_us)

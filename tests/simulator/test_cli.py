@@ -1,0 +1,119 @@
+"""``python -m powerp_async.simulator`` (``powerp simulate``) as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+
+import aiohttp
+import pytest
+
+from powerp_async.simulator._cli import run
+
+READY = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+async def test_serves_on_a_free_port_until_interrupted(stop_signal) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "powerp_async.simulator",
+        "--port",
+        "0",
+        "--client-id",
+        "cli",
+        "--client-secret",
+        "cli-secret",
+        "--token-ttl",
+        "30",
+        "--label",
+        "start",
+        "--anchor",
+        "2026-12-04T12:00:00Z",
+        "--seed",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
+        ready = READY.fullmatch(line.decode())
+        assert ready is not None, line
+        answer, points = await _token_and_query(ready.group(1))
+    finally:
+        child.send_signal(stop_signal)
+        _, errors = await asyncio.wait_for(child.communicate(), timeout=30)
+
+    assert child.returncode == 0
+    assert errors.decode() == ""
+    assert (answer["token_type"], answer["expires_in"]) == ("Bearer", 30)
+    assert [p["timestamp"] for p in points] == [
+        "2026-12-04T16:00:00Z",
+        "2026-12-04T16:00:01Z",
+    ]
+
+
+async def _token_and_query(base_url: str) -> tuple[dict, list]:
+    form = {
+        "client_id": "cli",
+        "client_secret": "cli-secret",
+        "grant_type": "client_credentials",
+    }
+    body = {
+        "databaseId": 1,
+        "measurementIndexes": ["1"],
+        "startTime": "2026-12-04T16:00:00Z",
+        "endTime": "2026-12-04T16:00:02Z",
+        "aggFunction": "last",
+        "windowPeriod": "1s",
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base_url}/v1/auth/token", data=form) as response:
+            answer = await response.json()
+        headers = {"Authorization": f"Bearer {answer['access_token']}"}
+        async with http.post(
+            f"{base_url}/v1/Query", json=body, headers=headers
+        ) as response:
+            points = await response.json()
+    return answer, points
+
+
+def test_a_remote_host_is_refused_without_allow_remote(capsys) -> None:
+    code = run(["--host", "0.0.0.0", "--port", "0"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp simulate: refusing to serve on 0.0.0.0: the simulator accepts fixed "
+        "demo credentials and is meant for this machine only; pass --allow-remote to "
+        "serve on a non-loopback address anyway\n"
+    )
+
+
+def test_a_bad_anchor_is_a_usage_error(capsys) -> None:
+    code = run(["--anchor", "noon"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp simulate: invalid time 'noon': expected ISO-8601 such as "
+        "'2026-12-04T10:00:00Z'\n"
+    )
+
+
+def test_a_bad_setting_is_a_usage_error(capsys) -> None:
+    code = run(["--token-ttl", "0"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp simulate: SimulatorSettings.token_ttl_s must be a positive number of "
+        "seconds, got 0.0\n"
+    )
+
+
+def test_help_and_bad_options_return_codes_instead_of_exiting(capsys) -> None:
+    assert run(["--help"]) == 0
+    assert "usage: powerp simulate" in capsys.readouterr().out
+    assert run(["--port", "eighty"]) == 2
+    assert "invalid int value: 'eighty'" in capsys.readouterr().err

@@ -1,0 +1,193 @@
+"""The client against the in-process simulator: listing, one query, exact fetches."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from powerp_async import PowerPClient
+from powerp_async._time import to_epoch_us
+from powerp_async.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    FetchFailedError,
+    TransportError,
+)
+from powerp_async.models import POINT_SCHEMA, DataType, Measurement
+from powerp_async.planning import TimeRange, plan_totals
+
+from .conftest import ANCHOR, CLIENT_SECRET
+from .helpers import assert_exact, expected_points
+
+START = ANCHOR - timedelta(hours=1)
+
+
+async def test_measurements_are_typed_records(client, simulator) -> None:
+    signals = await client.measurements()
+
+    assert len(signals) == len(simulator.tenant.signals) >= 1000
+    assert len({m.database_id for m in signals}) >= 3
+    assert {m.data_type for m in signals} >= {
+        DataType.FLOAT,
+        DataType.INT,
+        DataType.BOOL,
+        DataType.STRING,
+    }
+    assert all(isinstance(m.index, str) for m in signals)
+    assert any(m.default_agg is None and m.aggregation == "last" for m in signals)
+
+
+async def test_one_query_as_given_with_an_unaligned_start(client, simulator) -> None:
+    start = START + timedelta(milliseconds=300)
+    end = start + timedelta(seconds=10)
+
+    table = await client.query(1, ["1", "2"], start, end, aggregation="mean")
+
+    assert table.schema == POINT_SCHEMA
+    expected = {}
+    for index in ("1", "2"):
+        for stamp, value in simulator.tenant.points(
+            1, index, "mean", to_epoch_us(start), to_epoch_us(end), 1_000_000
+        ):
+            expected[(1, index, "mean", stamp)] = value
+    assert len(expected) == 22  # a partial window at each end, nine whole ones
+    assert_exact(table, expected)
+
+
+@pytest.mark.parametrize("window", ["1s", "7s"])
+async def test_fetch_is_exact_for_a_whole_database(client, simulator, window) -> None:
+    signals = [m for m in await client.measurements() if m.database_id == 1][:120]
+    end = START + timedelta(minutes=40)
+
+    table = await client.fetch_table(signals, START, end, window=window)
+
+    span = TimeRange.snap(START, end, {"1s": 1_000_000, "7s": 7_000_000}[window])
+    expected = expected_points(simulator, signals, span)
+    assert table.num_rows == len(expected) > 0
+    assert_exact(table, expected)
+
+
+async def test_fetch_streams_blocks_as_they_finish(client) -> None:
+    everything = await client.measurements()
+    key = (everything[0].database_id, everything[0].aggregation)
+    signals = [m for m in everything if (m.database_id, m.aggregation) == key][:30]
+    assert len(signals) == 30
+    seen = []
+
+    async with client.fetch(
+        signals, START, START + timedelta(minutes=50), window="10s", block_size=20
+    ) as results:
+        async for result in results:
+            seen.append((len(result.block.indexes), result.batch.num_rows > 0))
+
+    assert sorted(seen) == [(10, True)] * 2 + [(20, True)] * 2
+
+
+async def test_token_expiry_mid_run_renews_and_continues(client, simulator) -> None:
+    signals = [m for m in await client.measurements() if m.database_id == 1][:40]
+    blocks_seen = 0
+
+    async with client.fetch(
+        signals, START, START + timedelta(minutes=60), window="5s", block_size=10
+    ) as results:
+        async for _ in results:
+            blocks_seen += 1
+            if blocks_seen == 3:
+                simulator.revoke_tokens()
+
+    span = TimeRange.snap(START, START + timedelta(minutes=60), 5_000_000)
+    assert blocks_seen == plan_totals(signals, span, block_size=10)[0] > 3
+    assert simulator.stats.tokens_issued == 2
+
+
+async def test_more_than_twenty_signals_in_one_query_is_a_clear_error(client) -> None:
+    with pytest.raises(ConfigurationError, match="1 to 20 signals, got 21"):
+        await client.query(1, [str(n) for n in range(21)], START, START + timedelta(1))
+
+
+async def test_query_refused_by_the_server_names_the_block(client) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        await client.query(1, ["no-such-signal"], START, START + timedelta(minutes=1))
+
+    assert caught.value.status == 400
+    assert "database 1" in str(caught.value)
+
+
+async def test_fetch_of_an_unknown_signal_fails_that_block_only(
+    client, simulator
+) -> None:
+    signals = [m for m in await client.measurements() if m.database_id == 1][:3]
+    ghost = Measurement(database_id=1, index="no-such-signal")
+    rows = 0
+
+    async def consume() -> None:
+        nonlocal rows
+        async with client.fetch(
+            [*signals, ghost], START, START + timedelta(minutes=5), block_size=1
+        ) as results:
+            async for result in results:
+                rows += result.batch.num_rows
+
+    with pytest.raises(FetchFailedError) as caught:
+        await consume()
+
+    span = TimeRange.snap(START, START + timedelta(minutes=5), 1_000_000)
+    assert rows == len(expected_points(simulator, signals, span)) > 0
+    assert [b.indexes for b, _ in caught.value.failures] == [("no-such-signal",)]
+
+
+async def test_wrong_secret_is_one_clear_authentication_error(simulator) -> None:
+    async with PowerPClient(
+        client_id="tester", client_secret="wrong", base_url=simulator.base_url
+    ) as client:
+        with pytest.raises(AuthenticationError, match="refused the client credentials"):
+            await client.measurements()
+
+    assert simulator.stats.tokens_issued == 0
+
+
+async def test_closed_port_is_a_transport_error() -> None:
+    async with PowerPClient(
+        client_id="x",
+        client_secret="y",
+        base_url="http://127.0.0.1:9/rt-api/api",
+        timeout_s=5,
+    ) as client:
+        with pytest.raises(TransportError, match="cannot connect"):
+            await client.measurements()
+
+
+def test_plain_http_to_a_remote_host_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unencrypted"):
+        PowerPClient(
+            client_id="x", client_secret="y", base_url="http://example.com/api"
+        )
+
+
+async def test_secret_and_token_never_logged(client, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="powerp_async")
+    signals = (await client.measurements())[:5]
+
+    await client.fetch_table(signals, START, START + timedelta(minutes=2))
+
+    token = client._tokens._token
+    text = caplog.text + repr(client) + repr(client.config)
+    assert caplog.records
+    assert CLIENT_SECRET not in text
+    assert token not in text
+
+
+async def test_result_tables_concatenate(client) -> None:
+    signals = (await client.measurements())[:4]
+    first = await client.fetch_table(signals, START, START + timedelta(minutes=1))
+    second = await client.fetch_table(
+        signals, START + timedelta(minutes=1), START + timedelta(minutes=2)
+    )
+
+    joined = pa.concat_tables([first, second])
+
+    assert joined.num_rows == first.num_rows + second.num_rows
