@@ -199,7 +199,8 @@ class Engine:
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
         self.stats.blocks_failed += 1
-        logger.error("giving up on %s: %s", block.describe(), error)
+        # A warning, not an error: the caller receives the failure and decides.
+        logger.warning("giving up on %s: %s", block.describe(), error)
         return BlockResult(block, None, error)
 
     async def _fetch(self, block: Block) -> BlockResult:

@@ -308,15 +308,11 @@ def _text_table(table: pa.Table) -> str:
 
 
 def _configure_logging(verbosity: int) -> None:
-    level = (
-        logging.WARNING
-        if verbosity == 0
-        else logging.INFO
-        if verbosity == 1
-        else logging.DEBUG
-    )
+    """Quiet by default: failures reach the user as one line and in the summary."""
+    levels = {0: logging.ERROR, 1: logging.INFO}
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=levels.get(verbosity, logging.DEBUG),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 

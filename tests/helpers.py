@@ -10,7 +10,7 @@ import pyarrow as pa
 from powerp_async._time import to_epoch_us
 from powerp_async.models import Measurement
 from powerp_async.planning import TimeRange, time_slices
-from powerp_async.simulator import Simulator
+from powerp_async.simulator import Tenant
 
 Key = tuple[int, str, str, int]
 VALUE_COLUMNS = ("value_float", "value_int", "value_bool", "value_text")
@@ -30,14 +30,14 @@ def column_for(value: object) -> str | None:
 
 
 def expected_points(
-    simulator: Simulator, signals: Iterable[Measurement], span: TimeRange
+    tenant: Tenant, signals: Iterable[Measurement], span: TimeRange
 ) -> dict[Key, object]:
     """What the simulator answers for every signal, slice by slice on the grid."""
     expected: dict[Key, object] = {}
     slices = list(time_slices(span))
     for signal in signals:
         for start_us, end_us in slices:
-            for stamp_us, value in simulator.tenant.points(
+            for stamp_us, value in tenant.points(
                 signal.database_id,
                 signal.index,
                 signal.aggregation,

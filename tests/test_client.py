@@ -66,7 +66,7 @@ async def test_fetch_is_exact_for_a_whole_database(client, simulator, window) ->
     table = await client.fetch_table(signals, START, end, window=window)
 
     span = TimeRange.snap(START, end, {"1s": 1_000_000, "7s": 7_000_000}[window])
-    expected = expected_points(simulator, signals, span)
+    expected = expected_points(simulator.tenant, signals, span)
     assert table.num_rows == len(expected) > 0
     assert_exact(table, expected)
 
@@ -136,7 +136,7 @@ async def test_fetch_of_an_unknown_signal_fails_that_block_only(
         await consume()
 
     span = TimeRange.snap(START, START + timedelta(minutes=5), 1_000_000)
-    assert rows == len(expected_points(simulator, signals, span)) > 0
+    assert rows == len(expected_points(simulator.tenant, signals, span)) > 0
     assert [b.indexes for b, _ in caught.value.failures] == [("no-such-signal",)]
 
 

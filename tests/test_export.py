@@ -58,7 +58,7 @@ async def test_parquet_export_is_exact_and_reports(client, simulator, tmp_path) 
     table = read_dataset(spec.out)
     everything = await client.measurements()
     expected = expected_points(
-        simulator, _matching(everything, spec), spec.time_range()
+        simulator.tenant, _matching(everything, spec), spec.time_range()
     )
     assert_exact(table, expected)
     assert report.complete
@@ -236,7 +236,7 @@ async def test_interrupted_export_resumes_exactly_once(
 
     everything = await client.measurements()
     expected = expected_points(
-        simulator, _matching(everything, spec), spec.time_range()
+        simulator.tenant, _matching(everything, spec), spec.time_range()
     )
     assert 0 < visible < partial < len(expected)
     assert_exact(read_dataset(spec.out), expected)
@@ -262,14 +262,14 @@ async def test_gaps_are_reported_per_signal(client, simulator, tmp_path) -> None
 
     selected = _matching(everything, spec)
     span = spec.time_range()
-    assert report.points == len(expected_points(simulator, selected, span))
+    assert report.points == len(expected_points(simulator.tenant, selected, span))
     assert [(g.database_id, g.index, g.start, g.end) for g in report.gaps] == (
-        _expected_gaps(simulator, selected, span)
+        _expected_gaps(simulator.tenant, selected, span)
     )
     assert report.gaps  # the late starters make gaps before their first point
 
 
-def _expected_gaps(simulator, signals, span) -> list[tuple]:
+def _expected_gaps(tenant, signals, span) -> list[tuple]:
     """Slices in which a signal has no point, merged per signal, in report order."""
     gaps = []
     for signal in sorted(
@@ -278,7 +278,7 @@ def _expected_gaps(simulator, signals, span) -> list[tuple]:
         merged: list[list[int]] = []
         for start_us, end_us in time_slices(span):
             args = (signal.aggregation, start_us, end_us, span.window_us)
-            if simulator.tenant.points(signal.database_id, signal.index, *args):
+            if tenant.points(signal.database_id, signal.index, *args):
                 continue
             if merged and merged[-1][1] == start_us:
                 merged[-1][1] = end_us
