@@ -226,9 +226,7 @@ def test_query_prints_a_table(served: str) -> None:
                 "query",
                 "--database",
                 "1",
-                *functools.reduce(
-                    operator.iadd, [["--index", str(n)] for n in range(21)], []
-                ),
+                *[arg for n in range(21) for arg in ("--index", str(n))],
             ],
             "1 to 20 signals, got 21",
             2,
