@@ -1,0 +1,38 @@
+"""Adaptive rate control: pace requests at a rate discovered from the server's answers.
+
+::
+
+    AdaptivePacer            the queue every request waits in; hands out permits
+    ├── RateController       finds the rate: start-up growth, one cut per episode,
+    │                        cubic recovery, holds after Retry-After (window mode)
+    ├── CircuitBreaker       stops sending while the server is down; probes for it
+    ├── RetryBudget          how many retries of failed requests may go out
+    └── Clock                MonotonicClock in use, FakeClock in tests
+
+:class:`ControlSnapshot` is the frozen state of all of them at one moment.
+"""
+
+from __future__ import annotations
+
+from ._budget import BudgetSettings, RetryBudget
+from ._circuit import CircuitBreaker, CircuitSettings, CircuitState
+from ._clock import Clock, FakeClock, MonotonicClock
+from ._controller import RateController, RateMode, RateSettings
+from ._pacer import AdaptivePacer, ControlSnapshot, Permit
+
+__all__ = [
+    "AdaptivePacer",
+    "BudgetSettings",
+    "CircuitBreaker",
+    "CircuitSettings",
+    "CircuitState",
+    "Clock",
+    "ControlSnapshot",
+    "FakeClock",
+    "MonotonicClock",
+    "Permit",
+    "RateController",
+    "RateMode",
+    "RateSettings",
+    "RetryBudget",
+]

@@ -1,0 +1,369 @@
+"""Rate discovery: how fast the server lets us send, found without being told.
+
+The API publishes no limit and sends no rate-limit headers, so the controller learns
+the ceiling from 429 answers alone:
+
+* **Start-up.** Begin at a hint (4 req/s by default). Every window of
+  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate, but never beyond 1.5
+  times the rate really used in that window, so an app-limited client does not talk
+  itself into a rate it never tried.
+* **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
+  once, to 0.9 times the accepted rate; 429s for requests already in flight at the
+  cut belong to the same episode, so a burst of them is one signal, not a collapse.
+  The accepted rate is measured over ``H = max(1 s, 2 * RTT_p90 + 0.5 s)`` from the
+  spacing of the send times of accepted requests. With fewer than 20 of them a
+  count is too coarse (at 5 req/s one answer is a fifth), so the rate at which the
+  latest accepted request was sent is taken instead.
+* **Recovery.** Then the rate follows ``W_max + c * (t - K)**3`` with
+  ``c = 0.004 * W_max``, ``W_max`` being the accepted rate: back quickly, flat near
+  ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
+  every scale, except that below about 34 req/s, where each probe past the limit
+  costs one 429 out of few requests, the approach to a well-known limit (accepted
+  within 10 % of the rate that drew the 429) is stretched to 100 requests' worth.
+* **Window mode.** A ``Retry-After`` above one second suggests a quota counted per
+  fixed window. From then on (the mode is sticky) a new episode holds every send
+  until the announced reset, plus up to 10 % jitter so that clients do not return in
+  one wave; the rate becomes 0.9 times the rate accepted since the previous reset,
+  and recovery restarts at the new one.
+
+All methods take the current time, so the controller is pure bookkeeping; the pacer
+supplies its clock's readings.
+
+Known shortcoming: 5xx answers are not counted as accepted. Whether they consume
+quota is unknown, and leaving them out errs towards slower, not faster.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import random
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from ..errors import ConfigurationError
+
+logger = logging.getLogger("powerp_async.control.rate")
+
+START_RATE: Final = 4.0
+"""Requests per second before anything is known; slow enough for any sane server."""
+
+CUT_FACTOR: Final = 0.9
+"""A cut sets the rate to this share of the accepted rate."""
+
+GROWTH_CAP: Final = 1.5
+"""The rate never grows beyond this multiple of the rate the client really used."""
+
+CUBIC_SCALE: Final = 0.004
+"""``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
+
+RECOVERY_KNEE_S: Final = ((1 - CUT_FACTOR) / CUBIC_SCALE) ** (1 / 3)
+"""``K``: seconds after a cut until the cubic curve is back at ``W_max``."""
+
+PROBE_REQUESTS: Final = 100
+"""At low rates ``K`` is stretched so that one probe cycle spans this many requests."""
+
+CONFIRMED_LIMIT: Final = 0.1
+"""``K`` is stretched only if the accepted rate was this close to the throttled one."""
+
+AVERAGED_SAMPLES: Final = 20
+"""Successes within ``H`` needed to average over ``H`` when measuring for a cut."""
+
+WINDOW_MODE_RETRY_AFTER_S: Final = 1.0
+"""A ``Retry-After`` above this switches to window mode."""
+
+BARRIER_JITTER: Final = 0.1
+"""A window-mode hold lasts ``Retry-After`` plus up to this share of it."""
+
+RTT_SAMPLES: Final = 100
+"""Latencies kept for the 90th percentile."""
+
+
+class RateMode(StrEnum):
+    """Which rule currently sets the rate."""
+
+    STARTUP = "startup"
+    """No 429 seen yet: the rate doubles per window."""
+    RECOVERY = "recovery"
+    """After a cut: the rate follows the cubic curve."""
+    WINDOW = "window"
+    """Quota windows detected: holds until each reset, cubic curve in between."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateSettings:
+    """Bounds of the rate controller, in requests per second."""
+
+    initial_rate: float = START_RATE
+    """Where discovery starts; a known or suspected limit is a good hint."""
+    min_rate: float = 0.1
+    """No cut goes below this."""
+    max_rate: float = math.inf
+    """No growth goes above this; set it when the limit is known."""
+
+    def __post_init__(self) -> None:
+        for name in ("initial_rate", "min_rate", "max_rate"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigurationError(
+                    f"RateSettings.{name} must be a number above zero, got {value!r}"
+                )
+
+        if not self.min_rate <= self.initial_rate <= self.max_rate:
+            raise ConfigurationError(
+                "RateSettings expects min_rate <= initial_rate <= max_rate, got "
+                f"{self.min_rate!r}, {self.initial_rate!r} and {self.max_rate!r}"
+            )
+
+
+class LatencyWindow:
+    """The 90th percentile of the last ``size`` latencies, kept in sorted order."""
+
+    def __init__(self, size: int = RTT_SAMPLES) -> None:
+        self._arrival: deque[float] = deque()
+        self._sorted: list[float] = []
+        self._size = size
+
+    def add(self, latency_s: float) -> None:
+        if len(self._arrival) == self._size:
+            oldest = self._arrival.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+
+        self._arrival.append(latency_s)
+        bisect.insort(self._sorted, latency_s)
+
+    @property
+    def max_s(self) -> float:
+        """The longest recent latency; 0 until the first sample."""
+        return self._sorted[-1] if self._sorted else 0.0
+
+    @property
+    def p90_s(self) -> float | None:
+        """``None`` until the first sample."""
+        if not self._sorted:
+            return None
+        return self._sorted[math.ceil(0.9 * len(self._sorted)) - 1]
+
+
+class RateController:
+    """Discovers and tracks the rate the server accepts; see the module docstring."""
+
+    def __init__(
+        self, settings: RateSettings | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        self.settings = settings or RateSettings()
+        self._rng = rng or random.Random()
+        self._latency = LatencyWindow()
+        self._sent: deque[tuple[float, float]] = deque()
+        """Send time and the rate then, of each request sent within ``H``."""
+        self._accepted: deque[float] = deque()
+        self._accepted_sends: deque[float] = deque()
+        self._accepted_total = 0
+
+        self.mode = RateMode.STARTUP
+        self.throttles = 0
+        self.cuts = 0
+        self.barrier_until = -math.inf
+        """No request may be sent before this time (window mode)."""
+
+        self._rate = self.settings.initial_rate
+        self._window_start: float | None = None
+        self._window_s = 1.0
+        self._window_sends = 0
+
+        self._w_max = self._rate
+        self._knee_s = RECOVERY_KNEE_S
+        self._epoch = -math.inf
+        self._last_cut_at = -math.inf
+        self._reset_at: float | None = None
+        self._accepted_at_reset = 0
+
+    def __repr__(self) -> str:
+        return f"<RateController {self.mode} {self._rate:.3g} req/s, {self.cuts} cuts>"
+
+    @property
+    def rtt_p90_s(self) -> float | None:
+        """90th percentile of recent successful round trips; 429s are left out."""
+        return self._latency.p90_s
+
+    @property
+    def horizon_s(self) -> float:
+        """``H``: how far back accepted and used rates are measured."""
+        return max(1.0, 2 * (self.rtt_p90_s or 0.0) + 0.5)
+
+    def rate_at(self, now: float) -> float:
+        """The rate allowed at ``now``, in requests per second."""
+        if self.mode is RateMode.STARTUP:
+            self._close_window(now)
+        else:
+            self._rate = self._recovery_rate(now)
+        return self._rate
+
+    @property
+    def accepted_total(self) -> int:
+        """Requests accepted so far; the difference of two readings over any window
+        gives the accepted rate there (a trial of smaller blocks, say)."""
+        return self._accepted_total
+
+    def accepted_rate(self, now: float) -> float:
+        """Successful answers per second over the last ``H`` seconds."""
+        return len(self._trimmed(self._accepted, now)) / self.horizon_s
+
+    def used_rate(self, now: float) -> float:
+        """Requests sent per second over the last ``H`` seconds."""
+        oldest = now - self.horizon_s
+        while self._sent and self._sent[0][0] <= oldest:
+            self._sent.popleft()
+        return len(self._sent) / self.horizon_s
+
+    def on_sent(self, now: float) -> None:
+        """A request leaves now."""
+        if self._window_start is None:
+            self._reset_at = now
+            self._start_window(now)
+
+        self._close_window(now)
+        self._window_sends += 1
+        self._sent.append((now, self._rate))
+
+    def on_success(self, now: float, latency_s: float) -> None:
+        """A request was accepted after ``latency_s`` seconds."""
+        self._latency.add(latency_s)
+        self._accepted.append(now)
+        self._accepted_sends.append(now - latency_s)
+        self._accepted_total += 1
+
+    def on_throttle(
+        self, now: float, sent_at: float, retry_after_s: float | None
+    ) -> bool:
+        """A request sent at ``sent_at`` got a 429; returns whether the rate was cut."""
+        self.throttles += 1
+        if retry_after_s is not None and retry_after_s > WINDOW_MODE_RETRY_AFTER_S:
+            self.mode = RateMode.WINDOW
+
+        if sent_at <= self._last_cut_at:
+            # Same episode: no second cut, but never send before any announced reset.
+            if self.mode is RateMode.WINDOW and retry_after_s is not None:
+                self.barrier_until = max(self.barrier_until, now + retry_after_s)
+            return False
+
+        self._cut(now, retry_after_s)
+        return True
+
+    def _cut(self, now: float, retry_after_s: float | None) -> None:
+        before = self.rate_at(now)
+        if self.mode is RateMode.WINDOW and retry_after_s is not None:
+            accepted, epoch = self._hold_until_reset(now, retry_after_s)
+        else:
+            accepted, epoch = self._accepted_rate_for_cut(now), now
+            if self.mode is RateMode.STARTUP:
+                self.mode = RateMode.RECOVERY
+
+        # Nothing accepted in a whole horizon says little about the limit: halve.
+        w_max = min(accepted, before) if accepted > 0 else before / 2
+        w_max = max(w_max, self.settings.min_rate)
+        self._knee_s = _knee_s(w_max, before)
+        self._w_max = w_max
+        self._epoch = epoch
+        self._last_cut_at = now
+        self.cuts += 1
+        self._rate = self._recovery_rate(now)
+        logger.info(
+            "throttled: rate %.3g -> %.3g req/s (accepted %.3g req/s, mode %s)",
+            before,
+            self._rate,
+            accepted,
+            self.mode,
+        )
+
+    def _hold_until_reset(
+        self, now: float, retry_after_s: float
+    ) -> tuple[float, float]:
+        reset = now + retry_after_s * (1 + BARRIER_JITTER * self._rng.random())
+        previous = self._reset_at if self._reset_at is not None else now
+        accepted = self._accepted_total - self._accepted_at_reset
+        self.barrier_until = max(self.barrier_until, reset)
+        self._reset_at = reset
+        self._accepted_at_reset = self._accepted_total
+        # The previous reset is in the past (nothing is sent before a reset), so the
+        # window measured is at least Retry-After long.
+        return accepted / (reset - previous), reset
+
+    def _recovery_rate(self, now: float) -> float:
+        w_max = self._w_max
+        elapsed_s = now - self._epoch - self._knee_s
+        # W_max + c (t - K)^3, starting at 0.9 W_max. Past the knee the curve climbs
+        # at the common pace even where the approach was stretched.
+        scale_s = self._knee_s if elapsed_s < 0 else RECOVERY_KNEE_S
+        cubic = w_max * (1 + (1 - CUT_FACTOR) * (elapsed_s / scale_s) ** 3)
+        ceiling = GROWTH_CAP * self.used_rate(now)
+        rate = max(CUT_FACTOR * w_max, min(cubic, ceiling))
+        return min(max(rate, self.settings.min_rate), self.settings.max_rate)
+
+    def _start_window(self, start: float) -> None:
+        self._window_start = start
+        self._window_s = max(1.0, 2 * (self.rtt_p90_s or 0.0))
+        self._window_sends = 0
+
+    def _close_window(self, now: float) -> None:
+        start = self._window_start
+        if self.mode is not RateMode.STARTUP or start is None:
+            return
+        if now < start + self._window_s:
+            return
+
+        used = self._window_sends / self._window_s
+        grown = min(2 * self._rate, GROWTH_CAP * used, self.settings.max_rate)
+        self._rate = max(self._rate, grown)
+        end = start + self._window_s
+        # A window that passed entirely unused starts the next one afresh at now.
+        self._start_window(end if now < end + self._window_s else now)
+
+    def _accepted_rate_for_cut(self, now: float) -> float:
+        averaged = self._averaged_accepted_rate(now)
+        return self._latest_accepted_rate() if averaged is None else averaged
+
+    def _averaged_accepted_rate(self, now: float) -> float | None:
+        # Requests sent within the longest recent round trip may still be on their
+        # way; counting the answered ones alone would make the last stretch look
+        # sparse. So the horizon ends that long ago, where the record is complete.
+        complete_until = now - self._latency.max_s
+        since = complete_until - self.horizon_s
+        while self._accepted_sends and self._accepted_sends[0] <= since:
+            self._accepted_sends.popleft()
+        # Answers come back out of order, so their send times are sorted here.
+        sends = sorted(t for t in self._accepted_sends if since < t <= complete_until)
+        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
+            return None
+        # Send times are as evenly spaced as the pacer made them; answer times would
+        # add the jitter of the round trip.
+        return (len(sends) - 1) / (sends[-1] - sends[0])
+
+    def _latest_accepted_rate(self) -> float:
+        # The rate at which the latest accepted request was sent; with few answers
+        # an average over them would lag behind a rate that has just been climbing.
+        latest = max(self._accepted_sends, default=-math.inf)
+        for sent_at, rate in reversed(self._sent):
+            if sent_at <= latest:
+                return rate
+        return 0.0
+
+    def _trimmed(self, times: deque[float], now: float) -> deque[float]:
+        oldest = now - self.horizon_s
+        while times and times[0] <= oldest:
+            times.popleft()
+        return times
+
+
+def _knee_s(w_max: float, throttled_rate: float) -> float:
+    """``K`` for a new recovery: common, or stretched near a well-known low limit.
+
+    A limit is well known when the rate that drew the 429 was within 10 % of the
+    rate accepted: the cut then brackets the limit closely.
+    """
+    if w_max < (1 - CONFIRMED_LIMIT) * throttled_rate:
+        return RECOVERY_KNEE_S
+    return max(RECOVERY_KNEE_S, PROBE_REQUESTS / w_max)

@@ -1,0 +1,263 @@
+"""Rate discovery: start-up growth, one cut per episode, cubic recovery, window mode."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from powerp_async.control import RateController, RateMode, RateSettings
+from powerp_async.control._controller import (
+    RECOVERY_KNEE_S,
+    LatencyWindow,
+)
+from powerp_async.errors import ConfigurationError
+
+
+def send_at(controller: RateController, *times: float) -> None:
+    for moment in times:
+        controller.rate_at(moment)
+        controller.on_sent(moment)
+
+
+def send_paced(controller: RateController, start: float, end: float) -> float:
+    """Send back to back at the controller's own rate; returns the next send time."""
+    moment = start
+    while moment < end:
+        send_at(controller, moment)
+        moment += 1 / controller.rate_at(moment)
+    return moment
+
+
+def answer(controller: RateController, sends: list[float], latency_s: float) -> None:
+    for sent_at in sends:
+        controller.on_success(sent_at + latency_s, latency_s)
+
+
+def saturated(rate: int, until: float, latency_s: float) -> RateController:
+    """A controller that sent ``rate`` req/s from 0, all answered by ``until``."""
+    controller = RateController(RateSettings(initial_rate=rate))
+    count = int((until - latency_s) * rate) + 1
+    sends = [k / rate for k in range(count)]
+    send_at(controller, *sends)
+    answer(controller, sends, latency_s)
+    return controller
+
+
+def test_discovery_starts_at_four_requests_per_second_in_startup() -> None:
+    controller = RateController()
+
+    assert controller.rate_at(0.0) == 4.0
+    assert controller.mode is RateMode.STARTUP
+    assert controller.rtt_p90_s is None
+
+
+def test_a_window_used_twice_over_doubles_the_rate() -> None:
+    controller = RateController()
+    send_at(controller, *(k / 8 for k in range(8)))
+
+    assert controller.rate_at(0.99) == 4.0
+    assert controller.rate_at(1.0) == 8.0
+
+
+def test_growth_is_capped_at_one_and_a_half_times_the_rate_used() -> None:
+    controller = RateController()
+    send_at(controller, 0.0, 0.25, 0.5, 0.75)
+
+    assert controller.rate_at(1.0) == 6.0
+
+
+def test_an_app_limited_client_does_not_grow() -> None:
+    controller = RateController()
+    send_at(controller, 0.0, 0.5, 1.0, 1.5)
+
+    assert controller.rate_at(2.0) == 4.0
+
+
+def test_an_unused_window_restarts_at_the_next_send() -> None:
+    controller = RateController()
+    send_at(controller, 0.0, 0.25, 0.5, 0.75)
+    send_at(controller, *(10.0 + k / 8 for k in range(8)))
+
+    assert controller.rate_at(10.99) == 6.0
+    assert controller.rate_at(11.0) == 12.0
+
+
+def test_the_growth_window_spans_two_round_trips() -> None:
+    controller = RateController()
+    controller.on_success(0.0, 0.75)
+    send_at(controller, *(k / 4 for k in range(6)))
+
+    assert controller.rate_at(1.49) == 4.0
+    assert controller.rate_at(1.5) == 6.0
+
+
+def test_growth_stops_at_the_maximum_rate() -> None:
+    controller = RateController(RateSettings(max_rate=5.0))
+    send_at(controller, *(k / 8 for k in range(8)))
+
+    assert controller.rate_at(1.0) == 5.0
+
+
+def test_a_burst_of_in_flight_429s_is_one_cut() -> None:
+    controller = saturated(32, until=2.0, latency_s=0.125)
+
+    cuts = [controller.on_throttle(2.0, 1.9 + k / 1000, None) for k in range(20)]
+
+    assert cuts == [True] + [False] * 19
+    assert (controller.throttles, controller.cuts) == (20, 1)
+    assert controller.mode is RateMode.RECOVERY
+    # 32 accepted sends 1/32 s apart in the last complete second: 32 req/s.
+    assert controller.rate_at(2.0) == pytest.approx(0.9 * 32)
+
+
+def test_a_429_for_a_request_sent_after_the_cut_cuts_again() -> None:
+    controller = saturated(32, until=2.0, latency_s=0.125)
+    controller.on_throttle(2.0, 1.95, None)
+
+    assert controller.on_throttle(2.01, 2.0, None) is False
+    assert controller.on_throttle(2.2, 2.1, None) is True
+    assert controller.cuts == 2
+
+
+def test_a_cut_with_nothing_accepted_halves_the_rate() -> None:
+    controller = RateController(RateSettings(initial_rate=10.0))
+    send_at(controller, 0.0)
+    controller.on_throttle(0.05, 0.0, None)
+
+    assert controller.rate_at(0.05) == pytest.approx(0.9 * 5.0)
+
+
+def test_few_answers_take_the_rate_of_the_latest_accepted_send() -> None:
+    controller = RateController(RateSettings(initial_rate=8.0))
+    sends = [k / 8 for k in range(8)]
+    send_at(controller, *sends)
+    answer(controller, sends[:7], 0.125)
+
+    controller.on_throttle(0.9, 0.875, None)
+
+    assert controller.rate_at(0.9) == pytest.approx(0.9 * 8.0)
+
+
+def test_recovery_follows_the_cubic_curve() -> None:
+    controller = saturated(64, until=0.99, latency_s=0.125)
+    controller.on_throttle(0.99, 0.98, None)
+    knee = RECOVERY_KNEE_S
+    w_max = 64.0
+
+    send_paced(controller, 0.99, 0.99 + knee / 2)
+    assert controller.rate_at(0.99 + knee / 2) == pytest.approx(w_max * 0.9875)
+
+    send_paced(controller, 0.99 + knee / 2, 0.99 + knee)
+    assert controller.rate_at(0.99 + knee) == pytest.approx(w_max)
+
+    send_paced(controller, 0.99 + knee, 0.99 + 2 * knee)
+    assert controller.rate_at(0.99 + 2 * knee) == pytest.approx(w_max * 1.1)
+
+    # Probing on finds a limit raised twofold about 9 s after the cut.
+    doubled_at = 0.99 + knee + knee * 10 ** (1 / 3)
+    send_paced(controller, 0.99 + 2 * knee, doubled_at)
+    assert controller.rate_at(doubled_at) == pytest.approx(2 * w_max)
+    assert knee + knee * 10 ** (1 / 3) == pytest.approx(9.22, abs=0.01)
+
+
+def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
+    controller = saturated(64, until=0.99, latency_s=0.125)
+    controller.on_throttle(0.99, 0.98, None)
+    send_at(controller, *(10.0 + k / 10 for k in range(10)))
+
+    # The curve is far above 64 by now, but only 10 req/s were used.
+    assert controller.rate_at(11.0) == pytest.approx(0.9 * 64)
+
+
+def test_a_well_known_low_limit_stretches_the_approach() -> None:
+    controller = RateController(RateSettings(initial_rate=8.0))
+    sends = [k / 8 for k in range(8)]
+    send_at(controller, *sends)
+    answer(controller, sends[:7], 0.125)
+    controller.on_throttle(0.9, 0.875, None)
+
+    # K = 100 requests / 8 req/s = 12.5 s instead of 2.9 s.
+    send_paced(controller, 1.0, 0.9 + RECOVERY_KNEE_S)
+    progress = (12.5 - RECOVERY_KNEE_S) / 12.5
+    assert controller.rate_at(0.9 + RECOVERY_KNEE_S) == pytest.approx(
+        8.0 * (1 - 0.1 * progress**3)
+    )
+    send_paced(controller, 0.9 + RECOVERY_KNEE_S, 0.9 + 12.5)
+    assert controller.rate_at(0.9 + 12.5) == pytest.approx(8.0)
+
+
+def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:
+    rng_seed = 5
+    controller = RateController(rng=random.Random(rng_seed))
+    sends = [k / 4 for k in range(4)]
+    send_at(controller, *sends)
+    answer(controller, sends, 0.1)
+
+    assert controller.on_throttle(1.0, 0.9, 5.0) is True
+
+    reset = 1.0 + 5.0 * (1 + 0.1 * random.Random(rng_seed).random())
+    assert controller.mode is RateMode.WINDOW
+    assert controller.barrier_until == pytest.approx(reset)
+    # 4 accepted between the first send and the reset.
+    assert controller.rate_at(reset) == pytest.approx(0.9 * 4 / reset)
+
+
+def test_a_later_retry_after_of_the_same_episode_extends_the_hold() -> None:
+    controller = RateController(rng=random.Random(5))
+    send_at(controller, 0.0, 0.25)
+    controller.on_throttle(1.0, 0.9, 5.0)
+
+    assert controller.on_throttle(1.1, 0.95, 7.0) is False
+    assert controller.barrier_until == pytest.approx(8.1)
+    assert controller.cuts == 1
+
+
+def test_window_mode_sticks_and_a_short_retry_after_only_cuts() -> None:
+    controller = RateController(rng=random.Random(5))
+    send_at(controller, 0.0, 0.25)
+    controller.on_throttle(1.0, 0.9, 5.0)
+    barrier = controller.barrier_until
+    send_at(controller, barrier + 1.0)
+
+    assert controller.on_throttle(barrier + 1.1, barrier + 1.0, None) is True
+    assert controller.mode is RateMode.WINDOW
+    assert controller.barrier_until == barrier
+
+
+def test_accepted_rate_counts_answers_over_the_horizon() -> None:
+    controller = saturated(32, until=2.0, latency_s=0.125)
+
+    assert controller.horizon_s == 1.0
+    assert controller.accepted_rate(2.0) == 32.0
+    assert controller.used_rate(2.0) == 28.0
+
+
+def test_latency_percentile_and_maximum() -> None:
+    window = LatencyWindow(size=10)
+    for latency_s in range(1, 11):
+        window.add(float(latency_s))
+
+    assert (window.p90_s, window.max_s) == (9.0, 10.0)
+
+    for _ in range(9):
+        window.add(0.5)
+    assert (window.p90_s, window.max_s) == (0.5, 10.0)
+    window.add(0.25)
+    assert (window.p90_s, window.max_s) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"min_rate": 0.0}, "RateSettings.min_rate must be a number above zero, got 0"),
+        ({"max_rate": -1.0}, "RateSettings.max_rate must be a number above zero"),
+        (
+            {"initial_rate": 50.0, "max_rate": 10.0},
+            "expects min_rate <= initial_rate <= max_rate, got 0.1, 50.0 and 10.0",
+        ),
+    ],
+)
+def test_settings_name_the_bad_field(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        RateSettings(**changes)
