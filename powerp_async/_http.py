@@ -75,6 +75,7 @@ async def send(
             f"{method} {shown_url}: no complete answer within {timeout_s:g} s",
             method=method,
             url=shown_url,
+            timed_out=True,
         ) from error
     except aiohttp.ClientError as error:
         raise TransportError(

@@ -118,7 +118,12 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         "--demo", action="store_true", help="start the embedded simulator and use it"
     )
     parser.add_argument("--block-size", type=int, help="signals per query (1-20)")
-    parser.add_argument("--max-rate", type=float, help="requests per second")
+    parser.add_argument(
+        "--max-rate", type=float, help="cap on requests per second (default: discover)"
+    )
+    parser.add_argument(
+        "--fixed-rate", type=float, help="send exactly this many requests per second"
+    )
     parser.add_argument("--max-in-flight", type=int, help="concurrent requests")
 
 
@@ -154,11 +159,13 @@ def _dispatch(options: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
-    tuning = {
+    tuning: dict[str, Any] = {
         "block_size": options.block_size,
-        "max_rate": options.max_rate,
+        "max_rate": options.fixed_rate or options.max_rate,
         "max_in_flight": options.max_in_flight,
     }
+    if options.fixed_rate:
+        tuning["adaptive"] = False
     if not options.demo:
         yield ClientConfig.from_env(**tuning)
         return

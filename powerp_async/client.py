@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from ._redact import excerpt, mask_url
 from ._time import parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from .config import ClientConfig
+from .control import AdaptivePacer, RateController, RateSettings
 from .errors import (
     ConfigurationError,
     FetchFailedError,
@@ -66,7 +68,7 @@ class PowerPClient:
         elif settings:
             config = config.with_changes(**settings)
         self.config = config
-        self._pacer = pacer or FixedPacer(config.max_rate)
+        self._pacer = pacer or default_pacer(config)
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._closed = False
@@ -242,6 +244,8 @@ class PowerPClient:
             max_in_flight=max_in_flight or self.config.max_in_flight,
             max_attempts=self.config.max_attempts,
             timeout_s=self.config.timeout_s,
+            max_outage_s=self.config.max_outage_s,
+            compression=self.config.wants_compression,
         )
         return Engine(session, tokens, self._pacer, settings, stats=stats)
 
@@ -252,6 +256,23 @@ class PowerPClient:
                 f"the client is {state}: use it inside 'async with PowerPClient(...)'"
             )
         return self._session, self._tokens
+
+
+def default_pacer(config: ClientConfig) -> Pacer:
+    """The pacer a client gets unless it is given one: adaptive, or fixed if asked."""
+    if not config.adaptive:
+        assert config.max_rate is not None  # checked by ClientConfig
+        return FixedPacer(config.max_rate)
+
+    ceiling = config.max_rate or math.inf
+    limits = RateSettings(
+        initial_rate=min(config.initial_rate, ceiling),
+        min_rate=min(0.1, ceiling),
+        max_rate=ceiling,
+    )
+    return AdaptivePacer(
+        max_in_flight=config.max_in_flight, controller=RateController(limits)
+    )
 
 
 async def _successes(

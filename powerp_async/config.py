@@ -17,10 +17,11 @@ DEFAULT_BASE_URL: Final = "https://tenant.powerp.app/rt-api/api"
 """The notebook's default. Nothing in this project's tests or demos ever sends here."""
 
 DEFAULT_BLOCK_SIZE: Final = 10
-DEFAULT_MAX_RATE: Final = 10.0
-DEFAULT_MAX_IN_FLIGHT: Final = 8
+DEFAULT_INITIAL_RATE: Final = 4.0
+DEFAULT_MAX_IN_FLIGHT: Final = 32
 DEFAULT_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_ATTEMPTS: Final = 8
+DEFAULT_MAX_OUTAGE_S: Final = 300.0
 
 ENV_CLIENT_ID: Final = "POWERP_CLIENT_ID"
 ENV_CLIENT_SECRET: Final = "POWERP_CLIENT_SECRET"
@@ -31,10 +32,13 @@ ENV_BASE_URL: Final = "POWERP_API_BASE_URL"
 class ClientConfig:
     """Everything a :class:`~powerp_async.PowerPClient` needs, checked up front.
 
-    ``max_rate`` is in requests per second, ``timeout_s`` bounds one request from send
-    to the last byte. Plain ``http://`` is refused for any host but loopback unless
-    ``allow_insecure_http`` is set, so credentials never cross a network in clear text
-    by accident.
+    The pace is discovered from the server's answers, starting at ``initial_rate``
+    requests per second; ``max_rate`` caps it where the limit is known, and
+    ``adaptive=False`` holds exactly ``max_rate`` instead. ``timeout_s`` bounds one
+    request from send to the last byte; ``max_outage_s`` is how long a run waits for
+    a server that fails every request. Plain ``http://`` is refused for any host but
+    loopback unless ``allow_insecure_http`` is set, so credentials never cross a
+    network in clear text by accident.
 
     >>> ClientConfig("demo", "s", base_url="http://127.0.0.1:8765/rt-api/api")
     ... # doctest: +ELLIPSIS
@@ -45,10 +49,14 @@ class ClientConfig:
     client_secret: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     block_size: int = DEFAULT_BLOCK_SIZE
-    max_rate: float = DEFAULT_MAX_RATE
+    max_rate: float | None = None
+    initial_rate: float = DEFAULT_INITIAL_RATE
+    adaptive: bool = True
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_outage_s: float = DEFAULT_MAX_OUTAGE_S
+    compression: bool | None = None
     verify_tls: bool = True
     allow_insecure_http: bool = False
 
@@ -63,7 +71,24 @@ class ClientConfig:
             self.block_size,
         )
         _require(
-            self.max_rate > 0, "max_rate", "requests per second > 0", self.max_rate
+            self.max_rate is None or self.max_rate > 0,
+            "max_rate",
+            "requests per second > 0, or None to discover it",
+            self.max_rate,
+        )
+        _require(
+            self.initial_rate > 0,
+            "initial_rate",
+            "requests per second > 0",
+            self.initial_rate,
+        )
+        _require(
+            self.adaptive or self.max_rate is not None,
+            "max_rate",
+            "a rate when adaptive=False (a fixed pace needs to be told its rate)",
+        )
+        _require(
+            self.max_outage_s > 0, "max_outage_s", "seconds > 0", self.max_outage_s
         )
         _require(
             self.max_in_flight >= 1, "max_in_flight", "at least 1", self.max_in_flight
@@ -79,7 +104,8 @@ class ClientConfig:
             f"ClientConfig(base_url={mask_url(self.base_url)!r}, "
             f"client_id={self.client_id!r}, client_secret={MASK!r}, "
             f"block_size={self.block_size}, max_rate={self.max_rate}, "
-            f"max_in_flight={self.max_in_flight}, timeout_s={self.timeout_s})"
+            f"adaptive={self.adaptive}, max_in_flight={self.max_in_flight}, "
+            f"timeout_s={self.timeout_s})"
         )
 
     @classmethod
@@ -103,6 +129,14 @@ class ClientConfig:
                 "(or pass client_id and client_secret)"
             )
         return cls(**values)
+
+    @property
+    def wants_compression(self) -> bool:
+        """Ask for gzip unless told otherwise, except from a loopback server, where
+        compressing only costs CPU on both sides."""
+        if self.compression is not None:
+            return self.compression
+        return not is_loopback(urlsplit(self.base_url).hostname or "")
 
     def with_changes(self, **changes: Any) -> ClientConfig:
         """A copy with some fields changed, validated again."""

@@ -13,6 +13,7 @@
     │   ├── ThrottledError          429
     │   └── ServerError             5xx
     ├── MalformedResponseError      a 2xx answer whose body is not what the API sends
+    ├── ServerUnavailableError      the server stayed down too long; the run stopped
     └── FetchFailedError            blocks that could not be fetched after retries
 
 Errors that carry a URL carry it masked: credentials in the URL never appear. Excerpts
@@ -39,6 +40,7 @@ __all__ = [
     "PermissionDeniedError",
     "PowerPError",
     "ServerError",
+    "ServerUnavailableError",
     "ThrottledError",
     "TransportError",
 ]
@@ -55,10 +57,13 @@ class ConfigurationError(PowerPError, ValueError):
 class TransportError(PowerPError):
     """The request got no usable answer (connection refused or reset, timeout)."""
 
-    def __init__(self, message: str, *, method: str, url: str) -> None:
+    def __init__(
+        self, message: str, *, method: str, url: str, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.timed_out = timed_out
 
 
 class APIError(PowerPError):
@@ -116,6 +121,13 @@ class MalformedResponseError(PowerPError):
         super().__init__(message)
         self.url = url
         self.excerpt = excerpt
+
+
+class ServerUnavailableError(PowerPError):
+    """The server failed every request for longer than the client waits for it.
+
+    Everything finished before is kept (an export commits it and can be resumed).
+    """
 
 
 class FetchFailedError(PowerPError):

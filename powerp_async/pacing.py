@@ -1,64 +1,119 @@
-"""How fast requests leave: the pacer seam and its fixed-rate implementation.
+"""How fast requests leave: the pacer seam the engine talks to.
 
-The engine asks a :class:`Pacer` for permission before each send and tells it how each
-answer went. :class:`FixedPacer` holds a constant rate; an adaptive pacer that discovers
-the server's limit plugs into the same three calls.
+Before each send the engine takes a permit from its :class:`Pacer`, and reports on it
+how the answer went (accepted, throttled or failed). Before re-sending a block that
+failed, it asks :meth:`Pacer.before_retry`, so a pacer can hold retries back when the
+server struggles. Two pacers ship:
+
+- :class:`~powerp_async.control.AdaptivePacer` (the default) discovers the server's
+  limit from its answers and follows it as it changes;
+- :class:`FixedPacer` holds a constant rate that the caller knows to be right.
 """
 
 from __future__ import annotations
 
-import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol, runtime_checkable
 
 from aiolimiter import AsyncLimiter
 
-logger = logging.getLogger("powerp_async.pacing")
+
+class Permit(Protocol):
+    """One request's right to be sent; told exactly once how it went."""
+
+    @property
+    def sent_at(self) -> float:
+        """Monotonic time at which the permit was granted."""
+
+    def succeeded(self, latency_s: float | None = None) -> None:
+        """Answered with a success status after ``latency_s`` seconds."""
+
+    def throttled(self, retry_after_s: float | None = None) -> None:
+        """Answered 429, with ``Retry-After`` in seconds if the server gave one."""
+
+    def failed(self, *, connection: bool = False) -> None:
+        """Answered 5xx, or (``connection``) not answered at all."""
 
 
 @runtime_checkable
 class Pacer(Protocol):
-    """Decides when the next request may be sent."""
+    """Decides when each request may be sent."""
 
-    async def acquire(self) -> None:
-        """Wait until one more request may be sent."""
+    def permit(self) -> AbstractAsyncContextManager[Permit]:
+        """Wait until one more request may be sent; hold a permit while it is."""
 
-    def on_success(self, latency_s: float) -> None:
-        """An answer came back well after ``latency_s`` seconds."""
-
-    def on_throttle(self, sent_at: float, retry_after_s: float | None) -> None:
-        """A request sent at monotonic time ``sent_at`` was answered with a 429."""
+    async def before_retry(self, *, after_timeout: bool) -> None:
+        """Wait until a failed block may be sent again."""
 
     @property
     def rate(self) -> float:
         """The current pace in requests per second."""
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+
+    @property
+    def outage_s(self) -> float:
+        """How long the server has been taken as down (0 when it is not)."""
+
+
+class _FixedPermit:
+    """A permit that only remembers when it was granted."""
+
+    def __init__(self) -> None:
+        self.sent_at = time.monotonic()
+
+    def succeeded(self, latency_s: float | None = None) -> None:
+        pass
+
+    def throttled(self, retry_after_s: float | None = None) -> None:
+        pass
+
+    def failed(self, *, connection: bool = False) -> None:
+        pass
+
 
 class FixedPacer:
-    """A constant rate of ``max_rate`` requests per second (aiolimiter's leaky bucket).
+    """A constant rate of ``max_rate`` requests per second, whatever the server says.
 
-    It does not slow down when throttled; retries are delayed by the engine instead.
+    Retries are still delayed by the engine (backoff, ``Retry-After``), but the pace
+    itself never changes: use it when the server's limit is known and fixed.
     Created per client, never shared across event loops.
     """
 
     def __init__(self, max_rate: float) -> None:
-        # A one-second bucket of ``max_rate`` lets a burst of that size out at start;
-        # a bucket of one request spaced by 1/max_rate keeps the pace even instead.
+        # A one-second bucket of ``max_rate`` would let that many out at once at the
+        # start; a bucket of one request every 1/max_rate s keeps the pace even.
         self._limiter = AsyncLimiter(1, 1 / max_rate)
         self._rate = max_rate
-        self.throttles = 0
+        self._in_flight = 0
 
     def __repr__(self) -> str:
         return f"<FixedPacer {self._rate:g} req/s>"
 
-    async def acquire(self) -> None:
+    @asynccontextmanager
+    async def permit(self) -> AsyncIterator[Permit]:
         await self._limiter.acquire()
+        self._in_flight += 1
+        try:
+            yield _FixedPermit()
+        finally:
+            self._in_flight -= 1
 
-    def on_success(self, latency_s: float) -> None:
+    async def before_retry(self, *, after_timeout: bool) -> None:
         pass
-
-    def on_throttle(self, sent_at: float, retry_after_s: float | None) -> None:
-        self.throttles += 1
 
     @property
     def rate(self) -> float:
         return self._rate
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def outage_s(self) -> float:
+        return 0.0

@@ -36,7 +36,7 @@ async def client(simulator: Simulator) -> AsyncIterator[PowerPClient]:
         client_id="tester",
         client_secret=CLIENT_SECRET,
         base_url=simulator.base_url,
-        max_rate=200,
+        initial_rate=100,
         max_in_flight=6,
     ) as running:
         yield running

@@ -251,6 +251,15 @@ class AdaptivePacer:
         finally:
             permit._abandon()
 
+    async def before_retry(self, *, after_timeout: bool) -> None:
+        """Wait until the retry budget allows one more retry of a failed request."""
+        await self.budget.spend(after_timeout=after_timeout)
+
+    @property
+    def outage_s(self) -> float:
+        """How long the circuit has been open (0 while it is closed)."""
+        return self.breaker.open_for_s(self.clock.now())
+
     async def acquire(self) -> None:
         """Wait for a slot at the current rate (the plain ``Pacer`` protocol)."""
         await self._admit(holds_permit=False)
