@@ -6,13 +6,19 @@ from typing import TextIO
 
 from ._engine import RunStats
 from .export import ExportReport
+from .pacing import Pacer
 
 
 class ProgressLine:
-    """Redraws one line on a terminal: blocks, points, requests, pace and ETA."""
+    """Redraws one line on a terminal: blocks, points, requests, pace and ETA.
 
-    def __init__(self, stream: TextIO) -> None:
+    With a pacer it also shows the request rate the client holds and how many
+    requests are in flight, so a user sees the controller find the server's limit.
+    """
+
+    def __init__(self, stream: TextIO, pacer: Pacer | None = None) -> None:
         self._stream = stream
+        self._pacer = pacer
         self._width = 0
 
     def __call__(self, stats: RunStats, total_blocks: int) -> None:
@@ -24,6 +30,8 @@ class ProgressLine:
             f"{stats.requests:,} requests  {pace:,.0f} points/s  "
             f"ETA {_eta(done, total_blocks, stats)}"
         )
+        if self._pacer is not None:
+            line += f"  {self._pacer.rate:.1f} req/s, {self._pacer.in_flight} in flight"
         if stats.throttled or stats.retries:
             line += f"  ({stats.throttled} throttled, {stats.retries} retries)"
         self._stream.write("\r" + line.ljust(self._width))

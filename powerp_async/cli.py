@@ -182,8 +182,9 @@ def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
 async def _export(options: argparse.Namespace, config: ClientConfig) -> int:
     spec = _export_spec(options)
     show = not options.quiet
-    progress = ProgressLine(sys.stderr) if show and sys.stderr.isatty() else None
     async with PowerPClient(config) as client:
+        on_terminal = show and sys.stderr.isatty()
+        progress = ProgressLine(sys.stderr, client.pacer) if on_terminal else None
         try:
             report = await export(
                 client, spec, resume=options.resume, progress=progress
@@ -193,6 +194,7 @@ async def _export(options: argparse.Namespace, config: ClientConfig) -> int:
                 progress.close()
     if show:
         print(summary(report))
+        print(f"Final pace: {client.pacer.rate:.1f} requests per second")
     return 0
 
 
