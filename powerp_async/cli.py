@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import logging
 import sys
@@ -29,7 +30,7 @@ from ._time import from_epoch_us, parse_duration_us, parse_wire
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import ConfigurationError, PowerPError
-from .export import FORMATS, ExportSpec, export
+from .export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -64,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument(
         "--quiet", action="store_true", help="no progress, no summary"
+    )
+    exporter.add_argument(
+        "--flush-points",
+        type=int,
+        default=DEFAULT_ROWS_PER_FLUSH,
+        help="points gathered before each commit to disk (default %(default)s); "
+        "fewer means less to fetch again after a crash, more means fewer files",
     )
     _add_range(exporter)
     _add_selection(exporter)
@@ -202,7 +210,8 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
     """The export asked for; on --resume without a range, the one recorded in --out."""
     chosen = [options.since, options.start, options.end, options.window, options.format]
     if options.resume and not any(chosen) and not options.databases + options.indexes:
-        return ExportSpec.recorded(options.out)
+        recorded = ExportSpec.recorded(options.out)
+        return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
 
     start, end = _time_range(options)
     return ExportSpec(
@@ -214,6 +223,7 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
         databases=tuple(options.databases),
         indexes=tuple(options.indexes),
         block_size=options.block_size,
+        rows_per_flush=options.flush_points,
     )
 
 

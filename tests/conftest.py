@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -40,3 +40,12 @@ async def client(simulator: Simulator) -> AsyncIterator[PowerPClient]:
         max_in_flight=6,
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    """``powerp simulate`` in its own process with the test anchor; yields its URL."""
+    from .processes import simulator_process
+
+    with simulator_process(ANCHOR) as base_url:
+        yield base_url

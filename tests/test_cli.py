@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,68 +11,17 @@ import pyarrow.dataset as ds
 import pytest
 import requests
 
-from powerp_async._time import format_wire, to_epoch_us
+from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Block
 from powerp_async.planning import TimeRange, plan_blocks
 from powerp_async.simulator import SimulatorSettings, demo_tenant
 
 from .conftest import ANCHOR
 from .helpers import actual_points, expected_points
+from .processes import SECRET, environment, powerp
 
-SECRET = "cli-secret-5a4b3c"
 START = ANCHOR - timedelta(minutes=40)
 END = ANCHOR - timedelta(minutes=10)
-
-
-def powerp(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "powerp_async", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-    )
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[str]:
-    """``powerp simulate`` in its own process with a fixed anchor."""
-    command = [
-        sys.executable,
-        "-m",
-        "powerp_async",
-        "simulate",
-        "--port",
-        "0",
-        "--client-id",
-        "cli",
-        "--client-secret",
-        SECRET,
-        "--anchor",
-        format_wire(to_epoch_us(ANCHOR)),
-    ]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline().strip()
-        assert line.startswith("PowerP simulator serving http://127.0.0.1:")
-        yield line.rsplit(" ", 1)[1]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        server.stdout.close()
-
-
-def environment(base_url: str, secret: str = SECRET) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
-    return {
-        **clean,
-        "POWERP_CLIENT_ID": "cli",
-        "POWERP_CLIENT_SECRET": secret,
-        "POWERP_API_BASE_URL": base_url,
-    }
 
 
 def test_export_equals_direct_block_queries(served: str, tmp_path: Path) -> None:

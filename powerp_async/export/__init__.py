@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from ._formats import FORMATS, Format
 from ._report import ExportReport, Gap
-from ._run import ExportSpec, export
+from ._run import DEFAULT_ROWS_PER_FLUSH, ExportSpec, export
 
-__all__ = ["FORMATS", "ExportReport", "ExportSpec", "Format", "Gap", "export"]
+__all__ = [
+    "DEFAULT_ROWS_PER_FLUSH",
+    "FORMATS",
+    "ExportReport",
+    "ExportSpec",
+    "Format",
+    "Gap",
+    "export",
+]

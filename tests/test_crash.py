@@ -1,0 +1,77 @@
+"""Exports killed outright at random moments resume to exactly the same data."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from powerp_async.models import POINT_SCHEMA
+
+from .helpers import actual_points
+from .processes import environment, powerp
+
+KILLS = 6
+RANGE = ("--start", "2026-12-04T10:30:00Z", "--end", "2026-12-04T11:30:00Z")
+SELECTION = ("--database", "1", "--database", "3", "--window", "5s")
+
+
+def read(folder: Path) -> pa.Table:
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    return dataset.to_table(columns=POINT_SCHEMA.names)
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_same_data(
+    served: str, tmp_path: Path
+) -> None:
+    env = environment(served)
+    reference = tmp_path / "reference"
+    done = powerp("export", "--out", str(reference), *RANGE, *SELECTION, env=env)
+    assert done.returncode == 0, done.stderr
+
+    crashed = tmp_path / "crashed"
+    fresh = ("export", "--out", str(crashed), *RANGE, *SELECTION)
+    resume = ("export", "--out", str(crashed), "--resume")
+    rng = random.Random(20261204)
+    killed = 0
+    for _ in range(KILLS):
+        # Killed before it wrote its journal, a run leaves nothing to resume.
+        started = (crashed / "_manifest.jsonl").exists()
+        after_s = rng.uniform(0.8, 3.0)
+        killed += _run_and_kill(resume if started else fresh, env, after_s)
+
+    finished = powerp(*resume, env=env)
+
+    assert killed >= 5
+    assert finished.returncode == 0, finished.stderr
+    expected = actual_points(read(reference))  # also asserts no duplicates
+    assert actual_points(read(crashed)) == expected
+    assert len(expected) > 300_000
+    assert not list(crashed.rglob("*.tmp"))
+
+
+def _run_and_kill(
+    arguments: tuple[str, ...], env: dict[str, str], after_s: float
+) -> bool:
+    """Start ``powerp ARGS`` and SIGKILL it after ``after_s``; False if it had ended."""
+    command = [
+        *(sys.executable, "-m", "powerp_async", *arguments),
+        *("--quiet", "--flush-points", "20000"),
+    ]
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    time.sleep(after_s)
+    if child.poll() is None:
+        child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.stderr is not None
+    assert child.returncode in (0, -signal.SIGKILL), child.stderr.read()
+    child.stderr.close()
+    return child.returncode == -signal.SIGKILL
