@@ -30,7 +30,7 @@ from ._time import from_epoch_us, parse_duration_us, parse_wire
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import ConfigurationError, PowerPError
-from .export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export
+from .export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export, plan_export
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument(
         "--quiet", action="store_true", help="no progress, no summary"
+    )
+    exporter.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the signals and print the plan; fetch and write nothing",
     )
     exporter.add_argument(
         "--flush-points",
@@ -189,6 +194,12 @@ def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
 
 async def _export(options: argparse.Namespace, config: ClientConfig) -> int:
     spec = _export_spec(options)
+    if options.dry_run:
+        async with PowerPClient(config) as client:
+            plan = await plan_export(client, spec)
+        print(plan.describe(config.max_rate if not config.adaptive else None))
+        return 0
+
     show = not options.quiet
     async with PowerPClient(config) as client:
         on_terminal = show and sys.stderr.isatty()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -13,13 +13,14 @@ import requests
 
 from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Block
-from powerp_async.planning import TimeRange, plan_blocks
+from powerp_async.planning import TimeRange, plan_blocks, plan_totals
 from powerp_async.simulator import SimulatorSettings, demo_tenant
 
 from .conftest import ANCHOR
 from .helpers import actual_points, expected_points
 from .processes import SECRET, environment, powerp
 
+S = 1_000_000
 START = ANCHOR - timedelta(minutes=40)
 END = ANCHOR - timedelta(minutes=10)
 
@@ -237,3 +238,29 @@ def test_demo_export_runs_end_to_end(tmp_path: Path) -> None:
     assert report["complete"] is True
     assert table.num_rows == report["points"] > 0
     assert set(table.column("database_id").to_pylist()) == {1}
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> None:
+    out = tmp_path / "never"
+
+    done = powerp(
+        *("export", "--out", str(out), "--dry-run", "--database", "2"),
+        *("--start", "2026-12-04T08:00:00Z", "--end", "2026-12-04T12:00:00Z"),
+        env=environment(served),
+    )
+
+    assert done.returncode == 0, done.stderr
+    signals = [m for m in tenant_measurements(served) if m.database_id == 2]
+    span = TimeRange.snap(
+        datetime(2026, 12, 4, 8, tzinfo=UTC), datetime(2026, 12, 4, 12, tzinfo=UTC), S
+    )
+    requests_, points = plan_totals(signals, span, block_size=10)
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "Range: 2026-12-04T08:00:00Z to 2026-12-04T12:00:00Z, 14,400 windows of 1s"
+    )
+    assert (
+        lines[2] == f"Queries: {requests_:,} (9 time slices), at most {points:,} points"
+    )
+    assert lines[3].startswith("Time for the queries: ")
+    assert not out.exists()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -22,25 +21,19 @@ from .._engine import BlockResult, RunStats
 from .._groups import plain_errors
 from .._redact import mask_url
 from .._time import (
-    format_duration,
-    format_wire,
-    from_epoch_us,
-    parse_duration_us,
-    parse_wire,
     to_epoch_us,
 )
 from ..client import PowerPClient
 from ..errors import ConfigurationError, FetchFailedError
 from ..models import Block, DataType, Measurement
 from ..planning import TimeRange, plan_blocks, plan_totals, time_slices
-from ._formats import FORMATS, Format
 from ._manifest import MANIFEST_NAME, Manifest, read_manifest
 from ._parts import PartWriter, recover
 from ._report import ExportReport, write_report
+from ._spec import ExportSpec, select_signals
 
 logger = logging.getLogger("powerp_async.export")
 
-DEFAULT_ROWS_PER_FLUSH: Final = 1_000_000
 PROGRESS_INTERVAL_S: Final = 0.5
 
 # Parameters that define which points an export holds; a resume must match them.
@@ -53,69 +46,6 @@ _PLAN_KEYS: Final = (
     "databases",
     "indexes",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ExportSpec:
-    """What to export and where.
-
-    ``databases`` and ``indexes`` narrow the tenant (empty: everything). The range is
-    snapped to whole windows, as for :meth:`PowerPClient.fetch`.
-    """
-
-    out: Path
-    start: datetime
-    end: datetime
-    window: str = "1s"
-    format: Format = "parquet"
-    databases: tuple[int, ...] = ()
-    indexes: tuple[str, ...] = ()
-    block_size: int | None = None
-    rows_per_flush: int = DEFAULT_ROWS_PER_FLUSH
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigurationError(
-                f"format: expected one of {', '.join(FORMATS)}, got {self.format!r}"
-            )
-        try:
-            window_us = parse_duration_us(self.window)
-        except ValueError as error:
-            raise ConfigurationError(f"window: {error}") from None
-        TimeRange.snap(self.start, self.end, window_us)
-        if self.rows_per_flush < 1:
-            raise ConfigurationError("rows_per_flush: expected at least 1")
-
-    def plan_parameters(self, block_size: int) -> dict[str, Any]:
-        span = self.time_range()
-        return {
-            "start": format_wire(span.start_us),
-            "end": format_wire(span.end_us),
-            "window": format_duration(span.window_us),
-            "format": self.format,
-            "block_size": block_size,
-            "databases": sorted(self.databases),
-            "indexes": sorted(self.indexes),
-        }
-
-    @classmethod
-    def recorded(cls, out: Path) -> ExportSpec:
-        """The spec an existing export folder was made with, read from its journal."""
-        parameters = read_manifest(out).header["parameters"]
-        return cls(
-            out=out,
-            start=from_epoch_us(parse_wire(parameters["start"])),
-            end=from_epoch_us(parse_wire(parameters["end"])),
-            window=parameters["window"],
-            format=parameters["format"],
-            databases=tuple(parameters["databases"]),
-            indexes=tuple(parameters["indexes"]),
-            block_size=parameters["block_size"],
-        )
-
-    def time_range(self) -> TimeRange:
-        return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
-
 
 ProgressCallback = Callable[[RunStats, int], None]
 
@@ -138,7 +68,7 @@ async def export(
     if resume:
         signals, done, manifest = _reopen(spec.out, parameters)
     else:
-        signals = await _select_signals(client, spec)
+        signals = await select_signals(client, spec)
         done, manifest = set(), _create(spec.out, parameters, client, signals)
 
     try:
@@ -190,19 +120,6 @@ def _reopen(
         )
     signals = [_signal_from_record(r) for r in state.header["signals"]]
     return signals, state.done_units, Manifest(out)
-
-
-async def _select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
-    signals = await client.measurements()
-    if spec.databases:
-        signals = [m for m in signals if m.database_id in spec.databases]
-    if spec.indexes:
-        signals = [m for m in signals if m.index in spec.indexes]
-    if not signals:
-        raise ConfigurationError(
-            "no signal matches the selection (check --database and --index)"
-        )
-    return signals
 
 
 async def _run(

@@ -1,0 +1,82 @@
+"""What an export will do, worked out before anything is fetched (``--dry-run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._time import format_duration, format_wire, to_epoch_us
+from ..client import PowerPClient
+from ..planning import group_signals, plan_totals, time_slices
+from ._spec import ExportSpec, select_signals
+
+# Paces at which a dry run estimates the duration when the server's is not known yet.
+ASSUMED_RATES = (5.0, 20.0, 100.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """The shape of an export: how many signals, queries and points at most."""
+
+    spec: ExportSpec
+    signals: int
+    groups: int
+    slices: int
+    requests: int
+    max_points: int
+    late_signals: int
+
+    def estimate_s(self, rate: float) -> float:
+        """Seconds the queries take at ``rate`` requests per second."""
+        return self.requests / rate
+
+    def describe(self, known_rate: float | None = None) -> str:
+        """A few lines for a person deciding whether to run it."""
+        span = self.spec.time_range()
+        lines = [
+            f"Range: {format_wire(span.start_us)} to {format_wire(span.end_us)}, "
+            f"{span.window_count:,} windows of {format_duration(span.window_us)}",
+            f"Signals: {self.signals:,} in {self.groups} (database, aggregation) groups"
+            + (
+                f", {self.late_signals} starting inside the range"
+                if self.late_signals
+                else ""
+            ),
+            f"Queries: {self.requests:,} ({self.slices} time slices), "
+            f"at most {self.max_points:,} points",
+        ]
+        rates = (known_rate,) if known_rate else ASSUMED_RATES
+        estimates = ", ".join(
+            f"{_duration(self.estimate_s(rate))} at {rate:g} req/s" for rate in rates
+        )
+        lines.append(f"Time for the queries: {estimates}")
+        return "\n".join(lines)
+
+
+async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
+    """List the signals and count the export's queries, without fetching any data."""
+    signals = await select_signals(client, spec)
+    span = spec.time_range()
+    block_size = spec.block_size or client.config.block_size
+    requests, max_points = plan_totals(signals, span, block_size=block_size)
+    first_us = span.start_us
+    return ExportPlan(
+        spec=spec,
+        signals=len(signals),
+        groups=len(group_signals(signals)),
+        slices=sum(1 for _ in time_slices(span)),
+        requests=requests,
+        max_points=max_points,
+        late_signals=sum(
+            1
+            for m in signals
+            if m.first_data_point and to_epoch_us(m.first_data_point) > first_us
+        ),
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
