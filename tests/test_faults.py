@@ -1,0 +1,218 @@
+"""Answers from a misbehaving server: each one tolerated, retried, or a clear error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from powerp_async import Measurement, PowerPClient
+from powerp_async.errors import (
+    FetchFailedError,
+    MalformedResponseError,
+    PermissionDeniedError,
+    ServerError,
+    TransportError,
+)
+
+START = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+GOOD = [
+    {"index": "1", "value": 1.5, "timestamp": "2026-12-04T10:00:01Z"},
+    {"index": "1", "value": 2.5, "timestamp": "2026-12-04T10:00:02Z"},
+]
+
+
+@dataclass
+class ScriptedServer:
+    """Answers queries from a script, one entry per request; the last one repeats."""
+
+    script: list[Callable[[web.Request], object]] = field(default_factory=list)
+    queries: int = 0
+
+    async def token(self, request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "tok", "expires_in": 3600})
+
+    async def query(self, request: web.Request) -> web.StreamResponse:
+        step = self.script[min(self.queries, len(self.script) - 1)]
+        self.queries += 1
+        answer = step(request)
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        return answer  # type: ignore[return-value]
+
+
+def good(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(GOOD), content_type="application/json")
+
+
+def status(code: int, body: bytes = b"", content_type: str = "text/html"):
+    return lambda request: web.Response(
+        status=code, body=body, content_type=content_type
+    )
+
+
+async def reset_mid_body(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+    answer.content_length = 10_000
+    await answer.prepare(request)
+    await answer.write(b'[{"index": "1", "value": 1.5, "times')
+    request.transport.close()
+    return answer
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await answer.prepare(request)
+    for byte in orjson.dumps(GOOD)[:20]:
+        await answer.write(bytes([byte]))
+        await asyncio.sleep(0.2)
+    return answer
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[ScriptedServer, str]]:
+    fake = ScriptedServer()
+    app = web.Application()
+    app.router.add_post("/rt-api/api/v1/auth/token", fake.token)
+    app.router.add_post("/rt-api/api/v1/Query", fake.query)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield fake, str(server.make_url("/rt-api/api"))
+
+
+def client_for(base_url: str, **settings: object) -> PowerPClient:
+    return PowerPClient(
+        client_id="x",
+        client_secret="y",
+        base_url=base_url,
+        initial_rate=100,
+        max_attempts=3,
+        **settings,
+    )
+
+
+async def query(client: PowerPClient):
+    return await client.query(
+        1, ["1"], START, START + timedelta(seconds=2), window="1s"
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch) -> None:
+    monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.0)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        status(502, b"<html><body>Bad Gateway</body></html>"),
+        status(504, b""),
+        status(500, b'{"error": "boom"}', "application/json"),
+        status(200, b'[{"index": "1", "value": 1.5, "timest', "application/json"),
+        status(200, b"", "application/json"),
+        reset_mid_body,
+    ],
+    ids=["502-html", "504-empty", "500-json", "cut-json", "empty-200", "reset"],
+)
+async def test_transient_failures_are_retried_then_succeed(scripted, failure) -> None:
+    fake, base_url = scripted
+    fake.script = [failure, good]
+
+    async with client_for(base_url) as client:
+        table = await query(client)
+
+    assert table.column("value_float").to_pylist() == [1.5, 2.5]
+    assert fake.queries == 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind", "says"),
+    [
+        (
+            status(502, b"<html><body>Bad Gateway</body></html>"),
+            ServerError,
+            "HTTP 502: <html><body>Bad Gateway</body></html>",
+        ),
+        (status(504, b""), ServerError, "HTTP 504 with an empty body"),
+        (
+            status(200, b'{"items": []}', "application/json"),
+            MalformedResponseError,
+            "expected a JSON array of points, got a JSON object",
+        ),
+        (reset_mid_body, TransportError, "the connection broke while reading"),
+    ],
+    ids=["502", "504", "object", "reset"],
+)
+async def test_persistent_failures_end_in_a_typed_error(
+    scripted, failure, kind, says
+) -> None:
+    fake, base_url = scripted
+    fake.script = [failure]
+
+    async with client_for(base_url) as client:
+        with pytest.raises(kind, match=says.replace("(", r"\(")):
+            await query(client)
+
+    assert fake.queries == 3  # max_attempts
+
+
+async def test_wrong_content_type_with_good_json_is_accepted(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [status(200, orjson.dumps(GOOD), "text/plain")]
+
+    async with client_for(base_url) as client:
+        table = await query(client)
+
+    assert table.num_rows == 2
+
+
+async def test_a_trickle_slower_than_the_timeout_is_a_timeout(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [trickle, good]
+
+    async with client_for(base_url, timeout_s=0.5) as client:
+        table = await query(client)
+
+    assert table.num_rows == 2
+    assert fake.queries == 2
+
+
+async def test_forbidden_names_the_database_not_the_token(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [status(403, b'{"error": "forbidden"}', "application/json")]
+
+    async with client_for(base_url) as client:
+        with pytest.raises(PermissionDeniedError) as caught:
+            await query(client)
+
+    assert "database 1" in str(caught.value)
+    assert "tok" not in str(caught.value).replace("token", "")
+    assert fake.queries == 1  # never retried
+
+
+async def test_points_already_fetched_survive_a_failed_block(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [good, status(403, b"no")]
+    signals_done = []
+
+    async def fetch_both(client: PowerPClient) -> None:
+        async with client.fetch(
+            [Measurement(1, "1"), Measurement(1, "2")],
+            START,
+            START + timedelta(seconds=2),
+            block_size=1,
+        ) as results:
+            async for result in results:
+                signals_done.append(result.block.indexes)
+
+    async with client_for(base_url, max_in_flight=1) as client:
+        with pytest.raises(FetchFailedError) as caught:
+            await fetch_both(client)
+
+    assert signals_done == [("1",)]
+    assert [b.indexes for b, _ in caught.value.failures] == [("2",)]
