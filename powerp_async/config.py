@@ -153,6 +153,13 @@ class ClientConfig:
                 f"base_url: expected an http(s) URL such as {DEFAULT_BASE_URL!r}, "
                 f"got {mask_url(self.base_url)!r}"
             )
+        if parts.username is not None or parts.password is not None:
+            # aiohttp would send them as Basic auth, which clashes with both the
+            # token request's form credentials and the bearer token of every query.
+            raise ConfigurationError(
+                f"base_url: {mask_url(self.base_url)!r} holds credentials; the API "
+                "takes client_id and client_secret instead, so remove 'user:...@'"
+            )
         if parts.scheme == "http" and not (
             is_loopback(host) or self.allow_insecure_http
         ):
