@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import BlockResult, RunStats
+from ._export import ExportPlan, ExportReport, ExportSpec, Gap, export, plan_export
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -22,10 +23,10 @@ from .errors import (
     PermissionDeniedError,
     PowerPError,
     ServerError,
+    ServerUnavailableError,
     ThrottledError,
     TransportError,
 )
-from .export import ExportReport, ExportSpec, Gap, export
 from .models import POINT_SCHEMA, Block, DataType, Measurement
 from .pacing import FixedPacer, Pacer
 from .planning import TimeRange, plan_blocks
@@ -45,6 +46,7 @@ __all__ = [
     "ClientConfig",
     "ConfigurationError",
     "DataType",
+    "ExportPlan",
     "ExportReport",
     "ExportSpec",
     "FetchFailedError",
@@ -59,10 +61,12 @@ __all__ = [
     "PowerPError",
     "RunStats",
     "ServerError",
+    "ServerUnavailableError",
     "ThrottledError",
     "TimeRange",
     "TransportError",
     "__version__",
     "export",
     "plan_blocks",
+    "plan_export",
 ]

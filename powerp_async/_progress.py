@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from ._engine import RunStats
-from .export import ExportReport
+from ._export import ExportReport
 from .pacing import Pacer
 
 

@@ -22,10 +22,10 @@ from typing import TypeVar
 
 import pyarrow as pa
 
+from ._export import ExportReport, ExportSpec
+from ._export import export as export_async
 from .client import PowerPClient
 from .config import ClientConfig
-from .export import ExportReport, ExportSpec
-from .export import export as export_async
 from .models import Measurement
 
 T = TypeVar("T")

@@ -24,13 +24,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
+from ._export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export, plan_export
 from ._progress import ProgressLine, summary
 from ._redact import scrub
 from ._time import from_epoch_us, parse_duration_us, parse_wire
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import ConfigurationError, PowerPError
-from .export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export, plan_export
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

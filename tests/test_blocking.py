@@ -7,9 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from powerp_async import blocking
+from powerp_async import ExportSpec, blocking
 from powerp_async.errors import AuthenticationError
-from powerp_async.export import ExportSpec
 from powerp_async.testing import SimulatorThread
 
 from .conftest import ANCHOR

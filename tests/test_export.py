@@ -14,9 +14,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pytest
 
+from powerp_async import ExportSpec, export
+from powerp_async._export import _manifest
 from powerp_async._time import format_wire
 from powerp_async.errors import ConfigurationError
-from powerp_async.export import ExportSpec, _manifest, export
 from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import time_slices
 

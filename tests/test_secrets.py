@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from powerp_async import PowerPClient
+from powerp_async import ExportSpec, PowerPClient, export
 from powerp_async._token import TokenManager
 from powerp_async.errors import AuthenticationError, ConfigurationError
-from powerp_async.export import ExportSpec, export
 
 from .conftest import ANCHOR, CLIENT_SECRET
 
