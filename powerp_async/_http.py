@@ -67,6 +67,9 @@ async def send(
             headers=all_headers,
             data=data,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
+            # A redirect would re-send the form (client secret included) to wherever
+            # it points, past the checks made on the configured URL.
+            allow_redirects=False,
         ) as answer:
             body = await answer.read()
             status, answer_headers = answer.status, answer.headers

@@ -2,13 +2,22 @@
 
 Every ``repr``, log call and error message that mentions a URL goes through
 :func:`mask_url`; every excerpt of a response body goes through :func:`excerpt`.
+
+Servers and proxies sometimes echo what they were sent, the form with the client
+secret or the bearer token included. So every secret the client holds is remembered
+here (:func:`remember_secret`) and masked wherever it shows up: in excerpts, in
+messages passed through :func:`scrub`, and in every record of the ``powerp_async``
+loggers. The register is process-wide on purpose: masking another client's secret too
+is harmless, missing one is not.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+import threading
+from typing import Any, Final
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 MASK: Final = "***"
 EXCERPT_CHARS: Final = 200
@@ -18,6 +27,18 @@ _SECRET_QUERY_KEYS: Final = re.compile(
     r"(?i)((?:client_secret|secret|token|access_token|password|api_key|key)=)[^&]*"
 )
 _BEARER: Final = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_SHORTEST_SECRET: Final = 4  # shorter strings would mask ordinary words
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Mask ``secret`` (and its URL-encoded forms) from now on, wherever it appears."""
+    if not secret or len(secret) < _SHORTEST_SECRET:
+        return
+    with _secrets_lock:
+        _secrets.update({secret, quote(secret, safe=""), quote_plus(secret)})
 
 
 def mask_url(url: str) -> str:
@@ -39,7 +60,8 @@ def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     if isinstance(body, bytes):
         # Cut before decoding: a malformed answer may be megabytes long.
         body = body[: limit * 8].decode("utf-8", "replace")
-    text = _BEARER.sub(rf"\g<1>{MASK}", body[: limit * 2])
+    text = scrub(body[: limit * 8])
+    text = _SECRET_QUERY_KEYS.sub(rf"\g<1>{MASK}", text)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
         return text[: limit - 1] + "…"
@@ -47,8 +69,33 @@ def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """Replace each non-empty secret in ``text`` by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+    """``text`` with bearer tokens, every remembered secret and ``secrets`` masked."""
+    text = _BEARER.sub(rf"\g<1>{MASK}", text)
+    with _secrets_lock:
+        known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
+    for secret in known:
+        text = text.replace(secret, MASK)
     return text
+
+
+def _install_record_scrubbing() -> None:
+    """Mask remembered secrets in every record of the ``powerp_async`` loggers.
+
+    A record factory reaches every child logger, which a filter on the parent would
+    not (filters do not propagate). Records of other libraries pass untouched.
+    """
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.startswith("powerp_async") and _secrets:
+            message = record.getMessage()
+            cleaned = scrub(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_scrubbing()

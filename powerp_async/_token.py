@@ -18,7 +18,7 @@ import anyio
 import orjson
 
 from ._http import error_for, send
-from ._redact import excerpt, mask_url
+from ._redact import excerpt, mask_url, remember_secret
 from ._retry import backoff_s
 from .errors import (
     AuthenticationError,
@@ -51,6 +51,7 @@ class TokenManager:
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
+        remember_secret(client_secret)
         self._timeout_s = timeout_s
         self._clock = clock
         self._token: str | None = None
@@ -150,6 +151,7 @@ class TokenManager:
     def _store(self, answer: dict[str, object]) -> None:
         token = answer["access_token"]
         assert isinstance(token, str)
+        remember_secret(token)
         self._token = token
         expires_in = answer.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):

@@ -10,7 +10,12 @@ import pytest
 
 from powerp_async import ExportSpec, PowerPClient, export
 from powerp_async._token import TokenManager
-from powerp_async.errors import AuthenticationError, ConfigurationError
+from powerp_async.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ServerError,
+)
 
 from .conftest import ANCHOR, CLIENT_SECRET
 
@@ -87,3 +92,81 @@ def test_credentials_in_the_base_url_are_refused_and_masked() -> None:
 
     assert "https://***@powerp.invalid/rt-api/api" in str(caught.value)
     assert CLIENT_SECRET not in str(caught.value)
+
+
+ECHO_SECRET = "echo-s3cr3t/with+chars"
+
+
+@pytest.fixture
+async def echoing_server():
+    """A server that echoes what it was sent in its errors: the form, the token."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen = {"token_requests": 0, "redirected": 0}
+
+    async def token(request: web.Request) -> web.Response:
+        seen["token_requests"] += 1
+        form = await request.text()
+        if seen["token_requests"] <= 2:
+            return web.Response(status=503, text=f"upstream choked on {form}")
+        return web.json_response(
+            {"access_token": "tok-ECHOED-9f8e7d", "expires_in": 60}
+        )
+
+    async def query(request: web.Request) -> web.Response:
+        bearer = request.headers["Authorization"]
+        return web.Response(status=500, text=f"invalid token {bearer.split()[1]}")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen["redirected"] += 1
+        return web.json_response({"access_token": "stolen", "expires_in": 60})
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(location="/elsewhere")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/auth/token", token)
+    app.router.add_post("/api/v1/Query", query)
+    app.router.add_post("/moved/v1/auth/token", redirect)
+    app.router.add_post("/elsewhere", elsewhere)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), seen
+
+
+async def test_secrets_echoed_by_a_server_are_masked(
+    echoing_server, caplog, monkeypatch
+) -> None:
+    base, seen = echoing_server
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr("powerp_async._token.backoff_s", lambda attempt: 0.0)
+    monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.0)
+
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=ECHO_SECRET,
+        base_url=f"{base}/api",
+        initial_rate=100,
+        max_attempts=2,
+    ) as client:
+        with pytest.raises(ServerError) as caught:
+            await client.query(1, ["1"], ANCHOR, ANCHOR + timedelta(seconds=5))
+
+    assert seen["token_requests"] == 3
+    shown = caplog.text + str(caught.value) + caught.value.excerpt
+    assert "upstream choked on client_id=tester&client_secret=***" in caplog.text
+    assert "invalid token ***" in shown
+    for secret in (ECHO_SECRET, "echo-s3cr3t%2Fwith%2Bchars", "tok-ECHOED-9f8e7d"):
+        assert secret not in shown
+
+
+async def test_redirects_are_not_followed_with_the_form(echoing_server) -> None:
+    base, seen = echoing_server
+
+    async with PowerPClient(
+        client_id="tester", client_secret=ECHO_SECRET, base_url=f"{base}/moved"
+    ) as client:
+        with pytest.raises(BadRequestError, match="token request: HTTP 307"):
+            await client.measurements()
+
+    assert seen["redirected"] == 0
