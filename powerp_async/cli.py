@@ -157,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: {error}", EXIT_USAGE)
     except PowerPError as error:
         return _fail(f"error: {error}", EXIT_FAILURE)
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
 
@@ -285,6 +288,10 @@ def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
         return end - timedelta(microseconds=parse_duration_us(since)), end
     except ValueError as error:
         raise ConfigurationError(f"--since: {error}") from None
+    except OverflowError:
+        raise ConfigurationError(
+            f"--since: {since!r} reaches before the year 1; give a shorter duration"
+        ) from None
 
 
 def _parse_time(text: str, flag: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,8 @@ DEFAULT_MAX_IN_FLIGHT: Final = 32
 DEFAULT_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_ATTEMPTS: Final = 8
 DEFAULT_MAX_OUTAGE_S: Final = 300.0
+MAX_IN_FLIGHT: Final = 1024
+"""More concurrent requests than this would only queue inside the client."""
 
 ENV_CLIENT_ID: Final = "POWERP_CLIENT_ID"
 ENV_CLIENT_SECRET: Final = "POWERP_CLIENT_SECRET"
@@ -71,15 +74,15 @@ class ClientConfig:
             self.block_size,
         )
         _require(
-            self.max_rate is None or self.max_rate > 0,
+            self.max_rate is None or 0.001 <= self.max_rate < math.inf,
             "max_rate",
-            "requests per second > 0, or None to discover it",
+            "requests per second from 0.001 up, or None to discover it",
             self.max_rate,
         )
         _require(
-            self.initial_rate > 0,
+            0.001 <= self.initial_rate < math.inf,
             "initial_rate",
-            "requests per second > 0",
+            "requests per second from 0.001 up",
             self.initial_rate,
         )
         _require(
@@ -88,12 +91,20 @@ class ClientConfig:
             "a rate when adaptive=False (a fixed pace needs to be told its rate)",
         )
         _require(
-            self.max_outage_s > 0, "max_outage_s", "seconds > 0", self.max_outage_s
+            0 < self.max_outage_s < math.inf,
+            "max_outage_s",
+            "seconds > 0",
+            self.max_outage_s,
         )
         _require(
-            self.max_in_flight >= 1, "max_in_flight", "at least 1", self.max_in_flight
+            1 <= self.max_in_flight <= MAX_IN_FLIGHT,
+            "max_in_flight",
+            f"1 to {MAX_IN_FLIGHT}",
+            self.max_in_flight,
         )
-        _require(self.timeout_s > 0, "timeout_s", "seconds > 0", self.timeout_s)
+        _require(
+            0 < self.timeout_s < math.inf, "timeout_s", "seconds > 0", self.timeout_s
+        )
         _require(
             self.max_attempts >= 1, "max_attempts", "at least 1", self.max_attempts
         )

@@ -127,11 +127,14 @@ def plan_blocks(
         raise ConfigurationError(
             f"block_size: expected 1 to {MAX_SIGNALS_PER_QUERY}, got {block_size}"
         )
-    groups = group_signals(measurements)
+    groups = [
+        _LiveSignals(key, members)
+        for key, members in group_signals(measurements).items()
+    ]
     for start_us, end_us in time_slices(span):
-        for (database_id, aggregation), members in groups.items():
-            live = [m for m in members if _has_data_before(m, end_us)]
-            for chunk in _chunks(live, block_size):
+        for group in groups:
+            database_id, aggregation = group.key
+            for chunk in _chunks(group.before(end_us), block_size):
                 yield Block(
                     database_id=database_id,
                     aggregation=aggregation,
@@ -140,10 +143,6 @@ def plan_blocks(
                     end_us=end_us,
                     window_us=span.window_us,
                 )
-
-
-def _has_data_before(measurement: Measurement, end_us: int) -> bool:
-    return _first_us(measurement) < end_us
 
 
 def _chunks(items: Sequence[Measurement], size: int) -> Iterator[Sequence[Measurement]]:
@@ -172,6 +171,29 @@ def plan_totals(
             blocks += -(-live // block_size)
             points += live * windows
     return blocks, points
+
+
+class _LiveSignals:
+    """The signals of one group that have data before a given time, in plan order.
+
+    The answer changes only when the time passes some signal's first point, so it is
+    recomputed then and nowhere else: a range of years costs a bisection per slice,
+    not a pass over every signal.
+    """
+
+    def __init__(self, key: tuple[int, str], members: list[Measurement]) -> None:
+        self.key = key
+        self._members = members
+        self._firsts = sorted(_first_us(m) for m in members)
+        self._count = -1
+        self._live: list[Measurement] = []
+
+    def before(self, end_us: int) -> list[Measurement]:
+        count = bisect.bisect_left(self._firsts, end_us)
+        if count != self._count:
+            self._count = count
+            self._live = [m for m in self._members if _first_us(m) < end_us]
+        return self._live
 
 
 def _first_us(measurement: Measurement) -> int:
