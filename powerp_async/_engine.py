@@ -31,6 +31,7 @@ from ._decode import decode_block
 from ._groups import plain_errors
 from ._http import Response, error_for, send
 from ._redact import mask_url
+from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
 from .errors import (
@@ -122,6 +123,7 @@ class Engine:
         self.data_types: Mapping[tuple[int, str], DataType | None] = data_types or {}
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
+        self._refusals = Refusals()
 
     def learn_types(self, signals: Iterable[Measurement]) -> None:
         """Remember each signal's declared type, which guides how values are decoded."""
@@ -197,9 +199,18 @@ class Engine:
                     self._fatal = error
                     scope.cancel()
                     return
+                except RunStopped as stop:
+                    self._fatal = stop.error
+                    scope.cancel()
+                    return
 
     async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
         """Fetch a block; on 413 fetch its halves instead, recursively."""
+        known = self._refusals.known(block)
+        if known is not None:
+            yield self._failed(block, known)
+            return
+
         try:
             yield await self._fetch(block)
         except PayloadTooLargeError as error:
@@ -215,6 +226,7 @@ class Engine:
         except AuthenticationError:
             raise
         except PowerPError as error:
+            self._refusals.on_refused(block, error)
             yield self._failed(block, error)
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
@@ -312,6 +324,7 @@ class Engine:
         self.stats.dropped_points += dropped
         self.stats.points += decoded.batch.num_rows
         self.stats.blocks_done += 1
+        self._refusals.on_success(block)
         return BlockResult(block, decoded.batch)
 
 

@@ -19,12 +19,14 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import anyio
 import orjson
 import pyarrow as pa
 
 from ._engine import BlockResult, Engine, EngineSettings, RunStats
 from ._http import error_for, send
 from ._redact import excerpt, mask_url
+from ._retry import backoff_s
 from ._time import parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from .config import ClientConfig
@@ -33,6 +35,9 @@ from .errors import (
     ConfigurationError,
     FetchFailedError,
     MalformedResponseError,
+    ServerError,
+    ThrottledError,
+    TransportError,
 )
 from .models import (
     AGGREGATIONS,
@@ -128,19 +133,35 @@ class PowerPClient:
         return self._pacer
 
     async def measurements(self) -> list[Measurement]:
-        """Every signal the credentials can see (``GET /v1/measurements``)."""
+        """Every signal the credentials can see (``GET /v1/measurements``).
+
+        Throttling, server errors and broken connections are retried, as for queries.
+        """
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                return await self._list_measurements()
+            except (ThrottledError, ServerError, TransportError) as error:
+                if attempt == self.config.max_attempts:
+                    raise
+                delay = getattr(error, "retry_after", None) or backoff_s(attempt)
+                logger.warning("listing failed (%s); retrying in %.1f s", error, delay)
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _list_measurements(self, renewed: bool = False) -> list[Measurement]:
         session, tokens = self._open()
         url = f"{self.config.base_url}/v1/measurements"
+        token = await tokens.token()
         response = await send(
             session,
             "GET",
             url,
-            headers={
-                "Authorization": f"Bearer {await tokens.token()}",
-                "Accept": "application/json",
-            },
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout_s=self.config.timeout_s,
         )
+        if response.status == 401 and not renewed:
+            await tokens.renew_after_rejection(token)
+            return await self._list_measurements(renewed=True)
         if response.status >= 300:
             raise error_for(
                 response, method="GET", url=url, what="listing measurements"

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
 from powerp_async.errors import (
+    BadRequestError,
     FetchFailedError,
     MalformedResponseError,
     PermissionDeniedError,
@@ -34,9 +35,16 @@ class ScriptedServer:
 
     script: list[Callable[[web.Request], object]] = field(default_factory=list)
     queries: int = 0
+    listing: list[Callable[[web.Request], object]] = field(default_factory=list)
+    listings: int = 0
 
     async def token(self, request: web.Request) -> web.Response:
         return web.json_response({"access_token": "tok", "expires_in": 3600})
+
+    async def measurements(self, request: web.Request) -> web.StreamResponse:
+        step = self.listing[min(self.listings, len(self.listing) - 1)]
+        self.listings += 1
+        return step(request)  # type: ignore[return-value]
 
     async def query(self, request: web.Request) -> web.StreamResponse:
         step = self.script[min(self.queries, len(self.script) - 1)]
@@ -81,6 +89,7 @@ async def scripted() -> AsyncIterator[tuple[ScriptedServer, str]]:
     app = web.Application()
     app.router.add_post("/rt-api/api/v1/auth/token", fake.token)
     app.router.add_post("/rt-api/api/v1/Query", fake.query)
+    app.router.add_get("/rt-api/api/v1/measurements", fake.measurements)
     async with TestServer(app, host="127.0.0.1") as server:
         yield fake, str(server.make_url("/rt-api/api"))
 
@@ -216,3 +225,68 @@ async def test_points_already_fetched_survive_a_failed_block(scripted) -> None:
 
     assert signals_done == [("1",)]
     assert [b.indexes for b, _ in caught.value.failures] == [("2",)]
+
+
+async def test_a_forbidden_database_is_asked_once(scripted) -> None:
+    fake, base_url = scripted
+
+    def by_database(request: web.Request):
+        async def answer() -> web.Response:
+            body = await request.json()
+            if body["databaseId"] == 7:
+                return web.json_response({"error": "forbidden"}, status=403)
+            return good(request)
+
+        return answer()
+
+    fake.script = [by_database]
+    signals = [Measurement(7, str(n)) for n in range(5)] + [Measurement(1, "1")]
+
+    async def fetch_all(client: PowerPClient) -> None:
+        async with client.fetch(
+            signals, START, START + timedelta(seconds=2), block_size=1
+        ) as results:
+            async for _ in results:
+                pass
+
+    async with client_for(base_url, max_in_flight=1) as client:
+        with pytest.raises(FetchFailedError) as caught:
+            await fetch_all(client)
+
+    failures = caught.value.failures
+    assert [b.database_id for b, _ in failures] == [7] * 5
+    assert all(isinstance(error, PermissionDeniedError) for _, error in failures)
+    assert fake.queries == 2  # one refusal for database 7, then database 1
+
+
+async def test_a_run_whose_every_query_is_refused_stops_early(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [status(400, b'{"error": "bad windowPeriod"}', "application/json")]
+    signals = [Measurement(1, str(n)) for n in range(40)]
+
+    async def fetch_all(client: PowerPClient) -> None:
+        async with client.fetch(
+            signals, START, START + timedelta(seconds=2), block_size=1
+        ) as results:
+            async for _ in results:
+                pass
+
+    async with client_for(base_url, max_in_flight=1) as client:
+        with pytest.raises(BadRequestError, match="first 5 queries were all refused"):
+            await fetch_all(client)
+
+    assert fake.queries == 5
+
+
+async def test_listing_is_retried_after_a_server_error(scripted) -> None:
+    fake, base_url = scripted
+    fake.listing = [
+        status(502, b"<html>gateway</html>"),
+        status(200, b'[{"index": 1, "databaseId": 2}]', "application/json"),
+    ]
+
+    async with client_for(base_url) as client:
+        signals = await client.measurements()
+
+    assert signals == [Measurement(2, "1")]
+    assert fake.listings == 2
