@@ -52,6 +52,8 @@ from .planning import TimeRange, plan_blocks
 
 logger = logging.getLogger("powerp_async.client")
 
+LISTING_ATTEMPTS = 4
+
 
 class PowerPClient:
     """An async context manager over one HTTP session to the PowerP API.
@@ -137,11 +139,14 @@ class PowerPClient:
 
         Throttling, server errors and broken connections are retried, as for queries.
         """
-        for attempt in range(1, self.config.max_attempts + 1):
+        # Fewer tries than for a block: this is the first request of a run, and a
+        # wrong address should fail in seconds, not after a minute of backoff.
+        attempts = min(LISTING_ATTEMPTS, self.config.max_attempts)
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._list_measurements()
             except (ThrottledError, ServerError, TransportError) as error:
-                if attempt == self.config.max_attempts:
+                if attempt == attempts:
                     raise
                 delay = getattr(error, "retry_after", None) or backoff_s(attempt)
                 logger.warning("listing failed (%s); retrying in %.1f s", error, delay)

@@ -150,7 +150,10 @@ async def test_wrong_secret_is_one_clear_authentication_error(simulator) -> None
     assert simulator.stats.tokens_issued == 0
 
 
-async def test_closed_port_is_a_transport_error() -> None:
+async def test_closed_port_is_a_transport_error(monkeypatch) -> None:
+    monkeypatch.setattr("powerp_async.client.backoff_s", lambda attempt: 0.0)
+    monkeypatch.setattr("powerp_async._token.backoff_s", lambda attempt: 0.0)
+
     async with PowerPClient(
         client_id="x",
         client_secret="y",
