@@ -30,6 +30,7 @@ from anyio.streams.memory import (
 from ._decode import decode_block
 from ._groups import plain_errors
 from ._http import Response, error_for, send
+from ._labels import LabelSide
 from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
@@ -124,6 +125,7 @@ class Engine:
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
         self._refusals = Refusals()
+        self._labels = LabelSide()
 
     def learn_types(self, signals: Iterable[Measurement]) -> None:
         """Remember each signal's declared type, which guides how values are decoded."""
@@ -312,20 +314,23 @@ class Engine:
     def _decoded(self, block: Block, response: Response) -> BlockResult:
         types = {i: self.data_types.get((block.database_id, i)) for i in block.indexes}
         decoded = decode_block(response.body, block, types, url=self._shown_url)
+        batch = self._labels.keep_one_side(block, decoded.batch)
         dropped = (
             decoded.dropped_unrequested
             + decoded.dropped_out_of_range
             + decoded.dropped_duplicates
+            + decoded.batch.num_rows
+            - batch.num_rows
         )
         if dropped:
             logger.warning(
                 "%s: dropped %d unexpected points", block.describe(), dropped
             )
         self.stats.dropped_points += dropped
-        self.stats.points += decoded.batch.num_rows
+        self.stats.points += batch.num_rows
         self.stats.blocks_done += 1
         self._refusals.on_success(block)
-        return BlockResult(block, decoded.batch)
+        return BlockResult(block, batch)
 
 
 def _headers(token: str, compression: bool) -> dict[str, str]:

@@ -194,3 +194,28 @@ async def test_result_tables_concatenate(client) -> None:
     joined = pa.concat_tables([first, second])
 
     assert joined.num_rows == first.num_rows + second.num_rows
+
+
+async def test_a_server_labelling_windows_by_their_start_is_exact(settings) -> None:
+    from dataclasses import replace
+
+    from powerp_async.simulator import Simulator
+
+    simulator = Simulator(replace(settings, label="start"))
+    end = START + timedelta(minutes=40)
+    async with (
+        simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            initial_rate=100,
+        ) as client,
+    ):
+        signals = (await client.measurements())[:30]
+        table = await client.fetch_table(signals, START, end, window="5s")
+
+    span = TimeRange.snap(START, end, 5_000_000)
+    expected = expected_points(simulator.tenant, signals, span)
+    assert min(stamp for *_, stamp in expected) == span.start_us
+    assert_exact(table, expected)

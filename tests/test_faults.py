@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
+from powerp_async._time import format_wire, parse_wire
 from powerp_async.errors import (
     BadRequestError,
     FetchFailedError,
@@ -290,3 +291,36 @@ async def test_listing_is_retried_after_a_server_error(scripted) -> None:
 
     assert signals == [Measurement(2, "1")]
     assert fake.listings == 2
+
+
+def labelled_at_both_edges(request: web.Request):
+    """A server that names every window by both edges: n + 1 points per block."""
+
+    async def answer() -> web.Response:
+        body = await request.json()
+        start, end = parse_wire(body["startTime"]), parse_wire(body["endTime"])
+        points = [
+            {
+                "index": "1",
+                "value": float(stamp // 10**6),
+                "timestamp": format_wire(stamp),
+            }
+            for stamp in range(start, end + 1, 10**6)
+        ]
+        return web.Response(body=orjson.dumps(points), content_type="application/json")
+
+    return answer()
+
+
+async def test_points_on_both_edges_never_duplicate_across_blocks(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [labelled_at_both_edges]
+    end = START + timedelta(minutes=40)  # two slices of 20 minutes
+
+    async with client_for(base_url) as client:
+        table = await client.fetch_table([Measurement(1, "1")], START, end)
+
+    stamps = table.column("timestamp").cast("int64").to_pylist()
+    first, last = parse_wire("2026-12-04T10:00:01Z"), parse_wire("2026-12-04T10:40:00Z")
+    assert stamps == list(range(first, last + 1, 10**6))  # stop labels, once each
+    assert fake.queries == 2
