@@ -14,8 +14,19 @@ point is a pure function of (seed, signal, aggregation, clipped window), which
 from __future__ import annotations
 
 from ._app import build_app
+from ._ceiling import Ceiling, ceiling
 from ._demo import demo_tenant
 from ._grid import SAMPLE_PERIOD_US, format_timestamp
+from ._scenario import (
+    CostQuota,
+    Faults,
+    Latency,
+    Outage,
+    RequestLimit,
+    Scenario,
+    SizeLimit,
+)
+from ._scenarios import named_scenario
 from ._server import Simulator
 from ._settings import Handler, Policy, SimulatorSettings
 from ._stats import SimulatorStats
@@ -23,14 +34,24 @@ from ._tenant import SignalSpec, Tenant
 
 __all__ = [
     "SAMPLE_PERIOD_US",
+    "Ceiling",
+    "CostQuota",
+    "Faults",
     "Handler",
+    "Latency",
+    "Outage",
     "Policy",
+    "RequestLimit",
+    "Scenario",
     "SignalSpec",
     "Simulator",
     "SimulatorSettings",
     "SimulatorStats",
+    "SizeLimit",
     "Tenant",
     "build_app",
+    "ceiling",
     "demo_tenant",
     "format_timestamp",
+    "named_scenario",
 ]

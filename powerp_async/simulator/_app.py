@@ -2,11 +2,12 @@
 
 Middlewares, outermost first: counting (so the stats see every answer, throttles from
 policies included), JSON error bodies for routing errors, then the policies of the
-settings, which guard the API paths only.
+settings followed by those of its scenario, which guard the API paths only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -16,22 +17,49 @@ from typing import Final
 import orjson
 from aiohttp import web
 
+from ._answers import Sleep
 from ._auth import AuthError, Credentials, TokenStore, client_credentials
 from ._demo import demo_tenant
+from ._exchange import (
+    API_BASE,
+    CONNECTION_RESET,
+    MEASUREMENTS_PATH,
+    POINTS,
+    QUERY_PATH,
+    SETTINGS,
+    STATS,
+    STATS_PATH,
+    TENANT,
+    TOKEN_PATH,
+    TOKENS,
+    parsed_query,
+)
 from ._grid import RequestGrid
-from ._query import QueryError, parse_query
+from ._query import QueryError
 from ._render import render_points
+from ._scenarios import scenario_policies
 from ._settings import Handler, Policy, SimulatorSettings
-from ._stats import SimulatorStats
+from ._stats import RESET_STATUS, SimulatorStats
 from ._tenant import Tenant
+
+__all__ = [
+    "API_BASE",
+    "MEASUREMENTS_PATH",
+    "POLICIES",
+    "QUERY_PATH",
+    "SETTINGS",
+    "STATS",
+    "STATS_PATH",
+    "TENANT",
+    "TOKENS",
+    "TOKEN_PATH",
+    "build_app",
+    "error_response",
+    "json_response",
+]
 
 logger = logging.getLogger("powerp_async.simulator")
 
-API_BASE: Final = "/rt-api/api"
-STATS_PATH: Final = "/_simulator/stats"
-TOKEN_PATH: Final = f"{API_BASE}/v1/auth/token"
-MEASUREMENTS_PATH: Final = f"{API_BASE}/v1/measurements"
-QUERY_PATH: Final = f"{API_BASE}/v1/Query"
 _ENDPOINT_BY_PATH: Final = {
     TOKEN_PATH: "token",
     MEASUREMENTS_PATH: "measurements",
@@ -42,10 +70,7 @@ _FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data"
 _GZIP_LEVEL: Final = 1
 """Fastest compression: JSON of points still shrinks about tenfold."""
 
-SETTINGS: Final = web.AppKey("powerp_simulator_settings", SimulatorSettings)
-TENANT: Final = web.AppKey("powerp_simulator_tenant", Tenant)
-STATS: Final = web.AppKey("powerp_simulator_stats", SimulatorStats)
-TOKENS: Final = web.AppKey("powerp_simulator_tokens", TokenStore)
+POLICIES: Final = web.AppKey("powerp_simulator_policies", tuple[Policy, ...])
 
 
 def build_app(
@@ -54,11 +79,24 @@ def build_app(
     tenant: Tenant | None = None,
     stats: SimulatorStats | None = None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
 ) -> web.Application:
-    """The simulator as an aiohttp application; ``clock`` times token expiry."""
+    """The simulator as an aiohttp application.
+
+    ``clock`` (monotonic seconds) times token expiry and the scenario's limits, whose
+    run starts now; ``sleep`` is how the scenario waits (latency, holds).
+    """
     settings = settings or SimulatorSettings()
     app = web.Application(middlewares=[_count, _json_routing_errors, _apply_policies])
     app[SETTINGS] = settings
+    policies = settings.policies
+    if settings.scenario is not None:
+        # Built per application: a bucket or a counter is never shared by two servers.
+        policies += scenario_policies(
+            settings.scenario, clock=clock, seed=settings.seed, sleep=sleep
+        )
+
+    app[POLICIES] = policies
     app[TENANT] = tenant or demo_tenant(settings)
     app[STATS] = stats or SimulatorStats()
     app[TOKENS] = TokenStore(settings.token_ttl_s, clock)
@@ -86,7 +124,11 @@ async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
         stats.record(endpoint, 500)
         raise
 
-    stats.record(endpoint, response.status)
+    if request.get(CONNECTION_RESET, False):
+        stats.record(endpoint, RESET_STATUS)
+    else:
+        stats.record(endpoint, response.status, request.get(POINTS, 0))
+
     return response
 
 
@@ -111,7 +153,7 @@ async def _json_routing_errors(
 
 @web.middleware
 async def _apply_policies(request: web.Request, handler: Handler) -> web.StreamResponse:
-    policies = request.app[SETTINGS].policies
+    policies = request.app[POLICIES]
     if not policies or not request.path.startswith(API_BASE + "/"):
         return await handler(request)
 
@@ -168,14 +210,14 @@ async def _query(request: web.Request) -> web.StreamResponse:
 
     tenant = request.app[TENANT]
     try:
-        query = parse_query(await request.read(), tenant)
+        query = await parsed_query(request)
     except QueryError as error:
         logger.debug("query refused (%s): %s", error.code, error.message)
         return error_response(request, 400, error.code, error.message)
 
     grid = RequestGrid(query.start_us, query.end_us, query.window_us, tenant.label)
     body, points = render_points(tenant, query.signals, query.aggregation, grid)
-    request.app[STATS].points_served += points
+    request[POINTS] = points
     logger.debug(
         "query of database %d, %d signals, %s: %d points",
         query.database_id,
@@ -187,7 +229,16 @@ async def _query(request: web.Request) -> web.StreamResponse:
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:
-    return json_response(request, orjson.dumps(request.app[STATS].snapshot()))
+    """The counters; ``?since=<unix second>`` keeps only the seconds from then on."""
+    since = request.query.get("since")
+    if since is not None and not since.isdigit():
+        message = (
+            f"since must be a whole number of seconds since the epoch, got {since!r}"
+        )
+        return error_response(request, 400, "invalid_parameter", message)
+
+    snapshot = request.app[STATS].snapshot(None if since is None else int(since))
+    return json_response(request, orjson.dumps(snapshot))
 
 
 def _authorize(request: web.Request) -> web.Response | None:

@@ -1,4 +1,8 @@
-"""``powerp simulate``: serve the simulated API until interrupted."""
+"""``powerp simulate``: serve the simulated API until interrupted.
+
+Limits and faults are chosen with ``--scenario`` and refined by individual options
+(``_scenario_cli``); ``--list-scenarios`` prints the presets and exits.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Final
 
 from .._time import parse_wire
 from ..errors import ConfigurationError
+from ._scenario_cli import add_scenario_options, scenario_from_options
+from ._scenarios import PRESET_EXAMPLES, named_scenario
 from ._server import Simulator
 from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorSettings
 
@@ -24,6 +30,12 @@ def run(argv: list[str] | None = None) -> int:
         options = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return stop.code if isinstance(stop.code, int) else 2
+
+    if options.list_scenarios:
+        for name in PRESET_EXAMPLES:
+            print(named_scenario(name).describe())
+
+        return 0
 
     if not _is_loopback(options.host) and not options.allow_remote:
         print(
@@ -90,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback --host (the demo credentials are public)",
     )
+    parser.add_argument(
+        "--list-scenarios",
+        action="store_true",
+        help="print the preset scenarios and exit",
+    )
+    add_scenario_options(parser)
     return parser
 
 
@@ -112,6 +130,7 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
         label=options.label,
         anchor_us=anchor_us,
         seed=options.seed,
+        scenario=scenario_from_options(options),
     )
 
 
@@ -123,4 +142,8 @@ async def _serve(simulator: Simulator) -> None:
 
     async with simulator:
         print(f"PowerP simulator serving {simulator.base_url}", flush=True)
+        scenario = simulator.settings.scenario
+        if scenario is not None:
+            print(f"scenario {scenario.describe()}", flush=True)
+
         await stop.wait()

@@ -50,6 +50,16 @@ class Query:
     end_us: int
     window_us: int
 
+    @property
+    def window_count(self) -> int:
+        """The epoch-aligned windows the range touches, partial ones included."""
+        return -(-self.end_us // self.window_us) - self.start_us // self.window_us
+
+    @property
+    def cost_points(self) -> int:
+        """What the query asks for, signals times windows: the unit of size limits."""
+        return len(self.signals) * self.window_count
+
 
 def parse_query(body: bytes, tenant: Tenant) -> Query:
     """Check a request body against the API's rules; raises :class:`QueryError`."""

@@ -3,9 +3,11 @@
 A policy stands in front of the API handlers the way an aiohttp middleware does: it
 receives the request and the next handler, and either answers itself (a 429, a 503, a
 413) or passes the request on, possibly after a delay. Policies see only the API
-endpoints, never ``/_simulator/stats``, and the stats count whatever they answer, so
-rate limits, cost quotas, size limits, latency and outages can be added as policies
-without touching the handlers. This version ships none.
+endpoints, never ``/_simulator/stats``, and the stats count whatever they answer.
+
+``scenario`` describes the built-in limits and faults (rate limits, cost quotas, size
+limits, latency, failures, outages); each server builds its own policies from it, in
+front of any given in ``policies``. The default has none.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from ..errors import ConfigurationError
 from ._grid import Label
+from ._scenario import Scenario
 
 Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Policy: TypeAlias = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -37,7 +40,8 @@ class SimulatorSettings:
     ``anchor_us`` is the reference time of the signals that start recently; ``None``
     means the current UTC hour, floored, taken when the tenant is built.
     ``gzip_min_bytes`` is the smallest body compressed for a client that accepts gzip;
-    ``None`` never compresses.
+    ``None`` never compresses. ``scenario`` adds hidden limits and faults; the
+    random ones are drawn from ``seed``.
     """
 
     client_id: str = DEFAULT_CLIENT_ID
@@ -48,6 +52,7 @@ class SimulatorSettings:
     seed: int = 0
     gzip_min_bytes: int | None = 1024
     policies: tuple[Policy, ...] = ()
+    scenario: Scenario | None = None
 
     def __post_init__(self) -> None:
         _check_text("client_id", self.client_id)
@@ -73,6 +78,11 @@ class SimulatorSettings:
             )
 
         _check_policies(self.policies)
+        if self.scenario is not None and not isinstance(self.scenario, Scenario):
+            raise ConfigurationError(
+                "SimulatorSettings.scenario must be a Scenario or None, got "
+                f"{type(self.scenario).__name__}"
+            )
 
 
 def _check_text(name: str, value: object, *, shown: bool = True) -> None:

@@ -153,7 +153,7 @@ def test_public_surface_is_what_all_lists() -> None:
 
     public = {name for name in vars(package) if not name.startswith("_")}
     assert public - {"annotations"} == set(package.__all__)
-    assert len(package.__all__) == len(set(package.__all__)) == 11
+    assert len(package.__all__) == len(set(package.__all__)) == 21
 
 
 @pytest.mark.parametrize(
