@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -359,10 +360,24 @@ def _fail(message: str, code: int) -> int:
 
 
 def _interrupted_message(arguments: Sequence[str]) -> str:
-    if arguments[:1] == ["export"] and "--out" in arguments:
-        folder = arguments[arguments.index("--out") + 1]
-        return (
-            "interrupted; the finished part is saved. Resume with: "
-            f"powerp export --out {folder} --resume"
-        )
-    return "interrupted"
+    """How to go on after Ctrl-C: for an export, the exact command that resumes it."""
+    if arguments[:1] != ["export"]:
+        return "interrupted"
+
+    folder = _option_value(arguments, "--out")
+    if folder is None:
+        return "interrupted"
+    demo = " --demo" if "--demo" in arguments else ""
+    return (
+        "interrupted; everything fetched so far is saved. Resume with: "
+        f"powerp export --out {shlex.quote(folder)} --resume{demo}"
+    )
+
+
+def _option_value(arguments: Sequence[str], name: str) -> str | None:
+    for position, argument in enumerate(arguments):
+        if argument == name and position + 1 < len(arguments):
+            return arguments[position + 1]
+        if argument.startswith(f"{name}="):
+            return argument.split("=", 1)[1]
+    return None
