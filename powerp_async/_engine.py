@@ -45,6 +45,14 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
+from .events import (
+    BlockDone,
+    BlockFailed,
+    EventHook,
+    EventSink,
+    RequestDone,
+    RetryScheduled,
+)
 from .models import Block, DataType, Measurement
 from .pacing import Pacer, Permit
 
@@ -113,6 +121,7 @@ class Engine:
         settings: EngineSettings,
         data_types: Mapping[tuple[int, str], DataType | None] | None = None,
         stats: RunStats | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -126,6 +135,7 @@ class Engine:
         self._fatal: PowerPError | None = None
         self._refusals = Refusals()
         self._labels = LabelSide()
+        self._events = EventSink(on_event)
 
     def learn_types(self, signals: Iterable[Measurement]) -> None:
         """Remember each signal's declared type, which guides how values are decoded."""
@@ -235,6 +245,7 @@ class Engine:
         self.stats.blocks_failed += 1
         # A warning, not an error: the caller receives the failure and decides.
         logger.warning("giving up on %s: %s", block.describe(), error)
+        self._events.emit(BlockFailed(block, error))
         return BlockResult(block, None, error)
 
     async def _fetch(self, block: Block) -> BlockResult:
@@ -250,6 +261,7 @@ class Engine:
                 # The pacer has slowed every request down already; this block also
                 # keeps the server's Retry-After, and goes again at once without one.
                 delay = error.retry_after or 0.0
+                reason = "throttled (429)"
             except (ServerError, TransportError, MalformedResponseError) as error:
                 failures += 1
                 self._count_failure(error)
@@ -257,8 +269,11 @@ class Engine:
                     raise
                 await self._pacer.before_retry(after_timeout=_timed_out(error))
                 delay = backoff_s(failures)
+                reason = str(error)
 
             self.stats.retries += 1
+            attempt = failures + throttles
+            self._events.emit(RetryScheduled(block, reason, delay, attempt))
             logger.info("retrying %s in %.2f s", block.describe(), delay)
             await anyio.sleep(delay)
 
@@ -305,10 +320,14 @@ class Engine:
                 )
             except TransportError:
                 permit.failed(connection=True)
+                elapsed_s = time.monotonic() - permit.sent_at
+                self._events.emit(RequestDone(block, None, elapsed_s))
                 raise
 
             self.stats.bytes_received += len(response.body)
             _report(permit, response)
+            self._events.emit(RequestDone(block, response.status, response.elapsed_s))
+            self._events.pace(self._pacer.rate)
             return response
 
     def _decoded(self, block: Block, response: Response) -> BlockResult:
@@ -330,6 +349,7 @@ class Engine:
         self.stats.points += batch.num_rows
         self.stats.blocks_done += 1
         self._refusals.on_success(block)
+        self._events.emit(BlockDone(block, batch.num_rows))
         return BlockResult(block, batch)
 
 

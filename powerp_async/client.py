@@ -39,6 +39,7 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
+from .events import EventHook
 from .models import (
     AGGREGATIONS,
     MAX_QUERY_SPAN_US,
@@ -68,6 +69,7 @@ class PowerPClient:
         config: ClientConfig | None = None,
         *,
         pacer: Pacer | None = None,
+        on_event: EventHook | None = None,
         **settings: Any,
     ) -> None:
         if config is None:
@@ -76,6 +78,7 @@ class PowerPClient:
             config = config.with_changes(**settings)
         self.config = config
         self._pacer = pacer or default_pacer(config)
+        self._on_event = on_event
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._closed = False
@@ -273,7 +276,9 @@ class PowerPClient:
             max_outage_s=self.config.max_outage_s,
             compression=self.config.wants_compression,
         )
-        return Engine(session, tokens, self._pacer, settings, stats=stats)
+        return Engine(
+            session, tokens, self._pacer, settings, stats=stats, on_event=self._on_event
+        )
 
     def _open(self) -> tuple[aiohttp.ClientSession, TokenManager]:
         if self._session is None or self._tokens is None:

@@ -14,6 +14,7 @@
     │   └── ServerError             5xx
     ├── MalformedResponseError      a 2xx answer whose body is not what the API sends
     ├── ServerUnavailableError      the server stayed down too long; the run stopped
+    ├── ExportWriteError            the export folder could not be written
     └── FetchFailedError            blocks that could not be fetched after retries
 
 Errors that carry a URL carry it masked: credentials in the URL never appear. Excerpts
@@ -24,6 +25,7 @@ request's headers, so neither the client secret nor a token can reach a message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "ExportWriteError",
     "FetchFailedError",
     "MalformedResponseError",
     "PayloadTooLargeError",
@@ -128,6 +131,29 @@ class ServerUnavailableError(PowerPError):
 
     Everything finished before is kept (an export commits it and can be resumed).
     """
+
+
+class ExportWriteError(PowerPError):
+    """Writing into the export folder failed (disk full, read-only, removed...).
+
+    ``folder`` is the export folder and ``reason`` the system's explanation. What
+    was committed before the failure stays valid, so a resumable failure is fixed by
+    freeing space or restoring access, then resuming.
+    """
+
+    def __init__(self, folder: Path, error: OSError, *, resumable: bool = True) -> None:
+        self.folder = folder
+        self.reason = error.strerror or str(error) or type(error).__name__
+        self.resumable = resumable
+        outcome = (
+            "everything committed before is kept, so the export can be resumed"
+            if resumable
+            else "nothing was kept, so run the export again"
+        )
+        super().__init__(
+            f"cannot write to the export folder {folder}: {self.reason}; "
+            f"{outcome} once this is fixed"
+        )
 
 
 class FetchFailedError(PowerPError):

@@ -42,7 +42,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_data(
     killed = 0
     for _ in range(KILLS):
         # Killed before it wrote its journal, a run leaves nothing to resume.
-        started = (crashed / "_manifest.jsonl").exists()
+        started = (crashed / "_manifest.journal").exists()
         after_s = rng.uniform(0.8, 3.0)
         killed += _run_and_kill(resume if started else fresh, env, after_s)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from powerp_async import ExportSpec, export
-from powerp_async._export import _manifest
+from powerp_async._export import _formats, _manifest
 from powerp_async._time import format_wire
 from powerp_async.errors import ConfigurationError
 from powerp_async.models import POINT_SCHEMA
@@ -321,3 +323,132 @@ async def test_cancelling_an_export_closes_cleanly(
     assert committed == sorted(journal.parts)
     assert read_dataset(spec.out).num_rows == journal.points > 0
     assert client.pacer.in_flight == 0  # every request in flight was cancelled
+
+
+async def test_the_journal_is_not_read_as_data(client, tmp_path) -> None:
+    signals = await selected(client, databases=(2,), per_database=20)
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=START,
+        end=START + timedelta(minutes=10),
+        window="10s",
+        format="jsonl",
+        databases=(2,),
+        indexes=tuple(m.index for m in signals),
+    )
+    report = await export(client, spec)
+
+    count = (
+        duckdb.connect()
+        .execute(
+            "SELECT count(*) FROM read_json(?, format='newline_delimited')",
+            [f"{spec.out}/**/*.jsonl"],
+        )
+        .fetchone()
+    )
+
+    assert count == (report.points,)
+    assert sorted(p.name for p in spec.out.iterdir() if p.is_file()) == [
+        "_manifest.journal",
+        "_report.json",
+    ]
+
+
+SPECIAL_FLOATS = (1.5, math.nan, math.inf, -math.inf, None, 0.1, -0.0, 1e20)
+
+
+def _points(values: tuple[float | None, ...]) -> pa.Table:
+    first = pd.Timestamp("2026-12-04T12:00:00Z").to_pydatetime()
+    return pa.Table.from_pylist(
+        [
+            {
+                "database_id": 1,
+                "index": "7",
+                "aggregation": "mean",
+                "timestamp": first + timedelta(seconds=second),
+                "value_float": value,
+            }
+            for second, value in enumerate(values)
+        ],
+        schema=POINT_SCHEMA,
+    )
+
+
+def test_csv_spells_nan_and_infinities_as_json_lines_does(tmp_path) -> None:
+    table = _points(SPECIAL_FLOATS)
+    _formats.write_file(table, tmp_path / "points.csv", "csv")
+    _formats.write_file(table, tmp_path / "points.jsonl", "jsonl")
+
+    csv_lines = (tmp_path / "points.csv").read_text("utf-8-sig").splitlines()
+    json_values = [
+        json.loads(line)["value_float"]
+        for line in (tmp_path / "points.jsonl").read_text("utf-8").splitlines()
+    ]
+
+    assert csv_lines == [
+        '"database_id","index","aggregation","timestamp","value_float","value_int",'
+        '"value_bool","value_text"',
+        '1,"7","mean","2026-12-04T12:00:00.000000Z",1.5,,,',
+        '1,"7","mean","2026-12-04T12:00:01.000000Z",NaN,,,',
+        '1,"7","mean","2026-12-04T12:00:02.000000Z",Infinity,,,',
+        '1,"7","mean","2026-12-04T12:00:03.000000Z",-Infinity,,,',
+        '1,"7","mean","2026-12-04T12:00:04.000000Z",,,,',
+        '1,"7","mean","2026-12-04T12:00:05.000000Z",0.1,,,',
+        '1,"7","mean","2026-12-04T12:00:06.000000Z",-0,,,',
+        '1,"7","mean","2026-12-04T12:00:07.000000Z",1e+20,,,',
+    ]
+    assert json_values == [1.5, "NaN", "Infinity", "-Infinity", None, 0.1, -0.0, 1e20]
+
+
+def test_csv_text_is_otherwise_that_of_pyarrows_writer(tmp_path) -> None:
+    """Every field but the special floats is byte for byte what pyarrow writes."""
+    texts = ["plain", "", 'say "hi"', "a,b", "two\nlines", "crlf\r\nend", "Zürich"]
+    floats = [0.1, 1 / 3, 5e-324, 1.5e300, -2.5e-7, 1e16, 123456.0]
+    rows = []
+    for number in range(210):
+        rows.append(
+            {
+                "database_id": number % 3 + 1,
+                "index": texts[number % 7],
+                "aggregation": "mean",
+                "timestamp": pd.Timestamp(1_796_392_800 + number, unit="s", tz="UTC"),
+                "value_float": floats[number % 7] * (number + 1),
+                "value_int": [None, 2**63 - 1, -(2**63), 0][number % 4],
+                "value_bool": [None, True, False][number % 3],
+                "value_text": [None, *texts][number % 8],
+            }
+        )
+    table = pa.Table.from_pylist(rows, schema=POINT_SCHEMA)
+    _formats.write_file(table, tmp_path / "points.csv", "csv")
+
+    reference = io.BytesIO()
+    pa_csv.write_csv(_formats._with_text_timestamps(table), reference)
+
+    written = (tmp_path / "points.csv").read_bytes()
+    assert written == b"\xef\xbb\xbf" + reference.getvalue()
+
+
+def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
+    path = tmp_path / "points.csv"
+    _formats.write_file(_points(SPECIAL_FLOATS), path, "csv")
+
+    with_pandas = pd.read_csv(path, encoding="utf-8-sig")["value_float"].tolist()
+    with_duckdb = [
+        row[0]
+        for row in duckdb.connect()
+        .execute("SELECT value_float FROM read_csv(?)", [str(path)])
+        .fetchall()
+    ]
+    # pyarrow counts "NaN" among its default null markers; only "" is null here.
+    options = pa_csv.ConvertOptions(null_values=[""])
+    with_pyarrow = pa_csv.read_csv(path, convert_options=options)["value_float"]
+
+    expected = ["1.5", "nan", "inf", "-inf", "null", "0.1", "-0.0", "1e+20"]
+    assert _spelled(with_duckdb) == expected
+    assert _spelled(with_pyarrow.to_pylist()) == expected
+    # pandas has no null apart from NaN for a float column.
+    assert _spelled(with_pandas) == [*expected[:4], "nan", *expected[5:]]
+
+
+def _spelled(values: list) -> list[str]:
+    return ["null" if value is None else str(float(value)) for value in values]

@@ -14,6 +14,12 @@ from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
 from powerp_async._time import format_wire, parse_wire
+from powerp_async.events import (
+    BlockDone,
+    PaceChanged,
+    RequestDone,
+    RetryScheduled,
+)
 from powerp_async.errors import (
     BadRequestError,
     FetchFailedError,
@@ -324,3 +330,48 @@ async def test_points_on_both_edges_never_duplicate_across_blocks(scripted) -> N
     first, last = parse_wire("2026-12-04T10:00:01Z"), parse_wire("2026-12-04T10:40:00Z")
     assert stamps == list(range(first, last + 1, 10**6))  # stop labels, once each
     assert fake.queries == 2
+
+
+async def test_events_tell_what_happened_in_order(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [status(502, b"<html>gateway</html>"), good]
+    seen: list[object] = []
+
+    async with PowerPClient(
+        client_id="x",
+        client_secret="y",
+        base_url=base_url,
+        initial_rate=100,
+        on_event=seen.append,
+    ) as client:
+        await query(client)
+
+    story = [e for e in seen if not isinstance(e, PaceChanged)]
+    assert [type(e) for e in story] == [
+        RequestDone,
+        RetryScheduled,
+        RequestDone,
+        BlockDone,
+    ]
+    assert [story[0].status, story[2].status] == [502, 200]
+    assert story[1].reason.startswith("database 1 last [1 signals 1..1]")
+    assert "HTTP 502" in story[1].reason
+    assert story[3].points == 2
+    assert isinstance(seen[1], PaceChanged)
+    assert seen[1].previous_rate == 0.0
+
+
+async def test_a_failing_event_hook_never_breaks_a_run(scripted, caplog) -> None:
+    fake, base_url = scripted
+    fake.script = [good]
+
+    def broken(event: object) -> None:
+        raise RuntimeError("observer bug")
+
+    async with PowerPClient(
+        client_id="x", client_secret="y", base_url=base_url, on_event=broken
+    ) as client:
+        table = await query(client)
+
+    assert table.num_rows == 2
+    assert caplog.text.count("the on_event hook failed") == 1

@@ -14,6 +14,7 @@ PUBLIC_MODULES = {
     "config",
     "control",
     "errors",
+    "events",
     "models",
     "pacing",
     "planning",

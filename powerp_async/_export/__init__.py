@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ..errors import ExportWriteError
 from ._formats import FORMATS, Format
 from ._plan import ExportPlan, plan_export
 from ._report import ExportReport, Gap
 from ._run import export
-from ._spec import DEFAULT_ROWS_PER_FLUSH, ExportSpec
+from ._spec import DEFAULT_ROWS_PER_FLUSH, ExportSpec, RecordedSource, recorded_source
 
 __all__ = [
     "DEFAULT_ROWS_PER_FLUSH",
@@ -14,8 +15,11 @@ __all__ = [
     "ExportPlan",
     "ExportReport",
     "ExportSpec",
+    "ExportWriteError",
     "Format",
     "Gap",
+    "RecordedSource",
     "export",
     "plan_export",
+    "recorded_source",
 ]

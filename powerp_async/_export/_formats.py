@@ -4,11 +4,19 @@ Every format holds the same columns as :data:`~powerp_async.models.POINT_SCHEMA`
 
 - Parquet keeps every type as it is (zstd-compressed).
 - CSV is UTF-8 with a byte-order mark, so spreadsheets detect the encoding; strings
-  are quoted where needed, timestamps are ISO 8601 in UTC (``...T10:00:01.000000Z``),
-  null is an empty field and NaN is ``nan``.
+  are quoted, timestamps are ISO 8601 in UTC (``...T10:00:01.000000Z``), null is an
+  empty field, floats are the shortest text that reads back to the same number, and
+  NaN and the infinities are ``NaN``, ``Infinity`` and ``-Infinity``, as in JSON Lines.
+  pandas and DuckDB read those three as float NaN and infinities. pyarrow reads the
+  infinities, but counts ``NaN`` among its default null markers: pass
+  ``ConvertOptions(null_values=[""])`` to keep NaN apart from null.
 - JSON Lines writes one object per point. JSON has no token for NaN or the infinities,
   so in ``value_float`` they are written as the strings ``"NaN"``, ``"Infinity"`` and
   ``"-Infinity"``; a string in that field can mean nothing else.
+
+The CSV text is built column by column with Arrow compute rather than by pyarrow's CSV
+writer, which spells the special floats ``nan``, ``inf`` and ``-inf`` and has no option
+to change that. Every other field is the same text that writer produces, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,12 +25,11 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Literal
+from typing import IO, Final, Literal
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 Format = Literal["parquet", "csv", "jsonl"]
@@ -34,7 +41,9 @@ SUFFIXES: Final[dict[str, str]] = {
 }
 
 _BOM: Final = "\ufeff".encode()
-_SPECIAL_FLOATS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_CSV_BATCH_ROWS: Final = 65_536
+_NAN_TEXT: Final = "NaN"
+_INFINITY_TEXTS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def write_file(table: pa.Table, path: Path, fmt: Format) -> None:
@@ -54,9 +63,41 @@ def _with_text_timestamps(table: pa.Table) -> pa.Table:
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
+    text = _with_text_timestamps(table)
     with path.open("wb") as sink:
         sink.write(_BOM)
-        pa_csv.write_csv(_with_text_timestamps(table), sink)
+        names = pa.array(text.column_names, pa.string())
+        _write_line(sink, _csv_field(names), ",")
+        for batch in text.to_batches(max_chunksize=_CSV_BATCH_ROWS):
+            if batch.num_rows:
+                fields = [_csv_field(column) for column in batch.columns]
+                lines = pc.binary_join_element_wise(*fields, ",")
+                _write_line(sink, lines, "\n")
+
+
+def _write_line(sink: IO[bytes], values: pa.Array, separator: str) -> None:
+    """Write ``values`` joined by ``separator``, then a newline."""
+    as_one_list = pa.ListArray.from_arrays(
+        pa.array([0, len(values)], pa.int32()), values
+    )
+    sink.write(pc.binary_join(as_one_list, separator)[0].as_buffer())
+    sink.write(b"\n")
+
+
+def _csv_field(column: pa.Array) -> pa.Array:
+    """A column's CSV text: strings quoted, null empty, special floats spelled out."""
+    if pa.types.is_string(column.type):
+        escaped = pc.replace_substring(column, '"', '""')
+        text = pc.binary_join_element_wise('"', escaped, '"', "")
+    else:
+        text = pc.cast(column, pa.string())
+
+    if pa.types.is_floating(column.type):
+        text = pc.if_else(pc.is_nan(column), _NAN_TEXT, text)
+        for infinity, spelled in _INFINITY_TEXTS.items():
+            text = pc.if_else(pc.equal(column, infinity), spelled, text)
+
+    return pc.fill_null(text, "")
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:
@@ -65,7 +106,7 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
         for row in rows:
             value = row["value_float"]
             if value is not None and not math.isfinite(value):
-                row["value_float"] = _SPECIAL_FLOATS.get(value, "NaN")
+                row["value_float"] = _INFINITY_TEXTS.get(value, _NAN_TEXT)
             sink.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 
 

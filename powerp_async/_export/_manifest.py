@@ -1,27 +1,47 @@
 """The export's journal: what was asked, and which blocks are safely on disk.
 
-``_manifest.jsonl`` in the output folder is append-only. Its first line holds the
-export's parameters and the frozen list of signals, so a resumed run plans exactly the
-same blocks. Each later line commits one flush: the part files it made and the blocks
-whose every point is inside them. A line is written whole and fsynced before the parts
-it names are renamed into view; a torn last line, left by a crash mid-write, is ignored
-on reading, so the journal is readable whatever instant a crash hits.
+``_manifest.journal`` in the output folder is append-only JSON Lines. It is not named
+``.jsonl`` so that a glob over the data, such as ``out/**/*.jsonl``, never reads it as
+points. Its first line holds the export's parameters, where the data came from and the
+frozen list of signals, so a resumed run plans exactly the same blocks. Each later line
+commits one flush: the part files it made and the blocks whose every point is inside
+them. A line is written whole and fsynced before the parts it names are renamed into
+view.
+
+A crash or a full disk can leave the last line torn (without its newline). Reading
+ignores it, since it never committed anything, and a run that reopens the journal cuts
+it off before appending, so the next commit starts on a line of its own. Any other
+unreadable line means the journal was damaged or edited, and reading stops with an
+error naming the line.
+
+While an export writes to a folder it holds an exclusive lock on the journal, so a
+second export into the same folder stops at once instead of interleaving commits. On
+Windows there is no such lock (``fcntl`` is POSIX only): two runs into one folder are
+not detected there.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import orjson
 
 from ..errors import ConfigurationError
 
-MANIFEST_NAME: Final = "_manifest.jsonl"
+logger = logging.getLogger("powerp_async.export")
+
+MANIFEST_NAME: Final = "_manifest.journal"
 VERSION: Final = 1
+
+# How much of the journal's end is read at a time when looking for its last newline.
+_TAIL_CHUNK_BYTES: Final = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -36,19 +56,56 @@ class ManifestState:
 
 
 class Manifest:
-    """Appends commits to the journal of one export folder."""
+    """Appends commits to the journal of one export folder, holding it locked.
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / MANIFEST_NAME
-        self._handle = self.path.open("ab")
+    Made by :meth:`create` for a new export or :meth:`reopen` to resume one; the lock
+    lasts until :meth:`close`.
+    """
+
+    def __init__(self, path: Path, handle: IO[bytes]) -> None:
+        self.path = path
+        self._handle = handle
+        try:
+            _lock(handle, path.parent)
+        except BaseException:
+            handle.close()
+            raise
 
     def close(self) -> None:
         self._handle.close()
 
+    @contextmanager
+    def closed_on_error(self) -> Iterator[None]:
+        """Close the journal, releasing its lock, if the block inside fails."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
     @classmethod
     def create(cls, folder: Path, header: Mapping[str, Any]) -> Manifest:
-        manifest = cls(folder)
-        manifest._append({"kind": "header", "version": VERSION, **header})
+        """Start the journal of a new export; fails if ``folder`` already has one."""
+        path = folder / MANIFEST_NAME
+        manifest = cls(path, path.open("xb"))
+        with manifest.closed_on_error():
+            manifest._append({"kind": "header", "version": VERSION, **header})
+
+        return manifest
+
+    @classmethod
+    def reopen(cls, folder: Path) -> Manifest:
+        """Open an existing journal to append to it, cutting off a torn last line."""
+        path = folder / MANIFEST_NAME
+        try:
+            handle = path.open("r+b")  # never creates one: only a journal resumes
+        except FileNotFoundError:
+            raise ConfigurationError(_nothing_to_resume(folder)) from None
+
+        manifest = cls(path, handle)
+        with manifest.closed_on_error():
+            manifest._cut_torn_tail()
+
         return manifest
 
     def commit(
@@ -70,41 +127,135 @@ class Manifest:
         )
 
     def _append(self, record: Mapping[str, Any]) -> None:
+        self._handle.seek(0, os.SEEK_END)
         self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._handle.flush()
         os.fsync(self._handle.fileno())
+
+    def _cut_torn_tail(self) -> None:
+        size = self._handle.seek(0, os.SEEK_END)
+        keep = _end_of_last_line(self._handle, size)
+        if keep == size:
+            return
+
+        self._handle.truncate(keep)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        logger.info(
+            "cut a torn last line of %d bytes off %s, left by an interrupted run",
+            size - keep,
+            self.path,
+        )
+
+
+def _end_of_last_line(handle: IO[bytes], size: int) -> int:
+    """The offset just past the journal's last newline (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK_BYTES)
+        handle.seek(start)
+        newline = handle.read(end - start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+
+        end = start
+
+    return 0
+
+
+if sys.platform == "win32":
+
+    def _lock(handle: IO[bytes], folder: Path) -> None:
+        """No advisory file locks on Windows; see the module docstring."""
+
+else:
+    import fcntl
+
+    def _lock(handle: IO[bytes], folder: Path) -> None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(
+                f"another export is writing to {folder}; wait for it to finish "
+                "or stop it before resuming"
+            ) from None
 
 
 def read_manifest(folder: Path) -> ManifestState:
     """Replay a journal; raises ``ConfigurationError`` if there is none to resume."""
     path = folder / MANIFEST_NAME
     if not path.exists():
-        raise ConfigurationError(
-            f"nothing to resume in {folder}: it has no {MANIFEST_NAME}"
-        )
+        raise ConfigurationError(_nothing_to_resume(folder))
+
     records = _records(path)
-    header = next(records, None)
-    if header is None or header.get("kind") != "header":
+    state = ManifestState(header=_header(folder, path, next(records, None)))
+    for number, record in records:
+        _replay(state, path, number, record)
+
+    return state
+
+
+def _nothing_to_resume(folder: Path) -> str:
+    return f"nothing to resume in {folder}: it has no {MANIFEST_NAME}"
+
+
+def _header(
+    folder: Path, path: Path, first: tuple[int, dict[str, Any]] | None
+) -> dict[str, Any]:
+    if first is None:
+        raise ConfigurationError(
+            f"nothing to resume in {folder}: its journal is empty, as the first run "
+            "stopped before writing it; remove the folder and export again"
+        )
+
+    header = first[1]
+    if header.get("kind") != "header":
         raise ConfigurationError(f"{path} does not start with an export header")
+
     if header.get("version") != VERSION:
         raise ConfigurationError(
             f"{path} was written by an incompatible version "
             f"(journal version {header.get('version')}, expected {VERSION})"
         )
 
-    state = ManifestState(header=header)
-    for record in records:
-        if record.get("kind") == "commit":
-            state.done_units.update(record["units"])
-            state.parts.extend(record["parts"])
-            state.empty_signals.extend(record["empty"])
-            state.points += record["points"]
-    return state
+    return header
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def _replay(
+    state: ManifestState, path: Path, number: int, record: dict[str, Any]
+) -> None:
+    if record.get("kind") != "commit":
+        return
+
+    try:
+        state.done_units.update(record["units"])
+        state.parts.extend(record["parts"])
+        state.empty_signals.extend(record["empty"])
+        state.points += record["points"]
+    except (KeyError, TypeError):
+        raise _damaged(path, number, "not a valid commit record") from None
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each complete line with its number (from 1); a torn last line is skipped."""
     with path.open("rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 return  # torn by a crash mid-write: never committed
-            yield orjson.loads(line)
+
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as error:
+                raise _damaged(path, number, f"not JSON: {error.msg}") from None
+
+            if not isinstance(record, dict):
+                raise _damaged(path, number, "not a JSON object")
+
+            yield number, record
+
+
+def _damaged(path: Path, number: int, what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{path}, line {number}, is unreadable ({what}): the journal was damaged or "
+        "edited outside the export, so the folder cannot be resumed"
+    )

@@ -4,6 +4,11 @@ A flush writes each part under a hidden temporary name, commits the journal line
 names it, and only then renames it into view. Readers therefore never see a half-written
 file or a part whose blocks were not committed, and a resumed run can finish or discard
 whatever a crash left behind.
+
+A flush happens when enough points have gathered, when the oldest buffered block has
+waited :data:`MAX_BUFFER_AGE_S`, at the end of a run, and on the way out of a run that
+stops early (Ctrl-C, cancellation, an error elsewhere): every buffered block is
+complete, so committing it saves fetching it again.
 """
 
 from __future__ import annotations
@@ -11,67 +16,134 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..models import POINT_SCHEMA
+from ._folder import writing
 from ._formats import SUFFIXES, Format, write_file
 from ._manifest import Manifest
 
 logger = logging.getLogger("powerp_async.export")
 
-TEMP_PREFIX = ".part-"
-TEMP_SUFFIX = ".tmp"
+TEMP_PREFIX: Final = ".part-"
+TEMP_SUFFIX: Final = ".tmp"
+
+MAX_BUFFER_AGE_S: Final = 30.0
+"""How long a fetched block may wait for its commit, so slow exports save regularly.
+
+Checked as each block arrives and, while none does, by the run every second or so.
+"""
 
 
 @dataclass(slots=True)
 class PartWriter:
-    """Collects finished blocks and writes them out in committed flushes."""
+    """Collects finished blocks and writes them out in committed flushes.
+
+    A flush that fails (disk full, interrupted) leaves the writer unusable: whether
+    its journal line was written is then unknown, and only a resumed run, reading the
+    journal, can tell. The journal makes either outcome safe.
+    """
 
     folder: Path
     fmt: Format
     manifest: Manifest
     rows_per_flush: int
+    clock: Callable[[], float] = time.monotonic
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     _batches: list[pa.RecordBatch] = field(default_factory=list)
     _units: list[str] = field(default_factory=list)
     _empty: list[dict[str, Any]] = field(default_factory=list)
     _rows: int = 0
+    _oldest_s: float | None = None
     _sequence: int = 0
+    _broken: bool = False
     parts_written: int = 0
 
     def add(
         self, unit_id: str, batch: pa.RecordBatch, empty: list[dict[str, Any]]
     ) -> None:
-        """Buffer one finished block; flushes when enough rows have gathered."""
+        """Buffer one finished block; flushes when enough rows or time have gathered."""
+        if not self._units:
+            self._oldest_s = self.clock()
+
         if batch.num_rows:
             self._batches.append(batch)
+
         self._units.append(unit_id)
         self._empty.extend(empty)
         self._rows += batch.num_rows
         if self._rows >= self.rows_per_flush:
             self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Flush if the oldest buffered block has waited long enough."""
+        if self._oldest_s is not None and (
+            self.clock() - self._oldest_s >= MAX_BUFFER_AGE_S
+        ):
+            self.flush()
 
     def flush(self) -> None:
-        """Write, commit and reveal everything buffered; a no-op when nothing is."""
+        """Write, commit and reveal everything buffered; a no-op when nothing is.
+
+        Raises :class:`ExportWriteError` when the folder cannot be written.
+        """
         if not self._units:
             return
 
+        if self._broken:
+            raise RuntimeError("a flush failed before; this writer cannot commit more")
+
+        # Cleared only once this flush has completed: see the class docstring.
+        self._broken = True
+        with writing(self.folder):
+            self._write_commit_reveal()
+
+        self._broken = False
+
+    def salvage(self) -> None:
+        """Commit what is buffered on the way out of a run that stops early.
+
+        An error here is logged, not raised: the one that stopped the run matters
+        more, and the blocks are left for the resumed run to fetch again.
+        """
+        if self._broken or not self._units:
+            return
+
+        blocks = len(self._units)
+        try:
+            self.flush()
+        except Exception as error:
+            logger.warning(
+                "could not commit %d fetched blocks while stopping: %s", blocks, error
+            )
+            return
+
+        logger.info("committed %d fetched blocks while stopping", blocks)
+
+    def _write_commit_reveal(self) -> None:
         table = pa.Table.from_batches(self._batches, POINT_SCHEMA)
         staged = [self._stage(part) for part in _partitions(table)]
         self.manifest.commit(
             [final for _, final in staged], self._units, table.num_rows, self._empty
         )
+        blocks = len(self._units)
+        # Committed: from here on a retry must never write these blocks again.
+        self._batches, self._units, self._empty, self._rows = [], [], [], 0
+        self._oldest_s = None
         for temporary, final in staged:
             os.replace(self.folder / temporary, self.folder / final)
 
-        logger.debug("committed %d blocks, %d points", len(self._units), table.num_rows)
+        logger.debug("committed %d blocks, %d points", blocks, table.num_rows)
         self.parts_written += len(staged)
-        self._batches, self._units, self._empty, self._rows = [], [], [], 0
 
     def _stage(self, part: tuple[int, str, pa.Table]) -> tuple[str, str]:
         database_id, day, rows = part
@@ -118,3 +190,8 @@ def recover(folder: Path, committed_parts: list[str]) -> int:
         leftover.unlink()
         removed += 1
     return removed
+
+
+def missing_parts(folder: Path, committed_parts: list[str]) -> list[str]:
+    """The committed parts that are not in ``folder`` (after :func:`recover`)."""
+    return [part for part in committed_parts if not (folder / part).is_file()]

@@ -3,6 +3,9 @@
 The plan is frozen in the journal's header (parameters and the signal list), so a
 resumed run plans exactly the same blocks and skips those already committed: every point
 reaches the dataset exactly once, whatever instant the previous run stopped at.
+
+A run that stops early (Ctrl-C, cancellation, an error) first commits the blocks it
+had fetched but not yet written, so resuming does not fetch them again.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -20,34 +21,26 @@ import pyarrow.compute as pc
 from .._engine import BlockResult, RunStats
 from .._groups import plain_errors
 from .._redact import mask_url
-from .._time import (
-    to_epoch_us,
-)
+from .._time import to_epoch_us
 from ..client import PowerPClient
-from ..errors import ConfigurationError, FetchFailedError
-from ..models import Block, DataType, Measurement
-from ..planning import TimeRange, plan_blocks, plan_totals, time_slices
-from ._manifest import MANIFEST_NAME, Manifest, read_manifest
-from ._parts import PartWriter, recover
+from ..errors import FetchFailedError
+from ..models import Block, Measurement
+from ..planning import TimeRange, time_slices
+from ._folder import check_folder, writing
+from ._manifest import read_manifest
+from ._open import OpenExport, create_folder, reopen_folder
+from ._parts import PartWriter
 from ._report import ExportReport, write_report
 from ._spec import ExportSpec, select_signals
 
 logger = logging.getLogger("powerp_async.export")
 
 PROGRESS_INTERVAL_S: Final = 0.5
-
-# Parameters that define which points an export holds; a resume must match them.
-_PLAN_KEYS: Final = (
-    "start",
-    "end",
-    "window",
-    "format",
-    "block_size",
-    "databases",
-    "indexes",
-)
+FLUSH_CHECK_S: Final = 1.0
+"""How often a run checks whether buffered blocks have waited long enough to commit."""
 
 ProgressCallback = Callable[[RunStats, int], None]
+Failures = list[tuple[Block, BaseException]]
 
 
 async def export(
@@ -61,111 +54,87 @@ async def export(
 
     Raises :class:`~powerp_async.FetchFailedError` after writing everything else if
     some blocks could not be fetched; running again with ``resume=True`` fetches only
-    what is missing.
+    what is missing. Raises :class:`ExportWriteError` if the folder cannot be written
+    during the run, and :class:`~powerp_async.ConfigurationError`, before anything is
+    fetched, if the folder cannot be used or does not match what is resumed.
     """
+    check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size
-    parameters = spec.plan_parameters(block_size)
+    source = spec.source or mask_url(client.config.base_url)
     if resume:
-        signals, done, manifest = _reopen(spec.out, parameters)
+        opened = reopen_folder(spec, block_size, source)
     else:
         signals = await select_signals(client, spec)
-        done, manifest = set(), _create(spec.out, parameters, client, signals)
+        opened = create_folder(spec, block_size, source, signals)
 
     try:
-        return await _run(client, spec, block_size, signals, done, manifest, progress)
+        return await _run(client, spec, opened, progress)
     finally:
-        manifest.close()
-
-
-def _create(
-    out: Path,
-    parameters: dict[str, Any],
-    client: PowerPClient,
-    signals: list[Measurement],
-) -> Manifest:
-    if out.exists() and any(out.iterdir()):
-        hint = (
-            " (add --resume to continue it)" if (out / MANIFEST_NAME).exists() else ""
-        )
-        raise ConfigurationError(
-            f"output folder {out} is not empty; refusing to mix two exports{hint}"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    header = {
-        "parameters": parameters,
-        "source": mask_url(client.config.base_url),
-        "signals": [_signal_record(m) for m in signals],
-    }
-    return Manifest.create(out, header)
-
-
-def _reopen(
-    out: Path, parameters: dict[str, Any]
-) -> tuple[list[Measurement], set[str], Manifest]:
-    state = read_manifest(out)
-    recorded = state.header["parameters"]
-    different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
-    if different:
-        details = ", ".join(
-            f"{k}: recorded {recorded.get(k)!r}, now {parameters.get(k)!r}"
-            for k in different
-        )
-        raise ConfigurationError(
-            f"cannot resume into {out}: it was made with other parameters ({details})"
-        )
-    removed = recover(out, state.parts)
-    if removed:
-        logger.info(
-            "removed %d uncommitted part files left by an interrupted run", removed
-        )
-    signals = [_signal_from_record(r) for r in state.header["signals"]]
-    return signals, state.done_units, Manifest(out)
+        opened.manifest.close()
 
 
 async def _run(
     client: PowerPClient,
     spec: ExportSpec,
-    block_size: int,
-    signals: list[Measurement],
-    done: set[str],
-    manifest: Manifest,
+    opened: OpenExport,
     progress: ProgressCallback | None,
 ) -> ExportReport:
-    span = spec.time_range()
-    total_blocks, max_points = plan_totals(signals, span, block_size=block_size)
-    pending = (
-        b
-        for b in plan_blocks(signals, span, block_size=block_size)
-        if b.unit_id not in done
-    )
-    writer = PartWriter(spec.out, spec.format, manifest, spec.rows_per_flush)
-    stats = RunStats(blocks_done=len(done), blocks_resumed=len(done))
-    engine = client.engine(stats=stats)
-    engine.learn_types(signals)
-    failures: list[tuple[Block, BaseException]] = []
-
-    with plain_errors():
-        async with anyio.create_task_group() as group:
-            if progress is not None:
-                group.start_soon(_report_progress, progress, stats, total_blocks)
-            async with engine.run(pending) as results:
-                async for result in results:
-                    _take(result, writer, failures)
-            writer.flush()
-            group.cancel_scope.cancel()
+    writer = PartWriter(spec.out, spec.format, opened.manifest, spec.rows_per_flush)
+    stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
+    try:
+        failures = await _fetch_and_write(client, opened, writer, stats, progress)
+    except BaseException:
+        writer.salvage()
+        raise
 
     journal = read_manifest(spec.out)
-    journal.empty_signals.extend(_not_asked(signals, span))
-    report = ExportReport.build(journal, stats, total_blocks, max_points, failures)
-    write_report(spec.out, report)
+    journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
+    report = ExportReport.build(
+        journal, stats, opened.blocks_total, opened.max_points, failures
+    )
+    with writing(spec.out):
+        write_report(spec.out, report)
+
     if failures:
         raise FetchFailedError(failures)
+
     return report
 
 
-def _take(
-    result: BlockResult, writer: PartWriter, failures: list[tuple[Block, BaseException]]
-) -> None:
+async def _fetch_and_write(
+    client: PowerPClient,
+    opened: OpenExport,
+    writer: PartWriter,
+    stats: RunStats,
+    progress: ProgressCallback | None,
+) -> Failures:
+    engine = client.engine(stats=stats)
+    engine.learn_types(opened.signals)
+    failures: Failures = []
+    with plain_errors():
+        async with anyio.create_task_group() as group:
+            if progress is not None:
+                group.start_soon(_report_progress, progress, stats, opened.blocks_total)
+
+            group.start_soon(_flush_when_due, writer)
+            async with engine.run(opened.pending()) as results:
+                async for result in results:
+                    _take(result, writer, failures)
+
+            writer.flush()
+            group.cancel_scope.cancel()
+
+    return failures
+
+
+async def _flush_when_due(writer: PartWriter) -> None:
+    """Commit blocks that waited too long, even while no new block arrives."""
+    while True:
+        await anyio.sleep(FLUSH_CHECK_S)
+        writer.flush_if_due()
+
+
+def _take(result: BlockResult, writer: PartWriter, failures: Failures) -> None:
     if result.error is not None or result.batch is None:
         failures.append((result.block, result.error or RuntimeError("no data")))
         return
@@ -226,26 +195,4 @@ async def _report_progress(
         await anyio.sleep(PROGRESS_INTERVAL_S)
 
 
-def _signal_record(measurement: Measurement) -> dict[str, Any]:
-    first = measurement.first_data_point
-    return {
-        "databaseId": measurement.database_id,
-        "index": measurement.index,
-        "aggregation": measurement.aggregation,
-        "dataType": measurement.data_type.value if measurement.data_type else None,
-        "firstDataPoint": first.isoformat() if first else None,
-    }
-
-
-def _signal_from_record(record: dict[str, Any]) -> Measurement:
-    first = record["firstDataPoint"]
-    return Measurement(
-        database_id=int(record["databaseId"]),
-        index=str(record["index"]),
-        default_agg=record["aggregation"],
-        data_type=DataType.parse(record["dataType"]),
-        first_data_point=datetime.fromisoformat(first) if first else None,
-    )
-
-
-__all__ = ["ExportSpec", "export"]
+__all__ = ["export"]

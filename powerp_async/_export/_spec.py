@@ -1,11 +1,20 @@
-"""What an export covers: its range, its signals, its format and where it goes."""
+"""What an export covers: its range, its signals, its format, where it goes and where
+its data comes from.
+
+A spec checks everything it can on construction, so an export that cannot run is
+refused before a request is sent or a file is written.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
+
+import orjson
 
 from .._time import (
     format_duration,
@@ -16,8 +25,8 @@ from .._time import (
 )
 from ..client import PowerPClient
 from ..errors import ConfigurationError
-from ..models import Measurement
-from ..planning import TimeRange
+from ..models import MAX_SIGNALS_PER_QUERY, Measurement
+from ..planning import TimeRange, max_slice_us
 from ._formats import FORMATS, Format
 from ._manifest import read_manifest
 
@@ -30,6 +39,12 @@ class ExportSpec:
 
     ``databases`` and ``indexes`` narrow the tenant (empty: everything). The range is
     snapped to whole windows, as for :meth:`PowerPClient.fetch`.
+
+    ``source`` names where the data comes from; by default it is the client's base URL
+    with any credentials masked. The journal records it, and a resume refuses to mix in
+    data from another source. Name it when the URL is not a stable identity, as for a
+    simulator on a random port. ``source_details`` (JSON values) are recorded beside
+    it, to be read back with :func:`recorded_source`, and are not compared.
     """
 
     out: Path
@@ -41,19 +56,27 @@ class ExportSpec:
     indexes: tuple[str, ...] = ()
     block_size: int | None = None
     rows_per_flush: int = DEFAULT_ROWS_PER_FLUSH
+    source: str | None = None
+    source_details: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigurationError(
-                f"format: expected one of {', '.join(FORMATS)}, got {self.format!r}"
-            )
-        try:
-            window_us = parse_duration_us(self.window)
-        except ValueError as error:
-            raise ConfigurationError(f"window: {error}") from None
-        TimeRange.snap(self.start, self.end, window_us)
+        _check_format(self.format)
+        TimeRange.snap(self.start, self.end, _window_us(self.window))
+        _check_block_size(self.block_size)
         if self.rows_per_flush < 1:
-            raise ConfigurationError("rows_per_flush: expected at least 1")
+            raise ConfigurationError(
+                f"rows_per_flush: expected at least 1, got {self.rows_per_flush}"
+            )
+
+        if self.source is not None and not self.source.strip():
+            raise ConfigurationError(
+                "source: expected a description of where the data comes from, got "
+                f"{self.source!r}"
+            )
+
+        # A read-only copy of exactly what the journal will hold.
+        details = MappingProxyType(_as_json(self.source_details))
+        object.__setattr__(self, "source_details", details)
 
     def plan_parameters(self, block_size: int) -> dict[str, Any]:
         span = self.time_range()
@@ -69,7 +92,11 @@ class ExportSpec:
 
     @classmethod
     def recorded(cls, out: Path) -> ExportSpec:
-        """The spec an existing export folder was made with, read from its journal."""
+        """The spec an existing export folder was made with, read from its journal.
+
+        Its ``source`` is left unset on purpose: a resume then compares the recorded
+        source with where the client reads now. See :func:`recorded_source`.
+        """
         parameters = read_manifest(out).header["parameters"]
         return cls(
             out=out,
@@ -84,6 +111,63 @@ class ExportSpec:
 
     def time_range(self) -> TimeRange:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ConfigurationError(
+            f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}"
+        )
+
+
+def _window_us(window: str) -> int:
+    """The window in microseconds, if a query of one window stays under 30 minutes."""
+    try:
+        window_us = parse_duration_us(window)
+    except ValueError as error:
+        raise ConfigurationError(f"window: {error}") from None
+
+    max_slice_us(window_us)
+    return window_us
+
+
+def _check_block_size(block_size: int | None) -> None:
+    if block_size is not None and not 1 <= block_size <= MAX_SIGNALS_PER_QUERY:
+        raise ConfigurationError(
+            f"block_size: expected 1 to {MAX_SIGNALS_PER_QUERY} signals per query, "
+            f"got {block_size}"
+        )
+
+
+def _as_json(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``details`` as JSON gives it back, or a ConfigurationError."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(dict(details)))
+    except (TypeError, ValueError) as error:
+        raise ConfigurationError(
+            f"source_details: expected string keys and JSON values, got {error}"
+        ) from None
+
+    return copied
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSource:
+    """Where an export folder's data came from, as its journal recorded it."""
+
+    source: str
+    details: Mapping[str, Any]
+
+
+def recorded_source(out: Path) -> RecordedSource:
+    """The source an existing export folder was made from, read from its journal.
+
+    A caller that names its source (a demo simulator, say) can read the details back
+    to set up the same source again before resuming.
+    """
+    header = read_manifest(out).header
+    details = header.get("source_details") or {}
+    return RecordedSource(header["source"], MappingProxyType(details))
 
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:

@@ -1,0 +1,71 @@
+"""The output folder: refused up front when it cannot be written, and the one error
+raised when writing into it fails during a run.
+
+The up-front check catches what can be known before anything is fetched (a file where
+the folder should be, a folder that cannot be written); a disk that fills up or a
+mount that turns read-only during the run can only be caught as it happens, and
+becomes :class:`ExportWriteError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import ConfigurationError, ExportWriteError
+from ._manifest import MANIFEST_NAME
+
+
+@contextmanager
+def writing(folder: Path) -> Iterator[None]:
+    """Raise an OS failure to write inside ``folder`` as :class:`ExportWriteError`."""
+    try:
+        yield
+    except OSError as error:
+        raise ExportWriteError(folder, error) from error
+
+
+def check_folder(out: Path, *, fresh: bool) -> None:
+    """Refuse ``out`` before anything is fetched if the export could not be written.
+
+    A ``fresh`` export also needs the folder absent or empty, so two exports never
+    mix in one folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"output folder {out} is a file, not a folder")
+
+    if fresh and out.exists() and any(out.iterdir()):
+        raise ConfigurationError(
+            f"output folder {out} is not empty; refusing to mix two exports"
+            + (
+                " (add --resume to continue it)"
+                if (out / MANIFEST_NAME).exists()
+                else ""
+            )
+        )
+
+    existing = _nearest_existing(out)
+    if existing != out and not existing.is_dir():
+        raise ConfigurationError(
+            f"cannot create output folder {out}: {existing} is a file, not a folder"
+        )
+
+    # os.access answers for the real user; a superuser passes it everywhere but on a
+    # read-only mount, which the run then reports as ExportWriteError.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"output folder {out} is not writable"
+            if existing == out
+            else f"cannot create output folder {out}: {existing} is not writable"
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its closest existing ancestor."""
+    for candidate in (path, *path.absolute().parents):
+        if candidate.exists():
+            return candidate
+
+    return Path(path.absolute().anchor)

@@ -1,0 +1,190 @@
+"""Opening an export folder: a new one, or one to resume.
+
+A new export is planned in full before its folder and journal are created, so an
+export that cannot run leaves nothing behind. A resumed one is checked against its
+journal before anything is fetched: the same parameters, the same source, and every
+committed part still in place. Either way the journal stays locked until the export
+closes it, so no second run writes into the folder meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from ..errors import ConfigurationError, ExportWriteError
+from ..models import Block, DataType, Measurement
+from ..planning import TimeRange, plan_blocks, plan_totals
+from ._folder import writing
+from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
+from ._parts import missing_parts, recover
+from ._spec import ExportSpec
+
+logger = logging.getLogger("powerp_async.export")
+
+# Parameters that define which points an export holds; a resume must match them.
+_PLAN_KEYS: Final = (
+    "start",
+    "end",
+    "window",
+    "format",
+    "block_size",
+    "databases",
+    "indexes",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenExport:
+    """A folder ready to write into: its locked journal and the plan it holds."""
+
+    manifest: Manifest
+    signals: list[Measurement]
+    done: frozenset[str]
+    span: TimeRange
+    block_size: int
+    blocks_total: int
+    max_points: int
+
+    def pending(self) -> Iterator[Block]:
+        """The planned blocks not committed yet, lazily."""
+        planned = plan_blocks(self.signals, self.span, block_size=self.block_size)
+        return (block for block in planned if block.unit_id not in self.done)
+
+
+def create_folder(
+    spec: ExportSpec, block_size: int, source: str, signals: list[Measurement]
+) -> OpenExport:
+    """Plan a new export, then create its folder and journal."""
+    span = spec.time_range()
+    # Planned first, so that a plan the API cannot serve leaves no folder behind.
+    blocks_total, max_points = plan_totals(signals, span, block_size=block_size)
+    header = {
+        "parameters": spec.plan_parameters(block_size),
+        "source": source,
+        "source_details": dict(spec.source_details),
+        "signals": [_signal_record(m) for m in signals],
+    }
+    manifest = _new_journal(spec.out, header)
+    return OpenExport(
+        manifest, signals, frozenset(), span, block_size, blocks_total, max_points
+    )
+
+
+def _new_journal(out: Path, header: Mapping[str, Any]) -> Manifest:
+    made_folder = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return Manifest.create(out, header)
+    except FileExistsError:
+        raise ConfigurationError(
+            f"output folder {out} is not empty; refusing to mix two exports"
+        ) from None
+    except OSError as error:
+        _remove_new_journal(out, made_folder)
+        raise ExportWriteError(out, error, resumable=False) from error
+
+
+def _remove_new_journal(out: Path, made_folder: bool) -> None:
+    """Undo a journal that could not be written whole, so nothing is left behind."""
+    with contextlib.suppress(OSError):
+        (out / MANIFEST_NAME).unlink(missing_ok=True)
+        if made_folder:
+            out.rmdir()
+
+
+def reopen_folder(spec: ExportSpec, block_size: int, source: str) -> OpenExport:
+    """Check a folder against its journal and prepare to fetch what it lacks."""
+    with writing(spec.out):
+        manifest = Manifest.reopen(spec.out)
+
+    with manifest.closed_on_error():
+        return _resumable(manifest, spec, block_size, source)
+
+
+def _resumable(
+    manifest: Manifest, spec: ExportSpec, block_size: int, source: str
+) -> OpenExport:
+    journal = read_manifest(spec.out)
+    _check_parameters(spec.out, journal, spec.plan_parameters(block_size))
+    _check_source(spec.out, journal, source)
+    with writing(spec.out):
+        _recover_parts(spec.out, journal)
+
+    signals = [_signal_from_record(r) for r in journal.header["signals"]]
+    span = spec.time_range()
+    blocks_total, max_points = plan_totals(signals, span, block_size=block_size)
+    done = frozenset(journal.done_units)
+    return OpenExport(
+        manifest, signals, done, span, block_size, blocks_total, max_points
+    )
+
+
+def _check_parameters(
+    out: Path, journal: ManifestState, parameters: dict[str, Any]
+) -> None:
+    recorded = journal.header["parameters"]
+    different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
+    if different:
+        details = ", ".join(
+            f"{k}: recorded {recorded.get(k)!r}, now {parameters.get(k)!r}"
+            for k in different
+        )
+        raise ConfigurationError(
+            f"cannot resume into {out}: it was made with other parameters ({details})"
+        )
+
+
+def _check_source(out: Path, journal: ManifestState, source: str) -> None:
+    recorded = journal.header.get("source")
+    if recorded != source:
+        raise ConfigurationError(
+            f"cannot resume into {out}: its data came from {recorded!r}, but this "
+            f"run reads from {source!r}; resume from the same source, or export "
+            "into a new folder"
+        )
+
+
+def _recover_parts(out: Path, journal: ManifestState) -> None:
+    """Finish or discard what a crash left, then insist every committed part exists."""
+    removed = recover(out, journal.parts)
+    if removed:
+        logger.info(
+            "removed %d uncommitted part files left by an interrupted run", removed
+        )
+
+    missing = missing_parts(out, journal.parts)
+    if missing:
+        raise ConfigurationError(
+            f"cannot resume into {out}: {len(missing)} committed part file(s) are "
+            f"missing, first {missing[0]}; the folder was modified outside the "
+            "export, so its data can no longer be completed exactly. Export again "
+            "into a new folder"
+        )
+
+
+def _signal_record(measurement: Measurement) -> dict[str, Any]:
+    first = measurement.first_data_point
+    return {
+        "databaseId": measurement.database_id,
+        "index": measurement.index,
+        "aggregation": measurement.aggregation,
+        "dataType": measurement.data_type.value if measurement.data_type else None,
+        "firstDataPoint": first.isoformat() if first else None,
+    }
+
+
+def _signal_from_record(record: dict[str, Any]) -> Measurement:
+    first = record["firstDataPoint"]
+    return Measurement(
+        database_id=int(record["databaseId"]),
+        index=str(record["index"]),
+        default_agg=record["aggregation"],
+        data_type=DataType.parse(record["dataType"]),
+        first_data_point=datetime.fromisoformat(first) if first else None,
+    )

@@ -1,0 +1,545 @@
+"""Exports that stop, fail to write or find their folder changed, and their resumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pyarrow as pa
+import pytest
+
+from powerp_async import ExportSpec, PowerPClient, export
+from powerp_async._export import (
+    ExportWriteError,
+    RecordedSource,
+    _manifest,
+    _open,
+    _parts,
+    recorded_source,
+)
+from powerp_async._export._manifest import Manifest, read_manifest
+from powerp_async._export._parts import PartWriter
+from powerp_async.errors import ConfigurationError
+from powerp_async.models import POINT_SCHEMA
+from powerp_async.planning import plan_blocks
+
+from .conftest import ANCHOR, CLIENT_SECRET
+from .helpers import assert_exact, expected_points
+from .test_export import END, START, _matching, read_dataset, selected
+
+JOURNAL = _manifest.MANIFEST_NAME
+DEMO_SOURCE = "demo simulator (seed 7, anchor 2026-12-04T12:00:00Z)"
+DISK_FULL = "No space left on device"
+
+
+async def spec_for(client: PowerPClient, out: Path, **changes: Any) -> ExportSpec:
+    """Forty minutes of some 60 signals in 5 s windows, in two time slices."""
+    signals = await selected(client, databases=(1, 2), per_database=30)
+    options: dict[str, Any] = {
+        "start": START,
+        "end": END,
+        "window": "5s",
+        "indexes": tuple(m.index for m in signals),
+        "rows_per_flush": 10**9,
+        **changes,
+    }
+    return ExportSpec(out=out, **options)
+
+
+async def planned_blocks(client: PowerPClient, spec: ExportSpec) -> int:
+    signals = _matching(await client.measurements(), spec)
+    blocks = plan_blocks(
+        signals, spec.time_range(), block_size=client.config.block_size
+    )
+    return sum(1 for _ in blocks)
+
+
+async def expected_for(client, simulator, spec: ExportSpec) -> dict:
+    everything = await client.measurements()
+    return expected_points(
+        simulator.tenant, _matching(everything, spec), spec.time_range()
+    )
+
+
+def stop_after(monkeypatch, adds: int, stop: Callable[[], None]) -> None:
+    """Make the writer call ``stop`` right after buffering its ``adds``-th block."""
+    original = PartWriter.add
+    count = 0
+
+    def add_then_stop(self, *args, **kwargs):
+        nonlocal count
+        original(self, *args, **kwargs)
+        count += 1
+        if count == adds:
+            stop()
+
+    monkeypatch.setattr(PartWriter, "add", add_then_stop)
+
+
+def raising(error: BaseException) -> Callable[[], None]:
+    def stop() -> None:
+        raise error
+
+    return stop
+
+
+def commit_lines(out: Path) -> list[dict]:
+    lines = (out / JOURNAL).read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the journal ends with a newline"
+    records = [json.loads(line) for line in lines[:-1]]
+    return [r for r in records if r["kind"] == "commit"]
+
+
+# Interruption: fetched blocks are committed on the way out.
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "error elsewhere", "cancelled"])
+async def test_a_stopped_run_commits_the_blocks_it_fetched(
+    client, simulator, tmp_path, monkeypatch, how
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    scope = anyio.CancelScope()
+    stops = {
+        "ctrl-c": raising(KeyboardInterrupt()),
+        "error elsewhere": raising(RuntimeError("a fault elsewhere")),
+        "cancelled": scope.cancel,
+    }
+    stop_after(monkeypatch, 5, stops[how])
+
+    stopped_by = await _run_until_stopped(client, spec, scope)
+
+    assert (
+        stopped_by
+        == {
+            "ctrl-c": "KeyboardInterrupt",
+            "error elsewhere": "RuntimeError",
+            "cancelled": "cancelled",
+        }[how]
+    )
+    journal = read_manifest(spec.out)
+    assert len(journal.done_units) == 5
+    assert read_dataset(spec.out).num_rows == journal.points > 0
+
+    monkeypatch.undo()
+    report = await export(client, spec, resume=True)
+
+    expected = await expected_for(client, simulator, spec)
+    assert_exact(read_dataset(spec.out), expected)
+    assert report.points_this_run == len(expected) - journal.points
+    assert report.blocks_committed == report.blocks_total
+    assert report.blocks_total == await planned_blocks(client, spec)
+
+
+async def _run_until_stopped(client, spec, scope: anyio.CancelScope) -> str:
+    try:
+        with scope:
+            await export(client, spec)
+    except (KeyboardInterrupt, RuntimeError) as error:
+        return type(error).__name__
+
+    return "cancelled" if scope.cancelled_caught else "finished"
+
+
+async def test_a_failed_commit_while_stopping_keeps_the_first_error(
+    client, simulator, tmp_path, monkeypatch, caplog
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    stop_after(monkeypatch, 5, raising(KeyboardInterrupt()))
+    monkeypatch.setattr(_parts, "write_file", _fill_the_disk)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="powerp_async.export"),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        await export(client, spec)
+
+    assert caplog.messages == [
+        f"could not commit 5 fetched blocks while stopping: cannot write to the "
+        f"export folder {spec.out}: {DISK_FULL}; everything committed before is "
+        "kept, so the export can be resumed once this is fixed"
+    ]
+    journal = read_manifest(spec.out)
+    assert (journal.done_units, journal.parts, journal.points) == (set(), [], 0)
+    assert list(spec.out.rglob("part-*")) == []
+    assert len(list(spec.out.rglob(".part-*.tmp"))) == 1  # hidden, never committed
+
+    monkeypatch.undo()
+    report = await export(client, spec, resume=True)
+
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+    assert report.complete
+    assert list(spec.out.rglob("*.tmp")) == []
+
+
+def _fill_the_disk(table: pa.Table, path: Path, fmt: str) -> None:
+    path.write_bytes(b"PAR1 half a part")
+    raise OSError(errno.ENOSPC, DISK_FULL, str(path))
+
+
+# Commits on time, not only on size.
+
+
+def _batch(rows: int) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(
+        [
+            {
+                "database_id": 1,
+                "index": str(row),
+                "aggregation": "mean",
+                "timestamp": ANCHOR,
+                "value_float": float(row),
+            }
+            for row in range(rows)
+        ],
+        schema=POINT_SCHEMA,
+    )
+
+
+def test_blocks_are_committed_once_the_oldest_waited_30_s(tmp_path) -> None:
+    now_s = [1000.0]
+    manifest = Manifest.create(tmp_path, {"parameters": {}, "signals": []})
+    writer = PartWriter(
+        tmp_path, "parquet", manifest, rows_per_flush=10**6, clock=lambda: now_s[0]
+    )
+
+    def committed() -> set[str]:
+        return read_manifest(tmp_path).done_units
+
+    writer.add("a", _batch(2), [])
+    now_s[0] = 1029.9
+    writer.add("b", _batch(3), [])
+    writer.flush_if_due()
+    assert committed() == set()
+
+    now_s[0] = 1030.0
+    writer.flush_if_due()
+    assert committed() == {"a", "b"}
+
+    now_s[0] = 1045.0
+    writer.add("c", _batch(1), [])  # the oldest is now "c", which has not waited
+    assert committed() == {"a", "b"}
+
+    now_s[0] = 1075.0
+    writer.add("d", _batch(1), [])  # adding checks the time too
+    assert committed() == {"a", "b", "c", "d"}
+    assert read_manifest(tmp_path).points == 7
+    manifest.close()
+
+
+async def test_a_slow_export_commits_on_time_as_well(
+    client, simulator, tmp_path, monkeypatch
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    monkeypatch.setattr(_parts, "MAX_BUFFER_AGE_S", 0.0)  # every block is overdue
+
+    report = await export(client, spec)
+
+    assert len(commit_lines(spec.out)) == report.blocks_total
+    assert report.blocks_total == await planned_blocks(client, spec)
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+
+
+# The journal: torn tails, damage, locks, missing parts.
+
+
+async def test_a_torn_journal_tail_is_cut_before_resuming(
+    client, simulator, tmp_path, monkeypatch
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    stop_after(monkeypatch, 5, raising(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        await export(client, spec)
+    monkeypatch.undo()
+    intact = (spec.out / JOURNAL).read_bytes()
+    # What a crash or a full disk leaves: a commit line cut short, without newline.
+    with (spec.out / JOURNAL).open("ab") as journal:
+        journal.write(b'{"kind":"commit","parts":["database=1/day=2026-12-04/pa')
+
+    report = await export(client, spec, resume=True)
+
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+    assert report.complete
+    assert (spec.out / JOURNAL).read_bytes().startswith(intact)
+    assert len(commit_lines(spec.out)) == 2  # the one of the stop, the one of now
+    assert read_manifest(spec.out).points == report.points
+
+
+async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    path = spec.out / JOURNAL
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) > 3
+    path.write_bytes(b"".join([lines[0], lines[1], b"garbage\n", *lines[3:]]))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"{path}, line 3, is unreadable (not JSON: unexpected character, expected a "
+        "JSON value): the journal was damaged or edited outside the export, so the "
+        "folder cannot be resumed"
+    )
+
+
+async def test_a_second_run_into_a_busy_folder_stops_at_once(client, tmp_path) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+
+    with (spec.out / JOURNAL).open("rb") as busy:
+        fcntl.flock(busy.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run holds it
+        with pytest.raises(ConfigurationError) as caught:
+            await export(client, spec, resume=True)
+
+    report = await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"another export is writing to {spec.out}; wait for it to finish or stop it "
+        "before resuming"
+    )
+    assert report.complete
+    assert report.points_this_run == 0
+
+
+async def test_a_committed_part_that_went_missing_refuses_a_resume(
+    client, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    victim = sorted(read_manifest(spec.out).parts)[1]
+    (spec.out / victim).unlink()
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"cannot resume into {spec.out}: 1 committed part file(s) are missing, first "
+        f"{victim}; the folder was modified outside the export, so its data can no "
+        "longer be completed exactly. Export again into a new folder"
+    )
+
+
+# The source of the data.
+
+
+async def test_a_resume_from_another_source_is_refused(
+    client, simulator, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+    elsewhere_url = simulator.base_url.replace("127.0.0.1", "localhost")
+
+    async with PowerPClient(
+        client_id="tester", client_secret=CLIENT_SECRET, base_url=elsewhere_url
+    ) as elsewhere:
+        with pytest.raises(ConfigurationError) as caught:
+            await export(elsewhere, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"cannot resume into {spec.out}: its data came from {simulator.base_url!r}, "
+        f"but this run reads from {elsewhere_url!r}; resume from the same source, or "
+        "export into a new folder"
+    )
+
+
+async def test_a_named_source_is_recorded_and_compared(client, tmp_path) -> None:
+    details = {"seed": 7, "anchor": "2026-12-04T12:00:00Z"}
+    spec = await spec_for(
+        client, tmp_path / "out", source=DEMO_SOURCE, source_details=details
+    )
+    await export(client, spec)
+    other = dataclasses.replace(spec, source=DEMO_SOURCE.replace("seed 7", "seed 8"))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, other, resume=True)
+    resumed = await export(client, spec, resume=True)
+
+    assert recorded_source(spec.out) == RecordedSource(DEMO_SOURCE, details)
+    assert str(caught.value) == (
+        f"cannot resume into {spec.out}: its data came from {DEMO_SOURCE!r}, but "
+        f"this run reads from {other.source!r}; resume from the same source, or "
+        "export into a new folder"
+    )
+    assert resumed.complete
+
+
+async def test_the_default_source_is_the_masked_base_url(
+    client, simulator, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+
+    assert recorded_source(spec.out) == RecordedSource(simulator.base_url, {})
+
+
+def test_source_details_must_be_json(tmp_path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ExportSpec(
+            out=tmp_path, start=START, end=END, source_details={"seed": object()}
+        )
+
+    assert str(caught.value) == (
+        "source_details: expected string keys and JSON values, got Type is not JSON "
+        "serializable: object"
+    )
+
+
+# Refused before anything is fetched or written.
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"window": "30m"},
+            "window 30m is too long: a query must span less than 30 minutes, so the "
+            "window must be shorter than that",
+        ),
+        ({"block_size": 21}, "block_size: expected 1 to 20 signals per query, got 21"),
+        ({"rows_per_flush": 0}, "rows_per_flush: expected at least 1, got 0"),
+        (
+            {"source": " "},
+            "source: expected a description of where the data comes from, got ' '",
+        ),
+    ],
+)
+def test_a_spec_that_cannot_run_is_refused_on_construction(
+    tmp_path, changes, message
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ExportSpec(out=tmp_path / "out", start=START, end=END, **changes)
+
+    assert str(caught.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+async def test_a_plan_error_leaves_no_folder(client, tmp_path, monkeypatch) -> None:
+    spec = await spec_for(client, tmp_path / "deep" / "out")
+
+    def refuse(*args, **kwargs):
+        raise ConfigurationError("the plan cannot be served")
+
+    monkeypatch.setattr(_open, "plan_totals", refuse)
+    with pytest.raises(ConfigurationError, match=r"^the plan cannot be served$"):
+        await export(client, spec)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def _count_listings(client, monkeypatch) -> list[int]:
+    calls = [0]
+    original = client.measurements
+
+    async def counted():
+        calls[0] += 1
+        return await original()
+
+    monkeypatch.setattr(client, "measurements", counted)
+    return calls
+
+
+@pytest.mark.parametrize("where", ["out is a file", "parent is a file", "read-only"])
+async def test_an_unusable_folder_is_refused_before_any_request(
+    client, tmp_path, monkeypatch, where
+) -> None:
+    spec = await spec_for(client, tmp_path / "blocker" / "out")
+    blocker = tmp_path / "blocker"
+    if where == "out is a file":
+        blocker.mkdir()
+        spec.out.write_text("not a folder")
+    elif where == "parent is a file":
+        blocker.write_text("not a folder")
+    else:
+        blocker.mkdir()
+        real_access = os.access
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, mode, **kw: Path(p) != blocker and real_access(p, mode, **kw),
+        )
+    listings = _count_listings(client, monkeypatch)
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec)
+
+    assert (
+        str(caught.value)
+        == {
+            "out is a file": f"output folder {spec.out} is a file, not a folder",
+            "parent is a file": f"cannot create output folder {spec.out}: {blocker} "
+            "is a file, not a folder",
+            "read-only": f"cannot create output folder {spec.out}: {blocker} is not "
+            "writable",
+        }[where]
+    )
+    assert listings == [0]
+
+
+# Failing to write during the run.
+
+
+@pytest.mark.parametrize("what", ["part", "journal"])
+async def test_a_disk_that_fills_up_is_one_clear_error_and_resumable(
+    client, simulator, tmp_path, monkeypatch, what
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    _fill_disk_on_third_write(monkeypatch, what)
+
+    with pytest.raises(ExportWriteError) as caught:
+        await export(client, spec)
+
+    assert str(caught.value) == (
+        f"cannot write to the export folder {spec.out}: {DISK_FULL}; everything "
+        "committed before is kept, so the export can be resumed once this is fixed"
+    )
+    assert (caught.value.folder, caught.value.reason) == (spec.out, DISK_FULL)
+    committed = read_manifest(spec.out)
+    assert read_dataset(spec.out).num_rows == committed.points > 0
+
+    monkeypatch.undo()
+    report = await export(client, spec, resume=True)
+
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+    assert report.points_this_run == report.points - committed.points
+    assert list(spec.out.rglob("*.tmp")) == []
+    commit_lines(spec.out)  # every line whole again
+
+
+def _fill_disk_on_third_write(monkeypatch, what: str) -> None:
+    """The third part file, or the third commit line, finds the disk full."""
+    writes = 0
+
+    def third_fails() -> bool:
+        nonlocal writes
+        writes += 1
+        return writes == 3
+
+    if what == "part":
+        original_file = _parts.write_file
+
+        def write_file(table, path, fmt):
+            if third_fails():
+                _fill_the_disk(table, path, fmt)
+            original_file(table, path, fmt)
+
+        monkeypatch.setattr(_parts, "write_file", write_file)
+        return
+
+    original_append = _manifest.Manifest._append
+
+    def append(self, record):
+        if record["kind"] == "commit" and third_fails():
+            self._handle.write(json.dumps(record).encode()[:40])  # torn, no newline
+            self._handle.flush()
+            raise OSError(errno.ENOSPC, DISK_FULL)
+        original_append(self, record)
+
+    monkeypatch.setattr(_manifest.Manifest, "_append", append)
