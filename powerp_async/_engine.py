@@ -53,7 +53,7 @@ from .events import (
     RequestDone,
     RetryScheduled,
 )
-from .models import Block, DataType, Measurement
+from .models import POINT_SCHEMA, Block, DataType, Measurement
 from .pacing import Pacer, Permit
 
 logger = logging.getLogger("powerp_async.engine")
@@ -205,8 +205,8 @@ class Engine:
         async with inbox, results:
             async for block in inbox:
                 try:
-                    async for result in self._fetch_splitting(block):
-                        await results.send(result)
+                    parts = [part async for part in self._fetch_splitting(block)]
+                    await results.send(_as_planned(block, parts))
                 except AuthenticationError as error:
                     self._fatal = error
                     scope.cancel()
@@ -351,6 +351,26 @@ class Engine:
         self._refusals.on_success(block)
         self._events.emit(BlockDone(block, batch.num_rows))
         return BlockResult(block, batch)
+
+
+def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
+    """One result for the block as planned, however often the server made us split it.
+
+    A caller that records finished blocks (an export's journal) knows only the planned
+    ones; handing it halves would let a resume fetch the whole block again after one
+    half was saved. So halves are joined, and if one failed the whole block fails.
+    """
+    if len(parts) == 1 and parts[0].block == block:
+        return parts[0]
+
+    for part in parts:
+        if part.error is not None:
+            return BlockResult(block, None, part.error)
+    batches = [part.batch for part in parts if part.batch and part.batch.num_rows]
+    if not batches:
+        return BlockResult(block, pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA))
+    table = pa.Table.from_batches(batches, POINT_SCHEMA).combine_chunks()
+    return BlockResult(block, table.to_batches()[0])
 
 
 def _headers(token: str, compression: bool) -> dict[str, str]:

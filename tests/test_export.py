@@ -21,7 +21,7 @@ from powerp_async._export import _formats, _manifest
 from powerp_async._time import format_wire
 from powerp_async.errors import ConfigurationError
 from powerp_async.models import POINT_SCHEMA
-from powerp_async.planning import time_slices
+from powerp_async.planning import plan_blocks, time_slices
 
 from .conftest import ANCHOR
 from .helpers import assert_exact, expected_points
@@ -452,3 +452,47 @@ def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
 
 def _spelled(values: list) -> list[str]:
     return ["null" if value is None else str(float(value)) for value in values]
+
+
+async def test_blocks_split_by_a_size_limit_are_committed_as_planned(
+    settings, tmp_path
+) -> None:
+    from dataclasses import replace
+
+    from powerp_async import PowerPClient
+    from powerp_async.simulator import Scenario, Simulator, SizeLimit
+
+    limited = replace(settings, scenario=Scenario(size=SizeLimit(max_points=2_000)))
+    simulator = Simulator(limited)
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=START,
+        end=START + timedelta(minutes=20),
+        window="5s",
+        databases=(2,),
+        block_size=20,
+    )
+    async with (
+        simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=settings.client_secret,
+            base_url=simulator.base_url,
+            initial_rate=100,
+        ) as client,
+    ):
+        report = await export(client, spec)
+        everything = await client.measurements()
+
+    journal = _manifest.read_manifest(spec.out)
+    selected = _matching(everything, spec)
+    planned = {
+        b.unit_id for b in plan_blocks(selected, spec.time_range(), block_size=20)
+    }
+    assert simulator.stats.snapshot()["requests"]["query"]["413"] > 0
+    assert journal.done_units == planned  # halves are never committed on their own
+    assert_exact(
+        read_dataset(spec.out),
+        expected_points(simulator.tenant, selected, spec.time_range()),
+    )
+    assert report.complete
