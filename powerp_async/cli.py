@@ -25,10 +25,24 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
-from ._export import DEFAULT_ROWS_PER_FLUSH, FORMATS, ExportSpec, export, plan_export
+from ._export import (
+    DEFAULT_ROWS_PER_FLUSH,
+    FORMATS,
+    ExportSpec,
+    export,
+    plan_export,
+    recorded_source,
+)
 from ._progress import ProgressLine, summary
 from ._redact import scrub
-from ._time import from_epoch_us, parse_duration_us, parse_wire
+from ._time import (
+    floor_to_grid,
+    format_wire,
+    from_epoch_us,
+    parse_duration_us,
+    parse_wire,
+    to_epoch_us,
+)
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import ConfigurationError, PowerPError
@@ -166,16 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(options: argparse.Namespace) -> int:
-    with _connection(options) as config:
+    with _connection(options) as target:
         if options.command == "export":
-            return anyio.run(_export, options, config)
+            return anyio.run(_export, options, target)
         if options.command == "measurements":
-            return anyio.run(_measurements, options, config)
-        return anyio.run(_query, options, config)
+            return anyio.run(_measurements, options, target.config)
+        return anyio.run(_query, options, target.config)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """Where the command reads from; ``source`` names a demo simulator for exports."""
+
+    config: ClientConfig
+    source: str | None = None
+    source_details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
-def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
+def _connection(options: argparse.Namespace) -> Iterator[_Target]:
     tuning: dict[str, Any] = {
         "block_size": options.block_size,
         "max_rate": options.fixed_rate or options.max_rate,
@@ -184,20 +207,45 @@ def _connection(options: argparse.Namespace) -> Iterator[ClientConfig]:
     if options.fixed_rate:
         tuning["adaptive"] = False
     if not options.demo:
-        yield ClientConfig.from_env(**tuning)
+        yield _Target(ClientConfig.from_env(**tuning))
         return
-    with demo_simulator() as base_url:
-        yield ClientConfig.from_env(
+
+    anchor = _demo_anchor(options)
+    with demo_simulator("--anchor", anchor) as base_url:
+        config = ClientConfig.from_env(
             {},
             client_id=DEMO_CLIENT_ID,
             client_secret=DEMO_CLIENT_SECRET,
             base_url=base_url,
             **tuning,
         )
+        # The demo's port changes every run, so the export names its source by what
+        # makes its data: the simulator's seed and anchor, restored on --resume.
+        source = f"demo simulator (seed 0, anchor {anchor})"
+        yield _Target(config, source, {"seed": 0, "anchor": anchor})
 
 
-async def _export(options: argparse.Namespace, config: ClientConfig) -> int:
-    spec = _export_spec(options)
+def _demo_anchor(options: argparse.Namespace) -> str:
+    """The anchor of a new demo (this hour), or the one a resumed export recorded."""
+    if options.command == "export" and options.resume:
+        anchor = recorded_source(options.out).details.get("anchor")
+        if not isinstance(anchor, str):
+            raise ConfigurationError(
+                f"{options.out} was not made by a --demo export; "
+                "resume it without --demo"
+            )
+        return anchor
+    now_us = to_epoch_us(datetime.now(UTC))
+    return format_wire(floor_to_grid(now_us, 3_600_000_000))
+
+
+async def _export(options: argparse.Namespace, target: _Target) -> int:
+    config = target.config
+    spec = dataclasses.replace(
+        _export_spec(options),
+        source=target.source,
+        source_details=target.source_details,
+    )
     if options.dry_run:
         async with PowerPClient(config) as client:
             plan = await plan_export(client, spec)

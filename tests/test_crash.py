@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import signal
 import subprocess
@@ -75,3 +77,33 @@ def _run_and_kill(
     assert child.returncode in (0, -signal.SIGKILL), child.stderr.read()
     child.stderr.close()
     return child.returncode == -signal.SIGKILL
+
+
+def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
+    command = [
+        *(sys.executable, "-m", "powerp_async", "export", "--demo", "--quiet"),
+        *("--since", "30m", "--database", "1", "--out", str(out)),
+        *("--flush-points", "5000"),
+    ]
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(4.0)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 130, stderr
+    assert stderr.strip().endswith("--resume --demo"), stderr
+    assert "Traceback" not in stderr
+    saved = read(out).num_rows
+    resume = stderr.strip().split("Resume with: ")[1].split()[1:]
+
+    finished = powerp(*resume, env=env)
+
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads((out / "_report.json").read_text())
+    assert report["complete"] is True
+    assert 0 < saved < report["points"] == read(out).num_rows
+    assert report["points"] == len(actual_points(read(out)))  # no duplicates
