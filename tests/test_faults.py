@@ -14,12 +14,6 @@ from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
 from powerp_async._time import format_wire, parse_wire
-from powerp_async.events import (
-    BlockDone,
-    PaceChanged,
-    RequestDone,
-    RetryScheduled,
-)
 from powerp_async.errors import (
     BadRequestError,
     FetchFailedError,
@@ -27,6 +21,12 @@ from powerp_async.errors import (
     PermissionDeniedError,
     ServerError,
     TransportError,
+)
+from powerp_async.events import (
+    BlockDone,
+    PaceChanged,
+    RequestDone,
+    RetryScheduled,
 )
 
 START = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
