@@ -17,8 +17,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -130,11 +132,13 @@ class PartWriter:
         logger.info("committed %d fetched blocks while stopping", blocks)
 
     def _write_commit_reveal(self) -> None:
-        table = pa.Table.from_batches(self._batches, POINT_SCHEMA)
-        staged = [self._stage(part) for part in _partitions(table)]
+        # One partition at a time, so a flush holds at most one sorted copy of one
+        # partition beside the buffer, not a copy of everything buffered.
+        staged = [self._stage(part) for part in _partitions(self._batches)]
         self.manifest.commit(
-            [final for _, final in staged], self._units, table.num_rows, self._empty
+            [final for _, final in staged], self._units, self._rows, self._empty
         )
+        points = self._rows
         blocks = len(self._units)
         # Committed: from here on a retry must never write these blocks again.
         self._batches, self._units, self._empty, self._rows = [], [], [], 0
@@ -142,7 +146,7 @@ class PartWriter:
         for temporary, final in staged:
             os.replace(self.folder / temporary, self.folder / final)
 
-        logger.debug("committed %d blocks, %d points", blocks, table.num_rows)
+        logger.debug("committed %d blocks, %d points", blocks, points)
         self.parts_written += len(staged)
 
     def _stage(self, part: tuple[int, str, pa.Table]) -> tuple[str, str]:
@@ -156,22 +160,36 @@ class PartWriter:
         return str(temporary), str(directory / name)
 
 
-def _partitions(table: pa.Table) -> list[tuple[int, str, pa.Table]]:
-    """Split by (database, UTC day), each part sorted by signal and time."""
-    days = pc.strftime(table["timestamp"], format="%Y-%m-%d")
-    keyed = table.append_column("_day", days)
-    keys = keyed.group_by(["database_id", "_day"]).aggregate([])
-    parts = []
-    for database_id, day in zip(
-        keys["database_id"].to_pylist(), keys["_day"].to_pylist(), strict=True
-    ):
-        mask = pc.and_(
-            pc.equal(keyed["database_id"], database_id), pc.equal(keyed["_day"], day)
-        )
-        rows = keyed.filter(mask).drop_columns(["_day"])
-        rows = rows.sort_by([("index", "ascending"), ("timestamp", "ascending")])
-        parts.append((database_id, day, rows))
-    return sorted(parts, key=lambda part: (part[0], part[1]))
+def _partitions(
+    batches: list[pa.RecordBatch],
+) -> Iterator[tuple[int, str, pa.Table]]:
+    """Split by (database, UTC day), each part sorted by signal and time, lazily."""
+    by_key: dict[tuple[int, int], list[pa.RecordBatch]] = defaultdict(list)
+    for batch in batches:
+        for key, rows in _by_day(batch):
+            by_key[key].append(rows)
+
+    for (database_id, day), rows in sorted(by_key.items()):
+        table = pa.Table.from_batches(rows, POINT_SCHEMA)
+        table = table.sort_by([("index", "ascending"), ("timestamp", "ascending")])
+        yield database_id, _day_name(day), table
+
+
+def _by_day(batch: pa.RecordBatch) -> list[tuple[tuple[int, int], pa.RecordBatch]]:
+    """A block's rows by UTC day: one piece, unless its slice crosses midnight."""
+    database_id = batch.column("database_id")[0].as_py()
+    days = batch.column("timestamp").cast(pa.date32()).cast(pa.int32())
+    first, last = pc.min_max(days).values()
+    if first == last:
+        return [((database_id, first.as_py()), batch)]
+    return [
+        ((database_id, day), batch.filter(pc.equal(days, day)))
+        for day in pc.unique(days).to_pylist()
+    ]
+
+
+def _day_name(day: int) -> str:
+    return (datetime(1970, 1, 1) + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 def recover(folder: Path, committed_parts: list[str]) -> int:

@@ -30,7 +30,7 @@ from ..planning import TimeRange, max_slice_us
 from ._formats import FORMATS, Format
 from ._manifest import read_manifest
 
-DEFAULT_ROWS_PER_FLUSH: Final = 1_000_000
+DEFAULT_ROWS_PER_FLUSH: Final = 500_000
 
 
 @dataclass(frozen=True, slots=True)
