@@ -1,0 +1,57 @@
+"""``python -m benchmarks``: every benchmark, one after the other.
+
+The contenders side by side (``compare``), the client's own cost per point
+(``hotpath``) and the rate-control benchmark (``throttling``), each writing JSON,
+Markdown and plots under ``benchmarks/results/``. The default took 12 minutes on a
+2-core machine, 3 of them for the comparison; ``--full`` runs the longer versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import compare, hotpath
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--full", action="store_true", help="the longer versions")
+    parser.add_argument(
+        "--out", type=Path, default=compare.RESULTS_DIR, help="results folder"
+    )
+    options = parser.parse_args(argv)
+    started_s = time.perf_counter()
+
+    print("compare: the contenders side by side", file=sys.stderr, flush=True)
+    compare.run("full" if options.full else "quick", options.out)
+    print((options.out / "compare.md").read_text())
+
+    print("hotpath: from answer bytes to rows on disk", file=sys.stderr, flush=True)
+    hotpath.run(options.out)
+    print((options.out / "hotpath.md").read_text())
+
+    _throttling(quick=not options.full, out_dir=options.out)
+    print(f"all benchmarks done in {time.perf_counter() - started_s:.0f} s")
+    return 0
+
+
+def _throttling(*, quick: bool, out_dir: Path) -> None:
+    try:
+        throttling = importlib.import_module("benchmarks.throttling")
+    except ImportError as error:
+        print(f"throttling: skipped, it cannot be imported ({error})")
+        return
+
+    print("throttling: rate control under each limit", file=sys.stderr, flush=True)
+    throttling.run(quick=quick, out_dir=out_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
