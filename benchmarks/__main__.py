@@ -1,7 +1,8 @@
 """``python -m benchmarks``: every benchmark, one after the other.
 
 The contenders side by side (``compare``), the client's own cost per point
-(``hotpath``) and the rate-control benchmark (``throttling``), each writing JSON,
+(``hotpath``), peak memory as an export grows (``memory``; 50 million points only
+with ``--full``) and the rate-control benchmark (``throttling``), each writing JSON,
 Markdown and plots under ``benchmarks/results/``. The default took 12 minutes on a
 2-core machine, 3 of them for the comparison; ``--full`` runs the longer versions.
 """
@@ -15,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import compare, hotpath
+from . import compare, hotpath, memory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("hotpath: from answer bytes to rows on disk", file=sys.stderr, flush=True)
     hotpath.run(options.out)
     print((options.out / "hotpath.md").read_text())
+
+    print("memory: peak memory as an export grows", file=sys.stderr, flush=True)
+    memory.run(quick=not options.full, out_dir=options.out)
+    print((options.out / "memory.md").read_text())
 
     _throttling(quick=not options.full, out_dir=options.out)
     print(f"all benchmarks done in {time.perf_counter() - started_s:.0f} s")
