@@ -60,6 +60,9 @@ logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
 
+MAX_BUDGET_HOLD_S = 5.0
+"""Longest a failed block waits for the retry budget before it goes again anyway."""
+
 MAX_THROTTLED_ATTEMPTS = 60
 """429s do not count as failures, but a block throttled this often is given up."""
 
@@ -267,7 +270,11 @@ class Engine:
                 self._count_failure(error)
                 if failures >= self._settings.max_attempts:
                     raise
-                await self._pacer.before_retry(after_timeout=_timed_out(error))
+                # The budget spaces retries out, but never holds one for long: an
+                # empty budget must slow retries down, not stop them, or a run that
+                # meets an outage early would stall long after the server is back.
+                with anyio.move_on_after(MAX_BUDGET_HOLD_S):
+                    await self._pacer.before_retry(after_timeout=_timed_out(error))
                 delay = backoff_s(failures)
                 reason = str(error)
 
