@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import signal
 import sys
 from typing import Final
 
 from .._time import parse_wire
+from ..config import is_loopback
 from ..errors import ConfigurationError
 from ._scenario_cli import add_scenario_options, scenario_from_options
 from ._scenarios import PRESET_EXAMPLES, named_scenario
@@ -21,6 +21,8 @@ from ._server import Simulator
 from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorSettings
 
 DEFAULT_PORT: Final = 8765
+
+MAX_PORT: Final = 65_535
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -37,7 +39,15 @@ def run(argv: list[str] | None = None) -> int:
 
         return 0
 
-    if not _is_loopback(options.host) and not options.allow_remote:
+    if not 0 <= options.port <= MAX_PORT:
+        print(
+            f"powerp simulate: --port must be 0 (any free port) to {MAX_PORT}, "
+            f"got {options.port}",
+            file=sys.stderr,
+        )
+        return 2
+
+    if not is_loopback(options.host) and not options.allow_remote:
         print(
             f"powerp simulate: refusing to serve on {options.host}: the simulator "
             "accepts fixed demo credentials and is meant for this machine only; "
@@ -109,16 +119,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_scenario_options(parser)
     return parser
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _settings(options: argparse.Namespace) -> SimulatorSettings:
