@@ -140,6 +140,11 @@ class Engine:
         self._labels = LabelSide()
         self._events = EventSink(on_event)
 
+    @property
+    def label_side(self) -> str | None:
+        """The window edge the server labels points by, once its answers showed it."""
+        return self._labels.side
+
     def learn_types(self, signals: Iterable[Measurement]) -> None:
         """Remember each signal's declared type, which guides how values are decoded."""
         self.data_types = {(m.database_id, m.index): m.data_type for m in signals}

@@ -18,7 +18,7 @@ import pytest
 
 from powerp_async import ExportSpec, export
 from powerp_async._export import _formats, _manifest
-from powerp_async._time import format_wire
+from powerp_async._time import format_wire, to_epoch_us
 from powerp_async.errors import ConfigurationError
 from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import plan_blocks, time_slices
@@ -251,14 +251,22 @@ async def test_interrupted_export_resumes_exactly_once(
 async def test_gaps_are_reported_per_signal(client, simulator, tmp_path) -> None:
     everything = await client.measurements()
     late = [m for m in everything if m.first_data_point and m.first_data_point > START]
+    start_us, end_us = to_epoch_us(START), to_epoch_us(ANCHOR)
+    offline = [
+        m
+        for m in everything
+        if simulator.tenant.offline_intervals(m.database_id, m.index, start_us, end_us)
+    ]
     assert late, "the demo tenant has signals that start inside a typical range"
+    assert offline, "and signals with outages inside it"
+    chosen = late[:4] + offline[:4]
     spec = ExportSpec(
         out=tmp_path / "out",
         start=START,
         end=ANCHOR,
         window="30s",
-        indexes=tuple(m.index for m in late[:4]),
-        databases=tuple({m.database_id for m in late[:4]}),
+        indexes=tuple(m.index for m in chosen),
+        databases=tuple({m.database_id for m in chosen}),
     )
 
     report = await export(client, spec)
@@ -270,26 +278,34 @@ async def test_gaps_are_reported_per_signal(client, simulator, tmp_path) -> None
         _expected_gaps(simulator.tenant, selected, span)
     )
     assert report.gaps  # the late starters make gaps before their first point
+    outages = {(m.database_id, m.index) for m in offline[:4]}
+    inside = [g for g in report.gaps if (g.database_id, g.index) in outages]
+    assert inside  # and outages inside a query's range are gaps too
 
 
 def _expected_gaps(tenant, signals, span) -> list[tuple]:
-    """Slices in which a signal has no point, merged per signal, in report order."""
+    """Runs of windows in which a signal has no point, merged, in report order."""
     gaps = []
+    window = span.window_us
     for signal in sorted(
         signals, key=lambda m: (m.database_id, m.index, m.aggregation)
     ):
-        merged: list[list[int]] = []
+        present = set()
         for start_us, end_us in time_slices(span):
-            args = (signal.aggregation, start_us, end_us, span.window_us)
-            if tenant.points(signal.database_id, signal.index, *args):
+            args = (signal.aggregation, start_us, end_us, window)
+            points = tenant.points(signal.database_id, signal.index, *args)
+            present.update(stamp - window for stamp, _ in points)  # stop labels
+        runs: list[list[int]] = []
+        for start in range(span.start_us, span.end_us, window):
+            if start in present:
                 continue
-            if merged and merged[-1][1] == start_us:
-                merged[-1][1] = end_us
+            if runs and runs[-1][1] == start:
+                runs[-1][1] = start + window
             else:
-                merged.append([start_us, end_us])
+                runs.append([start, start + window])
         gaps += [
             (signal.database_id, signal.index, format_wire(a), format_wire(b))
-            for a, b in merged
+            for a, b in runs
         ]
     return gaps
 

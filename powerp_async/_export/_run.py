@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
-import pyarrow.compute as pc
 
 from .._engine import BlockResult, RunStats
 from .._groups import plain_errors
@@ -27,6 +26,7 @@ from ..errors import FetchFailedError
 from ..models import Block, Measurement
 from ..planning import TimeRange, time_slices
 from ._folder import check_folder, writing
+from ._gaps import block_gaps
 from ._manifest import read_manifest
 from ._open import OpenExport, create_folder, reopen_folder
 from ._parts import PartWriter
@@ -119,7 +119,7 @@ async def _fetch_and_write(
             group.start_soon(_flush_when_due, writer)
             async with engine.run(opened.pending()) as results:
                 async for result in results:
-                    _take(result, writer, failures)
+                    _take(result, writer, failures, engine.label_side)
 
             writer.flush()
             group.cancel_scope.cancel()
@@ -134,29 +134,15 @@ async def _flush_when_due(writer: PartWriter) -> None:
         writer.flush_if_due()
 
 
-def _take(result: BlockResult, writer: PartWriter, failures: Failures) -> None:
+def _take(
+    result: BlockResult, writer: PartWriter, failures: Failures, side: str | None
+) -> None:
     if result.error is not None or result.batch is None:
         failures.append((result.block, result.error or RuntimeError("no data")))
         return
-    writer.add(result.block.unit_id, result.batch, _empty_signals(result))
-
-
-def _empty_signals(result: BlockResult) -> list[dict[str, Any]]:
-    """The signals of a block that returned no point at all: gaps for the report."""
-    assert result.batch is not None
-    block = result.block
-    seen = set(pc.unique(result.batch.column("index")).to_pylist())
-    return [
-        {
-            "database_id": block.database_id,
-            "index": index,
-            "aggregation": block.aggregation,
-            "start": block.start_us,
-            "end": block.end_us,
-        }
-        for index in block.indexes
-        if index not in seen
-    ]
+    writer.add(
+        result.block.unit_id, result.batch, block_gaps(result.block, result.batch, side)
+    )
 
 
 def _not_asked(signals: list[Measurement], span: TimeRange) -> list[dict[str, Any]]:
