@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import duckdb
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
@@ -84,7 +85,7 @@ def _matching(signals, spec):
     ]
 
 
-async def test_dataset_opens_in_duckdb_and_pandas(client, tmp_path) -> None:
+async def test_dataset_opens_in_duckdb_pandas_and_polars(client, tmp_path) -> None:
     signals = await selected(client, databases=(2,), per_database=40)
     spec = ExportSpec(
         out=tmp_path / "out",
@@ -107,10 +108,15 @@ async def test_dataset_opens_in_duckdb_and_pandas(client, tmp_path) -> None:
         .fetchone()
     )
 
+    polar = pl.read_parquet(f"{spec.out}/**/*.parquet", hive_partitioning=True)
+
     assert len(frame) == report.points > 0
     assert str(frame["timestamp"].dtype) == "datetime64[us, UTC]"
     assert frame["value_float"].dtype == "float64"
     assert duck == (report.points, "TIMESTAMP WITH TIME ZONE", "DOUBLE")
+    assert polar.height == report.points
+    assert polar.schema["timestamp"] == pl.Datetime("us", "UTC")
+    assert polar.schema["value_int"] == pl.Int64
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
