@@ -201,3 +201,18 @@ def test_every_signal_window_is_planned_exactly_once(
             covered[key] = covered.get(key, 0) + block.window_count
 
     assert covered == {(1 + n % 3, str(n)): span.window_count for n in range(count)}
+
+
+def test_local_times_across_a_daylight_saving_change_are_converted() -> None:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    # The night clocks went back: 02:00-03:00 local happened twice.
+    start = datetime(2026, 10, 25, 1, 0, tzinfo=berlin)
+    end = datetime(2026, 10, 25, 4, 0, tzinfo=berlin)
+
+    span = TimeRange.snap(start, end, 60 * S)
+
+    assert span.start_us == to_epoch_us(datetime(2026, 10, 24, 23, 0, tzinfo=UTC))
+    assert span.end_us == to_epoch_us(datetime(2026, 10, 25, 3, 0, tzinfo=UTC))
+    assert span.window_count == 4 * 60  # four real hours, not three
