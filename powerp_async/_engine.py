@@ -60,6 +60,9 @@ logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
 
+TOKEN_REPLACEMENTS = 3
+"""Tries with a replaced token after 401s; one fetched for the block itself ends it."""
+
 MAX_BUDGET_HOLD_S = 5.0
 """Longest a failed block waits for the retry budget before it goes again anyway."""
 
@@ -299,17 +302,21 @@ class Engine:
     async def _attempt(self, block: Block) -> BlockResult:
         token = await self._tokens.token()
         response = await self._send(block, token)
-        if response.status == 401:
-            token = await self._tokens.renew_after_rejection(token)
+        renewed = False
+        for _ in range(TOKEN_REPLACEMENTS):
+            if response.status != 401 or renewed:
+                break
+            token, renewed = await self._tokens.replace(token)
             response = await self._send(block, token)
-            if response.status == 401:
-                raise AuthenticationError(
-                    "the server refused a freshly issued token for queries "
-                    f"({block.describe()}); the client may lack access to the API",
-                    method="POST",
-                    url=self._shown_url,
-                    status=401,
-                )
+
+        if response.status == 401:
+            raise AuthenticationError(
+                "the server refused a freshly issued token for queries "
+                f"({block.describe()}); the client may lack access to the API",
+                method="POST",
+                url=self._shown_url,
+                status=401,
+            )
 
         if response.status >= 300:
             raise error_for(

@@ -77,12 +77,23 @@ class TokenManager:
 
     async def renew_after_rejection(self, rejected: str) -> str:
         """After a 401: renew, unless another caller already replaced ``rejected``."""
+        token, _ = await self.replace(rejected)
+        return token
+
+    async def replace(self, rejected: str) -> tuple[str, bool]:
+        """After a 401: the token to try next, and whether this call fetched it.
+
+        A token another caller fetched may itself be old enough to expire on the
+        way; only a token fetched for this very rejection proves, when it is refused
+        too, that the credentials cannot query.
+        """
         async with self._lock:
-            if self._token is None or self._token == rejected:
+            renewed = self._token is None or self._token == rejected
+            if renewed:
                 logger.info("token refused by the server; renewing it")
                 await self._renew()
             assert self._token is not None
-            return self._token
+            return self._token, renewed
 
     def secrets(self) -> tuple[str | None, ...]:
         """What must never be shown: used to scrub text before it leaves the client."""

@@ -170,3 +170,52 @@ async def test_redirects_are_not_followed_with_the_form(echoing_server) -> None:
             await client.measurements()
 
     assert seen["redirected"] == 0
+
+
+async def test_debug_export_through_faults_leaks_nothing(
+    settings, tmp_path, caplog, monkeypatch
+) -> None:
+    from dataclasses import replace
+
+    from powerp_async.simulator import Simulator, named_scenario
+
+    tokens: list[str] = []
+    original = TokenManager._store
+
+    def remember(self, answer):
+        tokens.append(answer["access_token"])
+        original(self, answer)
+
+    monkeypatch.setattr(TokenManager, "_store", remember)
+    monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.01)
+    caplog.set_level(logging.DEBUG)
+    faulty = replace(settings, scenario=named_scenario("faults-5pct"), token_ttl_s=1)
+    simulator = Simulator(faulty)
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=ANCHOR - timedelta(minutes=90),
+        end=ANCHOR,
+        window="10s",
+        databases=(3,),
+        block_size=5,
+    )
+
+    async with (
+        simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            initial_rate=50,
+        ) as client,
+    ):
+        report = await export(client, spec)
+
+    served = simulator.stats.snapshot()["requests"]["query"]
+    assert report.complete
+    assert sum(n for status, n in served.items() if status != "200") > 0  # faults met
+    assert len(tokens) >= 2  # the short-lived token was renewed during the run
+    written = every_byte_below(spec.out)
+    for secret in (CLIENT_SECRET, *tokens):
+        assert secret not in caplog.text
+        assert secret.encode() not in written
