@@ -24,17 +24,23 @@ def every_byte_below(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
 
 
-async def test_debug_export_with_token_renewals_leaks_nothing(
-    simulator, tmp_path, caplog, capsys, monkeypatch
-) -> None:
-    tokens: list[str] = []
+@pytest.fixture
+def tokens(monkeypatch) -> list[str]:
+    """Every token the client is issued during the test, to search output for."""
+    issued: list[str] = []
     original = TokenManager._store
 
     def remember(self, answer):
-        tokens.append(answer["access_token"])
+        issued.append(answer["access_token"])
         original(self, answer)
 
     monkeypatch.setattr(TokenManager, "_store", remember)
+    return issued
+
+
+async def test_debug_export_with_token_renewals_leaks_nothing(
+    simulator, tmp_path, caplog, capsys, tokens
+) -> None:
     caplog.set_level(logging.DEBUG)
     spec = ExportSpec(
         out=tmp_path / "out",
@@ -173,20 +179,12 @@ async def test_redirects_are_not_followed_with_the_form(echoing_server) -> None:
 
 
 async def test_debug_export_through_faults_leaks_nothing(
-    settings, tmp_path, caplog, monkeypatch
+    settings, tmp_path, caplog, monkeypatch, tokens
 ) -> None:
     from dataclasses import replace
 
     from powerp_async.simulator import Simulator, named_scenario
 
-    tokens: list[str] = []
-    original = TokenManager._store
-
-    def remember(self, answer):
-        tokens.append(answer["access_token"])
-        original(self, answer)
-
-    monkeypatch.setattr(TokenManager, "_store", remember)
     monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.01)
     caplog.set_level(logging.DEBUG)
     faulty = replace(settings, scenario=named_scenario("faults-5pct"), token_ttl_s=1)
