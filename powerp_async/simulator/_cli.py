@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="seed of every simulated value (default: 0)"
     )
     parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="serve this many copies of the demo tenant's databases, 1,016 signals "
+        "each (default: 1)",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a non-loopback --host (the demo credentials are public)",
@@ -130,6 +137,7 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
         label=options.label,
         anchor_us=anchor_us,
         seed=options.seed,
+        copies=options.copies,
         scenario=scenario_from_options(options),
     )
 

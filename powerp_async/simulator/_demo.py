@@ -42,13 +42,28 @@ def demo_tenant(settings: SimulatorSettings | None = None) -> Tenant:
         anchor_us = now_us - now_us % US_PER_HOUR
 
     weather = Weather(load_profile(), mix64(settings.seed, "weather"))
-    signals = [
+    databases = [
         *solar_park(settings.seed, weather),
         *wind_farm(settings.seed, weather),
         *substation(settings.seed, weather),
     ]
+    signals = _copied(databases, settings.copies)
     signals = _with_irregularities(signals, settings.seed, anchor_us)
     return Tenant(signals, label=settings.label, anchor_us=anchor_us)
+
+
+def _copied(signals: list[SignalSpec], copies: int) -> list[SignalSpec]:
+    """The signals, then ``copies - 1`` more of them under databases of their own.
+
+    A copy's samples equal the original's, which keeps a large tenant as cheap to
+    build as the small one; its gaps and late starts are its own (drawn afterwards).
+    """
+    offset = max(signal.database_id for signal in signals)
+    return [
+        dataclasses.replace(signal, database_id=signal.database_id + copy * offset)
+        for copy in range(copies)
+        for signal in signals
+    ]
 
 
 def _with_irregularities(

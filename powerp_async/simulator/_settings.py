@@ -29,6 +29,7 @@ Policy: TypeAlias = Callable[[web.Request, Handler], Awaitable[web.StreamRespons
 
 DEFAULT_CLIENT_ID: Final = "demo"
 DEFAULT_CLIENT_SECRET: Final = "demo-secret"
+MAX_COPIES: Final = 100
 _LABELS: Final = get_args(Label)
 
 
@@ -41,7 +42,9 @@ class SimulatorSettings:
     means the current UTC hour, floored, taken when the tenant is built.
     ``gzip_min_bytes`` is the smallest body compressed for a client that accepts gzip;
     ``None`` never compresses. ``scenario`` adds hidden limits and faults; the
-    random ones are drawn from ``seed``.
+    random ones are drawn from ``seed``. ``copies`` repeats the demo tenant's three
+    databases under new ids (copy ``k`` holds databases ``3k + 1`` to ``3k + 3``), for
+    tenants of up to some 100,000 signals.
     """
 
     client_id: str = DEFAULT_CLIENT_ID
@@ -53,6 +56,7 @@ class SimulatorSettings:
     gzip_min_bytes: int | None = 1024
     policies: tuple[Policy, ...] = ()
     scenario: Scenario | None = None
+    copies: int = 1
 
     def __post_init__(self) -> None:
         _check_text("client_id", self.client_id)
@@ -75,6 +79,12 @@ class SimulatorSettings:
             raise ConfigurationError(
                 "SimulatorSettings.gzip_min_bytes must be >= 0 or None, "
                 f"got {self.gzip_min_bytes}"
+            )
+
+        _check_int("copies", self.copies)
+        if not 1 <= self.copies <= MAX_COPIES:
+            raise ConfigurationError(
+                f"SimulatorSettings.copies must be 1 to {MAX_COPIES}, got {self.copies}"
             )
 
         _check_policies(self.policies)

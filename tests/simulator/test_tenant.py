@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from powerp_async._time import parse_wire
+from powerp_async.errors import ConfigurationError
 from powerp_async.models import AGGREGATIONS
 from powerp_async.simulator import SimulatorSettings, demo_tenant, format_timestamp
 from powerp_async.simulator._aggregate import _BY_NAME
@@ -196,3 +197,38 @@ def _metadata_rows() -> list[dict[str, object]]:
 
     rows: list[dict[str, object]] = orjson.loads(TENANT.metadata_json())
     return rows
+
+
+def test_copies_repeat_the_databases_under_new_ids() -> None:
+    tenant = demo_tenant(SimulatorSettings(anchor_us=ANCHOR_US, copies=10))
+    start = parse_wire("2026-06-01T15:00:00Z")
+    by_database = Counter(spec.database_id for spec in tenant.signals)
+
+    assert len(tenant.signals) == 10_160
+    assert by_database[1] == by_database[28] == 432
+    assert by_database[3] == by_database[30] == 353
+    assert sorted(by_database) == list(range(1, 31))
+    # The samples are the original's; gaps and late starts are drawn per copy.
+    steady = next(
+        spec
+        for spec in tenant.signals
+        if spec.database_id == 28
+        and spec.gap_key is None
+        and spec.index != "1"
+        and spec.first_data_us == TENANT.signal(1, spec.index).first_data_us
+    )
+
+    def ten_seconds(tenant, database_id: int) -> list[tuple[int, object]]:
+        agg = steady.default_agg or "last"
+        return tenant.points(
+            database_id, steady.index, agg, start, start + 10**7, 10**6
+        )
+
+    assert len(ten_seconds(TENANT, 1)) == 10
+    assert ten_seconds(tenant, 28) == ten_seconds(TENANT, 1)
+
+
+@pytest.mark.parametrize("copies", [0, 101, True])
+def test_copies_out_of_range_are_refused(copies) -> None:
+    with pytest.raises(ConfigurationError, match="copies must be"):
+        SimulatorSettings(copies=copies)
