@@ -2,7 +2,8 @@
 
 The fan-out sends every block of the notebook's plan at once with ``asyncio.gather``
 over one session, decoding with the standard library as ``response.json()`` does, and
-retries a 429 or 5xx after the server's Retry-After (or a doubling wait).
+retries a 429 or 5xx after the server's Retry-After (or a doubling wait). Given a
+time limit, it cancels whatever is still unanswered when the limit is up.
 
 The oracle is told what no real user knows: the server's rate and burst. It sends
 full blocks of 20 over the longest slices, paced by an ``aiolimiter`` bucket the size
@@ -89,7 +90,7 @@ async def _query(context: Context, query: Query) -> None:
                 got.raise_for_status()
                 raw = await got.read()
                 context.tally.body_bytes += len(raw)
-                context.tally.add_rows(query.database_id, context.loads(raw))
+                context.tally.add_rows(query, context.loads(raw))
                 return
 
             retry_after = got.headers.get("Retry-After")
@@ -112,7 +113,11 @@ async def run_fan_out(job: Job, tally: Tally) -> None:
         queries = plan(
             listing, job, slice_us=NOTEBOOK_SLICE_US, block_size=NOTEBOOK_BLOCK_SIZE
         )
-        await asyncio.gather(*(_query(context, query) for query in queries))
+        everything = asyncio.gather(*(_query(context, query) for query in queries))
+        try:
+            await asyncio.wait_for(everything, job.time_limit_s)
+        except TimeoutError:
+            tally.cut()
 
 
 async def run_static_oracle(job: Job, tally: Tally) -> None:

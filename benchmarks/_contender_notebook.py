@@ -3,7 +3,8 @@
 Its grouping by (database, defaultAgg), blocks of 10 and 15-minute slices, each slice
 the notebook's ``LOOKBACK_MINUTES``. Like the notebook, every call opens a new
 connection (no ``requests.Session``). Unlike it, a 429 or 5xx is retried after a wait,
-as its good practices ask; the notebook itself stops at the first one.
+as its good practices ask; the notebook itself stops at the first one. Given a time
+limit, it stops before the first query that would start after it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .contenders import (
     Job,
     Query,
     Tally,
+    deadline_s,
     payload,
     plan,
     retry_delay_s,
@@ -48,8 +50,13 @@ def run_notebook(job: Job, tally: Tally) -> None:
         f"{job.base_url}/v1/measurements", headers=headers, timeout=30
     ).json()
 
+    deadline = deadline_s(job)
     for query in plan(listing, job, slice_us=SLICE_US, block_size=BLOCK_SIZE):
-        tally.add_rows(query.database_id, _query_values(job, headers, query, tally))
+        if time.perf_counter() >= deadline:
+            tally.cut()
+            return
+
+        tally.add_rows(query, _query_values(job, headers, query, tally))
 
 
 def _query_values(

@@ -54,6 +54,8 @@ class Job:
     """What every contender fetches: the first ``signal_count`` signals of the listing
     over ``[start_us, end_us)`` at ``window``. ``oracle_*`` is what only the static
     oracle is told: the server's rate (``None``: unlimited), burst and a concurrency.
+    A contender given ``time_limit_s`` stops sending when it is up and reports the
+    queries it completed, so that what it received can still be checked.
     """
 
     base_url: str
@@ -66,6 +68,7 @@ class Job:
     oracle_rate_per_s: float | None = None
     oracle_burst: int = 1
     oracle_concurrency: int = 4
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.signal_count < 1:
@@ -78,6 +81,11 @@ class Job:
                 f"got {span_us} us"
             )
 
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(
+                f"Job.time_limit_s must be positive or None, got {self.time_limit_s}"
+            )
+
         if self.oracle_concurrency < 1 or self.oracle_burst < 1:
             raise ValueError(
                 "Job.oracle_concurrency and oracle_burst must be >= 1, got "
@@ -87,6 +95,12 @@ class Job:
     @property
     def window_us(self) -> int:
         return window_us(self.window)
+
+
+def deadline_s(job: Job) -> float:
+    """The ``time.perf_counter()`` reading at which a contender stops sending."""
+    limit_s = job.time_limit_s if job.time_limit_s is not None else float("inf")
+    return time.perf_counter() + limit_s
 
 
 class Query(NamedTuple):
@@ -126,17 +140,30 @@ class Tally:
         self.counts: Counter[tuple[int, str]] = Counter()
         self.events: list[tuple[float, int]] = []
         self.requests = self.throttled = self.retries = self.body_bytes = 0
+        self.completed: list[Query] = []
+        self.cut_off = False
+        self.first_answer: tuple[float, int] | None = None
+        """CPU seconds spent and points received when the first answer arrived."""
 
-    def add_rows(self, database_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Count the decoded JSON points of one answer."""
+    def add_rows(self, query: Query, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Count the decoded JSON points of one answer to ``query``."""
         for index, count in Counter(str(row["index"]) for row in rows).items():
-            self.counts[(database_id, index)] += count
+            self.counts[(query.database_id, index)] += count
 
+        self.completed.append(query)
         self.event(len(rows))
 
     def event(self, points: int) -> None:
         """Note that ``points`` arrived now, for the throughput-over-time plot."""
+        if self.first_answer is None:
+            self.first_answer = (time.process_time() - self.started_cpu_s, points)
+
         self.events.append((round(time.perf_counter() - self.started_s, 4), points))
+
+    def cut(self) -> None:
+        """The time limit is up: stop the clock and remember the run was cut short."""
+        self.cut_off = True
+        self.stop()
 
     def stop(self) -> None:
         if self.elapsed_s is None:
@@ -160,6 +187,10 @@ class Tally:
             "retries": self.retries,
             "body_bytes": self.body_bytes,
             "events": self.events,
+            "first_answer": self.first_answer,
+            "cut_off": self.cut_off,
+            # Only a run cut short is checked query by query; a whole one per signal.
+            "completed": [list(q) for q in self.completed] if self.cut_off else [],
         }
 
 

@@ -8,12 +8,14 @@ and the plans are deterministic.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks import compare
+from benchmarks._compare_goals import goals, steady_cpu_us_per_point
 from benchmarks.contenders import Job, Query, plan, retry_delay_s
 
 REQUESTS_BY_CONTENDER = {
@@ -22,7 +24,6 @@ REQUESTS_BY_CONTENDER = {
         "fan-out": 7,
         "static-oracle": 6,
         "powerp-async": 6,
-        "powerp-async-20": 4,
         "powerp-async-parquet": 6,
     },
     "byte-bound": {
@@ -30,7 +31,6 @@ REQUESTS_BY_CONTENDER = {
         "fan-out": 6,
         "static-oracle": 6,
         "powerp-async": 4,
-        "powerp-async-20": 4,
         "powerp-async-parquet": 4,
     },
 }
@@ -165,3 +165,99 @@ def test_retry_waits_follow_retry_after_then_double() -> None:
         0.25,
         2.0,
     ]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("contender", compare.TIME_LIMITED)
+def test_a_run_stopped_at_its_limit_is_checked_against_what_it_completed(
+    contender: str,
+) -> None:
+    setting = replace(
+        compare.make_plan("tiny").settings[0], span_s=3600, time_limit_s=0.5
+    )
+    expected_whole = sum(compare.expected_counts(setting).values())
+
+    result = compare.run_contender(contender, setting)
+    completed = result.pop("completed")
+    compare.check_points(result, compare.completed_counts(setting, completed))
+
+    assert result["cut_off"] is True
+    assert 0 < result["rows"] < expected_whole
+    assert (result["lost"], result["duplicated"]) == (0, 0)
+    assert result["rows"] == result["expected_points"]
+
+
+def _run(contender: str, rows: int, elapsed_s: float, **more: Any) -> dict[str, Any]:
+    return {
+        "contender": contender,
+        "rows": rows,
+        "elapsed_s": elapsed_s,
+        "lost": 0,
+        "duplicated": 0,
+        "server_throttled": 0,
+        "server_requests": 10,
+        **more,
+    }
+
+
+def _growth_step(kind: str, n: int, cpu_s: float, rss_mb: float) -> dict[str, Any]:
+    run = _run("powerp-async", n, 1.0, cpu_s=cpu_s, peak_rss_mb=rss_mb)
+    run["first_answer"] = (0.5, n // 10)
+    return {"setting": {"name": f"growth-{kind}-{n}x1s"}, "runs": [run]}
+
+
+def test_goals_are_judged_from_the_run_itself() -> None:
+    request_bound = {
+        "setting": {"name": "request-bound"},
+        "runs": [
+            _run("notebook", 1_000, 10.0, cut_off=True),
+            _run("fan-out", 2_000, 10.0, server_throttled=7, server_requests=14),
+            _run("static-oracle", 40_000, 10.0),
+            _run("powerp-async", 40_000, 11.0, lost=2),
+        ],
+    }
+    growth = [
+        _growth_step("signals", 1_000, 1.5, 100.0),
+        _growth_step("signals", 10_000, 10.5, 130.0),
+        _growth_step("range", 1_000, 1.4, 100.0),
+    ]
+
+    judged = [
+        goal.row() for goal in goals({"settings": [request_bound], "growth": growth})
+    ]
+
+    assert judged == [
+        ["request-bound", ">= 20 x the notebook's points/s", "36.4 x", "pass"],
+        ["request-bound", ">= 90% of the static oracle's points/s", "90.9%", "pass"],
+        [
+            "request-bound",
+            "the naive fan-out is throttled",
+            "50% of its requests answered 429",
+            "pass",
+        ],
+        [
+            "every powerp-async run (4)",
+            "no point lost or duplicated",
+            "request-bound powerp-async: 2 lost, 0 dup",
+            "**fail**",
+        ],
+        [
+            "growth in signals",
+            "CPU per point flat within 25% (max / min)",
+            "1111.11 us to 1111.11 us, 1.00 x",
+            "pass",
+        ],
+        [
+            "growth in signals",
+            "peak RSS flat within 25% (max / min)",
+            "100 MB to 130 MB, 1.30 x",
+            "**fail**",
+        ],
+    ]
+
+
+def test_steady_cost_leaves_the_first_answer_out() -> None:
+    run = _run("powerp-async", 1_100, 1.0, cpu_s=0.3, first_answer=(0.2, 100))
+
+    assert steady_cpu_us_per_point(run) == pytest.approx(100.0)
+    assert steady_cpu_us_per_point({**run, "first_answer": None}) is None
