@@ -1,10 +1,11 @@
-"""``python -m benchmarks``: every benchmark, one after the other.
+"""``python -m benchmarks``: the comparison, the hot path and memory, in one run.
 
-The contenders side by side (``compare``), the client's own cost per point
-(``hotpath``), peak memory as an export grows (``memory``; 50 million points only
-with ``--full``) and the rate-control benchmark (``throttling``), each writing JSON,
-Markdown and plots under ``benchmarks/results/``. The default took 12 minutes on a
-2-core machine, 3 of them for the comparison; ``--full`` runs the longer versions.
+The contenders side by side with growth (``compare``), the client's own cost per
+point (``hotpath``) and peak memory as an export grows (``memory``: 0.5 and 5 million
+points, 5 and 50 million with ``--full``), each writing JSON, Markdown and plots under
+``benchmarks/results/``; about 8 minutes on a 2-core machine. ``--throttling`` adds
+the rate-control benchmark (about 5 minutes more), which also runs alone as
+``python -m benchmarks.throttling``; ``--full`` runs the longer version of each.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--full", action="store_true", help="the longer versions")
     parser.add_argument(
+        "--throttling", action="store_true", help="the rate-control benchmark too"
+    )
+    parser.add_argument(
         "--out", type=Path, default=compare.RESULTS_DIR, help="results folder"
     )
     options = parser.parse_args(argv)
@@ -42,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory.run(quick=not options.full, out_dir=options.out)
     print((options.out / "memory.md").read_text())
 
-    _throttling(quick=not options.full, out_dir=options.out)
+    if options.throttling:
+        _throttling(quick=not options.full, out_dir=options.out)
+
     print(f"all benchmarks done in {time.perf_counter() - started_s:.0f} s")
     return 0
 
