@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -140,6 +141,39 @@ class ClientConfig:
                 "(or pass client_id and client_secret)"
             )
         return cls(**values)
+
+    @classmethod
+    def from_toml(
+        cls,
+        path: str | os.PathLike[str],
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> ClientConfig:
+        """Read the settings from a TOML file whose keys are this class's fields.
+
+        Precedence, highest first: keyword ``overrides``, then ``POWERP_CLIENT_ID``,
+        ``..._SECRET`` and ``..._API_BASE_URL``, then the file. Unknown keys and values
+        of the wrong type are refused, naming the key. ``client_secret`` is accepted in
+        the file only if group and others cannot read it (``chmod 600``); otherwise
+        set it in the environment.
+
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "powerp.toml").write_text(
+        ...     'client_id = "demo"\n'
+        ...     'base_url = "http://127.0.0.1:8765/rt-api/api"\n'
+        ...     "block_size = 20\n"
+        ... )
+        >>> config = ClientConfig.from_toml(
+        ...     folder / "powerp.toml", {"POWERP_CLIENT_SECRET": "from-env"}
+        ... )
+        >>> config.client_id, config.block_size
+        ('demo', 20)
+        """
+        from ._config_file import settings_from_file
+
+        env = os.environ if environ is None else environ
+        return cls(**settings_from_file(cls, Path(path), env, overrides))
 
     @property
     def wants_compression(self) -> bool:
