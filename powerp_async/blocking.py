@@ -6,13 +6,16 @@ in that case the work runs on a short-lived thread of its own, so the caller's l
 never re-entered. In a notebook, prefer top-level ``await`` on the async API; these
 are for plain scripts.
 
->>> from powerp_async import blocking, ClientConfig          # doctest: +SKIP
->>> config = ClientConfig.from_env()
->>> signals = blocking.measurements(config)
->>> table = blocking.fetch_table(config, signals[:20], start, end, window="1s")
->>> frame = blocking.fetch_frame(config, signals[:20], start, end, window="1m")
->>> for batch in blocking.fetch_batches(config, signals, start, end):
-...     print(batch.num_rows)
+Example::
+
+    from powerp_async import ClientConfig, blocking
+
+    config = ClientConfig.from_env()
+    signals = blocking.measurements(config)
+    table = blocking.fetch_table(config, signals[:20], start, end, window="1s")
+    frame = blocking.fetch_frame(config, signals[:20], start, end, window="1m")
+    for batch in blocking.fetch_batches(config, signals, start, end):
+        print(batch.num_rows)
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ T = TypeVar("T")
 
 
 def measurements(config: ClientConfig) -> list[Measurement]:
-    """Every signal the credentials can see."""
+    """Every signal the credentials can see.
+
+    Example::
+
+        signals = blocking.measurements(ClientConfig.from_env())
+        wind = [s for s in signals if s.unit_symbol == "m/s"]
+    """
 
     async def work() -> list[Measurement]:
         async with PowerPClient(config) as client:
@@ -57,7 +66,13 @@ def fetch_table(
     *,
     window: str = "1s",
 ) -> pa.Table:
-    """All points of ``signals`` over ``[start, end)``, as one table."""
+    """All points of ``signals`` over ``[start, end)``, as one table.
+
+    Example::
+
+        table = blocking.fetch_table(config, signals[:20], start, end, window="1s")
+        table.to_pandas()
+    """
     chosen = list(signals)
 
     async def work() -> pa.Table:
@@ -131,7 +146,14 @@ def fetch_batches(
 def export(
     config: ClientConfig, spec: ExportSpec, *, resume: bool = False
 ) -> ExportReport:
-    """Run an export to its folder; see :func:`powerp_async.export`."""
+    """Run an export to its folder; see :func:`powerp_async.export`.
+
+    Example::
+
+        spec = ExportSpec(out=Path("week"), start=start, end=end, window="1m")
+        report = blocking.export(config, spec)
+        print(report.points, report.complete)
+    """
 
     async def work() -> ExportReport:
         async with PowerPClient(config) as client:
@@ -141,7 +163,13 @@ def export(
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work()`` to completion, on this thread if it has no running loop."""
+    """Run ``work()`` to completion, on this thread if it has no running loop.
+
+    >>> async def answer() -> int:
+    ...     return 42
+    >>> run(answer)
+    42
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -66,6 +66,16 @@ class PowerPClient:
     Build it from a :class:`ClientConfig`, from keyword arguments, or from the
     ``POWERP_*`` environment variables with :meth:`from_env`. A closed client cannot be
     used again.
+
+    >>> PowerPClient(client_id="demo", client_secret="s",
+    ...              base_url="http://127.0.0.1:8765/rt-api/api")
+    <PowerPClient http://127.0.0.1:8765/rt-api/api new>
+
+    Example::
+
+        async with PowerPClient.from_env() as client:
+            signals = await client.measurements()
+            frame = await client.fetch_frame(signals[:20], start, end, window="1m")
     """
 
     def __init__(

@@ -158,15 +158,10 @@ class ClientConfig:
         set it in the environment.
 
         >>> import pathlib, tempfile
-        >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (folder / "powerp.toml").write_text(
-        ...     'client_id = "demo"\n'
-        ...     'base_url = "http://127.0.0.1:8765/rt-api/api"\n'
-        ...     "block_size = 20\n"
-        ... )
-        >>> config = ClientConfig.from_toml(
-        ...     folder / "powerp.toml", {"POWERP_CLIENT_SECRET": "from-env"}
-        ... )
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = pathlib.Path(folder, "powerp.toml")
+        ...     _ = path.write_text('client_id = "demo"\\nblock_size = 20\\n')
+        ...     config = ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s3"})
         >>> config.client_id, config.block_size
         ('demo', 20)
         """
