@@ -100,7 +100,7 @@ def points_frame(table: pa.Table, signals: Iterable[Measurement]) -> pd.DataFram
 
 def with_metadata(table: pa.Table, signals: Iterable[Measurement]) -> pa.Table:
     """``table`` with the signals' name, unit and data type, by signal and time."""
-    metadata = _unique_signals(measurements_table(signals)).select(
+    metadata = measurements_table(_first_of_each(signals)).select(
         [*JOIN_KEYS, *JOINED_COLUMNS]
     )
     joined = table.select(POINT_SCHEMA.names).join(
@@ -147,15 +147,13 @@ def _metadata_row(signal: Measurement) -> dict[str, Any]:
     }
 
 
-def _unique_signals(metadata: pa.Table) -> pa.Table:
-    """One row per join key, the first listed, so a repeated signal never doubles
-    the points it is joined to."""
-    seen: set[tuple[Any, ...]] = set()
-    keep: list[int] = []
-    keys = zip(*(metadata[key].to_pylist() for key in JOIN_KEYS), strict=True)
-    for position, key in enumerate(keys):
-        if key not in seen:
-            seen.add(key)
-            keep.append(position)
+def _first_of_each(signals: Iterable[Measurement]) -> list[Measurement]:
+    """One signal per join key, the first listed, so a signal listed twice never
+    doubles the points it is joined to."""
+    chosen: dict[tuple[int, str, str], Measurement] = {}
+    for signal in signals:
+        chosen.setdefault(
+            (signal.database_id, signal.index, signal.aggregation), signal
+        )
 
-    return metadata.take(keep)
+    return list(chosen.values())

@@ -184,12 +184,18 @@ def _iterate(
 ) -> Iterator[pa.RecordBatch]:
     with portal.wrap_async_context_manager(stream) as batches:
         try:
-            while (batch := portal.call(_next_or_none, batches)) is not None:
+            while (batch := _next_batch(portal, batches)) is not None:
                 yield batch
         except GeneratorExit:
             # The caller stopped early: leaving the stream normally cancels the
             # requests still in flight, where the exception would reach the engine.
             return
+
+
+def _next_batch(
+    portal: BlockingPortal, batches: AsyncIterator[pa.RecordBatch]
+) -> pa.RecordBatch | None:
+    return portal.call(_next_or_none, batches)
 
 
 async def _next_or_none(items: AsyncIterator[pa.RecordBatch]) -> pa.RecordBatch | None:

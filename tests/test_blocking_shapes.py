@@ -114,3 +114,31 @@ def test_batches_and_frames_inside_a_running_loop(server, signals) -> None:
         server.tenant, signals, span_of(START, ANCHOR, WINDOW_US)
     )
     assert asyncio.run(notebook_cell()) == (len(expected), len(expected))
+
+
+def test_ctrl_c_while_waiting_stops_the_fetch(server, signals, monkeypatch) -> None:
+    config = server.client_config(initial_rate=50)
+    waits = []
+    real_wait = blocking._next_batch
+
+    def interrupted_second_wait(*args):
+        waits.append(args)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        return real_wait(*args)
+
+    monkeypatch.setattr(blocking, "_next_batch", interrupted_second_wait)
+    received = []
+
+    def consume() -> None:
+        for batch in blocking.fetch_batches(
+            config, signals, START, ANCHOR, window="10s", block_size=1
+        ):
+            received.append(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        consume()
+
+    assert len(received) == 1
+    assert received[0].num_rows > 0
+    assert portal_threads() == []

@@ -225,3 +225,12 @@ async def test_frame_without_pandas_names_the_extra(
         await client.fetch_frame(signals, START, END)
 
     assert simulator.stats.requests.get("query", {}) == {}
+
+
+def test_no_points_is_an_empty_frame_of_the_same_columns() -> None:
+    frame = points_frame(POINT_SCHEMA.empty_table(), [])
+
+    assert len(frame) == 0
+    assert list(frame.columns) == [*POINT_SCHEMA.names, "name", "unit", "data_type"]
+    assert {name: frame[name].dtype for name in VALUE_DTYPES} == VALUE_DTYPES
+    assert str(frame["timestamp"].dtype) == "datetime64[us, UTC]"
