@@ -65,6 +65,7 @@ def fetch_table(
     end: datetime,
     *,
     window: str = "1s",
+    block_size: int | None = None,
 ) -> pa.Table:
     """All points of ``signals`` over ``[start, end)``, as one table.
 
@@ -77,7 +78,9 @@ def fetch_table(
 
     async def work() -> pa.Table:
         async with PowerPClient(config) as client:
-            return await client.fetch_table(chosen, start, end, window=window)
+            return await client.fetch_table(
+                chosen, start, end, window=window, block_size=block_size
+            )
 
     return run(work)
 

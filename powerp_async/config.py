@@ -155,7 +155,7 @@ class ClientConfig:
         ``..._SECRET`` and ``..._API_BASE_URL``, then the file. Unknown keys and values
         of the wrong type are refused, naming the key. ``client_secret`` is accepted in
         the file only if group and others cannot read it (``chmod 600``); otherwise
-        set it in the environment.
+        set it in the environment. A leading ``~`` in ``path`` is expanded.
 
         >>> import pathlib, tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
@@ -168,7 +168,8 @@ class ClientConfig:
         from ._config_file import settings_from_file
 
         env = os.environ if environ is None else environ
-        return cls(**settings_from_file(cls, Path(path), env, overrides))
+        file = Path(path).expanduser()
+        return cls(**settings_from_file(cls, file, env, overrides))
 
     @property
     def wants_compression(self) -> bool:

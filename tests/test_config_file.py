@@ -220,3 +220,12 @@ def test_broken_toml_names_the_line_and_never_the_text(tmp_path: Path) -> None:
     assert message.startswith(f"{path}: not valid TOML: ")
     assert "line 2" in message
     assert SECRET not in message
+
+
+def test_a_path_from_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write(tmp_path, 'client_id = "home"\n')
+
+    config = ClientConfig.from_toml("~/powerp.toml", {"POWERP_CLIENT_SECRET": "s"})
+
+    assert config.client_id == "home"
