@@ -15,14 +15,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .models import POINT_SCHEMA, Measurement
 
 if TYPE_CHECKING:
     import pandas as pd
-
-JOIN_KEYS: Final = ("database_id", "index", "aggregation")
-"""The columns that tie a point to the signal it belongs to."""
 
 JOINED_COLUMNS: Final = ("name", "unit", "data_type")
 """The metadata columns :func:`points_frame` adds to the points."""
@@ -79,8 +77,9 @@ def points_frame(table: pa.Table, signals: Iterable[Measurement]) -> pd.DataFram
     """A table of points as a DataFrame, with each signal's name, unit and data type.
 
     The metadata is joined on (``database_id``, ``index``, ``aggregation``); a point
-    whose signal is not among ``signals`` keeps null metadata. Rows are sorted by
-    signal and time. Values keep their types (see the module's notes on dtypes).
+    whose signal is not among ``signals`` keeps null metadata. Rows keep the table's
+    order (by signal and time from ``fetch_table``). Values keep their types (see the
+    module's notes on dtypes).
 
     >>> import pyarrow as pa
     >>> from datetime import UTC, datetime
@@ -99,14 +98,24 @@ def points_frame(table: pa.Table, signals: Iterable[Measurement]) -> pd.DataFram
 
 
 def with_metadata(table: pa.Table, signals: Iterable[Measurement]) -> pa.Table:
-    """``table`` with the signals' name, unit and data type, by signal and time."""
-    metadata = measurements_table(_first_of_each(signals)).select(
-        [*JOIN_KEYS, *JOINED_COLUMNS]
-    )
-    joined = table.select(POINT_SCHEMA.names).join(
-        metadata, keys=list(JOIN_KEYS), join_type="left outer"
-    )
-    return joined.sort_by([(key, "ascending") for key in (*JOIN_KEYS, "timestamp")])
+    """``table`` with the signals' name, unit and data type, rows in their order."""
+    metadata = measurements_table(_first_of_each(signals))
+    # A lookup instead of a hash join: a join would reorder the rows, and sorting
+    # them back costs several times the lookup (measured on 360,000 points).
+    rows = pc.index_in(_join_key(table), value_set=_join_key(metadata))
+    points = table.select(POINT_SCHEMA.names)
+    for name in JOINED_COLUMNS:
+        points = points.append_column(
+            MEASUREMENT_SCHEMA.field(name), metadata[name].take(rows)
+        )
+
+    return points
+
+
+def _join_key(table: pa.Table) -> pa.ChunkedArray:
+    """One text per row that stands for its (database_id, index, aggregation)."""
+    parts = [pc.cast(table["database_id"], pa.string()), table["index"]]
+    return pc.binary_join_element_wise(*parts, table["aggregation"], "\x1f")
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

@@ -149,12 +149,12 @@ async def test_frame_rows_are_sorted_by_signal_and_time(client) -> None:
     assert keys == sorted(keys)
 
 
-def test_points_of_an_unlisted_signal_keep_null_metadata() -> None:
+def test_points_of_an_unlisted_signal_keep_null_metadata_and_their_order() -> None:
     stamp = pd.Timestamp("2026-12-04T11:00:00Z").to_pydatetime()
     points = pa.Table.from_pylist(
         [
-            {"database_id": 1, "index": "a", "aggregation": "last", "timestamp": stamp},
             {"database_id": 2, "index": "a", "aggregation": "last", "timestamp": stamp},
+            {"database_id": 1, "index": "a", "aggregation": "last", "timestamp": stamp},
         ],
         schema=POINT_SCHEMA,
     )
@@ -162,9 +162,9 @@ def test_points_of_an_unlisted_signal_keep_null_metadata() -> None:
 
     frame = points_frame(points, [listed, listed])
 
-    assert frame["database_id"].tolist() == [1, 2]
-    assert frame["name"].tolist() == ["listed", pd.NA]
-    assert frame["data_type"].tolist() == ["float", pd.NA]
+    assert frame["database_id"].tolist() == [2, 1]  # the table's order, kept
+    assert frame["name"].tolist() == [pd.NA, "listed"]
+    assert frame["data_type"].tolist() == [pd.NA, "float"]
 
 
 async def test_metadata_table_lists_every_signal(client, simulator) -> None:
