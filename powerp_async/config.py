@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from ._config_file import settings_from_file
 from ._redact import MASK, mask_url
 from .errors import ConfigurationError
 from .models import MAX_SIGNALS_PER_QUERY
@@ -165,8 +166,6 @@ class ClientConfig:
         >>> config.client_id, config.block_size
         ('demo', 20)
         """
-        from ._config_file import settings_from_file
-
         env = os.environ if environ is None else environ
         file = Path(path).expanduser()
         return cls(**settings_from_file(cls, file, env, overrides))
