@@ -10,6 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import BlockResult, RunStats
 from ._export import ExportPlan, ExportReport, ExportSpec, Gap, export, plan_export
+from ._frames import (
+    MEASUREMENT_SCHEMA,
+    measurements_frame,
+    measurements_table,
+    points_frame,
+)
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -38,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "MEASUREMENT_SCHEMA",
     "POINT_SCHEMA",
     "APIError",
     "AuthenticationError",
@@ -69,6 +76,9 @@ __all__ = [
     "TransportError",
     "__version__",
     "export",
+    "measurements_frame",
+    "measurements_table",
     "plan_blocks",
     "plan_export",
+    "points_frame",
 ]

@@ -154,6 +154,11 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         "--fixed-rate", type=float, help="send exactly this many requests per second"
     )
     parser.add_argument("--max-in-flight", type=int, help="concurrent requests")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file of client settings; POWERP_* variables and options win",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,12 +214,13 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
     if options.fixed_rate:
         tuning["adaptive"] = False
     if not options.demo:
-        yield _Target(ClientConfig.from_env(**tuning))
+        yield _Target(_client_config(options, None, **tuning))
         return
 
     anchor = _demo_anchor(options)
     with demo_simulator("--anchor", anchor) as base_url:
-        config = ClientConfig.from_env(
+        config = _client_config(
+            options,
             {},
             client_id=DEMO_CLIENT_ID,
             client_secret=DEMO_CLIENT_SECRET,
@@ -225,6 +231,15 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         # makes its data: the simulator's seed and anchor, restored on --resume.
         source = f"demo simulator (seed 0, anchor {anchor})"
         yield _Target(config, source, {"seed": 0, "anchor": anchor})
+
+
+def _client_config(
+    options: argparse.Namespace, environ: dict[str, str] | None, **settings: Any
+) -> ClientConfig:
+    """From ``--config`` if given, else from the environment; ``settings`` on top."""
+    if options.config is not None:
+        return ClientConfig.from_toml(options.config, environ, **settings)
+    return ClientConfig.from_env(environ, **settings)
 
 
 def _demo_anchor(options: argparse.Namespace) -> str:

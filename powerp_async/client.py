@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 import anyio
@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from ._engine import BlockResult, Engine, EngineSettings, RunStats
+from ._frames import import_pandas, points_frame
 from ._http import error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
@@ -51,6 +52,9 @@ from .models import (
 from .pacing import FixedPacer, Pacer
 from .planning import TimeRange, plan_blocks
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 logger = logging.getLogger("powerp_async.client")
 
 LISTING_ATTEMPTS = 4
@@ -62,6 +66,16 @@ class PowerPClient:
     Build it from a :class:`ClientConfig`, from keyword arguments, or from the
     ``POWERP_*`` environment variables with :meth:`from_env`. A closed client cannot be
     used again.
+
+    >>> PowerPClient(client_id="demo", client_secret="s",
+    ...              base_url="http://127.0.0.1:8765/rt-api/api")
+    <PowerPClient http://127.0.0.1:8765/rt-api/api new>
+
+    Example::
+
+        async with PowerPClient.from_env() as client:
+            signals = await client.measurements()
+            frame = await client.fetch_frame(signals[:20], start, end, window="1m")
     """
 
     def __init__(
@@ -260,6 +274,63 @@ class PowerPClient:
             ]
         )
 
+    @asynccontextmanager
+    async def fetch_batches(
+        self,
+        signals: Iterable[Measurement],
+        start: datetime,
+        end: datetime,
+        *,
+        window: str = "1s",
+        block_size: int | None = None,
+    ) -> AsyncIterator[AsyncIterator[pa.RecordBatch]]:
+        """:meth:`fetch` as plain Arrow record batches in :data:`POINT_SCHEMA`.
+
+        One batch per block that has points (blocks with none are skipped), in
+        completion order. A block that fails after retries does not stop the stream:
+        every batch of the blocks that succeeded is delivered first, then leaving the
+        ``async with`` raises :class:`~powerp_async.FetchFailedError` naming the failed
+        blocks.
+
+        Example::
+
+            async with client.fetch_batches(signals, start, end) as batches:
+                async for batch in batches:
+                    writer.write_batch(batch)
+        """
+        async with self.fetch(
+            signals, start, end, window=window, block_size=block_size
+        ) as results:
+            yield _batches(results)
+
+    async def fetch_frame(
+        self,
+        signals: Iterable[Measurement],
+        start: datetime,
+        end: datetime,
+        *,
+        window: str = "1s",
+        block_size: int | None = None,
+    ) -> pd.DataFrame:
+        """All points of :meth:`fetch` as a pandas DataFrame, with the signals'
+        ``name``, ``unit`` and ``data_type`` joined on (database, index, aggregation).
+
+        Needs the ``pandas`` extra. Timestamps are ``datetime64[us, UTC]``; the value
+        columns are Arrow-backed, so integers stay exact and NaN stays apart from null
+        (see :func:`~powerp_async.points_frame`).
+
+        Example::
+
+            frame = await client.fetch_frame(signals[:20], start, end, window="1m")
+            frame.groupby("name")["value_float"].mean()
+        """
+        import_pandas()  # fail before fetching anything, not after
+        chosen = list(signals)
+        table = await self.fetch_table(
+            chosen, start, end, window=window, block_size=block_size
+        )
+        return points_frame(table, chosen)
+
     def engine(self, *, stats: RunStats | None = None) -> Engine:
         """The worker pool of this client, for exporters that drive it directly."""
         return self._engine(stats=stats)
@@ -314,6 +385,14 @@ async def _successes(
             failures.append((result.block, result.error))
         else:
             yield result
+
+
+async def _batches(
+    results: AsyncIterator[BlockResult],
+) -> AsyncIterator[pa.RecordBatch]:
+    async for result in results:
+        if result.batch is not None and result.batch.num_rows:
+            yield result.batch
 
 
 def _raise_failures(outcome: Sequence[BlockResult]) -> None:

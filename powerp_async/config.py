@@ -7,9 +7,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from ._config_file import settings_from_file
 from ._redact import MASK, mask_url
 from .errors import ConfigurationError
 from .models import MAX_SIGNALS_PER_QUERY
@@ -140,6 +142,33 @@ class ClientConfig:
                 "(or pass client_id and client_secret)"
             )
         return cls(**values)
+
+    @classmethod
+    def from_toml(
+        cls,
+        path: str | os.PathLike[str],
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> ClientConfig:
+        """Read the settings from a TOML file whose keys are this class's fields.
+
+        Precedence, highest first: keyword ``overrides``, then ``POWERP_CLIENT_ID``,
+        ``..._SECRET`` and ``..._API_BASE_URL``, then the file. Unknown keys and values
+        of the wrong type are refused, naming the key. ``client_secret`` is accepted in
+        the file only if group and others cannot read it (``chmod 600``); otherwise
+        set it in the environment. A leading ``~`` in ``path`` is expanded.
+
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = pathlib.Path(folder, "powerp.toml")
+        ...     _ = path.write_text('client_id = "demo"\\nblock_size = 20\\n')
+        ...     config = ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s3"})
+        >>> config.client_id, config.block_size
+        ('demo', 20)
+        """
+        env = os.environ if environ is None else environ
+        file = Path(path).expanduser()
+        return cls(**settings_from_file(cls, file, env, overrides))
 
     @property
     def wants_compression(self) -> bool:

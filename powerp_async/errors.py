@@ -50,15 +50,40 @@ __all__ = [
 
 
 class PowerPError(Exception):
-    """Root of every error this package raises on purpose."""
+    """Root of every error this package raises on purpose.
+
+    >>> try:
+    ...     ClientConfig("", "secret")
+    ... except PowerPError as error:
+    ...     print(type(error).__name__, error)
+    ConfigurationError client_id: expected a non-empty client id
+    """
 
 
 class ConfigurationError(PowerPError, ValueError):
-    """An argument or setting is invalid; raised before any request is sent."""
+    """An argument or setting is invalid; raised before any request is sent.
+
+    It is a ``ValueError`` too, and its message names the wrong field:
+
+    >>> ClientConfig("demo", "secret", block_size=30)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    powerp_async.errors.ConfigurationError: block_size: expected an integer from 1...
+    """
 
 
 class TransportError(PowerPError):
-    """The request got no usable answer (connection refused or reset, timeout)."""
+    """The request got no usable answer (connection refused or reset, timeout).
+
+    Raised once the retries are spent; ``timed_out`` tells a timeout apart.
+
+    Example::
+
+        try:
+            signals = await client.measurements()
+        except TransportError as error:
+            print("no answer from", error.url, "(timeout)" if error.timed_out else "")
+    """
 
     def __init__(
         self, message: str, *, method: str, url: str, timed_out: bool = False
@@ -73,6 +98,10 @@ class APIError(PowerPError):
     """The server answered with an error status.
 
     ``url`` is masked; ``excerpt`` is a short, sanitised start of the body.
+
+    >>> error = ServerError("bad gateway", method="POST", url="u", status=502)
+    >>> isinstance(error, APIError), error.status
+    (True, 502)
     """
 
     def __init__(
@@ -94,31 +123,76 @@ class APIError(PowerPError):
 
 
 class AuthenticationError(APIError):
-    """The credentials were refused, or a fresh token was refused too."""
+    """The credentials were refused, or a fresh token was refused too.
+
+    Example::
+
+        try:
+            signals = await client.measurements()
+        except AuthenticationError:
+            sys.exit("check POWERP_CLIENT_ID and POWERP_CLIENT_SECRET")
+    """
 
 
 class PermissionDeniedError(APIError):
-    """The credentials are valid but may not read what was asked (403)."""
+    """The credentials are valid but may not read what was asked (403).
+
+    >>> issubclass(PermissionDeniedError, APIError)
+    True
+    """
 
 
 class BadRequestError(APIError):
-    """The server rejected the request as invalid; retrying cannot help."""
+    """The server rejected the request as invalid; retrying cannot help.
+
+    Example::
+
+        try:
+            table = await client.query(1, ["no-such-signal"], start, end)
+        except BadRequestError as error:
+            print(error.status, error.excerpt)   # 400 and what the server said
+    """
 
 
 class PayloadTooLargeError(APIError):
-    """The query asks for more points than the server answers at once (413)."""
+    """The query asks for more points than the server answers at once (413).
+
+    :meth:`~powerp_async.PowerPClient.fetch` splits such a block and goes on; only
+    :meth:`~powerp_async.PowerPClient.query`, which sends one query as given, raises
+    it.
+
+    >>> issubclass(PayloadTooLargeError, APIError)
+    True
+    """
 
 
 class ThrottledError(APIError):
-    """The server asked the client to slow down (429)."""
+    """The server asked the client to slow down (429).
+
+    ``retry_after`` holds the server's ``Retry-After`` in seconds, if it sent one.
+
+    >>> error = ThrottledError("slow down", method="GET", url="u", status=429,
+    ...                        retry_after=2.0)
+    >>> error.retry_after
+    2.0
+    """
 
 
 class ServerError(APIError):
-    """The server or a gateway in front of it failed (5xx)."""
+    """The server or a gateway in front of it failed (5xx).
+
+    >>> ServerError("unavailable", method="POST", url="u", status=503).status
+    503
+    """
 
 
 class MalformedResponseError(PowerPError):
-    """A success status whose body is not the JSON the API is known to send."""
+    """A success status whose body is not the JSON the API is known to send.
+
+    >>> error = MalformedResponseError("expected an array", url="u", excerpt="<html>")
+    >>> error.excerpt
+    '<html>'
+    """
 
     def __init__(self, message: str, *, url: str, excerpt: str = "") -> None:
         super().__init__(message)
@@ -130,6 +204,13 @@ class ServerUnavailableError(PowerPError):
     """The server failed every request for longer than the client waits for it.
 
     Everything finished before is kept (an export commits it and can be resumed).
+
+    Example::
+
+        try:
+            report = await export(client, spec)
+        except ServerUnavailableError:
+            report = await export(client, spec, resume=True)  # later, once it is back
     """
 
 
@@ -139,6 +220,10 @@ class ExportWriteError(PowerPError):
     ``folder`` is the export folder and ``reason`` the system's explanation. What
     was committed before the failure stays valid, so a resumable failure is fixed by
     freeing space or restoring access, then resuming.
+
+    >>> error = ExportWriteError(Path("out"), OSError(28, "No space left on device"))
+    >>> error.reason, error.resumable
+    ('No space left on device', True)
     """
 
     def __init__(self, folder: Path, error: OSError, *, resumable: bool = True) -> None:
@@ -160,6 +245,11 @@ class FetchFailedError(PowerPError):
     """Some blocks could not be fetched; everything else was delivered.
 
     ``failures`` pairs each failed block with the error that ended it.
+
+    >>> block = Block(1, "last", ("7",), 0, 60_000_000, 1_000_000)
+    >>> error = FetchFailedError([(block, TimeoutError("no answer"))])
+    >>> [(failed.indexes, str(why)) for failed, why in error.failures]
+    [(('7',), 'no answer')]
     """
 
     def __init__(self, failures: Sequence[tuple[Block, BaseException]]) -> None:

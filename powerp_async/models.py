@@ -28,7 +28,11 @@ AGGREGATIONS: Final = frozenset(
 
 
 class DataType(StrEnum):
-    """The kind of value a signal carries, from the metadata's ``dataType``."""
+    """The kind of value a signal carries, from the metadata's ``dataType``.
+
+    >>> DataType.parse("Double"), DataType.parse("int64"), DataType.parse("blob")
+    (<DataType.FLOAT: 'float'>, <DataType.INT: 'int'>, None)
+    """
 
     FLOAT = "float"
     INT = "int"
@@ -57,6 +61,12 @@ class Measurement:
 
     ``index`` is always a string, whatever the server sent, since queries take strings.
     ``aggregation`` is the ``defaultAgg`` or ``last`` where that is missing or empty.
+
+    >>> signal = Measurement.from_api(
+    ...     {"databaseId": 1, "index": 7, "dataType": "double", "unitSymbol": "kW"}
+    ... )
+    >>> signal.index, signal.data_type, signal.unit_symbol, signal.aggregation
+    ('7', <DataType.FLOAT: 'float'>, 'kW', 'last')
     """
 
     database_id: int
@@ -115,6 +125,10 @@ class Block:
 
     Times are epoch microseconds on the window grid; the range is half-open.
     ``unit_id`` is stable across runs, so an export can tell which blocks it finished.
+
+    >>> block = Block(1, "mean", ("1", "2"), 0, 600_000_000, 1_000_000)
+    >>> block.window_count, block.max_points, block.payload()["windowPeriod"]
+    (600, 1200, '1s')
     """
 
     database_id: int

@@ -39,7 +39,13 @@ class Permit(Protocol):
 
 @runtime_checkable
 class Pacer(Protocol):
-    """Decides when each request may be sent."""
+    """Decides when each request may be sent.
+
+    Give a client your own with ``PowerPClient(config, pacer=...)``.
+
+    >>> isinstance(FixedPacer(5), Pacer)
+    True
+    """
 
     def permit(self) -> AbstractAsyncContextManager[Permit]:
         """Wait until one more request may be sent; hold a permit while it is."""
@@ -82,6 +88,12 @@ class FixedPacer:
     Retries are still delayed by the engine (backoff, ``Retry-After``), but the pace
     itself never changes: use it when the server's limit is known and fixed.
     Created per client, never shared across event loops.
+
+    >>> pacer = FixedPacer(20)
+    >>> pacer.rate, pacer.in_flight
+    (20, 0)
+
+    ``ClientConfig(..., adaptive=False, max_rate=20)`` gives a client the same.
     """
 
     def __init__(self, max_rate: float) -> None:

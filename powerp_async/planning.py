@@ -28,6 +28,12 @@ class TimeRange:
     The start is floored to the grid, so the window holding the requested start is
     included whole; the end is floored too, so a window still in progress at the
     requested end (for ``--since`` that is now) is left out rather than cut short.
+
+    >>> from datetime import UTC, datetime
+    >>> start = datetime(2026, 12, 4, 12, 0, 0, 300_000, tzinfo=UTC)
+    >>> span = TimeRange.snap(start, start.replace(minute=1), 1_000_000)
+    >>> span.window_count, span.start_us % 1_000_000
+    (60, 0)
     """
 
     start_us: int
@@ -122,6 +128,11 @@ def plan_blocks(
 
     Signals whose ``firstDataPoint`` lies at or after a slice's end are left out of that
     slice: the server has no window there to give.
+
+    >>> signals = [Measurement(1, str(n)) for n in range(25)]
+    >>> hour = TimeRange(0, 3_600_000_000, 60_000_000)  # 29-minute slices: three
+    >>> [len(block.indexes) for block in plan_blocks(signals, hour, block_size=20)]
+    [20, 5, 20, 5, 20, 5]
     """
     if not 1 <= block_size <= MAX_SIGNALS_PER_QUERY:
         raise ConfigurationError(

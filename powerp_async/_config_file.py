@@ -1,0 +1,155 @@
+"""Client settings from a TOML file, checked key by key before any request is sent.
+
+The file holds top-level keys named like the fields of ``ClientConfig``::
+
+    client_id = "reporting"
+    base_url = "https://tenant.powerp.app/rt-api/api"
+    block_size = 20
+    max_rate = 50.0
+
+Precedence, highest first: explicit arguments, then the ``POWERP_*`` environment
+variables, then the file, then the defaults. The client secret may sit in the file
+only if neither group nor others can read it (``chmod 600``); otherwise it belongs in
+``POWERP_CLIENT_SECRET``. Fields whose default is ``None`` (``max_rate``,
+``compression``) are left out of the file to keep that default, since TOML has no
+null. On Windows, where POSIX modes mean nothing, the permission check is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import sys
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import ConfigurationError
+
+SECRET_FIELD: Final = "client_secret"
+
+ENVIRONMENT: Final = {
+    "client_id": "POWERP_CLIENT_ID",
+    "client_secret": "POWERP_CLIENT_SECRET",
+    "base_url": "POWERP_API_BASE_URL",
+}
+"""The fields the environment can set, by variable."""
+
+_KIND_NAMES: Final = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+}
+
+
+def settings_from_file(
+    config_type: type[Any],
+    path: Path,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments of ``config_type``: file, environment, then overrides."""
+    values = read_settings(config_type, path)
+    for field_name, variable in ENVIRONMENT.items():
+        if environ.get(variable):
+            values[field_name] = environ[variable]
+
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    missing = [name for name in ("client_id", SECRET_FIELD) if not values.get(name)]
+    if missing:
+        variables = " and ".join(ENVIRONMENT[name] for name in missing)
+        raise ConfigurationError(
+            f"{path}: {' and '.join(missing)} missing: put them in the file or set "
+            f"{variables}"
+        )
+    return values
+
+
+def read_settings(config_type: type[Any], path: Path) -> dict[str, Any]:
+    """The file's settings, each checked against the field it names."""
+    raw = _parse(path)
+    kinds = _field_kinds(config_type)
+    unknown = sorted(set(raw) - set(kinds))
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known keys: {', '.join(sorted(kinds))}"
+        )
+
+    if SECRET_FIELD in raw:
+        _check_private(path)
+    return {
+        name: _checked(path, name, value, kinds[name]) for name, value in raw.items()
+    }
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigurationError(
+            f"{path}: cannot read the configuration file ({error.strerror or error})"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        # The parser's message gives a line and column, never the file's text.
+        raise ConfigurationError(f"{path}: not valid TOML: {error}") from None
+
+
+def _field_kinds(config_type: type[Any]) -> dict[str, type]:
+    """Each field's value type, with ``X | None`` read as ``X``."""
+    hints = typing.get_type_hints(config_type)
+    kinds: dict[str, type] = {}
+    for field in dataclasses.fields(config_type):
+        hint = hints[field.name]
+        if isinstance(hint, types.UnionType):
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        kinds[field.name] = hint
+
+    return kinds
+
+
+def _checked(path: Path, name: str, value: object, kind: type) -> object:
+    if _is_kind(value, kind):
+        return float(value) if kind is float else value  # type: ignore[arg-type]
+
+    came = _describe(value, show=name != SECRET_FIELD)
+    raise ConfigurationError(
+        f"{path}: {name}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got {came}"
+    )
+
+
+def _is_kind(value: object, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _describe(value: object, *, show: bool) -> str:
+    """What came, in TOML's words; the value itself only where it is no secret."""
+    kinds = [(bool, "a boolean"), (int, "an integer"), (float, "a float")]
+    kinds += [(str, "a string"), (list, "an array"), (dict, "a table")]
+    name = next((text for t, text in kinds if isinstance(value, t)), "a date or time")
+    scalar = isinstance(value, bool | int | float | str)
+    return f"{name} ({value!r})" if show and scalar else name
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a secret in a file that others can read: it would be theirs too."""
+    if sys.platform == "win32":
+        return
+
+    mode = os.stat(path).st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise ConfigurationError(
+            f"{path} holds client_secret but can be read by group or others (mode "
+            f"{stat.S_IMODE(mode):03o}); run 'chmod 600 {path}', or remove "
+            f"client_secret from it and set {ENVIRONMENT[SECRET_FIELD]} instead"
+        )

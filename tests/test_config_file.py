@@ -1,0 +1,231 @@
+"""ClientConfig from a TOML file: every field, precedence, refusals, the secret."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from powerp_async import ClientConfig, ConfigurationError
+
+SECRET = "file-secret-7c6b5a"
+URL = "http://127.0.0.1:8765/rt-api/api"
+NO_ENV: dict[str, str] = {}
+
+
+def write(folder: Path, text: str, mode: int = 0o600) -> Path:
+    path = folder / "powerp.toml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_every_field_can_be_set(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        client_id = "reporting"
+        client_secret = "{SECRET}"
+        base_url = "http://powerp.internal/rt-api/api"
+        block_size = 20
+        max_rate = 40
+        initial_rate = 12.5
+        adaptive = false
+        max_in_flight = 8
+        timeout_s = 15
+        max_attempts = 3
+        max_outage_s = 90.0
+        compression = true
+        verify_tls = false
+        allow_insecure_http = true
+        """,
+    )
+
+    config = ClientConfig.from_toml(path, NO_ENV)
+
+    assert config == ClientConfig(
+        client_id="reporting",
+        client_secret=SECRET,
+        base_url="http://powerp.internal/rt-api/api",
+        block_size=20,
+        max_rate=40.0,
+        initial_rate=12.5,
+        adaptive=False,
+        max_in_flight=8,
+        timeout_s=15.0,
+        max_attempts=3,
+        max_outage_s=90.0,
+        compression=True,
+        verify_tls=False,
+        allow_insecure_http=True,
+    )
+    assert {f.name for f in dataclasses.fields(ClientConfig)} == {
+        *[line.split("=")[0].strip() for line in path.read_text().split("\n")[1:-1]]
+    }
+    assert type(config.max_rate) is float
+    assert type(config.timeout_s) is float
+    assert SECRET not in repr(config)
+
+
+def test_keys_left_out_keep_their_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, f'client_id = "a"\nclient_secret = "{SECRET}"\n')
+
+    config = ClientConfig.from_toml(path, NO_ENV)
+
+    assert config == ClientConfig("a", SECRET)
+    assert config.max_rate is None
+    assert config.compression is None
+
+
+def test_unknown_keys_are_named_with_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, 'client_id = "a"\nblocksize = 20\n[powerp]\nx = 1\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
+
+    message = str(caught.value)
+    assert "unknown key(s) 'blocksize', 'powerp'; known keys: adaptive, " in message
+    assert message.endswith(", timeout_s, verify_tls")
+    assert str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('block_size = "20"', "block_size: expected an integer, got a string ('20')"),
+        ("block_size = 2.5", "block_size: expected an integer, got a float (2.5)"),
+        ("adaptive = 1", "adaptive: expected true or false, got an integer (1)"),
+        ("timeout_s = true", "timeout_s: expected a number, got a boolean (True)"),
+        ('max_rate = "fast"', "max_rate: expected a number, got a string ('fast')"),
+        ("base_url = 8765", "base_url: expected a string, got an integer (8765)"),
+        ("compression = [true]", "compression: expected true or false, got an array"),
+        ("verify_tls = 2026-12-04", "verify_tls: expected true or false, got a date"),
+    ],
+)
+def test_wrong_types_name_field_expectation_and_value(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    path = write(tmp_path, f'client_id = "a"\n{line}\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
+
+    assert str(caught.value).startswith(f"{path}: {expected}")
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, 'client_id = "a"\nclient_secret = 918273645\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    assert str(caught.value) == (
+        f"{path}: client_secret: expected a string, got an integer"
+    )
+
+
+def test_values_are_validated_as_arguments_are(tmp_path: Path) -> None:
+    path = write(tmp_path, 'client_id = "a"\nblock_size = 30\n')
+
+    with pytest.raises(ConfigurationError, match="block_size: expected an integer"):
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_secret_in_a_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    path = write(tmp_path, f'client_id = "a"\nclient_secret = "{SECRET}"\n', mode)
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    message = str(caught.value)
+    assert message == (
+        f"{path} holds client_secret but can be read by group or others "
+        f"(mode {mode:03o}); run 'chmod 600 {path}', or remove client_secret from "
+        "it and set POWERP_CLIENT_SECRET instead"
+    )
+    assert SECRET not in message
+
+
+def test_secret_in_a_private_file_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, f'client_id = "a"\nclient_secret = "{SECRET}"\n', 0o600)
+
+    assert ClientConfig.from_toml(path, NO_ENV).client_secret == SECRET
+
+
+def test_a_readable_file_without_the_secret_takes_it_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, f'client_id = "a"\nbase_url = "{URL}"\n', 0o644)
+
+    config = ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": SECRET})
+
+    assert (config.client_id, config.client_secret, config.base_url) == (
+        "a",
+        SECRET,
+        URL,
+    )
+
+
+def test_environment_beats_the_file_and_arguments_beat_both(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'client_id = "file"\nclient_secret = "{SECRET}"\nbase_url = "{URL}"\n'
+        "block_size = 5\nmax_in_flight = 4\n",
+    )
+    env = {
+        "POWERP_CLIENT_ID": "env",
+        "POWERP_API_BASE_URL": "http://localhost:9000/api",
+        "POWERP_CLIENT_SECRET": "",  # set but empty: the file's secret stays
+    }
+
+    config = ClientConfig.from_toml(path, env, block_size=12, max_in_flight=None)
+
+    assert (config.client_id, config.client_secret) == ("env", SECRET)
+    assert config.base_url == "http://localhost:9000/api"
+    assert (config.block_size, config.max_in_flight) == (12, 4)
+
+
+def test_missing_credentials_say_where_to_put_them(tmp_path: Path) -> None:
+    path = write(tmp_path, "block_size = 5\n")
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    assert str(caught.value) == (
+        f"{path}: client_id and client_secret missing: put them in the file or set "
+        "POWERP_CLIENT_ID and POWERP_CLIENT_SECRET"
+    )
+
+
+def test_a_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    assert str(caught.value) == (
+        f"{path}: cannot read the configuration file (No such file or directory)"
+    )
+
+
+def test_broken_toml_names_the_line_and_never_the_text(tmp_path: Path) -> None:
+    path = write(tmp_path, f'client_id = "a"\nclient_secret = "{SECRET}\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not valid TOML: ")
+    assert "line 2" in message
+    assert SECRET not in message
+
+
+def test_a_path_from_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write(tmp_path, 'client_id = "home"\n')
+
+    config = ClientConfig.from_toml("~/powerp.toml", {"POWERP_CLIENT_SECRET": "s"})
+
+    assert config.client_id == "home"
