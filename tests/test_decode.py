@@ -14,11 +14,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import powerp_async._decode as decode_module
 import powerp_async._values as values_module
+import powerp_async._wire as wire_module
 from powerp_async._decode import DecodedBlock, decode_block
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
@@ -803,3 +804,240 @@ def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
     nowhere = np.zeros(len(values), bool)
 
     assert values_module._columns_quickly(values, nowhere, nowhere) is None
+
+
+# The quick reader and the general one ------------------------------------------------
+
+FLOAT_TYPES: Final = dict.fromkeys(BLOCK.indexes, FLOAT)
+AT_TEN: Final = b'"timestamp":"2026-12-04T10:00:00Z"'
+
+
+def general_outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
+    """What the general reader alone makes of ``body``: the batch, or the error."""
+    with mock.patch.object(wire_module, "_read_quickly", return_value=None):
+        return outcome(body, block, data_types)
+
+
+def outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
+    try:
+        decoded = decode_block(body, block, data_types, url=URL)
+    except MalformedResponseError as error:
+        return ("malformed", str(error), error.excerpt)
+
+    return ("decoded", *comparable(decoded))
+
+
+def test_the_quick_reader_takes_the_common_shape() -> None:
+    body = (
+        b'[{"index":"101","value":1.5,"timestamp":"2026-12-04T10:00:00Z"},'
+        b'{"index":"102","value":null,"timestamp":"2026-12-04T10:00:00.5Z"},'
+        b'{"timestamp":"2026-12-04T10:00:01+00:00","index":"103"}]'
+    )
+    fields = wire_module._read_quickly(body, BLOCK.indexes)
+
+    assert fields == wire_module.Fields(
+        indexes=["101", "102", "103"],
+        values=[1.5, None, None],
+        times=[
+            "2026-12-04T10:00:00Z",
+            "2026-12-04T10:00:00.5Z",
+            "2026-12-04T10:00:01+00:00",
+        ],
+        exact=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('"NaN"', "NaN"),
+        ("true", True),
+        ("-0", 0),
+        ("-0.0", -0.0),
+        ("1E5", 100000.0),
+        ("9007199254740993", 9007199254740993),
+        ("123456789012345678901234567890", 123456789012345678901234567890),
+        ("-123456789012345678901234567890", -123456789012345678901234567890),
+        ('"\\u00e9\\ud83d\\ude00"', "\u00e9\U0001f600"),
+        ("2.4703282292062328e-324", 5e-324),
+        ("0.1000000000000000055511151231257827", 0.1),
+    ],
+)
+def test_the_quick_reader_keeps_values_as_json_gives_them(
+    raw: str, expected: Any
+) -> None:
+    body = f'[{{"index":"101","timestamp":"2026-12-04T10:00:00Z","value":{raw}}}]'
+    fields = wire_module._read_quickly(body.encode(), BLOCK.indexes)
+
+    assert fields is not None
+    (value,) = fields.values
+    # repr tells -0.0 from 0.0 and an int from an equal float.
+    assert (type(value), repr(value)) == (type(expected), repr(expected))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"index":"101","value":NaN,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":-Infinity,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1e400,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":[1],"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":{"a":1},"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":101,"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"999","value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":null,"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1.0}]',
+        b'[{"index":"101","value":1.0,"timestamp":1796378400}]',
+        b'[{"index":"101","value":"\\ud800","timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":"\x01","timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1' + b"0" * 4300 + b',"timestamp":"t"}]',
+        b'{"index":"101","value":1.0,"timestamp":"2026-12-04T10:00:00Z"}',
+        b"[1]",
+        b"\xef\xbb\xbf[]",
+        b"[] []",
+        b"<html>502</html>",
+    ],
+)
+def test_the_quick_reader_refuses_what_it_cannot_take_as_sent(body: bytes) -> None:
+    assert wire_module._read_quickly(body, BLOCK.indexes) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Keys spelled with escapes, repeated keys (the last one counts), keys
+        # no point needs, and whitespace anywhere JSON allows it.
+        b'[{"ind\\u0065x":"101","v\\u0061lue":2.5,' + AT_TEN + b"}]",
+        b'[{"index":"102","value":1,"value":"x",' + AT_TEN + b"}]",
+        b'[{"index":"102","index":"101",' + AT_TEN + b"}]",
+        b'[{"index":"101","quality":{"ok":[1,NaN]},' + AT_TEN + b"}]",
+        b' [ {"index" : "101" ,\n "value" : 7 , ' + AT_TEN + b" } ] ",
+        b'[{"index":"101","value":18446744073709551617,' + AT_TEN + b"}]",
+        b'[{"index":"101","value":"\\ud83d\\ude00",' + AT_TEN + b"}]",
+    ],
+)
+def test_odd_but_valid_bodies_give_what_the_general_reader_gives(body: bytes) -> None:
+    assert outcome(body, BLOCK, FLOAT_TYPES) == general_outcome(
+        body, BLOCK, FLOAT_TYPES
+    )
+
+
+def test_integers_beyond_64_bits_need_no_second_parse(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = (
+        b'[{"index": "101", "value": 123456789012345678901,'
+        b' "timestamp": "2026-12-04T10:00:00Z"}]'
+    )
+
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.decode"):
+        decoded = decode(body)
+
+    assert value_row(decoded) == (None, None, None, "123456789012345678901")
+    assert not any("again" in message for message in caplog.messages)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_an_integer_just_below_int64_keeps_its_digits(quick: bool) -> None:
+    # orjson rounds it to -2**63 as a float, which an int signal would take as the
+    # least int64 without a word.
+    body = b'[{"index":"101","value":-9223372036854775809,' + AT_TEN + b"}]"
+    decode_outcome = outcome if quick else general_outcome
+
+    rows = decode_outcome(body, BLOCK, {"101": INT})[1]
+    assert (rows[0]["value_int"], rows[0]["value_text"]) == (
+        None,
+        "-9223372036854775809",
+    )
+
+
+def key_text(key: str, escaped: bool) -> str:
+    """A key as JSON text, every letter written as a \\u escape if ``escaped``."""
+    if not escaped:
+        return json.dumps(key)
+
+    return '"' + "".join(f"\\u{ord(char):04x}" for char in key) + '"'
+
+
+plain_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    finite_floats,
+    finite_floats.map(round),
+    int64s,
+    huge_ints,
+    st.integers(-(2**53) - 3, -(2**53) + 3) | st.integers(2**53 - 3, 2**53 + 3),
+    texts,
+    st.text(max_size=4),
+)
+odd_values = plain_values | st.sampled_from([math.nan, math.inf, -math.inf, [1], {}])
+plain_times = st.builds(
+    wire_time,
+    st.integers(-2, 22).map(lambda second: START_US + second * SECOND_US),
+    st.sampled_from(["Z", "ns", "z", "+00:00", "+01:00"]),
+)
+odd_times = plain_times | st.sampled_from(
+    ["soon", "2026-13-04T10:00:00Z", "", 1796378400, None]
+)
+odd_indexes = st.sampled_from([*BLOCK_INDEXES, "999", 101, 12.5, True, None, "1é"])
+
+
+@st.composite
+def wire_points(draw: st.DrawFn, odd: bool) -> str:
+    """One point as JSON text as a server might write it; an ``odd`` one may lack a
+    field, or hold what the quick reader refuses."""
+    indexes = odd_indexes if odd else st.sampled_from(BLOCK_INDEXES)
+    fields = [
+        ("index", draw(indexes)),
+        ("timestamp", draw(odd_times if odd else plain_times)),
+        ("value", draw(odd_values if odd else plain_values)),
+    ]
+    if draw(st.integers(0, 4)) == 0:
+        fields.append(("quality", draw(odd_values)))
+    if draw(st.integers(0, 6)) == 0:
+        fields.append((draw(st.sampled_from(fields))[0], draw(plain_values)))
+    if odd and draw(st.booleans()):
+        del fields[draw(st.integers(0, len(fields) - 1))]
+
+    escaped = draw(st.integers(0, 8)) == 0
+    ascii_only = draw(st.booleans())
+    members = [
+        key_text(key, escaped) + ":" + json.dumps(value, ensure_ascii=ascii_only)
+        for key, value in draw(st.permutations(fields))
+    ]
+    return "{" + draw(st.sampled_from([",", ", ", " ,\n"])).join(members) + "}"
+
+
+@st.composite
+def wire_bodies(draw: st.DrawFn) -> bytes:
+    """Bodies mostly of plain points, which the quick reader takes, and some odd."""
+    odd_share = draw(st.sampled_from([0, 0, 0.05, 0.5]))
+    points = draw(
+        st.lists(
+            st.floats(0, 1).flatmap(lambda x: wire_points(odd=x < odd_share)),
+            max_size=30,
+        )
+    )
+    return ("[" + ",".join(points) + "]").encode()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wire_bodies(),
+    st.sampled_from(["mean", "last", "count"]),
+    st.lists(
+        st.sampled_from([None, FLOAT, INT, DataType.BOOL]), min_size=4, max_size=4
+    ),
+)
+def test_the_quick_reader_never_gives_other_data_than_the_general_one(
+    body: bytes, aggregation: str, kinds: list[DataType | None]
+) -> None:
+    block = Block(
+        7, aggregation, BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US
+    )
+    data_types = dict(zip(BLOCK_INDEXES, kinds, strict=True))
+    taken = wire_module._read_quickly(body, BLOCK_INDEXES) is not None
+    event("taken by the quick reader" if taken else "left to the general reader")
+
+    assert outcome(body, block, data_types) == general_outcome(body, block, data_types)
