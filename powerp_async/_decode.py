@@ -25,7 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._time import parse_wire
-from ._values import ValueColumns, numeric_kinds, value_columns
+from ._values import (
+    ValueColumns,
+    float_columns,
+    float_signals_only,
+    numeric_kinds,
+    value_columns,
+)
 from ._wire import Fields, json_kind, malformed, read_exactly, read_fields
 from .errors import MalformedResponseError
 from .models import POINT_SCHEMA, Block, DataType
@@ -107,7 +113,8 @@ def decode_block(
 def _decode_body(
     body: bytes, block: Block, data_types: Mapping[str, DataType | None], url: str
 ) -> DecodedBlock:
-    fields = read_fields(body, block.indexes, url=url)
+    floats_only = float_signals_only(block, data_types)
+    fields = read_fields(body, block.indexes, floats_only=floats_only, url=url)
     decoded = _decode_fields(fields, block, data_types, body=body, url=url)
     if fields.exact or not _may_hold_rounded_integers(decoded.batch):
         return decoded
@@ -132,14 +139,20 @@ def _decode_fields(
     indexes = _index_strings(fields.indexes)
     times_us = _parse_times(fields.times, body=body, url=url)
     selection = _select(indexes, times_us, block)
-    values = fields.values
+    values, floats = fields.values, fields.floats
     if not selection.keep.all():
-        indexes = indexes.filter(pa.array(selection.keep))
+        keep = pa.array(selection.keep)
+        indexes = indexes.filter(keep)
         times_us = times_us[selection.keep]
         values = list(itertools.compress(values, selection.keep))
+        floats = None if floats is None else floats.filter(keep)
 
-    is_int, is_float = numeric_kinds(indexes, block, data_types)
-    columns = value_columns(values, is_int, is_float, url=url)
+    if floats is not None:
+        columns = float_columns(floats)
+    else:
+        is_int, is_float = numeric_kinds(indexes, block, data_types)
+        columns = value_columns(values, is_int, is_float, url=url)
+
     return DecodedBlock(
         batch=_batch(block, indexes, times_us, columns),
         dropped_unrequested=selection.unrequested,

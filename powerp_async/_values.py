@@ -41,7 +41,13 @@ import pyarrow.compute as pc
 
 from .models import Block, DataType
 
-__all__ = ["ValueColumns", "numeric_kinds", "value_columns"]
+__all__ = [
+    "ValueColumns",
+    "float_columns",
+    "float_signals_only",
+    "numeric_kinds",
+    "value_columns",
+]
 
 # The decoder's logger: choosing the per-point path is a step of decoding a block.
 _LOGGER: Final = logging.getLogger("powerp_async.decode")
@@ -67,6 +73,15 @@ _FLOAT, _INT, _BOOL, _TEXT = range(4)
 _NULL: Final = -1
 
 BoolArray = npt.NDArray[np.bool_]
+
+
+def float_signals_only(block: Block, data_types: Mapping[str, DataType | None]) -> bool:
+    """Whether every signal of ``block`` is a float signal, whose numbers all go to
+    ``value_float`` when a float64 holds them exactly."""
+    if block.aggregation.lower() == "count":
+        return False
+
+    return all(data_types.get(index) is DataType.FLOAT for index in block.indexes)
 
 
 def numeric_kinds(
@@ -108,6 +123,12 @@ class ValueColumns(NamedTuple):
     ints: pa.Array
     bools: pa.Array
     texts: pa.Array
+
+
+def float_columns(floats: pa.Array) -> ValueColumns:
+    """The columns of values of float signals, each a JSON number or null, as
+    float64."""
+    return _columns(len(floats), floats=floats)
 
 
 def value_columns(

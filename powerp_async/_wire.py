@@ -21,6 +21,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._redact import excerpt
 from .errors import MalformedResponseError
@@ -28,7 +30,11 @@ from .errors import MalformedResponseError
 __all__ = ["Fields", "json_kind", "malformed", "read_exactly", "read_fields"]
 
 _DECODERS_KEPT: Final = 256
-"""Quick decoders kept, one per set of signals asked for together."""
+"""Quick decoders kept, two per set of signals asked for together."""
+_ANY_VALUE: Final[Any] = bool | int | float | str | None
+_FLOAT_VALUE: Final[Any] = float | None
+"""msgspec reads a JSON integer as a float here, exactly below 2**53."""
+_TWO_TO_53: Final = 2.0**53
 
 _JSON_KINDS: Final[dict[type, str]] = {
     dict: "a JSON object",
@@ -49,19 +55,26 @@ class Fields(NamedTuple):
     times: list[Any]
     exact: bool
     """Whether every integer is surely as sent; orjson rounds those beyond 64 bits."""
+    floats: pa.Array | None = None
+    """The values as float64, when ``floats_only`` was asked and every value was a
+    JSON number that a float64 holds exactly, or null."""
 
 
-def read_fields(body: bytes, indexes: tuple[str, ...], *, url: str) -> Fields:
+def read_fields(
+    body: bytes, indexes: tuple[str, ...], *, floats_only: bool, url: str
+) -> Fields:
     """The fields of every point; malformed unless the body is an array of objects
     that all have an ``index`` and a ``timestamp``.
 
     ``indexes`` are the signals asked for: the quick reader takes only those, so that
-    each point's index is one shared string rather than a new one.
+    each point's index is one shared string rather than a new one. ``floats_only``
+    says that every signal is a float signal, where a whole number is placed as a
+    float; then the quick reader tries reading every value as a float first.
     """
     if not body or body.isspace():
         raise malformed("expected a JSON array of points, got an empty body", body, url)
 
-    fields = _read_quickly(body, indexes)
+    fields = _read_quickly(body, indexes, floats_only=floats_only)
     if fields is not None:
         return fields
 
@@ -87,10 +100,23 @@ def read_exactly(body: bytes, *, url: str) -> Fields:
     return _split_fields(_ensure_array(document, body, url), body, url, exact=True)
 
 
-def _read_quickly(body: bytes, indexes: tuple[str, ...]) -> Fields | None:
+def _read_quickly(
+    body: bytes, indexes: tuple[str, ...], *, floats_only: bool
+) -> Fields | None:
     """The fields by msgspec, or ``None`` for any body not of the common shape."""
+    if floats_only:
+        fields = _read_records(body, _decoder(indexes, _FLOAT_VALUE))
+        if fields is not None:
+            floats = pa.array(fields.values, pa.float64())
+            if _all_exact(floats):
+                return fields._replace(floats=floats)
+
+    return _read_records(body, _decoder(indexes, _ANY_VALUE))
+
+
+def _read_records(body: bytes, decoder: msgspec.json.Decoder[Any]) -> Fields | None:
     try:
-        points = _quick_decoder(indexes).decode(body)
+        points = decoder.decode(body)
     except msgspec.DecodeError:  # ValidationError included: the shape is not ours
         return None
 
@@ -102,15 +128,27 @@ def _read_quickly(body: bytes, indexes: tuple[str, ...]) -> Fields | None:
     )
 
 
+def _all_exact(floats: pa.Array) -> bool:
+    """Whether no value can be an integer that msgspec rounded on its way to a float.
+
+    Every integer below 2**53 in magnitude is a float64 exactly; one beyond rounds
+    to 2**53 or more, and so does every float that large, which the general path
+    then places instead. NaN and the infinities cannot be here: msgspec refuses
+    their tokens and the numbers too large for a float64.
+    """
+    largest = pc.max(pc.abs(floats)).as_py()
+    return largest is None or largest < _TWO_TO_53
+
+
 @functools.lru_cache(maxsize=_DECODERS_KEPT)
-def _quick_decoder(indexes: tuple[str, ...]) -> msgspec.json.Decoder[list[Any]]:
+def _decoder(indexes: tuple[str, ...], value: Any) -> msgspec.json.Decoder[Any]:
     """A decoder of points of these signals; other keys are ignored, as by dicts."""
     point = msgspec.defstruct(
         "WirePoint",
         [
             ("index", Literal.__getitem__(indexes)),
             ("timestamp", str),
-            ("value", bool | int | float | str | None, None),
+            ("value", value, None),
         ],
         gc=False,  # nothing here refers back: the collector need not track them
     )

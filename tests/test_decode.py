@@ -827,13 +827,23 @@ def outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
     return ("decoded", *comparable(decoded))
 
 
+def read_one_quickly(raw: str, *, floats_only: bool) -> wire_module.Fields:
+    """What the quick reader makes of a one-point body whose value is the raw JSON."""
+    body = f'[{{"index":"101","timestamp":"2026-12-04T10:00:00Z","value":{raw}}}]'
+    fields = wire_module._read_quickly(
+        body.encode(), BLOCK.indexes, floats_only=floats_only
+    )
+    assert fields is not None
+    return fields
+
+
 def test_the_quick_reader_takes_the_common_shape() -> None:
     body = (
         b'[{"index":"101","value":1.5,"timestamp":"2026-12-04T10:00:00Z"},'
         b'{"index":"102","value":null,"timestamp":"2026-12-04T10:00:00.5Z"},'
         b'{"timestamp":"2026-12-04T10:00:01+00:00","index":"103"}]'
     )
-    fields = wire_module._read_quickly(body, BLOCK.indexes)
+    fields = wire_module._read_quickly(body, BLOCK.indexes, floats_only=False)
 
     assert fields == wire_module.Fields(
         indexes=["101", "102", "103"],
@@ -866,13 +876,39 @@ def test_the_quick_reader_takes_the_common_shape() -> None:
 def test_the_quick_reader_keeps_values_as_json_gives_them(
     raw: str, expected: Any
 ) -> None:
-    body = f'[{{"index":"101","timestamp":"2026-12-04T10:00:00Z","value":{raw}}}]'
-    fields = wire_module._read_quickly(body.encode(), BLOCK.indexes)
-
-    assert fields is not None
-    (value,) = fields.values
+    (value,) = read_one_quickly(raw, floats_only=False).values
     # repr tells -0.0 from 0.0 and an int from an equal float.
     assert (type(value), repr(value)) == (type(expected), repr(expected))
+
+
+def test_values_of_float_signals_are_read_as_floats_at_once() -> None:
+    body = (
+        b'[{"index":"101","value":5,' + AT_TEN + b'},{"index":"102",' + AT_TEN + b"}]"
+    )
+    fields = wire_module._read_quickly(body, BLOCK.indexes, floats_only=True)
+
+    assert fields is not None
+    assert fields.floats is not None
+    assert fields.floats.to_pylist() == [5.0, None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("9007199254740993", 9007199254740993),
+        ("-9007199254740992", -9007199254740992),
+        ("1e16", 1e16),
+        ("true", True),
+        ('"NaN"', "NaN"),
+    ],
+)
+def test_values_a_float_may_have_rounded_are_read_as_sent(
+    raw: str, expected: Any
+) -> None:
+    fields = read_one_quickly(raw, floats_only=True)
+
+    assert fields.floats is None
+    assert (type(fields.values[0]), fields.values) == (type(expected), [expected])
 
 
 @pytest.mark.parametrize(
@@ -900,7 +936,7 @@ def test_the_quick_reader_keeps_values_as_json_gives_them(
     ],
 )
 def test_the_quick_reader_refuses_what_it_cannot_take_as_sent(body: bytes) -> None:
-    assert wire_module._read_quickly(body, BLOCK.indexes) is None
+    assert wire_module._read_quickly(body, BLOCK.indexes, floats_only=False) is None
 
 
 @pytest.mark.parametrize(
@@ -971,6 +1007,12 @@ plain_values = st.one_of(
     texts,
     st.text(max_size=4),
 )
+numbers = (
+    st.none()
+    | st.floats(-1e15, 1e15)
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.sampled_from([2.0**53, 1e300, -(2**53) - 1])
+)
 odd_values = plain_values | st.sampled_from([math.nan, math.inf, -math.inf, [1], {}])
 plain_times = st.builds(
     wire_time,
@@ -984,14 +1026,14 @@ odd_indexes = st.sampled_from([*BLOCK_INDEXES, "999", 101, 12.5, True, None, "1Ã
 
 
 @st.composite
-def wire_points(draw: st.DrawFn, odd: bool) -> str:
+def wire_points(draw: st.DrawFn, odd: bool, values: st.SearchStrategy[Any]) -> str:
     """One point as JSON text as a server might write it; an ``odd`` one may lack a
     field, or hold what the quick reader refuses."""
     indexes = odd_indexes if odd else st.sampled_from(BLOCK_INDEXES)
     fields = [
         ("index", draw(indexes)),
         ("timestamp", draw(odd_times if odd else plain_times)),
-        ("value", draw(odd_values if odd else plain_values)),
+        ("value", draw(odd_values if odd else values)),
     ]
     if draw(st.integers(0, 4)) == 0:
         fields.append(("quality", draw(odd_values)))
@@ -1013,9 +1055,10 @@ def wire_points(draw: st.DrawFn, odd: bool) -> str:
 def wire_bodies(draw: st.DrawFn) -> bytes:
     """Bodies mostly of plain points, which the quick reader takes, and some odd."""
     odd_share = draw(st.sampled_from([0, 0, 0.05, 0.5]))
+    values = draw(st.sampled_from([plain_values, numbers]))
     points = draw(
         st.lists(
-            st.floats(0, 1).flatmap(lambda x: wire_points(odd=x < odd_share)),
+            st.floats(0, 1).flatmap(lambda x: wire_points(x < odd_share, values)),
             max_size=30,
         )
     )
@@ -1026,7 +1069,8 @@ def wire_bodies(draw: st.DrawFn) -> bytes:
 @given(
     wire_bodies(),
     st.sampled_from(["mean", "last", "count"]),
-    st.lists(
+    st.just([FLOAT] * 4)
+    | st.lists(
         st.sampled_from([None, FLOAT, INT, DataType.BOOL]), min_size=4, max_size=4
     ),
 )
@@ -1037,7 +1081,10 @@ def test_the_quick_reader_never_gives_other_data_than_the_general_one(
         7, aggregation, BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US
     )
     data_types = dict(zip(BLOCK_INDEXES, kinds, strict=True))
-    taken = wire_module._read_quickly(body, BLOCK_INDEXES) is not None
+    floats_only = all(kind is FLOAT for kind in kinds) and aggregation != "count"
+    taken = wire_module._read_quickly(body, BLOCK_INDEXES, floats_only=floats_only)
     event("taken by the quick reader" if taken else "left to the general reader")
+    if taken and taken.floats is not None:
+        event("read as floats")
 
     assert outcome(body, block, data_types) == general_outcome(body, block, data_types)
