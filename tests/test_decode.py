@@ -7,12 +7,14 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 from unittest import mock
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ import powerp_async._decode as decode_module
 import powerp_async._values as values_module
 import powerp_async._wire as wire_module
 from powerp_async._decode import DecodedBlock, decode_block
+from powerp_async._export._formats import write_file
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
 
@@ -1088,3 +1091,49 @@ def test_the_quick_reader_never_gives_other_data_than_the_general_one(
         event("read as floats")
 
     assert outcome(body, block, data_types) == general_outcome(body, block, data_types)
+
+
+# Rows on disk ------------------------------------------------------------------------
+
+
+def test_a_decoded_batch_reads_back_from_parquet_as_it_was(tmp_path: Path) -> None:
+    decoded = decode(
+        [
+            point("101", 1.5),
+            point("102", 7, "2026-12-04T10:00:01Z"),
+            point("103", "idle", "2026-12-04T10:00:02Z"),
+        ],
+        {"101": FLOAT, "102": INT, "103": DataType.STRING},
+    )
+    path = tmp_path / "points.parquet"
+
+    write_file(pa.Table.from_batches([decoded.batch]), path, "parquet")
+
+    assert pq.read_table(path).equals(pa.Table.from_batches([decoded.batch]))
+
+
+def test_parquet_encodes_labels_once_and_skips_empty_columns(tmp_path: Path) -> None:
+    decoded = decode([point("101", 1.5), point("102", 2.5, "2026-12-04T10:00:01Z")])
+    path = tmp_path / "points.parquet"
+
+    write_file(pa.Table.from_batches([decoded.batch]), path, "parquet")
+
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    chunks = {
+        row_group.column(i).path_in_schema: row_group.column(i)
+        for i in range(row_group.num_columns)
+    }
+    assert "RLE_DICTIONARY" in chunks["index"].encodings
+    assert "DELTA_BINARY_PACKED" in chunks["timestamp"].encodings
+    assert chunks["timestamp"].statistics.has_min_max
+    assert chunks["index"].statistics is None
+    assert {name: chunk.compression for name, chunk in chunks.items()} == {
+        "database_id": "ZSTD",
+        "index": "ZSTD",
+        "aggregation": "ZSTD",
+        "timestamp": "ZSTD",
+        "value_float": "ZSTD",
+        "value_int": "UNCOMPRESSED",
+        "value_bool": "UNCOMPRESSED",
+        "value_text": "UNCOMPRESSED",
+    }
