@@ -3,13 +3,16 @@
 Two readers give the same lists. The quick one decodes with msgspec straight into
 small records that the garbage collector never tracks, some three times faster than
 orjson builds dicts. It takes only the shape servers send: an array of objects whose
-``index`` and ``timestamp`` are strings and whose ``value`` is a JSON scalar or
-absent; it keeps every integer exact. Whatever it refuses (bare ``NaN`` tokens,
-numbers beyond a float64, an ``index`` sent as a number, nested values, a body that is
-no such array) goes to the general reader, orjson into dicts with the stdlib behind it,
-which takes every JSON document and says what is wrong with a malformed one. Neither
-reader judges a value: both hand on the Python objects JSON gives, and the same code
-places them afterwards.
+``index`` is a signal asked for, whose ``timestamp`` is a string and whose ``value``
+is a JSON scalar or absent; it keeps every integer exact. Whatever it refuses (bare
+``NaN`` tokens, numbers beyond a float64, an ``index`` sent as a number or naming
+another signal, nested values, a body that is no such array) goes to the general
+reader, orjson into dicts with the stdlib behind it, which takes every JSON document
+and says what is wrong with a malformed one. Neither reader judges a value: both hand
+on the Python objects JSON gives, and the same code places them afterwards. The one
+shortcut: when every signal is a float signal, the quick reader first reads each value
+as a float, which places every number as the rules do while a float64 holds it
+exactly, and hands on the float64 column at once.
 """
 
 from __future__ import annotations
