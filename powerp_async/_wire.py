@@ -122,6 +122,8 @@ def _read_records(body: bytes, decoder: msgspec.json.Decoder[Any]) -> Fields | N
         points = decoder.decode(body)
     except msgspec.DecodeError:  # ValidationError included: the shape is not ours
         return None
+    except RecursionError:  # arrays nested deeper than msgspec follows, in a key
+        return None  # no point needs; the general reader says what it makes of them
 
     return Fields(
         indexes=[point.index for point in points],
