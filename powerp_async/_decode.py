@@ -139,25 +139,30 @@ def _decode_fields(
     indexes = _index_strings(fields.indexes)
     times_us = _parse_times(fields.times, body=body, url=url)
     selection = _select(indexes, times_us, block)
-    values, floats = fields.values, fields.floats
     if not selection.keep.all():
-        keep = pa.array(selection.keep)
-        indexes = indexes.filter(keep)
+        indexes = indexes.filter(pa.array(selection.keep))
         times_us = times_us[selection.keep]
-        values = list(itertools.compress(values, selection.keep))
-        floats = None if floats is None else floats.filter(keep)
+        fields = _kept_values(fields, selection.keep)
 
-    if floats is not None:
-        columns = float_columns(floats)
+    if fields.floats is not None:
+        columns = float_columns(fields.floats)
     else:
         is_int, is_float = numeric_kinds(indexes, block, data_types)
-        columns = value_columns(values, is_int, is_float, url=url)
+        columns = value_columns(fields.values, is_int, is_float, url=url)
 
     return DecodedBlock(
         batch=_batch(block, indexes, times_us, columns),
         dropped_unrequested=selection.unrequested,
         dropped_out_of_range=selection.out_of_range,
         dropped_duplicates=selection.duplicates,
+    )
+
+
+def _kept_values(fields: Fields, keep: BoolArray) -> Fields:
+    """``fields`` with the values of the points kept only."""
+    floats = None if fields.floats is None else fields.floats.filter(pa.array(keep))
+    return fields._replace(
+        values=list(itertools.compress(fields.values, keep)), floats=floats
     )
 
 

@@ -137,9 +137,10 @@ def _all_exact(floats: pa.Array) -> bool:
     """Whether no value can be an integer that msgspec rounded on its way to a float.
 
     Every integer below 2**53 in magnitude is a float64 exactly; one beyond rounds
-    to 2**53 or more, and so does every float that large, which the general path
-    then places instead. NaN and the infinities cannot be here: msgspec refuses
-    their tokens and the numbers too large for a float64.
+    to 2**53 or more, and so does every float that large: a body holding one is read
+    again keeping each JSON type. NaN and the infinities cannot be here: msgspec
+    refuses their tokens, the strings that spell them, and numbers too large for a
+    float64.
     """
     largest = pc.max(pc.abs(floats)).as_py()
     return largest is None or largest < _TWO_TO_53
