@@ -802,6 +802,67 @@ def test_the_whole_column_path_takes_blocks_without_odd_values(
     assert [tuple(map(nan_as_text, row)) for row in rows] == expected_rows
 
 
+def test_a_few_integers_beyond_64_bits_are_placed_one_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [1, 2**64 + 5, 3, 4, 5, 6, 7]
+    points = [
+        point("101", value, f"2026-12-04T10:00:0{second}Z")
+        for second, value in enumerate(values)
+    ]
+    points.append(point("102", 2**64))
+
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.decode"):
+        decoded = decode(points, {"101": INT, "102": FLOAT})
+
+    assert decoded.batch.column("value_int").to_pylist() == [
+        1,
+        None,
+        3,
+        4,
+        5,
+        6,
+        7,
+        None,
+    ]
+    assert decoded.batch.column("value_text").to_pylist()[:2] == [
+        None,
+        "18446744073709551621",
+    ]
+    assert decoded.batch.column("value_float").to_pylist()[-1] == 2.0**64
+    assert caplog.messages == [f"2 values of {URL} are placed one at a time"]
+
+
+def column_rows(columns: values_module.ValueColumns) -> list[tuple[Any, ...]]:
+    rows = zip(*(column.to_pylist() for column in columns), strict=True)
+    return [tuple(map(nan_as_text, row)) for row in rows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.booleans(), any_float, int64s, texts), max_size=40
+    ),
+    st.lists(huge_ints | st.lists(st.integers(), max_size=2), min_size=1, max_size=3),
+    st.data(),
+)
+def test_a_few_odd_values_give_what_the_per_point_path_gives(
+    values: list[Any], odd: list[Any], data: st.DataObject
+) -> None:
+    for value in odd:
+        values.insert(data.draw(st.integers(0, len(values))), value)
+    flags = st.lists(st.booleans(), min_size=len(values), max_size=len(values))
+    is_int = np.array(data.draw(flags), np.bool_)
+    is_float = ~is_int & np.array(data.draw(flags), np.bool_)
+
+    columns = values_module.value_columns(values, is_int, is_float, url=URL)
+    few = len(odd) <= len(values) * values_module._MOST_ODD_SHARE
+    event("odd values put in" if few else "all values one at a time")
+
+    expected = values_module._columns_slowly(values, is_int, is_float)
+    assert column_rows(columns) == column_rows(expected)
+
+
 @pytest.mark.parametrize("values", [[1, 2**64], [1.5, [1]], [{"a": 1}]])
 def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
     nowhere = np.zeros(len(values), bool)
