@@ -1,10 +1,10 @@
 """Turn one ``POST /v1/Query`` answer into an Arrow batch of points.
 
 This is the client's hot path: an answer holds up to 20 signals times some 1,800
-windows, so every step works on whole columns (pyarrow and numpy) rather than on one
-point at a time. Timestamps go through Arrow's parser first and through
-``parse_wire`` only when Arrow refuses one; which column each value goes to is
-decided in ``_values``.
+windows, so every step after reading the JSON (``_wire``) works on whole columns
+(pyarrow and numpy) rather than on one point at a time. Timestamps go through Arrow's
+parser first and through ``parse_wire`` only when Arrow refuses one; which column each
+value goes to is decided in ``_values``.
 
 Known shortcomings: an ``index`` sent as a number beyond 64 bits reaches us rounded by
 orjson and counts as unrequested; a float ``index`` (``12.0`` as well as ``12.5``)
@@ -14,22 +14,25 @@ counts as unrequested too, since only strings and integers name a signal.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._redact import excerpt
 from ._time import parse_wire
-from ._values import ValueColumns, numeric_kinds, value_columns
+from ._values import (
+    ValueColumns,
+    float_columns,
+    float_signals_only,
+    numeric_kinds,
+    value_columns,
+)
+from ._wire import Fields, json_kind, malformed, read_exactly, read_fields
 from .errors import MalformedResponseError
 from .models import POINT_SCHEMA, Block, DataType
 
@@ -40,19 +43,11 @@ _LOGGER: Final = logging.getLogger("powerp_async.decode")
 _TIMESTAMP_US: Final = pa.timestamp("us", tz="UTC")
 _TIMESTAMP_NS: Final = pa.timestamp("ns", tz="UTC")
 _TWO_TO_63: Final = 2.0**63
+_TWO_TO_62: Final = 2**62
+_INT64_MIN: Final = -(2**63)
 _TIME_EXPECTED: Final = (
     "expected each timestamp as an ISO-8601 string such as '2026-12-04T10:00:00Z'"
 )
-
-_JSON_KINDS: Final[dict[type, str]] = {
-    dict: "a JSON object",
-    list: "a JSON array",
-    str: "a JSON string",
-    int: "a JSON number",
-    float: "a JSON number",
-    bool: "a JSON boolean",
-    type(None): "JSON null",
-}
 
 BoolArray = npt.NDArray[np.bool_]
 Int64Array = npt.NDArray[np.int64]
@@ -112,15 +107,16 @@ def decode_block(
         message = (
             "expected JSON strings of valid text, got an unpaired surrogate escape"
         )
-        raise _malformed(message, body, url) from None
+        raise malformed(message, body, url) from None
 
 
 def _decode_body(
     body: bytes, block: Block, data_types: Mapping[str, DataType | None], url: str
 ) -> DecodedBlock:
-    points, exact = _load_points(body, url=url)
-    decoded = _decode_points(points, block, data_types, body=body, url=url)
-    if exact or not _holds_huge_floats(decoded.batch):
+    floats_only = float_signals_only(block, data_types)
+    fields = read_fields(body, block.indexes, floats_only=floats_only, url=url)
+    decoded = _decode_fields(fields, block, data_types, body=body, url=url)
+    if fields.exact or not _may_hold_rounded_integers(decoded.batch):
         return decoded
 
     # orjson turns an integer token beyond 64 bits into a float, losing digits, and
@@ -128,67 +124,32 @@ def _decode_body(
     # that large are rare, so only then is the body parsed again by the stdlib, which
     # keeps every integer exact.
     _LOGGER.debug("parsing %s again to keep integers beyond 64 bits exact", url)
-    points = _ensure_array(_load_exactly(body, url=url), body=body, url=url)
-    return _decode_points(points, block, data_types, body=body, url=url)
+    fields = read_exactly(body, url=url)
+    return _decode_fields(fields, block, data_types, body=body, url=url)
 
 
-# Parsing ------------------------------------------------------------------------------
-
-
-def _load_points(body: bytes, *, url: str) -> tuple[list[Any], bool]:
-    """The top-level array, and whether its integers are surely exact."""
-    if not body or body.isspace():
-        raise _malformed(
-            "expected a JSON array of points, got an empty body", body, url
-        )
-
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # Bare NaN and Infinity tokens, which orjson rejects and the stdlib reads.
-        return _ensure_array(_load_exactly(body, url=url), body=body, url=url), True
-
-    return _ensure_array(document, body=body, url=url), False
-
-
-def _load_exactly(body: bytes, *, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as error:
-        message = (
-            f"expected a JSON array of points, got a body that is not JSON ({error})"
-        )
-        raise _malformed(message, body, url) from None
-
-
-def _ensure_array(document: Any, *, body: bytes, url: str) -> list[Any]:
-    if isinstance(document, list):
-        return document
-
-    kind = _json_kind(document)
-    raise _malformed(f"expected a JSON array of points, got {kind}", body, url)
-
-
-def _decode_points(
-    points: list[Any],
+def _decode_fields(
+    fields: Fields,
     block: Block,
     data_types: Mapping[str, DataType | None],
     *,
     body: bytes,
     url: str,
 ) -> DecodedBlock:
-    raw_indexes, values, raw_times = _split_fields(points, body=body, url=url)
-    indexes = _index_strings(raw_indexes)
-    times_us = _parse_times(raw_times, body=body, url=url)
+    indexes = _index_strings(fields.indexes)
+    times_us = _parse_times(fields.times, body=body, url=url)
     selection = _select(indexes, times_us, block)
-
     if not selection.keep.all():
         indexes = indexes.filter(pa.array(selection.keep))
         times_us = times_us[selection.keep]
-        values = list(itertools.compress(values, selection.keep))
+        fields = _kept_values(fields, selection.keep)
 
-    is_int, is_float = numeric_kinds(indexes, block, data_types)
-    columns = value_columns(values, is_int, is_float, url=url)
+    if fields.floats is not None:
+        columns = float_columns(fields.floats)
+    else:
+        is_int, is_float = numeric_kinds(indexes, block, data_types)
+        columns = value_columns(fields.values, is_int, is_float, url=url)
+
     return DecodedBlock(
         batch=_batch(block, indexes, times_us, columns),
         dropped_unrequested=selection.unrequested,
@@ -197,43 +158,12 @@ def _decode_points(
     )
 
 
-def _split_fields(
-    points: list[Any], *, body: bytes, url: str
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """The index, value and timestamp of every point, as three lists."""
-    try:
-        raw_indexes = list(map(itemgetter("index"), points))
-        raw_times = list(map(itemgetter("timestamp"), points))
-    except (KeyError, TypeError):
-        raise _point_shape_error(points, body, url) from None
-
-    try:
-        values = list(map(itemgetter("value"), points))
-    except KeyError:
-        # A point without a value is taken as a null value, not as malformed.
-        values = [point.get("value") for point in points]
-
-    return raw_indexes, values, raw_times
-
-
-def _point_shape_error(
-    points: list[Any], body: bytes, url: str
-) -> MalformedResponseError:
-    for position, point in enumerate(points):
-        if not isinstance(point, dict):
-            kind = _json_kind(point)
-            message = f"expected each point to be a JSON object, got {kind}"
-            return _malformed(f"{message} at position {position}", body, url)
-
-        missing = [key for key in ("index", "timestamp") if key not in point]
-        if missing:
-            keys = ", ".join(repr(key[:40]) for key in sorted(point)[:6]) or "none"
-            expected = f"expected each point to have {missing[0]!r}"
-            message = f"{expected}, got one with keys {keys}"
-            return _malformed(f"{message} at position {position}", body, url)
-
-    message = "expected each point to be a JSON object with 'index' and 'timestamp'"
-    return _malformed(message, body, url)
+def _kept_values(fields: Fields, keep: BoolArray) -> Fields:
+    """``fields`` with the values of the points kept only."""
+    floats = None if fields.floats is None else fields.floats.filter(pa.array(keep))
+    return fields._replace(
+        values=list(itertools.compress(fields.values, keep)), floats=floats
+    )
 
 
 # Indexes and timestamps ---------------------------------------------------------------
@@ -313,7 +243,7 @@ def _parse_times_slowly(raw_times: list[str], *, body: bytes, url: str) -> Int64
             parsed[text] = parse_wire(text)
         except (ValueError, OverflowError):
             got = f"got {text[:40]!r} at position {position}"
-            raise _malformed(f"{_TIME_EXPECTED}, {got}", body, url) from None
+            raise malformed(f"{_TIME_EXPECTED}, {got}", body, url) from None
 
     return np.fromiter(map(parsed.__getitem__, raw_times), np.int64, len(raw_times))
 
@@ -323,10 +253,10 @@ def _time_type_error(
 ) -> MalformedResponseError:
     for position, raw in enumerate(raw_times):
         if not isinstance(raw, str):
-            got = f"got {_json_kind(raw)} at position {position}"
-            return _malformed(f"{_TIME_EXPECTED}, {got}", body, url)
+            got = f"got {json_kind(raw)} at position {position}"
+            return malformed(f"{_TIME_EXPECTED}, {got}", body, url)
 
-    return _malformed(_TIME_EXPECTED, body, url)
+    return malformed(_TIME_EXPECTED, body, url)
 
 
 # Selection ----------------------------------------------------------------------------
@@ -347,7 +277,8 @@ def _select(indexes: pa.Array, times_us: Int64Array, block: Block) -> _Selection
     # Both ends count: a window may be labelled by its start or by its stop.
     in_range = (times_us >= block.start_us) & (times_us <= block.end_us)
     candidates = requested & in_range
-    keep = _first_occurrences(codes.fill_null(0), times_us, candidates)
+    index_codes = codes.fill_null(0).to_numpy().astype(np.int64)
+    keep = _first_occurrences(index_codes, times_us, candidates, block)
 
     requested_count = int(requested.sum())
     candidate_count = int(candidates.sum())
@@ -360,26 +291,37 @@ def _select(indexes: pa.Array, times_us: Int64Array, block: Block) -> _Selection
 
 
 def _first_occurrences(
-    codes: pa.Array, times_us: Int64Array, candidates: BoolArray
+    index_codes: Int64Array, times_us: Int64Array, candidates: BoolArray, block: Block
 ) -> BoolArray:
     """``candidates`` without the repeats of an (index, timestamp) seen before."""
     positions = np.flatnonzero(candidates)
-    times = pa.array(times_us[positions])
+    codes = index_codes[positions]
+    times = times_us[positions]
+    if _in_strict_order(codes, times - block.start_us, block):
+        return candidates  # nothing can repeat, as in almost every answer
 
     # Ranking the distinct times keeps the combined key small, so it cannot overflow
     # whatever the span of the block.
-    distinct_times = pc.unique(times)
-    time_ranks = pc.index_in(times, value_set=distinct_times).to_numpy()
-    index_codes = codes.to_numpy()[positions].astype(np.int64)
-    keys = index_codes * len(distinct_times) + time_ranks
-    sorted_keys = np.sort(keys)
-    if not (sorted_keys[1:] == sorted_keys[:-1]).any():
-        return candidates  # nothing repeats, as in almost every answer
-
+    distinct_times, time_ranks = np.unique(times, return_inverse=True)
+    keys = codes * len(distinct_times) + time_ranks
     _, first_positions = np.unique(keys, return_index=True)
     keep = np.zeros_like(candidates)
     keep[positions[first_positions]] = True
     return keep
+
+
+def _in_strict_order(codes: Int64Array, offsets_us: Int64Array, block: Block) -> bool:
+    """Whether the points come signal by signal or window by window, each pair of
+    signal and time after the one before: then no pair can repeat, and one pass over
+    the points shows it, where finding repeats in any order takes a sort."""
+    span_us = block.end_us - block.start_us + 1
+    signals = len(block.indexes)
+    if span_us * signals >= _TWO_TO_62:
+        return False  # the keys below could overflow
+
+    by_signal = codes * span_us + offsets_us
+    by_window = offsets_us * signals + codes
+    return bool((np.diff(by_signal) > 0).all() or (np.diff(by_window) > 0).all())
 
 
 # Output -------------------------------------------------------------------------------
@@ -401,20 +343,17 @@ def _batch(
     )
 
 
-def _holds_huge_floats(batch: pa.RecordBatch) -> bool:
-    """Whether ``value_float`` holds a finite magnitude of 2**63 or more."""
+def _may_hold_rounded_integers(batch: pa.RecordBatch) -> bool:
+    """Whether a value may be an integer beyond 64 bits that orjson rounded: a finite
+    float of magnitude 2**63 or more, or the least int64, which is what an int
+    signal's integer just below it becomes once rounded to a float."""
     floats = batch.column("value_float")
+    ints = batch.column("value_int")
+    if pc.any(pc.equal(ints, _INT64_MIN)).as_py():
+        return True
+
     if floats.null_count == len(floats):
         return False
 
     numbers = np.abs(floats.to_numpy(zero_copy_only=False))
     return bool((np.isfinite(numbers) & (numbers >= _TWO_TO_63)).any())
-
-
-def _json_kind(value: Any) -> str:
-    """How a parsed JSON value is named in messages."""
-    return _JSON_KINDS.get(type(value), f"a {type(value).__name__}")
-
-
-def _malformed(message: str, body: bytes, url: str) -> MalformedResponseError:
-    return MalformedResponseError(message, url=url, excerpt=excerpt(body))

@@ -4,8 +4,9 @@ Values of one JSON type are converted at once; a block that mixes types (a float
 signal sending ``"NaN"`` as a string among its numbers, a flag next to a measurement)
 is split by type, each part converted at once and the rows put back in order. Only
 values no column holds as they are, integers beyond 64 bits and nested arrays or
-objects, send a block down the per-point path, which states the rules in their
-plainest form and gives the same columns, only later.
+objects, go down the per-point path, which states the rules in their plainest form
+and gives the same columns, only later: those values alone while they are few, the
+whole block when they are more than a quarter of it.
 
 Where a value goes (``POINT_SCHEMA`` keeps one column per type, so nothing is
 converted behind the caller's back):
@@ -41,7 +42,13 @@ import pyarrow.compute as pc
 
 from .models import Block, DataType
 
-__all__ = ["ValueColumns", "numeric_kinds", "value_columns"]
+__all__ = [
+    "ValueColumns",
+    "float_columns",
+    "float_signals_only",
+    "numeric_kinds",
+    "value_columns",
+]
 
 # The decoder's logger: choosing the per-point path is a step of decoding a block.
 _LOGGER: Final = logging.getLogger("powerp_async.decode")
@@ -60,6 +67,9 @@ _SPECIAL_SPELLINGS: Final = pa.array(list(_SPECIAL_FLOATS), type=pa.string())
 _SPECIAL_NUMBERS: Final = np.array(list(_SPECIAL_FLOATS.values()), np.float64)
 
 _NONE_TYPE: Final = type(None)
+_NESTED_TYPES: Final = (list, dict)
+_MOST_ODD_SHARE: Final = 0.25
+"""Up to this share of odd values, the others are still placed by whole columns."""
 _KIND_CODES: Final[dict[type, int]] = {float: 0, int: 1, bool: 2, str: 3, _NONE_TYPE: 4}
 
 # Column numbers of _place, in the order of the value columns of POINT_SCHEMA.
@@ -67,6 +77,15 @@ _FLOAT, _INT, _BOOL, _TEXT = range(4)
 _NULL: Final = -1
 
 BoolArray = npt.NDArray[np.bool_]
+
+
+def float_signals_only(block: Block, data_types: Mapping[str, DataType | None]) -> bool:
+    """Whether every signal of ``block`` is a float signal, whose numbers all go to
+    ``value_float`` when a float64 holds them exactly."""
+    if block.aggregation.lower() == "count":
+        return False
+
+    return all(data_types.get(index) is DataType.FLOAT for index in block.indexes)
 
 
 def numeric_kinds(
@@ -110,6 +129,12 @@ class ValueColumns(NamedTuple):
     texts: pa.Array
 
 
+def float_columns(floats: pa.Array) -> ValueColumns:
+    """The columns of values of float signals, each a JSON number or null, as
+    float64."""
+    return _columns(len(floats), floats=floats)
+
+
 def value_columns(
     values: list[Any], is_int: BoolArray, is_float: BoolArray, *, url: str
 ) -> ValueColumns:
@@ -118,8 +143,64 @@ def value_columns(
     if columns is not None:
         return columns
 
+    odd = _odd_positions(values)
+    if len(odd) <= len(values) * _MOST_ODD_SHARE:
+        columns = _columns_patched(values, odd, is_int, is_float)
+        if columns is not None:
+            _LOGGER.debug("%d values of %s are placed one at a time", len(odd), url)
+            return columns
+
     _LOGGER.debug("values of %s need the per-point path", url)
     return _columns_slowly(values, is_int, is_float)
+
+
+def _odd_positions(values: list[Any]) -> list[int]:
+    """Where the values are that no whole-column step takes: integers beyond 64 bits
+    and nested arrays or objects."""
+    return [
+        position
+        for position, value in enumerate(values)
+        if type(value) in _NESTED_TYPES
+        or (type(value) is int and not _INT64_MIN <= value <= _INT64_MAX)
+    ]
+
+
+def _columns_patched(
+    values: list[Any], odd: list[int], is_int: BoolArray, is_float: BoolArray
+) -> ValueColumns | None:
+    """The columns of all but the odd values by whole columns, the odd ones placed
+    one at a time and put in."""
+    others = list(values)
+    for position in odd:
+        others[position] = None
+
+    columns = _columns_quickly(others, is_int, is_float)
+    if columns is None:
+        return None
+
+    placed = [
+        _place(values[p], int_signal=bool(is_int[p]), float_signal=bool(is_float[p]))
+        for p in odd
+    ]
+    return ValueColumns(
+        *(_put_in(columns[number], number, odd, placed) for number in range(4))
+    )
+
+
+def _put_in(
+    column: pa.Array, number: int, odd: list[int], placed: list[tuple[int, Any]]
+) -> pa.Array:
+    """``column`` with the odd values placed in it (column ``number``) put in."""
+    chosen = [
+        (p, value) for p, (to, value) in zip(odd, placed, strict=True) if to == number
+    ]
+    if not chosen:
+        return column
+
+    mask = np.zeros(len(column), np.bool_)
+    mask[[position for position, _ in chosen]] = True
+    replacements = pa.array([value for _, value in chosen], type=column.type)
+    return pc.replace_with_mask(column, pa.array(mask), replacements)
 
 
 def _columns_quickly(

@@ -7,19 +7,23 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 from unittest import mock
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import powerp_async._decode as decode_module
 import powerp_async._values as values_module
+import powerp_async._wire as wire_module
 from powerp_async._decode import DecodedBlock, decode_block
+from powerp_async._export._formats import write_file
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
 
@@ -798,8 +802,405 @@ def test_the_whole_column_path_takes_blocks_without_odd_values(
     assert [tuple(map(nan_as_text, row)) for row in rows] == expected_rows
 
 
+def test_a_few_integers_beyond_64_bits_are_placed_one_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [1, 2**64 + 5, 3, 4, 5, 6, 7]
+    points = [
+        point("101", value, f"2026-12-04T10:00:0{second}Z")
+        for second, value in enumerate(values)
+    ]
+    points.append(point("102", 2**64))
+
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.decode"):
+        decoded = decode(points, {"101": INT, "102": FLOAT})
+
+    assert decoded.batch.column("value_int").to_pylist() == [
+        1,
+        None,
+        3,
+        4,
+        5,
+        6,
+        7,
+        None,
+    ]
+    assert decoded.batch.column("value_text").to_pylist()[:2] == [
+        None,
+        "18446744073709551621",
+    ]
+    assert decoded.batch.column("value_float").to_pylist()[-1] == 2.0**64
+    assert caplog.messages == [f"2 values of {URL} are placed one at a time"]
+
+
+def column_rows(columns: values_module.ValueColumns) -> list[tuple[Any, ...]]:
+    rows = zip(*(column.to_pylist() for column in columns), strict=True)
+    return [tuple(map(nan_as_text, row)) for row in rows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.booleans(), any_float, int64s, texts), max_size=40
+    ),
+    st.lists(huge_ints | st.lists(st.integers(), max_size=2), min_size=1, max_size=3),
+    st.data(),
+)
+def test_a_few_odd_values_give_what_the_per_point_path_gives(
+    values: list[Any], odd: list[Any], data: st.DataObject
+) -> None:
+    for value in odd:
+        values.insert(data.draw(st.integers(0, len(values))), value)
+    flags = st.lists(st.booleans(), min_size=len(values), max_size=len(values))
+    is_int = np.array(data.draw(flags), np.bool_)
+    is_float = ~is_int & np.array(data.draw(flags), np.bool_)
+
+    columns = values_module.value_columns(values, is_int, is_float, url=URL)
+    few = len(odd) <= len(values) * values_module._MOST_ODD_SHARE
+    event("odd values put in" if few else "all values one at a time")
+
+    expected = values_module._columns_slowly(values, is_int, is_float)
+    assert column_rows(columns) == column_rows(expected)
+
+
 @pytest.mark.parametrize("values", [[1, 2**64], [1.5, [1]], [{"a": 1}]])
 def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
     nowhere = np.zeros(len(values), bool)
 
     assert values_module._columns_quickly(values, nowhere, nowhere) is None
+
+
+# The quick reader and the general one ------------------------------------------------
+
+FLOAT_TYPES: Final = dict.fromkeys(BLOCK.indexes, FLOAT)
+AT_TEN: Final = b'"timestamp":"2026-12-04T10:00:00Z"'
+
+
+def general_outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
+    """What the general reader alone makes of ``body``: the batch, or the error."""
+    with mock.patch.object(wire_module, "_read_quickly", return_value=None):
+        return outcome(body, block, data_types)
+
+
+def outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
+    try:
+        decoded = decode_block(body, block, data_types, url=URL)
+    except MalformedResponseError as error:
+        return ("malformed", str(error), error.excerpt)
+
+    return ("decoded", *comparable(decoded))
+
+
+def read_one_quickly(raw: str, *, floats_only: bool) -> wire_module.Fields:
+    """What the quick reader makes of a one-point body whose value is the raw JSON."""
+    body = f'[{{"index":"101","timestamp":"2026-12-04T10:00:00Z","value":{raw}}}]'
+    fields = wire_module._read_quickly(
+        body.encode(), BLOCK.indexes, floats_only=floats_only
+    )
+    assert fields is not None
+    return fields
+
+
+def test_the_quick_reader_takes_the_common_shape() -> None:
+    body = (
+        b'[{"index":"101","value":1.5,"timestamp":"2026-12-04T10:00:00Z"},'
+        b'{"index":"102","value":null,"timestamp":"2026-12-04T10:00:00.5Z"},'
+        b'{"timestamp":"2026-12-04T10:00:01+00:00","index":"103"}]'
+    )
+    fields = wire_module._read_quickly(body, BLOCK.indexes, floats_only=False)
+
+    assert fields == wire_module.Fields(
+        indexes=["101", "102", "103"],
+        values=[1.5, None, None],
+        times=[
+            "2026-12-04T10:00:00Z",
+            "2026-12-04T10:00:00.5Z",
+            "2026-12-04T10:00:01+00:00",
+        ],
+        exact=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('"NaN"', "NaN"),
+        ("true", True),
+        ("-0", 0),
+        ("-0.0", -0.0),
+        ("1E5", 100000.0),
+        ("9007199254740993", 9007199254740993),
+        ("123456789012345678901234567890", 123456789012345678901234567890),
+        ("-123456789012345678901234567890", -123456789012345678901234567890),
+        ('"\\u00e9\\ud83d\\ude00"', "\u00e9\U0001f600"),
+        ("2.4703282292062328e-324", 5e-324),
+        ("0.1000000000000000055511151231257827", 0.1),
+    ],
+)
+def test_the_quick_reader_keeps_values_as_json_gives_them(
+    raw: str, expected: Any
+) -> None:
+    (value,) = read_one_quickly(raw, floats_only=False).values
+    # repr tells -0.0 from 0.0 and an int from an equal float.
+    assert (type(value), repr(value)) == (type(expected), repr(expected))
+
+
+def test_values_of_float_signals_are_read_as_floats_at_once() -> None:
+    body = (
+        b'[{"index":"101","value":5,' + AT_TEN + b'},{"index":"102",' + AT_TEN + b"}]"
+    )
+    fields = wire_module._read_quickly(body, BLOCK.indexes, floats_only=True)
+
+    assert fields is not None
+    assert fields.floats is not None
+    assert fields.floats.to_pylist() == [5.0, None]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("9007199254740993", 9007199254740993),
+        ("-9007199254740992", -9007199254740992),
+        ("1e16", 1e16),
+        ("true", True),
+        ('"NaN"', "NaN"),
+    ],
+)
+def test_values_a_float_may_have_rounded_are_read_as_sent(
+    raw: str, expected: Any
+) -> None:
+    fields = read_one_quickly(raw, floats_only=True)
+
+    assert fields.floats is None
+    assert (type(fields.values[0]), fields.values) == (type(expected), [expected])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"index":"101","value":NaN,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":-Infinity,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1e400,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":[1],"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":{"a":1},"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":101,"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"999","value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":null,"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"value":1.0,"timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1.0}]',
+        b'[{"index":"101","value":1.0,"timestamp":1796378400}]',
+        b'[{"index":"101","value":"\\ud800","timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":"\x01","timestamp":"2026-12-04T10:00:00Z"}]',
+        b'[{"index":"101","value":1' + b"0" * 4300 + b',"timestamp":"t"}]',
+        b'{"index":"101","value":1.0,"timestamp":"2026-12-04T10:00:00Z"}',
+        b"[1]",
+        b"\xef\xbb\xbf[]",
+        b"[] []",
+        b"<html>502</html>",
+        b'[{"index":"101","q":' + b"[" * 5000 + b"]" * 5000 + b"," + AT_TEN + b"}]",
+    ],
+)
+def test_the_quick_reader_refuses_what_it_cannot_take_as_sent(body: bytes) -> None:
+    assert wire_module._read_quickly(body, BLOCK.indexes, floats_only=False) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Keys spelled with escapes, repeated keys (the last one counts), keys
+        # no point needs, and whitespace anywhere JSON allows it.
+        b'[{"ind\\u0065x":"101","v\\u0061lue":2.5,' + AT_TEN + b"}]",
+        b'[{"index":"102","value":1,"value":"x",' + AT_TEN + b"}]",
+        b'[{"index":"102","index":"101",' + AT_TEN + b"}]",
+        b'[{"index":"101","quality":{"ok":[1,NaN]},' + AT_TEN + b"}]",
+        b' [ {"index" : "101" ,\n "value" : 7 , ' + AT_TEN + b" } ] ",
+        b'[{"index":"101","value":18446744073709551617,' + AT_TEN + b"}]",
+        b'[{"index":"101","value":"\\ud83d\\ude00",' + AT_TEN + b"}]",
+        b'[{"index":"\\u0031\\u0030\\u0031",' + AT_TEN + b"}]",
+        # Arrays nested deeper than msgspec follows, in a key no point needs: the
+        # quick reader leaves them to the general one, which takes or refuses them.
+        b'[{"index":"101","q":' + b"[" * 900 + b"]" * 900 + b"," + AT_TEN + b"}]",
+        b'[{"index":"101","q":' + b"[" * 5000 + b"]" * 5000 + b"," + AT_TEN + b"}]",
+    ],
+)
+def test_odd_bodies_give_what_the_general_reader_gives(body: bytes) -> None:
+    assert outcome(body, BLOCK, FLOAT_TYPES) == general_outcome(
+        body, BLOCK, FLOAT_TYPES
+    )
+
+
+def test_integers_beyond_64_bits_need_no_second_parse(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = (
+        b'[{"index": "101", "value": 123456789012345678901,'
+        b' "timestamp": "2026-12-04T10:00:00Z"}]'
+    )
+
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.decode"):
+        decoded = decode(body)
+
+    assert value_row(decoded) == (None, None, None, "123456789012345678901")
+    assert not any("again" in message for message in caplog.messages)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_an_integer_just_below_int64_keeps_its_digits(quick: bool) -> None:
+    # orjson rounds it to -2**63 as a float, which an int signal would take as the
+    # least int64 without a word.
+    body = b'[{"index":"101","value":-9223372036854775809,' + AT_TEN + b"}]"
+    decode_outcome = outcome if quick else general_outcome
+
+    rows = decode_outcome(body, BLOCK, {"101": INT})[1]
+    assert (rows[0]["value_int"], rows[0]["value_text"]) == (
+        None,
+        "-9223372036854775809",
+    )
+
+
+def key_text(key: str, escaped: bool) -> str:
+    """A key as JSON text, every letter written as a \\u escape if ``escaped``."""
+    if not escaped:
+        return json.dumps(key)
+
+    return '"' + "".join(f"\\u{ord(char):04x}" for char in key) + '"'
+
+
+plain_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    finite_floats,
+    finite_floats.map(round),
+    int64s,
+    huge_ints,
+    st.integers(-(2**53) - 3, -(2**53) + 3) | st.integers(2**53 - 3, 2**53 + 3),
+    texts,
+    st.text(max_size=4),
+)
+numbers = (
+    st.none()
+    | st.floats(-1e15, 1e15)
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.sampled_from([2.0**53, 1e300, -(2**53) - 1])
+)
+odd_values = plain_values | st.sampled_from([math.nan, math.inf, -math.inf, [1], {}])
+plain_times = st.builds(
+    wire_time,
+    st.integers(-2, 22).map(lambda second: START_US + second * SECOND_US),
+    st.sampled_from(["Z", "ns", "z", "+00:00", "+01:00"]),
+)
+odd_times = plain_times | st.sampled_from(
+    ["soon", "2026-13-04T10:00:00Z", "", 1796378400, None]
+)
+odd_indexes = st.sampled_from([*BLOCK_INDEXES, "999", 101, 12.5, True, None, "1é"])
+
+
+@st.composite
+def wire_points(draw: st.DrawFn, odd: bool, values: st.SearchStrategy[Any]) -> str:
+    """One point as JSON text as a server might write it; an ``odd`` one may lack a
+    field, or hold what the quick reader refuses."""
+    indexes = odd_indexes if odd else st.sampled_from(BLOCK_INDEXES)
+    fields = [
+        ("index", draw(indexes)),
+        ("timestamp", draw(odd_times if odd else plain_times)),
+        ("value", draw(odd_values if odd else values)),
+    ]
+    if draw(st.integers(0, 4)) == 0:
+        fields.append(("quality", draw(odd_values)))
+    if draw(st.integers(0, 6)) == 0:
+        fields.append((draw(st.sampled_from(fields))[0], draw(plain_values)))
+    if odd and draw(st.booleans()):
+        del fields[draw(st.integers(0, len(fields) - 1))]
+
+    escaped = draw(st.integers(0, 8)) == 0
+    ascii_only = draw(st.booleans())
+    members = [
+        key_text(key, escaped) + ":" + json.dumps(value, ensure_ascii=ascii_only)
+        for key, value in draw(st.permutations(fields))
+    ]
+    return "{" + draw(st.sampled_from([",", ", ", " ,\n"])).join(members) + "}"
+
+
+@st.composite
+def wire_bodies(draw: st.DrawFn) -> bytes:
+    """Bodies mostly of plain points, which the quick reader takes, and some odd."""
+    odd_share = draw(st.sampled_from([0, 0, 0.05, 0.5]))
+    values = draw(st.sampled_from([plain_values, numbers]))
+    points = draw(
+        st.lists(
+            st.floats(0, 1).flatmap(lambda x: wire_points(x < odd_share, values)),
+            max_size=30,
+        )
+    )
+    return ("[" + ",".join(points) + "]").encode()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wire_bodies(),
+    st.sampled_from(["mean", "last", "count"]),
+    st.just([FLOAT] * 4)
+    | st.lists(
+        st.sampled_from([None, FLOAT, INT, DataType.BOOL]), min_size=4, max_size=4
+    ),
+)
+def test_the_quick_reader_never_gives_other_data_than_the_general_one(
+    body: bytes, aggregation: str, kinds: list[DataType | None]
+) -> None:
+    block = Block(
+        7, aggregation, BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US
+    )
+    data_types = dict(zip(BLOCK_INDEXES, kinds, strict=True))
+    floats_only = all(kind is FLOAT for kind in kinds) and aggregation != "count"
+    taken = wire_module._read_quickly(body, BLOCK_INDEXES, floats_only=floats_only)
+    event("taken by the quick reader" if taken else "left to the general reader")
+    if taken and taken.floats is not None:
+        event("read as floats")
+
+    assert outcome(body, block, data_types) == general_outcome(body, block, data_types)
+
+
+# Rows on disk ------------------------------------------------------------------------
+
+
+def test_a_decoded_batch_reads_back_from_parquet_as_it_was(tmp_path: Path) -> None:
+    decoded = decode(
+        [
+            point("101", 1.5),
+            point("102", 7, "2026-12-04T10:00:01Z"),
+            point("103", "idle", "2026-12-04T10:00:02Z"),
+        ],
+        {"101": FLOAT, "102": INT, "103": DataType.STRING},
+    )
+    path = tmp_path / "points.parquet"
+
+    write_file(pa.Table.from_batches([decoded.batch]), path, "parquet")
+
+    assert pq.read_table(path).equals(pa.Table.from_batches([decoded.batch]))
+
+
+def test_parquet_encodes_labels_once_and_skips_empty_columns(tmp_path: Path) -> None:
+    decoded = decode([point("101", 1.5), point("102", 2.5, "2026-12-04T10:00:01Z")])
+    path = tmp_path / "points.parquet"
+
+    write_file(pa.Table.from_batches([decoded.batch]), path, "parquet")
+
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    chunks = {
+        row_group.column(i).path_in_schema: row_group.column(i)
+        for i in range(row_group.num_columns)
+    }
+    assert "RLE_DICTIONARY" in chunks["index"].encodings
+    assert "DELTA_BINARY_PACKED" in chunks["timestamp"].encodings
+    assert chunks["timestamp"].statistics.has_min_max
+    assert chunks["index"].statistics is None
+    assert {name: chunk.compression for name, chunk in chunks.items()} == {
+        "database_id": "ZSTD",
+        "index": "ZSTD",
+        "aggregation": "ZSTD",
+        "timestamp": "ZSTD",
+        "value_float": "ZSTD",
+        "value_int": "UNCOMPRESSED",
+        "value_bool": "UNCOMPRESSED",
+        "value_text": "UNCOMPRESSED",
+    }
