@@ -29,6 +29,7 @@ from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
 from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
+    ExportReport,
     ExportSpec,
     export,
     plan_export,
@@ -46,7 +47,7 @@ from ._time import (
 )
 from .client import PowerPClient
 from .config import ClientConfig
-from .errors import ConfigurationError, PowerPError
+from .errors import ConfigurationError, FetchFailedError, PowerPError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -172,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(options)
     except ConfigurationError as error:
         return _fail(f"error: {error}", EXIT_USAGE)
+    except FetchFailedError as error:
+        return _fail(_failed_blocks_message(error, arguments), EXIT_FAILURE)
     except PowerPError as error:
         return _fail(f"error: {error}", EXIT_FAILURE)
     except OSError as error:
@@ -262,9 +265,14 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
             report = await export(
                 client, spec, resume=options.resume, progress=progress
             )
+        except FetchFailedError:
+            if show:
+                print(summary(ExportReport.read(spec.out)))
+            raise
         finally:
             if progress is not None:
                 progress.close()
+
     if show:
         print(summary(report))
         print(f"Final pace: {client.pacer.rate:.1f} requests per second")
@@ -422,17 +430,33 @@ def _fail(message: str, code: int) -> int:
 
 def _interrupted_message(arguments: Sequence[str]) -> str:
     """How to go on after Ctrl-C: for an export, the exact command that resumes it."""
-    if arguments[:1] != ["export"]:
+    resume = _resume_command(arguments)
+    if resume is None:
         return "interrupted"
 
-    folder = _option_value(arguments, "--out")
-    if folder is None:
-        return "interrupted"
-    demo = " --demo" if "--demo" in arguments else ""
+    return f"interrupted; everything fetched so far is saved. Resume with: {resume}"
+
+
+def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) -> str:
+    """How many blocks failed, the first reason, and the command that retries them."""
+    resume = _resume_command(arguments)
+    if resume is None:
+        return f"error: {error}"
+
     return (
-        "interrupted; everything fetched so far is saved. Resume with: "
-        f"powerp export --out {shlex.quote(folder)} --resume{demo}"
+        f"error: {error}; everything else is saved, and resuming fetches only the "
+        f"{len(error.failures)} failed block(s): {resume}"
     )
+
+
+def _resume_command(arguments: Sequence[str]) -> str | None:
+    """The command that resumes the export ``arguments`` ran, if they ran one."""
+    folder = _option_value(arguments, "--out")
+    if arguments[:1] != ["export"] or folder is None:
+        return None
+
+    demo = " --demo" if "--demo" in arguments else ""
+    return f"powerp export --out {shlex.quote(folder)} --resume{demo}"
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

@@ -19,10 +19,10 @@ import anyio
 
 from .._engine import BlockResult, RunStats
 from .._groups import plain_errors
-from .._redact import mask_url
+from .._redact import excerpt, mask_url
 from .._time import to_epoch_us
 from ..client import PowerPClient
-from ..errors import FetchFailedError
+from ..errors import ExportWriteError, FetchFailedError, PowerPError
 from ..models import Block, Measurement
 from ..planning import TimeRange, time_slices
 from ._folder import check_folder, writing
@@ -38,6 +38,9 @@ logger = logging.getLogger("powerp_async.export")
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
 """How often a run checks whether buffered blocks have waited long enough to commit."""
+
+MAX_REASON_CHARS: Final = 300
+"""How much of a failed block's description and error the journal and report keep."""
 
 ProgressCallback = Callable[[RunStats, int], None]
 Failures = list[tuple[Block, BaseException]]
@@ -81,24 +84,62 @@ async def _run(
 ) -> ExportReport:
     writer = PartWriter(spec.out, spec.format, opened.manifest, spec.rows_per_flush)
     stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
+    failures: Failures = []
     try:
-        failures = await _fetch_and_write(client, opened, writer, stats, progress)
-    except BaseException:
+        await _fetch_and_write(client, opened, writer, stats, progress, failures)
+    except BaseException as error:
         writer.salvage()
+        _account_while_stopping(spec, opened, stats, failures, error)
         raise
 
-    journal = read_manifest(spec.out)
-    journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
-    report = ExportReport.build(
-        journal, stats, opened.blocks_total, opened.max_points, failures
-    )
     with writing(spec.out):
-        write_report(spec.out, report)
+        opened.manifest.record_failed(_reasons(failures))
+        report = _write_report(spec, opened, stats)
 
     if failures:
         raise FetchFailedError(failures)
 
     return report
+
+
+def _account_while_stopping(
+    spec: ExportSpec,
+    opened: OpenExport,
+    stats: RunStats,
+    failures: Failures,
+    error: BaseException,
+) -> None:
+    """Record the blocks given up on, and the report when the server stopped the run.
+
+    An error here is logged, not raised: the one that stopped the run matters more.
+    """
+    try:
+        with writing(spec.out):
+            opened.manifest.record_failed(_reasons(failures))
+            if isinstance(error, PowerPError) and not isinstance(
+                error, ExportWriteError
+            ):
+                _write_report(spec, opened, stats)
+    except Exception as failure:
+        logger.warning("could not record the run's outcome while stopping: %s", failure)
+
+
+def _write_report(
+    spec: ExportSpec, opened: OpenExport, stats: RunStats
+) -> ExportReport:
+    journal = read_manifest(spec.out)
+    journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
+    report = ExportReport.build(journal, stats, opened.blocks_total, opened.max_points)
+    write_report(spec.out, report)
+    return report
+
+
+def _reasons(failures: Failures) -> dict[str, str]:
+    """Each failed block's unit id with what ended it, for the journal and report."""
+    return {
+        block.unit_id: excerpt(f"{block.describe()}: {error}", MAX_REASON_CHARS)
+        for block, error in failures
+    }
 
 
 async def _fetch_and_write(
@@ -107,10 +148,10 @@ async def _fetch_and_write(
     writer: PartWriter,
     stats: RunStats,
     progress: ProgressCallback | None,
-) -> Failures:
+    failures: Failures,
+) -> None:
     engine = client.engine(stats=stats)
     engine.learn_types(opened.signals)
-    failures: Failures = []
     with plain_errors():
         async with anyio.create_task_group() as group:
             if progress is not None:
@@ -123,8 +164,6 @@ async def _fetch_and_write(
 
             writer.flush()
             group.cancel_scope.cancel()
-
-    return failures
 
 
 async def _flush_when_due(writer: PartWriter) -> None:
