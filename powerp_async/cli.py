@@ -31,6 +31,7 @@ from ._export import (
     FORMATS,
     ExportReport,
     ExportSpec,
+    Format,
     export,
     plan_export,
     recorded_source,
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     exporter = commands.add_parser("export", help="export signals to files")
     exporter.add_argument("--out", type=Path, required=True, help="output folder")
     exporter.add_argument("--format", choices=FORMATS, help="default: parquet")
+    exporter.add_argument(
+        "--csv-for-spreadsheets",
+        action="store_true",
+        help="CSV only: put a ' before text cells a spreadsheet would run as a "
+        "formula (starting with = + - @, tab or CR); numbers are never changed",
+    )
     exporter.add_argument(
         "--resume", action="store_true", help="continue an interrupted export in --out"
     )
@@ -281,7 +288,14 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
 
 def _export_spec(options: argparse.Namespace) -> ExportSpec:
     """The export asked for; on --resume without a range, the one recorded in --out."""
-    chosen = [options.since, options.start, options.end, options.window, options.format]
+    chosen = [
+        options.since,
+        options.start,
+        options.end,
+        options.window,
+        options.format,
+        options.csv_for_spreadsheets,
+    ]
     if options.resume and not any(chosen) and not options.databases + options.indexes:
         recorded = ExportSpec.recorded(options.out)
         return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
@@ -292,12 +306,26 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
         start=start,
         end=end,
         window=options.window or "1s",
-        format=options.format or "parquet",
+        format=_export_format(options),
         databases=tuple(options.databases),
         indexes=tuple(options.indexes),
         block_size=options.block_size,
         rows_per_flush=options.flush_points,
+        neutralise_formulas=options.csv_for_spreadsheets,
     )
+
+
+def _export_format(options: argparse.Namespace) -> Format:
+    """The format asked for; --csv-for-spreadsheets alone means CSV."""
+    if not options.csv_for_spreadsheets:
+        return options.format or "parquet"
+
+    if options.format not in (None, "csv"):
+        raise ConfigurationError(
+            "--csv-for-spreadsheets: expected --format csv or no --format, got "
+            f"--format {options.format}"
+        )
+    return "csv"
 
 
 async def _measurements(options: argparse.Namespace, config: ClientConfig) -> int:

@@ -169,6 +169,12 @@ def test_query_prints_a_table(served: str) -> None:
         (["export", "--out", "X", "--start", "yesterday"], "--start: invalid time", 2),
         (["export", "--out", "X", "--format", "xls"], "invalid choice: 'xls'", 2),
         (
+            ["export", "--out", "X", "--format", "jsonl", "--csv-for-spreadsheets"],
+            "--csv-for-spreadsheets: expected --format csv or no --format, got "
+            "--format jsonl",
+            2,
+        ),
+        (
             [
                 "query",
                 "--database",

@@ -179,7 +179,7 @@ async def test_a_failed_commit_while_stopping_keeps_the_first_error(
     assert list(spec.out.rglob("*.tmp")) == []
 
 
-def _fill_the_disk(table: pa.Table, path: Path, fmt: str) -> None:
+def _fill_the_disk(table: pa.Table, path: Path, fmt: str, **options: bool) -> None:
     path.write_bytes(b"PAR1 half a part")
     raise OSError(errno.ENOSPC, DISK_FULL, str(path))
 
@@ -525,10 +525,10 @@ def _fill_disk_on_third_write(monkeypatch, what: str) -> None:
     if what == "part":
         original_file = _parts.write_file
 
-        def write_file(table, path, fmt):
+        def write_file(table, path, fmt, **options):
             if third_fails():
                 _fill_the_disk(table, path, fmt)
-            original_file(table, path, fmt)
+            original_file(table, path, fmt, **options)
 
         monkeypatch.setattr(_parts, "write_file", write_file)
         return

@@ -23,7 +23,7 @@ from ..planning import TimeRange, plan_blocks, plan_totals
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
 from ._parts import missing_parts, recover
-from ._spec import ExportSpec
+from ._spec import PARAMETERS_ADDED_LATER, ExportSpec
 
 logger = logging.getLogger("powerp_async.export")
 
@@ -36,6 +36,7 @@ _PLAN_KEYS: Final = (
     "block_size",
     "databases",
     "indexes",
+    "neutralise_formulas",
 )
 
 
@@ -128,7 +129,7 @@ def _resumable(
 def _check_parameters(
     out: Path, journal: ManifestState, parameters: dict[str, Any]
 ) -> None:
-    recorded = journal.header["parameters"]
+    recorded = {**PARAMETERS_ADDED_LATER, **journal.header["parameters"]}
     different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
     if different:
         details = ", ".join(

@@ -82,7 +82,13 @@ async def _run(
     opened: OpenExport,
     progress: ProgressCallback | None,
 ) -> ExportReport:
-    writer = PartWriter(spec.out, spec.format, opened.manifest, spec.rows_per_flush)
+    writer = PartWriter(
+        spec.out,
+        spec.format,
+        opened.manifest,
+        spec.rows_per_flush,
+        neutralise_formulas=spec.neutralise_formulas,
+    )
     stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
     failures: Failures = []
     try:
