@@ -142,10 +142,17 @@ def _write_report(
 
 def _reasons(failures: Failures) -> dict[str, str]:
     """Each failed block's unit id with what ended it, for the journal and report."""
-    return {
-        block.unit_id: excerpt(f"{block.describe()}: {error}", MAX_REASON_CHARS)
-        for block, error in failures
-    }
+    return {block.unit_id: _reason(block, error) for block, error in failures}
+
+
+def _reason(block: Block, error: BaseException) -> str:
+    """The error, after the block it ended unless the error names the block already."""
+    text = str(error)
+    described = block.describe()
+    if described not in text:
+        text = f"{described}: {text}"
+
+    return excerpt(text, MAX_REASON_CHARS)
 
 
 async def _fetch_and_write(
