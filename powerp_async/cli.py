@@ -13,12 +13,14 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import orjson
@@ -126,8 +128,16 @@ def _add_range(parser: argparse.ArgumentParser, default_since: str = "2h") -> No
     parser.add_argument(
         "--since", help=f"a duration before now (default {default_since})"
     )
-    parser.add_argument("--start", help="ISO-8601 start (naive times are UTC)")
+    parser.add_argument(
+        "--start", help="ISO-8601 start; without an offset it is read in --tz"
+    )
     parser.add_argument("--end", help="ISO-8601 end (default: now)")
+    parser.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of --start/--end given without an offset, such as "
+        "Europe/Berlin (default UTC)",
+    )
     parser.add_argument("--window", help="aggregation window (default 1s)")
     parser.set_defaults(default_since=default_since)
 
@@ -365,11 +375,12 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
 
 
 def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
-    end = _parse_time(options.end, "--end") if options.end else datetime.now(UTC)
+    zone = _zone(options.tz)
+    end = _parse_time(options.end, "--end", zone) if options.end else datetime.now(UTC)
     if options.start:
         if options.since:
             raise ConfigurationError("give either --since or --start, not both")
-        return _parse_time(options.start, "--start"), end
+        return _parse_time(options.start, "--start", zone), end
     since = options.since or options.default_since
     try:
         return end - timedelta(microseconds=parse_duration_us(since)), end
@@ -381,11 +392,57 @@ def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
         ) from None
 
 
-def _parse_time(text: str, flag: str) -> datetime:
+def _zone(name: str | None) -> tzinfo:
+    if name is None:
+        return UTC
+
     try:
-        return from_epoch_us(parse_wire(text))
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"--tz: expected an IANA time zone such as Europe/Berlin, got {name!r}"
+        ) from None
+
+
+def _parse_time(text: str, flag: str, zone: tzinfo) -> datetime:
+    """A time from the command line; without an offset, a wall time in ``zone``."""
+    try:
+        moment = from_epoch_us(parse_wire(text))
     except ValueError as error:
         raise ConfigurationError(f"{flag}: {error}") from None
+
+    if zone is UTC or _OFFSET.search(text.strip()):
+        return moment
+
+    return _wall_time(moment.replace(tzinfo=None), zone, flag)
+
+
+_OFFSET: Final = re.compile(r"[T ]\d\d.*([Zz]|[+-]\d\d(:?\d\d){0,2}(\.\d+)?)$")
+"""A time of day followed by ``Z`` or a numeric offset."""
+
+
+def _wall_time(naive: datetime, zone: tzinfo, flag: str) -> datetime:
+    """``naive`` as read on a clock in ``zone``, if it names exactly one instant."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    shown = f"{naive.isoformat()} in {zone}"
+    if first.utcoffset() != second.utcoffset():
+        round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+        if round_trip != naive:
+            raise ConfigurationError(
+                f"{flag}: expected a time that exists, got {shown}, skipped when "
+                "the clocks went forward; give an offset or another time"
+            )
+        offsets = " or ".join(_offset(m) for m in (first, second))
+        raise ConfigurationError(
+            f"{flag}: expected a time that happened once, got {shown}, which "
+            f"happened twice as the clocks went back; add the offset ({offsets})"
+        )
+    return first
+
+
+def _offset(moment: datetime) -> str:
+    return moment.isoformat()[-6:]
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
