@@ -37,6 +37,7 @@ from typing import IO, Any, Final
 import orjson
 
 from ..errors import ConfigurationError
+from ._units import UnitSet
 
 logger = logging.getLogger("powerp_async.export")
 
@@ -52,7 +53,7 @@ class ManifestState:
     """What a journal says: the parameters, and everything committed so far."""
 
     header: dict[str, Any]
-    done_units: set[str] = field(default_factory=set)
+    done_units: UnitSet = field(default_factory=UnitSet)
     parts: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     """Blocks given up on and not committed since: unit id to what went wrong."""
