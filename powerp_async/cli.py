@@ -35,6 +35,7 @@ from ._export import (
     ExportSpec,
     Format,
     export,
+    failure_reason,
     plan_export,
     recorded_source,
 )
@@ -51,6 +52,8 @@ from ._time import (
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import ConfigurationError, FetchFailedError, PowerPError
+
+logger = logging.getLogger("powerp_async.cli")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -199,6 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
+    except Exception as error:
+        # A bug, not a mistake of the user's: still one line, the traceback on -vv.
+        logger.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected error ({type(error).__name__}: {error}); this is a fault in "
+            "powerp: please report it with the output of the same command run with -vv",
+            EXIT_FAILURE,
+        )
 
 
 def _dispatch(options: argparse.Namespace) -> int:
@@ -221,12 +232,13 @@ class _Target:
 
 @contextlib.contextmanager
 def _connection(options: argparse.Namespace) -> Iterator[_Target]:
+    fixed_rate = _fixed_rate(options)
     tuning: dict[str, Any] = {
         "block_size": options.block_size,
-        "max_rate": options.fixed_rate or options.max_rate,
+        "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
     }
-    if options.fixed_rate:
+    if fixed_rate is not None:
         tuning["adaptive"] = False
     if not options.demo:
         yield _Target(ClientConfig.from_env(**tuning))
@@ -245,6 +257,21 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         # makes its data: the simulator's seed and anchor, restored on --resume.
         source = f"demo simulator (seed 0, anchor {anchor})"
         yield _Target(config, source, {"seed": 0, "anchor": anchor})
+
+
+def _fixed_rate(options: argparse.Namespace) -> float | None:
+    rate: float | None = options.fixed_rate
+    if rate is None:
+        return None
+
+    if options.max_rate is not None:
+        raise ConfigurationError("give either --fixed-rate or --max-rate, not both")
+
+    if not rate > 0:
+        raise ConfigurationError(
+            f"--fixed-rate: expected requests per second above 0, got {rate:g}"
+        )
+    return rate
 
 
 def _demo_anchor(options: argparse.Namespace) -> str:
@@ -284,7 +311,7 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
             )
         except FetchFailedError:
             if show:
-                print(summary(ExportReport.read(spec.out)))
+                _print_failed_summary(spec.out)
             raise
         finally:
             if progress is not None:
@@ -294,6 +321,17 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
         print(summary(report))
         print(f"Final pace: {client.pacer.rate:.1f} requests per second")
     return 0
+
+
+def _print_failed_summary(out: Path) -> None:
+    """The summary of an export that lost blocks, if its report can be read."""
+    try:
+        report = ExportReport.read(out)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("could not read the report in %s: %s", out, error)
+        return
+
+    print(summary(report))
 
 
 def _export_spec(options: argparse.Namespace) -> ExportSpec:
@@ -528,9 +566,11 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
     if resume is None:
         return f"error: {error}"
 
+    first = failure_reason(*error.failures[0])
     return (
-        f"error: {error}; everything else is saved, and resuming fetches only the "
-        f"{len(error.failures)} failed block(s): {resume}"
+        f"error: {len(error.failures)} block(s) failed after retries, first "
+        f"{first}; everything else is saved, and resuming fetches only those: "
+        f"{resume}"
     )
 
 

@@ -169,6 +169,22 @@ def test_query_prints_a_table(served: str) -> None:
         (["export", "--out", "X", "--start", "yesterday"], "--start: invalid time", 2),
         (["export", "--out", "X", "--format", "xls"], "invalid choice: 'xls'", 2),
         (
+            ["export", "--out", "X", "--fixed-rate", "0"],
+            "--fixed-rate: expected requests per second above 0, got 0",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--fixed-rate", "5", "--max-rate", "3"],
+            "give either --fixed-rate or --max-rate, not both",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--database", "42", "--index", "7"],
+            "expected signals of database 42 and index 7, but none of the 1016 "
+            "signals listed matches (their databases: 1, 2, 3)",
+            2,
+        ),
+        (
             ["export", "--out", "X", "--tz", "Mars/Olympus", "--start", "2026-12-04"],
             "--tz: expected an IANA time zone such as Europe/Berlin, got "
             "'Mars/Olympus'",
@@ -359,3 +375,21 @@ def test_a_local_time_that_is_not_one_instant_is_refused(start, message) -> None
         local_range("--tz", "Europe/Berlin", "--start", start, "--end", "2026-11-01")
 
     assert str(caught.value) == message
+
+
+def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
+    from powerp_async import cli
+
+    def broken(options):
+        raise RuntimeError("a fault inside")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+
+    code = cli.main(["measurements"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "powerp: unexpected error (RuntimeError: a fault inside); this is a fault in "
+        "powerp: please report it with the output of the same command run with -vv\n"
+    )

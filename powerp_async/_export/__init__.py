@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ExportWriteError
 from ._formats import FORMATS, Format
 from ._plan import ExportPlan, plan_export
-from ._report import ExportReport, Gap
+from ._report import ExportReport, Gap, failure_reason
 from ._run import export
 from ._spec import DEFAULT_ROWS_PER_FLUSH, ExportSpec, RecordedSource, recorded_source
 
@@ -20,6 +20,7 @@ __all__ = [
     "Gap",
     "RecordedSource",
     "export",
+    "failure_reason",
     "plan_export",
     "recorded_source",
 ]

@@ -16,10 +16,14 @@ from typing import Any, Final
 import orjson
 
 from .._engine import RunStats
+from .._redact import excerpt
 from .._time import format_wire
+from ..models import Block
 from ._manifest import ManifestState
 
 REPORT_NAME: Final = "_report.json"
+MAX_REASON_CHARS: Final = 300
+"""How much of a failed block's description and error the journal and report keep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,16 @@ class ExportReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def failure_reason(block: Block, error: BaseException) -> str:
+    """What ended a block: its error, after the block unless the error names it."""
+    text = str(error)
+    described = block.describe()
+    if described not in text:
+        text = f"{described}: {text}"
+
+    return excerpt(text, MAX_REASON_CHARS)
 
 
 def merge_gaps(empty: Iterable[dict[str, Any]]) -> list[Gap]:

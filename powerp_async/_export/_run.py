@@ -19,7 +19,7 @@ import anyio
 
 from .._engine import BlockResult, RunStats
 from .._groups import plain_errors
-from .._redact import excerpt, mask_url
+from .._redact import mask_url
 from .._time import to_epoch_us
 from ..client import PowerPClient
 from ..errors import ExportWriteError, FetchFailedError, PowerPError
@@ -30,7 +30,7 @@ from ._gaps import block_gaps
 from ._manifest import read_manifest
 from ._open import OpenExport, create_folder, reopen_folder
 from ._parts import PartWriter
-from ._report import ExportReport, write_report
+from ._report import ExportReport, failure_reason, write_report
 from ._spec import ExportSpec, select_signals
 
 logger = logging.getLogger("powerp_async.export")
@@ -38,9 +38,6 @@ logger = logging.getLogger("powerp_async.export")
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
 """How often a run checks whether buffered blocks have waited long enough to commit."""
-
-MAX_REASON_CHARS: Final = 300
-"""How much of a failed block's description and error the journal and report keep."""
 
 ProgressCallback = Callable[[RunStats, int], None]
 Failures = list[tuple[Block, BaseException]]
@@ -142,17 +139,7 @@ def _write_report(
 
 def _reasons(failures: Failures) -> dict[str, str]:
     """Each failed block's unit id with what ended it, for the journal and report."""
-    return {block.unit_id: _reason(block, error) for block, error in failures}
-
-
-def _reason(block: Block, error: BaseException) -> str:
-    """The error, after the block it ended unless the error names the block already."""
-    text = str(error)
-    described = block.describe()
-    if described not in text:
-        text = f"{described}: {text}"
-
-    return excerpt(text, MAX_REASON_CHARS)
+    return {block.unit_id: failure_reason(block, error) for block, error in failures}
 
 
 async def _fetch_and_write(

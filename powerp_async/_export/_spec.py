@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from .._redact import excerpt
 from .._time import (
     format_duration,
     format_wire,
@@ -193,13 +194,27 @@ def recorded_source(out: Path) -> RecordedSource:
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
     """The signals an export covers: the listing, narrowed by its selection."""
-    signals = await client.measurements()
+    listed = await client.measurements()
+    signals = listed
     if spec.databases:
         signals = [m for m in signals if m.database_id in spec.databases]
     if spec.indexes:
         signals = [m for m in signals if m.index in spec.indexes]
     if not signals:
-        raise ConfigurationError(
-            "no signal matches the selection (check --database and --index)"
-        )
+        raise ConfigurationError(_nothing_selected(spec, listed))
     return signals
+
+
+def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
+    asked = []
+    if spec.databases:
+        asked.append("database " + ", ".join(map(str, sorted(spec.databases))))
+    if spec.indexes:
+        asked.append("index " + ", ".join(sorted(spec.indexes)))
+    databases = ", ".join(map(str, sorted({m.database_id for m in listed}))) or "none"
+    return excerpt(
+        f"expected signals of {' and '.join(asked) or 'any database'}, but none of "
+        f"the {len(listed)} signals listed matches (their databases: {databases}); "
+        "check --database and --index",
+        400,
+    )
