@@ -31,6 +31,7 @@ from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
 from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
+    MANIFEST_NAME,
     ExportReport,
     ExportSpec,
     Format,
@@ -51,7 +52,12 @@ from ._time import (
 )
 from .client import PowerPClient
 from .config import ClientConfig
-from .errors import ConfigurationError, FetchFailedError, PowerPError
+from .errors import (
+    ConfigurationError,
+    ExportWriteError,
+    FetchFailedError,
+    PowerPError,
+)
 
 logger = logging.getLogger("powerp_async.cli")
 
@@ -196,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FetchFailedError as error:
         return _fail(_failed_blocks_message(error, arguments), EXIT_FAILURE)
     except PowerPError as error:
-        return _fail(f"error: {error}", EXIT_FAILURE)
+        return _fail(_stopped_message(error, arguments), EXIT_FAILURE)
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
@@ -572,6 +578,20 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
         f"{first}; everything else is saved, and resuming fetches only those: "
         f"{resume}"
     )
+
+
+def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:
+    """The error; for an export that has a journal, the command that resumes it."""
+    resume = _resume_command(arguments)
+    folder = _option_value(arguments, "--out")
+    kept = not isinstance(error, ExportWriteError) or error.resumable
+    if resume is None or folder is None or not kept:
+        return f"error: {error}"
+
+    if not (Path(folder) / MANIFEST_NAME).is_file():
+        return f"error: {error}"
+
+    return f"error: {error}. Resume with: {resume}"
 
 
 def _resume_command(arguments: Sequence[str]) -> str | None:

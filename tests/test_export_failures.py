@@ -225,6 +225,10 @@ def test_the_command_names_the_failures_and_how_to_resume(
         failed = capsys.readouterr()
         faults.failing = False
         seen_before = faults.seen
+        monkeypatch.setenv("POWERP_CLIENT_SECRET", "not-the-secret")
+        refused = cli.main(["export", "--out", str(out), "--resume"])
+        refusal = capsys.readouterr().err
+        monkeypatch.setenv("POWERP_CLIENT_SECRET", CLI_SECRET)
         resumed = cli.main(["export", "--out", str(out), "--resume"])
         after = capsys.readouterr()
         expected = expected_points(server.tenant, signals, CLI_SPEC.time_range())
@@ -239,6 +243,12 @@ def test_the_command_names_the_failures_and_how_to_resume(
     assert "Export INCOMPLETE" in failed.out
     assert f"1 blocks failed; first: {reason}\n" in failed.out
     assert CLI_SECRET not in failed.err + failed.out
+
+    assert refused == 1
+    assert refusal.startswith("powerp: error: authentication failed")
+    assert refusal.endswith(f". Resume with: powerp export --out {out} --resume\n")
+    assert refusal.count("\n") == 1
+    assert "not-the-secret" not in refusal
 
     assert resumed == 0, after.err
     assert faults.seen - seen_before == 1

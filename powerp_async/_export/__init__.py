@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ExportWriteError
 from ._formats import FORMATS, Format
+from ._manifest import MANIFEST_NAME
 from ._plan import ExportPlan, plan_export
 from ._report import ExportReport, Gap, failure_reason
 from ._run import export
@@ -12,6 +13,7 @@ from ._spec import DEFAULT_ROWS_PER_FLUSH, ExportSpec, RecordedSource, recorded_
 __all__ = [
     "DEFAULT_ROWS_PER_FLUSH",
     "FORMATS",
+    "MANIFEST_NAME",
     "ExportPlan",
     "ExportReport",
     "ExportSpec",
