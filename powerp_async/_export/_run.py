@@ -6,6 +6,13 @@ reaches the dataset exactly once, whatever instant the previous run stopped at.
 
 A run that stops early (Ctrl-C, cancellation, an error) first commits the blocks it
 had fetched but not yet written, so resuming does not fetch them again.
+
+A block that still fails after its retries is recorded in the journal as failed, with
+its reason, and the run goes on with the others; the report counts and names the
+failed blocks, and a resume fetches them (and only them, if the rest was done). A
+failure that speaks for every block (refused credentials, a server down longer than
+``max_outage_s``, every query refused as bad) ends the run early; the blocks given up
+on so far are recorded, and the report is written, all the same.
 """
 
 from __future__ import annotations
@@ -53,10 +60,11 @@ async def export(
     """Run (or resume) an export into ``spec.out``; returns the report it also writes.
 
     Raises :class:`~powerp_async.FetchFailedError` after writing everything else if
-    some blocks could not be fetched; running again with ``resume=True`` fetches only
-    what is missing. Raises :class:`ExportWriteError` if the folder cannot be written
-    during the run, and :class:`~powerp_async.ConfigurationError`, before anything is
-    fetched, if the folder cannot be used or does not match what is resumed.
+    some blocks could not be fetched (the report, :meth:`ExportReport.read`, names
+    them); running again with ``resume=True`` fetches only what is missing. Raises
+    :class:`ExportWriteError` if the folder cannot be written during the run, and
+    :class:`~powerp_async.ConfigurationError`, before anything is fetched, if the
+    folder cannot be used or does not match what is resumed.
     """
     check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size
