@@ -342,16 +342,14 @@ def _print_failed_summary(out: Path) -> None:
 
 def _export_spec(options: argparse.Namespace) -> ExportSpec:
     """The export asked for; on --resume without a range, the one recorded in --out."""
-    chosen = [
-        options.since,
-        options.start,
-        options.end,
-        options.window,
-        options.format,
-        options.csv_for_spreadsheets,
-    ]
+    chosen = [options.since, options.start, options.end, options.window, options.format]
     if options.resume and not any(chosen) and not options.databases + options.indexes:
         recorded = ExportSpec.recorded(options.out)
+        if options.csv_for_spreadsheets and not recorded.neutralise_formulas:
+            raise ConfigurationError(
+                f"cannot resume into {options.out} with --csv-for-spreadsheets: its "
+                "files so far were written exactly; resume without the flag"
+            )
         return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
 
     start, end = _time_range(options)

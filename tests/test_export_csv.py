@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from powerp_async import ExportSpec, export
+from powerp_async import ExportSpec, cli, export
 from powerp_async._export import _formats
 from powerp_async._export._manifest import read_manifest
 from powerp_async.errors import ConfigurationError
 from powerp_async.models import POINT_SCHEMA
 
 from .test_export import START, read_dataset
+from .test_export_failures import command_against_simulator
 from .test_export_recovery import JOURNAL, spec_for
 
 FIRST = datetime(2026, 12, 4, 12, tzinfo=UTC)
@@ -133,3 +134,34 @@ async def test_a_journal_from_before_the_option_resumes_as_exact_csv(
 
     assert report.complete
     assert report.points == read_dataset(spec.out).num_rows > 0
+
+
+def test_the_command_keeps_the_option_on_resume_and_refuses_to_add_it(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    made_with, made_without = tmp_path / "with", tmp_path / "without"
+    export_csv = [
+        *("export", "--window", "10s", "--database", "1", "--index", "1"),
+        *("--start", START.isoformat(), "--end", FIRST.isoformat()),
+    ]
+    with command_against_simulator(monkeypatch):
+        codes = [
+            cli.main([*export_csv, "--out", str(made_with), "--csv-for-spreadsheets"]),
+            cli.main([*export_csv, "--out", str(made_without), "--format", "csv"]),
+            cli.main(["export", "--out", str(made_with), "--resume"]),
+            cli.main(["export", "--out", str(made_with), "--resume", "--quiet"]),
+        ]
+        capsys.readouterr()
+        refused = cli.main(
+            ["export", "--out", str(made_without), "--resume", "--csv-for-spreadsheets"]
+        )
+
+    assert codes == [0, 0, 0, 0]
+    assert ExportSpec.recorded(made_with).neutralise_formulas is True
+    assert ExportSpec.recorded(made_without).neutralise_formulas is False
+    assert refused == 2
+    assert capsys.readouterr().err == (
+        f"powerp: error: cannot resume into {made_without} with "
+        "--csv-for-spreadsheets: its files so far were written exactly; resume "
+        "without the flag\n"
+    )

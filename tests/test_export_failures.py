@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -184,6 +186,21 @@ def test_a_malformed_failed_record_is_named(tmp_path) -> None:
         read_manifest(tmp_path)
 
 
+@contextmanager
+def command_against_simulator(monkeypatch) -> Iterator[SimulatorThread]:
+    """A simulator on its own thread, and the environment that points the command
+    at it, so ``cli.main`` runs in this process as a user would run ``powerp``."""
+    settings = SimulatorSettings(
+        client_id="cli", client_secret=CLI_SECRET, anchor_us=to_epoch_us(ANCHOR)
+    )
+    monkeypatch.setattr(cli, "_choose_memory_pool", lambda: None)
+    monkeypatch.setenv("POWERP_CLIENT_ID", "cli")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", CLI_SECRET)
+    with SimulatorThread(settings) as server:
+        monkeypatch.setenv("POWERP_API_BASE_URL", server.base_url)
+        yield server
+
+
 def tenant_signals(tenant) -> list[Measurement]:
     """The six signals the command exports, three of database 1 and three of 2."""
     listed = map(Measurement.from_api, orjson.loads(tenant.metadata_json()))
@@ -203,9 +220,6 @@ def cli_block(signals: list[Measurement]) -> Block:
 def test_the_command_names_the_failures_and_how_to_resume(
     tmp_path, monkeypatch, capsys
 ) -> None:
-    settings = SimulatorSettings(
-        client_id="cli", client_secret=CLI_SECRET, anchor_us=to_epoch_us(ANCHOR)
-    )
     out = tmp_path / "out"
     arguments = [
         *("export", "--out", str(out), "--window", "5s"),
@@ -213,11 +227,7 @@ def test_the_command_names_the_failures_and_how_to_resume(
         *("--database", "1", "--database", str(FAILING_DATABASE)),
         *(part for index in CLI_INDEXES for part in ("--index", index)),
     ]
-    monkeypatch.setattr(cli, "_choose_memory_pool", lambda: None)
-    monkeypatch.setenv("POWERP_CLIENT_ID", "cli")
-    monkeypatch.setenv("POWERP_CLIENT_SECRET", CLI_SECRET)
-    with SimulatorThread(settings) as server:
-        monkeypatch.setenv("POWERP_API_BASE_URL", server.base_url)
+    with command_against_simulator(monkeypatch) as server:
         signals = tenant_signals(server.tenant)
         faults = FailingQueries(monkeypatch, [cli_block(signals)])
 
