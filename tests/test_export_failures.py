@@ -312,3 +312,17 @@ async def test_a_server_failing_every_query_stops_the_run_and_reports(
     assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
     assert report.blocks_failed == len(read_manifest(spec.out).failed)
     assert faults.seen < len(every) * 2  # stopped before trying every block
+
+
+def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
+    report = ExportReport(
+        *(12, 10, 2, 500, 600, 500, 14, 3, 1, 2, 0, 1.5, 4, False),
+        gaps=(),
+        failures=("database 1 mean [...]: HTTP 500",),
+        failed_units=(),
+    )
+    older = report.to_json()
+    del older["failed_units"]
+    (tmp_path / "_report.json").write_bytes(orjson.dumps(older))
+
+    assert ExportReport.read(tmp_path) == report

@@ -94,7 +94,7 @@ class ExportReport:
         fields = orjson.loads((folder / REPORT_NAME).read_bytes())
         fields["gaps"] = tuple(Gap(**gap) for gap in fields["gaps"])
         fields["failures"] = tuple(fields["failures"])
-        fields["failed_units"] = tuple(fields["failed_units"])
+        fields["failed_units"] = tuple(fields.get("failed_units", ()))  # added later
         return cls(**fields)
 
     def to_json(self) -> dict[str, Any]:
