@@ -13,12 +13,14 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import orjson
@@ -29,8 +31,12 @@ from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
 from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
+    MANIFEST_NAME,
+    ExportReport,
     ExportSpec,
+    Format,
     export,
+    failure_reason,
     plan_export,
     recorded_source,
 )
@@ -46,7 +52,14 @@ from ._time import (
 )
 from .client import PowerPClient
 from .config import ClientConfig
-from .errors import ConfigurationError, PowerPError
+from .errors import (
+    ConfigurationError,
+    ExportWriteError,
+    FetchFailedError,
+    PowerPError,
+)
+
+logger = logging.getLogger("powerp_async.cli")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -76,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     exporter = commands.add_parser("export", help="export signals to files")
     exporter.add_argument("--out", type=Path, required=True, help="output folder")
     exporter.add_argument("--format", choices=FORMATS, help="default: parquet")
+    exporter.add_argument(
+        "--csv-for-spreadsheets",
+        action="store_true",
+        help="CSV only: put a ' before text cells a spreadsheet would run as a "
+        "formula (starting with = + - @, tab or CR); numbers are never changed",
+    )
     exporter.add_argument(
         "--resume", action="store_true", help="continue an interrupted export in --out"
     )
@@ -118,8 +137,16 @@ def _add_range(parser: argparse.ArgumentParser, default_since: str = "2h") -> No
     parser.add_argument(
         "--since", help=f"a duration before now (default {default_since})"
     )
-    parser.add_argument("--start", help="ISO-8601 start (naive times are UTC)")
+    parser.add_argument(
+        "--start", help="ISO-8601 start; without an offset it is read in --tz"
+    )
     parser.add_argument("--end", help="ISO-8601 end (default: now)")
+    parser.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of --start/--end given without an offset, such as "
+        "Europe/Berlin (default UTC)",
+    )
     parser.add_argument("--window", help="aggregation window (default 1s)")
     parser.set_defaults(default_since=default_since)
 
@@ -177,13 +204,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(options)
     except ConfigurationError as error:
         return _fail(f"error: {error}", EXIT_USAGE)
+    except FetchFailedError as error:
+        return _fail(_failed_blocks_message(error, arguments), EXIT_FAILURE)
     except PowerPError as error:
-        return _fail(f"error: {error}", EXIT_FAILURE)
+        return _fail(_stopped_message(error, arguments), EXIT_FAILURE)
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
+    except Exception as error:
+        # A bug, not a mistake of the user's: still one line, the traceback on -vv.
+        logger.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected error ({type(error).__name__}: {error}); this is a fault in "
+            "powerp: please report it with the output of the same command run with -vv",
+            EXIT_FAILURE,
+        )
 
 
 def _dispatch(options: argparse.Namespace) -> int:
@@ -206,12 +243,13 @@ class _Target:
 
 @contextlib.contextmanager
 def _connection(options: argparse.Namespace) -> Iterator[_Target]:
+    fixed_rate = _fixed_rate(options)
     tuning: dict[str, Any] = {
         "block_size": options.block_size,
-        "max_rate": options.fixed_rate or options.max_rate,
+        "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
     }
-    if options.fixed_rate:
+    if fixed_rate is not None:
         tuning["adaptive"] = False
     if not options.demo:
         yield _Target(_client_config(options, None, **tuning))
@@ -240,6 +278,21 @@ def _client_config(
     if options.config is not None:
         return ClientConfig.from_toml(options.config, environ, **settings)
     return ClientConfig.from_env(environ, **settings)
+
+
+def _fixed_rate(options: argparse.Namespace) -> float | None:
+    rate: float | None = options.fixed_rate
+    if rate is None:
+        return None
+
+    if options.max_rate is not None:
+        raise ConfigurationError("give either --fixed-rate or --max-rate, not both")
+
+    if not rate > 0:
+        raise ConfigurationError(
+            f"--fixed-rate: expected requests per second above 0, got {rate:g}"
+        )
+    return rate
 
 
 def _demo_anchor(options: argparse.Namespace) -> str:
@@ -277,13 +330,29 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
             report = await export(
                 client, spec, resume=options.resume, progress=progress
             )
+        except FetchFailedError:
+            if show:
+                _print_failed_summary(spec.out)
+            raise
         finally:
             if progress is not None:
                 progress.close()
+
     if show:
         print(summary(report))
         print(f"Final pace: {client.pacer.rate:.1f} requests per second")
     return 0
+
+
+def _print_failed_summary(out: Path) -> None:
+    """The summary of an export that lost blocks, if its report can be read."""
+    try:
+        report = ExportReport.read(out)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("could not read the report in %s: %s", out, error)
+        return
+
+    print(summary(report))
 
 
 def _export_spec(options: argparse.Namespace) -> ExportSpec:
@@ -291,6 +360,11 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
     chosen = [options.since, options.start, options.end, options.window, options.format]
     if options.resume and not any(chosen) and not options.databases + options.indexes:
         recorded = ExportSpec.recorded(options.out)
+        if options.csv_for_spreadsheets and not recorded.neutralise_formulas:
+            raise ConfigurationError(
+                f"cannot resume into {options.out} with --csv-for-spreadsheets: its "
+                "files so far were written exactly; resume without the flag"
+            )
         return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
 
     start, end = _time_range(options)
@@ -299,12 +373,26 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
         start=start,
         end=end,
         window=options.window or "1s",
-        format=options.format or "parquet",
+        format=_export_format(options),
         databases=tuple(options.databases),
         indexes=tuple(options.indexes),
         block_size=options.block_size,
         rows_per_flush=options.flush_points,
+        neutralise_formulas=options.csv_for_spreadsheets,
     )
+
+
+def _export_format(options: argparse.Namespace) -> Format:
+    """The format asked for; --csv-for-spreadsheets alone means CSV."""
+    if not options.csv_for_spreadsheets:
+        return options.format or "parquet"
+
+    if options.format not in (None, "csv"):
+        raise ConfigurationError(
+            "--csv-for-spreadsheets: expected --format csv or no --format, got "
+            f"--format {options.format}"
+        )
+    return "csv"
 
 
 async def _measurements(options: argparse.Namespace, config: ClientConfig) -> int:
@@ -344,11 +432,12 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
 
 
 def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
-    end = _parse_time(options.end, "--end") if options.end else datetime.now(UTC)
+    zone = _zone(options.tz)
+    end = _parse_time(options.end, "--end", zone) if options.end else datetime.now(UTC)
     if options.start:
         if options.since:
             raise ConfigurationError("give either --since or --start, not both")
-        return _parse_time(options.start, "--start"), end
+        return _parse_time(options.start, "--start", zone), end
     since = options.since or options.default_since
     try:
         return end - timedelta(microseconds=parse_duration_us(since)), end
@@ -360,11 +449,57 @@ def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
         ) from None
 
 
-def _parse_time(text: str, flag: str) -> datetime:
+def _zone(name: str | None) -> tzinfo:
+    if name is None:
+        return UTC
+
     try:
-        return from_epoch_us(parse_wire(text))
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"--tz: expected an IANA time zone such as Europe/Berlin, got {name!r}"
+        ) from None
+
+
+def _parse_time(text: str, flag: str, zone: tzinfo) -> datetime:
+    """A time from the command line; without an offset, a wall time in ``zone``."""
+    try:
+        moment = from_epoch_us(parse_wire(text))
     except ValueError as error:
         raise ConfigurationError(f"{flag}: {error}") from None
+
+    if zone is UTC or _OFFSET.search(text.strip()):
+        return moment
+
+    return _wall_time(moment.replace(tzinfo=None), zone, flag)
+
+
+_OFFSET: Final = re.compile(r"[T ]\d\d.*([Zz]|[+-]\d\d(:?\d\d){0,2}(\.\d+)?)$")
+"""A time of day followed by ``Z`` or a numeric offset."""
+
+
+def _wall_time(naive: datetime, zone: tzinfo, flag: str) -> datetime:
+    """``naive`` as read on a clock in ``zone``, if it names exactly one instant."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    shown = f"{naive.isoformat()} in {zone}"
+    if first.utcoffset() != second.utcoffset():
+        round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+        if round_trip != naive:
+            raise ConfigurationError(
+                f"{flag}: expected a time that exists, got {shown}, skipped when "
+                "the clocks went forward; give an offset or another time"
+            )
+        offsets = " or ".join(_offset(m) for m in (first, second))
+        raise ConfigurationError(
+            f"{flag}: expected a time that happened once, got {shown}, which "
+            f"happened twice as the clocks went back; add the offset ({offsets})"
+        )
+    return first
+
+
+def _offset(moment: datetime) -> str:
+    return moment.isoformat()[-6:]
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -437,17 +572,49 @@ def _fail(message: str, code: int) -> int:
 
 def _interrupted_message(arguments: Sequence[str]) -> str:
     """How to go on after Ctrl-C: for an export, the exact command that resumes it."""
-    if arguments[:1] != ["export"]:
+    resume = _resume_command(arguments)
+    if resume is None:
         return "interrupted"
 
-    folder = _option_value(arguments, "--out")
-    if folder is None:
-        return "interrupted"
-    demo = " --demo" if "--demo" in arguments else ""
+    return f"interrupted; everything fetched so far is saved. Resume with: {resume}"
+
+
+def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) -> str:
+    """How many blocks failed, the first reason, and the command that retries them."""
+    resume = _resume_command(arguments)
+    if resume is None:
+        return f"error: {error}"
+
+    first = failure_reason(*error.failures[0])
     return (
-        "interrupted; everything fetched so far is saved. Resume with: "
-        f"powerp export --out {shlex.quote(folder)} --resume{demo}"
+        f"error: {len(error.failures)} block(s) failed after retries, first "
+        f"{first}; everything else is saved, and resuming fetches only those: "
+        f"{resume}"
     )
+
+
+def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:
+    """The error; for an export that has a journal, the command that resumes it."""
+    resume = _resume_command(arguments)
+    folder = _option_value(arguments, "--out")
+    kept = not isinstance(error, ExportWriteError) or error.resumable
+    if resume is None or folder is None or not kept:
+        return f"error: {error}"
+
+    if not (Path(folder) / MANIFEST_NAME).is_file():
+        return f"error: {error}"
+
+    return f"error: {error}. Resume with: {resume}"
+
+
+def _resume_command(arguments: Sequence[str]) -> str | None:
+    """The command that resumes the export ``arguments`` ran, if they ran one."""
+    folder = _option_value(arguments, "--out")
+    if arguments[:1] != ["export"] or folder is None:
+        return None
+
+    demo = " --demo" if "--demo" in arguments else ""
+    return f"powerp export --out {shlex.quote(folder)} --resume{demo}"
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

@@ -169,6 +169,34 @@ def test_query_prints_a_table(served: str) -> None:
         (["export", "--out", "X", "--start", "yesterday"], "--start: invalid time", 2),
         (["export", "--out", "X", "--format", "xls"], "invalid choice: 'xls'", 2),
         (
+            ["export", "--out", "X", "--fixed-rate", "0"],
+            "--fixed-rate: expected requests per second above 0, got 0",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--fixed-rate", "5", "--max-rate", "3"],
+            "give either --fixed-rate or --max-rate, not both",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--database", "42", "--index", "7"],
+            "expected signals of database 42 and index 7, but none of the 1016 "
+            "signals listed matches (their databases: 1, 2, 3)",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--tz", "Mars/Olympus", "--start", "2026-12-04"],
+            "--tz: expected an IANA time zone such as Europe/Berlin, got "
+            "'Mars/Olympus'",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--format", "jsonl", "--csv-for-spreadsheets"],
+            "--csv-for-spreadsheets: expected --format csv or no --format, got "
+            "--format jsonl",
+            2,
+        ),
+        (
             [
                 "query",
                 "--database",
@@ -264,3 +292,104 @@ def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> No
     )
     assert lines[3].startswith("Time for the queries: ")
     assert not out.exists()
+
+
+def test_dry_run_reads_local_times_across_a_daylight_saving_change(
+    served: str, tmp_path
+) -> None:
+    done = powerp(
+        *("export", "--out", str(tmp_path / "never"), "--dry-run", "--database", "2"),
+        *("--tz", "Europe/Berlin", "--window", "1m"),
+        # The night the clocks went back: four real hours between 01:00 and 04:00.
+        *("--start", "2026-10-25T01:00", "--end", "2026-10-25T04:00"),
+        env=environment(served),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        "Range: 2026-10-24T23:00:00Z to 2026-10-25T03:00:00Z, 240 windows of 1m"
+    )
+
+
+def local_range(*arguments: str) -> tuple[str, str]:
+    from powerp_async import cli
+
+    options = cli.build_parser().parse_args(["export", "--out", "x", *arguments])
+    start, end = cli._time_range(options)
+    return start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (  # clocks went forward at 02:00: two real hours
+            ("--start", "2026-03-29T01:00", "--end", "2026-03-29T04:00"),
+            ("2026-03-29T00:00:00+00:00", "2026-03-29T02:00:00+00:00"),
+        ),
+        (  # clocks went back at 03:00: four real hours
+            ("--start", "2026-10-25T01:00", "--end", "2026-10-25T04:00"),
+            ("2026-10-24T23:00:00+00:00", "2026-10-25T03:00:00+00:00"),
+        ),
+        (  # an offset given wins over the zone
+            ("--start", "2026-10-25T02:30+01:00", "--end", "2026-10-25T04:00Z"),
+            ("2026-10-25T01:30:00+00:00", "2026-10-25T04:00:00+00:00"),
+        ),
+        (  # a date alone is local midnight
+            ("--start", "2026-12-04", "--end", "2026-12-05"),
+            ("2026-12-03T23:00:00+00:00", "2026-12-04T23:00:00+00:00"),
+        ),
+    ],
+)
+def test_tz_reads_times_without_an_offset_in_the_zone(arguments, expected) -> None:
+    assert local_range("--tz", "Europe/Berlin", *arguments) == expected
+
+
+def test_without_tz_times_without_an_offset_are_utc() -> None:
+    assert local_range("--start", "2026-10-25T01:00", "--end", "2026-10-25T04:00") == (
+        "2026-10-25T01:00:00+00:00",
+        "2026-10-25T04:00:00+00:00",
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        (
+            "2026-10-25T02:30",
+            "--start: expected a time that happened once, got 2026-10-25T02:30:00 "
+            "in Europe/Berlin, which happened twice as the clocks went back; add the "
+            "offset (+02:00 or +01:00)",
+        ),
+        (
+            "2026-03-29T02:30",
+            "--start: expected a time that exists, got 2026-03-29T02:30:00 in "
+            "Europe/Berlin, skipped when the clocks went forward; give an offset or "
+            "another time",
+        ),
+    ],
+)
+def test_a_local_time_that_is_not_one_instant_is_refused(start, message) -> None:
+    from powerp_async.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        local_range("--tz", "Europe/Berlin", "--start", start, "--end", "2026-11-01")
+
+    assert str(caught.value) == message
+
+
+def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
+    from powerp_async import cli
+
+    def broken(options):
+        raise RuntimeError("a fault inside")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+
+    code = cli.main(["measurements"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        "powerp: unexpected error (RuntimeError: a fault inside); this is a fault in "
+        "powerp: please report it with the output of the same command run with -vv\n"
+    )

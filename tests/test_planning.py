@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import ConfigurationError
-from powerp_async.models import MAX_QUERY_SPAN_US, DataType, Measurement
+from powerp_async.models import (
+    MAX_QUERY_SPAN_US,
+    MAX_SIGNALS_PER_QUERY,
+    Block,
+    DataType,
+    Measurement,
+)
 from powerp_async.planning import (
     TimeRange,
     group_signals,
@@ -171,36 +177,102 @@ def test_unit_ids_are_stable_and_distinct() -> None:
     assert len(set(first)) == len(first)
 
 
-@settings(max_examples=200, deadline=None)
+@st.composite
+def any_signals(draw: st.DrawFn) -> list[Measurement]:
+    """Signals of a few databases and aggregations, some repeated or starting late."""
+    count = draw(st.integers(1, 70))
+    signals = []
+    for _ in range(count):
+        first_s = draw(st.none() | st.integers(-3600, 8 * 3600))
+        signals.append(
+            signal(
+                draw(st.integers(1, 3)),
+                str(draw(st.integers(0, 90))),
+                draw(st.sampled_from([None, "mean", "max"])),
+                first_data_point=None
+                if first_s is None
+                else T0 + timedelta(seconds=first_s),
+            )
+        )
+    return signals
+
+
+WINDOWS_US = st.sampled_from([200_000, S, 7 * S, 60 * S, 90 * S, 1_799 * S]) | (
+    st.integers(1, MAX_QUERY_SPAN_US - 1)
+)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    start_s=st.integers(0, 10**6),
-    length_s=st.integers(1, 6 * 3600),
-    window_ms=st.sampled_from([200, 1000, 7000, 60_000, 90_000, 1_799_000]),
-    count=st.integers(1, 60),
+    signals=any_signals(),
+    start_us=st.integers(0, 10**12),
+    length_us=st.integers(1, 6 * 3600 * S),
+    window_us=WINDOWS_US,
     block_size=st.integers(1, 20),
 )
 def test_every_signal_window_is_planned_exactly_once(
-    start_s: int, length_s: int, window_ms: int, count: int, block_size: int
+    signals: list[Measurement],
+    start_us: int,
+    length_us: int,
+    window_us: int,
+    block_size: int,
 ) -> None:
-    window = window_ms * 1000
-    start = T0 + timedelta(seconds=start_s)
-    end = start + timedelta(seconds=length_s)
-    if to_epoch_us(end) // window <= to_epoch_us(start) // window:
+    start = T0 + timedelta(microseconds=start_us)
+    end = start + timedelta(microseconds=length_us)
+    if to_epoch_us(end) // window_us <= to_epoch_us(start) // window_us:
         return
-    span = TimeRange.snap(start, end, window)
-    signals = [signal(1 + n % 3, str(n)) for n in range(count)]
+    span = TimeRange.snap(start, end, window_us)
+    blocks = list(plan_blocks(signals, span, block_size=block_size))
 
-    covered: dict[tuple[int, str], int] = {}
-    for block in plan_blocks(signals, span, block_size=block_size):
-        assert 1 <= len(block.indexes) <= block_size
-        assert block.start_us % window == 0
-        assert block.end_us % window == 0
+    for block in blocks:
+        assert 1 <= len(block.indexes) <= min(block_size, MAX_SIGNALS_PER_QUERY)
+        assert len(set(block.indexes)) == len(block.indexes)
+        assert block.start_us % window_us == 0
+        assert block.end_us % window_us == 0
         assert 0 < block.end_us - block.start_us < MAX_QUERY_SPAN_US
-        for index in block.indexes:
-            key = (block.database_id, index)
-            covered[key] = covered.get(key, 0) + block.window_count
+        assert span.start_us <= block.start_us < block.end_us <= span.end_us
 
-    assert covered == {(1 + n % 3, str(n)): span.window_count for n in range(count)}
+    assert _coverage(blocks) == _expected_coverage(signals, span)
+    points = sum(len(b.indexes) * b.window_count for b in blocks)
+    assert plan_totals(signals, span, block_size=block_size) == (len(blocks), points)
+
+
+def _coverage(blocks: list[Block]) -> dict[tuple[int, str, str], list[tuple[int, int]]]:
+    """Each signal's planned ranges, joined where they touch; overlaps fail."""
+    ranges: dict[tuple[int, str, str], list[tuple[int, int]]] = {}
+    for block in sorted(blocks, key=lambda b: b.start_us):
+        for index in block.indexes:
+            key = (block.database_id, index, block.aggregation)
+            joined = ranges.setdefault(key, [])
+            if joined and joined[-1][1] == block.start_us:
+                joined[-1] = (joined[-1][0], block.end_us)
+            else:
+                assert not joined or joined[-1][1] < block.start_us, f"{key} overlaps"
+                joined.append((block.start_us, block.end_us))
+    return ranges
+
+
+def _expected_coverage(
+    signals: list[Measurement], span: TimeRange
+) -> dict[tuple[int, str, str], list[tuple[int, int]]]:
+    """The whole range, from the first slice that ends after a signal's first point.
+
+    A signal listed twice is planned once, with the aggregation first listed.
+    """
+    slices = list(time_slices(span))
+    expected = {}
+    seen = set()
+    for m in signals:
+        if (m.database_id, m.index) in seen:
+            continue
+        seen.add((m.database_id, m.index))
+        first_us = to_epoch_us(m.first_data_point) if m.first_data_point else None
+        live = [s for s in slices if first_us is None or s[1] > first_us]
+        if live:
+            expected[(m.database_id, m.index, m.aggregation)] = [
+                (live[0][0], span.end_us)
+            ]
+    return expected
 
 
 def test_local_times_across_a_daylight_saving_change_are_converted() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from ..errors import ExportWriteError
 from ._formats import FORMATS, Format
+from ._manifest import MANIFEST_NAME
 from ._plan import ExportPlan, plan_export
-from ._report import ExportReport, Gap
+from ._report import ExportReport, Gap, failure_reason
 from ._run import export
 from ._spec import DEFAULT_ROWS_PER_FLUSH, ExportSpec, RecordedSource, recorded_source
 
 __all__ = [
     "DEFAULT_ROWS_PER_FLUSH",
     "FORMATS",
+    "MANIFEST_NAME",
     "ExportPlan",
     "ExportReport",
     "ExportSpec",
@@ -20,6 +22,7 @@ __all__ = [
     "Gap",
     "RecordedSource",
     "export",
+    "failure_reason",
     "plan_export",
     "recorded_source",
 ]

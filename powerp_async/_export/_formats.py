@@ -19,6 +19,13 @@ Every format holds the same columns as :data:`~powerp_async.models.POINT_SCHEMA`
   so in ``value_float`` they are written as the strings ``"NaN"``, ``"Infinity"`` and
   ``"-Infinity"``; a string in that field can mean nothing else.
 
+CSV stays exact by default: a text starting with ``=`` is written as it is. For files
+meant to be opened in a spreadsheet, ``neutralise_formulas`` prefixes every text cell
+that a spreadsheet could run as a formula (one starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return, the triggers OWASP lists for CSV injection) with a
+single quote, so it shows as text. Only text columns are touched, never a number, and
+the quote is then part of the value: such a file no longer reads back exactly.
+
 The CSV text is built column by column with Arrow compute rather than by pyarrow's CSV
 writer, which spells the special floats ``nan``, ``inf`` and ``-inf`` and has no option
 to change that. Every other field is the same text that writer produces, byte for byte.
@@ -57,11 +64,23 @@ _BOM: Final = "\ufeff".encode()
 _CSV_BATCH_ROWS: Final = 65_536
 _NAN_TEXT: Final = "NaN"
 _INFINITY_TEXTS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_FORMULA_START: Final = r"^[=+\-@\t\r]"
+"""Text a spreadsheet may take as a formula, per OWASP's CSV injection advice."""
+_FORMULA_GUARD: Final = "'"
 
 
-def write_file(table: pa.Table, path: Path, fmt: Format) -> None:
-    """Write ``table`` to ``path`` and flush it to disk before returning."""
-    _WRITERS[fmt](table, path)
+def write_file(
+    table: pa.Table, path: Path, fmt: Format, *, neutralise_formulas: bool = False
+) -> None:
+    """Write ``table`` to ``path`` and flush it to disk before returning.
+
+    ``neutralise_formulas`` applies to CSV only; see the module docstring.
+    """
+    if fmt == "csv":
+        _write_csv(table, path, neutralise_formulas=neutralise_formulas)
+    else:
+        _WRITERS[fmt](table, path)
+
     _fsync(path)
 
 
@@ -91,7 +110,9 @@ def _with_text_timestamps(table: pa.Table) -> pa.Table:
     return table.set_column(position, "timestamp", stamps)
 
 
-def _write_csv(table: pa.Table, path: Path) -> None:
+def _write_csv(
+    table: pa.Table, path: Path, *, neutralise_formulas: bool = False
+) -> None:
     text = _with_text_timestamps(table)
     with path.open("wb") as sink:
         sink.write(_BOM)
@@ -99,7 +120,9 @@ def _write_csv(table: pa.Table, path: Path) -> None:
         _write_line(sink, _csv_field(names), ",")
         for batch in text.to_batches(max_chunksize=_CSV_BATCH_ROWS):
             if batch.num_rows:
-                fields = [_csv_field(column) for column in batch.columns]
+                fields = [
+                    _csv_field(column, neutralise_formulas) for column in batch.columns
+                ]
                 lines = pc.binary_join_element_wise(*fields, ",")
                 _write_line(sink, lines, "\n")
 
@@ -113,9 +136,11 @@ def _write_line(sink: IO[bytes], values: pa.Array, separator: str) -> None:
     sink.write(b"\n")
 
 
-def _csv_field(column: pa.Array) -> pa.Array:
+def _csv_field(column: pa.Array, neutralise_formulas: bool = False) -> pa.Array:
     """A column's CSV text: strings quoted, null empty, special floats spelled out."""
     if pa.types.is_string(column.type):
+        if neutralise_formulas:
+            column = _neutralised(column)
         escaped = pc.replace_substring(column, '"', '""')
         text = pc.binary_join_element_wise('"', escaped, '"', "")
     else:
@@ -127,6 +152,13 @@ def _csv_field(column: pa.Array) -> pa.Array:
             text = pc.if_else(pc.equal(column, infinity), spelled, text)
 
     return pc.fill_null(text, "")
+
+
+def _neutralised(column: pa.Array) -> pa.Array:
+    """``column`` with a quote before each text a spreadsheet could run."""
+    risky = pc.match_substring_regex(column, _FORMULA_START)
+    guarded = pc.binary_join_element_wise(_FORMULA_GUARD, column, "")
+    return pc.if_else(risky, guarded, column)
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:

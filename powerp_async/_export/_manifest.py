@@ -6,7 +6,10 @@ points. Its first line holds the export's parameters, where the data came from a
 frozen list of signals, so a resumed run plans exactly the same blocks. Each later line
 commits one flush: the part files it made and the blocks whose every point is inside
 them. A line is written whole and fsynced before the parts it names are renamed into
-view.
+view. A run that gives up on some blocks ends with a ``failed`` line naming them and
+why; a later commit of the same blocks supersedes it. Readers that do not know a kind
+of line skip it, so journals stay readable both ways between versions that share
+:data:`VERSION`.
 
 A crash or a full disk can leave the last line torn (without its newline). Reading
 ignores it, since it never committed anything, and a run that reopens the journal cuts
@@ -34,6 +37,7 @@ from typing import IO, Any, Final
 import orjson
 
 from ..errors import ConfigurationError
+from ._units import UnitSet
 
 logger = logging.getLogger("powerp_async.export")
 
@@ -49,8 +53,10 @@ class ManifestState:
     """What a journal says: the parameters, and everything committed so far."""
 
     header: dict[str, Any]
-    done_units: set[str] = field(default_factory=set)
+    done_units: UnitSet = field(default_factory=UnitSet)
     parts: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Blocks given up on and not committed since: unit id to what went wrong."""
     empty_signals: list[dict[str, Any]] = field(default_factory=list)
     points: int = 0
 
@@ -125,6 +131,17 @@ class Manifest:
                 "empty": empty_signals,
             }
         )
+
+    def record_failed(self, failed: Mapping[str, str]) -> None:
+        """Record that the blocks ``failed`` names (unit id to reason) were given up."""
+        if failed:
+            self._append(
+                {
+                    "kind": "failed",
+                    "units": list(failed),
+                    "reasons": list(failed.values()),
+                }
+            )
 
     def _append(self, record: Mapping[str, Any]) -> None:
         self._handle.seek(0, os.SEEK_END)
@@ -224,16 +241,25 @@ def _header(
 def _replay(
     state: ManifestState, path: Path, number: int, record: dict[str, Any]
 ) -> None:
-    if record.get("kind") != "commit":
-        return
-
+    kind = record.get("kind")
     try:
-        state.done_units.update(record["units"])
-        state.parts.extend(record["parts"])
-        state.empty_signals.extend(record["empty"])
-        state.points += record["points"]
-    except (KeyError, TypeError):
-        raise _damaged(path, number, "not a valid commit record") from None
+        if kind == "commit":
+            _replay_commit(state, record)
+        elif kind == "failed":
+            state.failed.update(zip(record["units"], record["reasons"], strict=True))
+    except (KeyError, TypeError, ValueError):
+        raise _damaged(path, number, f"not a valid {kind} record") from None
+
+
+def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
+    units = record["units"]
+    state.done_units.update(units)
+    state.parts.extend(record["parts"])
+    state.empty_signals.extend(record["empty"])
+    state.points += record["points"]
+    if state.failed:
+        for unit in units:
+            state.failed.pop(unit, None)
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

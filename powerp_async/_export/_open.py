@@ -10,6 +10,7 @@ closes it, so no second run writes into the folder meanwhile.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,9 +24,13 @@ from ..planning import TimeRange, plan_blocks, plan_totals
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
 from ._parts import missing_parts, recover
-from ._spec import ExportSpec
+from ._spec import PARAMETERS_ADDED_LATER, ExportSpec
+from ._units import UnitSet
 
 logger = logging.getLogger("powerp_async.export")
+
+_PENDING_BATCH: Final = 4096
+"""Planned blocks checked against the committed ones at a time, on a resume."""
 
 # Parameters that define which points an export holds; a resume must match them.
 _PLAN_KEYS: Final = (
@@ -36,6 +41,7 @@ _PLAN_KEYS: Final = (
     "block_size",
     "databases",
     "indexes",
+    "neutralise_formulas",
 )
 
 
@@ -45,16 +51,22 @@ class OpenExport:
 
     manifest: Manifest
     signals: list[Measurement]
-    done: frozenset[str]
+    done: UnitSet
     span: TimeRange
     block_size: int
     blocks_total: int
     max_points: int
 
     def pending(self) -> Iterator[Block]:
-        """The planned blocks not committed yet, lazily."""
+        """The planned blocks not committed yet, lazily, asked about in batches."""
         planned = plan_blocks(self.signals, self.span, block_size=self.block_size)
-        return (block for block in planned if block.unit_id not in self.done)
+        if not len(self.done):
+            yield from planned
+            return
+
+        while batch := list(itertools.islice(planned, _PENDING_BATCH)):
+            done = self.done.contains([block.unit_id for block in batch])
+            yield from (b for b, skip in zip(batch, done, strict=True) if not skip)
 
 
 def create_folder(
@@ -72,7 +84,7 @@ def create_folder(
     }
     manifest = _new_journal(spec.out, header)
     return OpenExport(
-        manifest, signals, frozenset(), span, block_size, blocks_total, max_points
+        manifest, signals, UnitSet(), span, block_size, blocks_total, max_points
     )
 
 
@@ -119,16 +131,21 @@ def _resumable(
     signals = [_signal_from_record(r) for r in journal.header["signals"]]
     span = spec.time_range()
     blocks_total, max_points = plan_totals(signals, span, block_size=block_size)
-    done = frozenset(journal.done_units)
     return OpenExport(
-        manifest, signals, done, span, block_size, blocks_total, max_points
+        manifest,
+        signals,
+        journal.done_units,
+        span,
+        block_size,
+        blocks_total,
+        max_points,
     )
 
 
 def _check_parameters(
     out: Path, journal: ManifestState, parameters: dict[str, Any]
 ) -> None:
-    recorded = journal.header["parameters"]
+    recorded = {**PARAMETERS_ADDED_LATER, **journal.header["parameters"]}
     different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
     if different:
         details = ", ".join(

@@ -57,6 +57,7 @@ class PartWriter:
     fmt: Format
     manifest: Manifest
     rows_per_flush: int
+    neutralise_formulas: bool = False
     clock: Callable[[], float] = time.monotonic
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     _batches: list[pa.RecordBatch] = field(default_factory=list)
@@ -156,7 +157,12 @@ class PartWriter:
         (self.folder / directory).mkdir(parents=True, exist_ok=True)
         name = f"part-{self.run_id}-{self._sequence:06d}{SUFFIXES[self.fmt]}"
         temporary = directory / f".{name}{TEMP_SUFFIX}"
-        write_file(rows, self.folder / temporary, self.fmt)
+        write_file(
+            rows,
+            self.folder / temporary,
+            self.fmt,
+            neutralise_formulas=self.neutralise_formulas,
+        )
         return str(temporary), str(directory / name)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -22,6 +22,8 @@ from ..models import Block
 from ._manifest import ManifestState
 
 REPORT_NAME: Final = "_report.json"
+MAX_REASON_CHARS: Final = 300
+"""How much of a failed block's description and error the journal and report keep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ExportReport:
     complete: bool
     gaps: tuple[Gap, ...]
     failures: tuple[str, ...]
+    failed_units: tuple[str, ...]
 
     @classmethod
     def build(
@@ -63,12 +66,12 @@ class ExportReport:
         stats: RunStats,
         blocks_total: int,
         max_points: int,
-        failures: Sequence[tuple[Block, BaseException]],
     ) -> ExportReport:
+        """The account of a folder from its journal, with this run's counts."""
         return cls(
             blocks_total=blocks_total,
             blocks_committed=len(journal.done_units),
-            blocks_failed=len(failures),
+            blocks_failed=len(journal.failed),
             points=journal.points,
             max_points=max_points,
             points_this_run=stats.points,
@@ -79,16 +82,33 @@ class ExportReport:
             transport_errors=stats.transport_errors,
             elapsed_s=round(stats.elapsed_s, 3),
             parts=len(journal.parts),
-            complete=not failures and len(journal.done_units) >= blocks_total,
+            complete=not journal.failed and len(journal.done_units) >= blocks_total,
             gaps=tuple(merge_gaps(journal.empty_signals)),
-            failures=tuple(
-                excerpt(f"{block.describe()}: {error}", 300)
-                for block, error in failures
-            ),
+            failures=tuple(journal.failed.values()),
+            failed_units=tuple(journal.failed),
         )
+
+    @classmethod
+    def read(cls, folder: Path) -> ExportReport:
+        """The report the last run into ``folder`` wrote."""
+        fields = orjson.loads((folder / REPORT_NAME).read_bytes())
+        fields["gaps"] = tuple(Gap(**gap) for gap in fields["gaps"])
+        fields["failures"] = tuple(fields["failures"])
+        fields["failed_units"] = tuple(fields.get("failed_units", ()))  # added later
+        return cls(**fields)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def failure_reason(block: Block, error: BaseException) -> str:
+    """What ended a block: its error, after the block unless the error names it."""
+    text = str(error)
+    described = block.describe()
+    if described not in text:
+        text = f"{described}: {text}"
+
+    return excerpt(text, MAX_REASON_CHARS)
 
 
 def merge_gaps(empty: Iterable[dict[str, Any]]) -> list[Gap]:

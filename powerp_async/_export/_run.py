@@ -6,6 +6,13 @@ reaches the dataset exactly once, whatever instant the previous run stopped at.
 
 A run that stops early (Ctrl-C, cancellation, an error) first commits the blocks it
 had fetched but not yet written, so resuming does not fetch them again.
+
+A block that still fails after its retries is recorded in the journal as failed, with
+its reason, and the run goes on with the others; the report counts and names the
+failed blocks, and a resume fetches them (and only them, if the rest was done). A
+failure that speaks for every block (refused credentials, a server down longer than
+``max_outage_s``, every query refused as bad) ends the run early; the blocks given up
+on so far are recorded, and the report is written, all the same.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from .._groups import plain_errors
 from .._redact import mask_url
 from .._time import to_epoch_us
 from ..client import PowerPClient
-from ..errors import FetchFailedError
+from ..errors import ExportWriteError, FetchFailedError, PowerPError
 from ..models import Block, Measurement
 from ..planning import TimeRange, time_slices
 from ._folder import check_folder, writing
@@ -30,7 +37,7 @@ from ._gaps import block_gaps
 from ._manifest import read_manifest
 from ._open import OpenExport, create_folder, reopen_folder
 from ._parts import PartWriter
-from ._report import ExportReport, write_report
+from ._report import ExportReport, failure_reason, write_report
 from ._spec import ExportSpec, select_signals
 
 logger = logging.getLogger("powerp_async.export")
@@ -53,10 +60,11 @@ async def export(
     """Run (or resume) an export into ``spec.out``; returns the report it also writes.
 
     Raises :class:`~powerp_async.FetchFailedError` after writing everything else if
-    some blocks could not be fetched; running again with ``resume=True`` fetches only
-    what is missing. Raises :class:`ExportWriteError` if the folder cannot be written
-    during the run, and :class:`~powerp_async.ConfigurationError`, before anything is
-    fetched, if the folder cannot be used or does not match what is resumed.
+    some blocks could not be fetched (the report, :meth:`ExportReport.read`, names
+    them); running again with ``resume=True`` fetches only what is missing. Raises
+    :class:`ExportWriteError` if the folder cannot be written during the run, and
+    :class:`~powerp_async.ConfigurationError`, before anything is fetched, if the
+    folder cannot be used or does not match what is resumed.
     """
     check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size
@@ -79,26 +87,67 @@ async def _run(
     opened: OpenExport,
     progress: ProgressCallback | None,
 ) -> ExportReport:
-    writer = PartWriter(spec.out, spec.format, opened.manifest, spec.rows_per_flush)
+    writer = PartWriter(
+        spec.out,
+        spec.format,
+        opened.manifest,
+        spec.rows_per_flush,
+        neutralise_formulas=spec.neutralise_formulas,
+    )
     stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
+    failures: Failures = []
     try:
-        failures = await _fetch_and_write(client, opened, writer, stats, progress)
-    except BaseException:
+        await _fetch_and_write(client, opened, writer, stats, progress, failures)
+    except BaseException as error:
         writer.salvage()
+        _account_while_stopping(spec, opened, stats, failures, error)
         raise
 
-    journal = read_manifest(spec.out)
-    journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
-    report = ExportReport.build(
-        journal, stats, opened.blocks_total, opened.max_points, failures
-    )
     with writing(spec.out):
-        write_report(spec.out, report)
+        opened.manifest.record_failed(_reasons(failures))
+        report = _write_report(spec, opened, stats)
 
     if failures:
         raise FetchFailedError(failures)
 
     return report
+
+
+def _account_while_stopping(
+    spec: ExportSpec,
+    opened: OpenExport,
+    stats: RunStats,
+    failures: Failures,
+    error: BaseException,
+) -> None:
+    """Record the blocks given up on, and the report when the server stopped the run.
+
+    An error here is logged, not raised: the one that stopped the run matters more.
+    """
+    try:
+        with writing(spec.out):
+            opened.manifest.record_failed(_reasons(failures))
+            if isinstance(error, PowerPError) and not isinstance(
+                error, ExportWriteError
+            ):
+                _write_report(spec, opened, stats)
+    except Exception as failure:
+        logger.warning("could not record the run's outcome while stopping: %s", failure)
+
+
+def _write_report(
+    spec: ExportSpec, opened: OpenExport, stats: RunStats
+) -> ExportReport:
+    journal = read_manifest(spec.out)
+    journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
+    report = ExportReport.build(journal, stats, opened.blocks_total, opened.max_points)
+    write_report(spec.out, report)
+    return report
+
+
+def _reasons(failures: Failures) -> dict[str, str]:
+    """Each failed block's unit id with what ended it, for the journal and report."""
+    return {block.unit_id: failure_reason(block, error) for block, error in failures}
 
 
 async def _fetch_and_write(
@@ -107,10 +156,10 @@ async def _fetch_and_write(
     writer: PartWriter,
     stats: RunStats,
     progress: ProgressCallback | None,
-) -> Failures:
+    failures: Failures,
+) -> None:
     engine = client.engine(stats=stats)
     engine.learn_types(opened.signals)
-    failures: Failures = []
     with plain_errors():
         async with anyio.create_task_group() as group:
             if progress is not None:
@@ -123,8 +172,6 @@ async def _fetch_and_write(
 
             writer.flush()
             group.cancel_scope.cancel()
-
-    return failures
 
 
 async def _flush_when_due(writer: PartWriter) -> None:

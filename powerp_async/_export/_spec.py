@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from .._redact import excerpt
 from .._time import (
     format_duration,
     format_wire,
@@ -32,6 +33,11 @@ from ._manifest import read_manifest
 
 DEFAULT_ROWS_PER_FLUSH: Final = 500_000
 
+PARAMETERS_ADDED_LATER: Final[Mapping[str, Any]] = MappingProxyType(
+    {"neutralise_formulas": False}
+)
+"""Plan parameters older journals lack, with the value they stood for then."""
+
 
 @dataclass(frozen=True, slots=True)
 class ExportSpec:
@@ -45,6 +51,11 @@ class ExportSpec:
     data from another source. Name it when the URL is not a stable identity, as for a
     simulator on a random port. ``source_details`` (JSON values) are recorded beside
     it, to be read back with :func:`recorded_source`, and are not compared.
+
+    ``neutralise_formulas`` (CSV only) makes the files safe to open in a spreadsheet:
+    a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    gets a leading ``'``. Numbers are never touched. Off by default, since it changes
+    the text values; the journal records it, so a resume writes the same way.
     """
 
     out: Path
@@ -58,9 +69,16 @@ class ExportSpec:
     rows_per_flush: int = DEFAULT_ROWS_PER_FLUSH
     source: str | None = None
     source_details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    neutralise_formulas: bool = False
 
     def __post_init__(self) -> None:
         _check_format(self.format)
+        if self.neutralise_formulas and self.format != "csv":
+            raise ConfigurationError(
+                "neutralise_formulas: applies to CSV only, but the format is "
+                f"{self.format!r}"
+            )
+
         TimeRange.snap(self.start, self.end, _window_us(self.window))
         _check_block_size(self.block_size)
         if self.rows_per_flush < 1:
@@ -88,6 +106,7 @@ class ExportSpec:
             "block_size": block_size,
             "databases": sorted(self.databases),
             "indexes": sorted(self.indexes),
+            "neutralise_formulas": self.neutralise_formulas,
         }
 
     @classmethod
@@ -107,6 +126,9 @@ class ExportSpec:
             databases=tuple(parameters["databases"]),
             indexes=tuple(parameters["indexes"]),
             block_size=parameters["block_size"],
+            neutralise_formulas=parameters.get(
+                "neutralise_formulas", PARAMETERS_ADDED_LATER["neutralise_formulas"]
+            ),
         )
 
     def time_range(self) -> TimeRange:
@@ -172,13 +194,27 @@ def recorded_source(out: Path) -> RecordedSource:
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
     """The signals an export covers: the listing, narrowed by its selection."""
-    signals = await client.measurements()
+    listed = await client.measurements()
+    signals = listed
     if spec.databases:
         signals = [m for m in signals if m.database_id in spec.databases]
     if spec.indexes:
         signals = [m for m in signals if m.index in spec.indexes]
     if not signals:
-        raise ConfigurationError(
-            "no signal matches the selection (check --database and --index)"
-        )
+        raise ConfigurationError(_nothing_selected(spec, listed))
     return signals
+
+
+def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
+    asked = []
+    if spec.databases:
+        asked.append("database " + ", ".join(map(str, sorted(spec.databases))))
+    if spec.indexes:
+        asked.append("index " + ", ".join(sorted(spec.indexes)))
+    databases = ", ".join(map(str, sorted({m.database_id for m in listed}))) or "none"
+    return excerpt(
+        f"expected signals of {' and '.join(asked) or 'any database'}, but none of "
+        f"the {len(listed)} signals listed matches (their databases: {databases}); "
+        "check --database and --index",
+        400,
+    )

@@ -1,0 +1,328 @@
+"""Blocks that keep failing: recorded, reported, and the only ones a resume fetches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+from powerp_async import ExportReport, ExportSpec, PowerPClient, cli, export
+from powerp_async._export import _manifest
+from powerp_async._export._manifest import read_manifest
+from powerp_async._time import to_epoch_us
+from powerp_async.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    FetchFailedError,
+    ServerError,
+    ServerUnavailableError,
+)
+from powerp_async.models import Block, Measurement
+from powerp_async.planning import plan_blocks
+from powerp_async.simulator import SimulatorSettings, _app
+from powerp_async.testing import SimulatorThread
+
+from .conftest import ANCHOR, CLIENT_SECRET
+from .helpers import assert_exact, expected_points
+from .test_export import START, _matching, read_dataset
+from .test_export_recovery import expected_for, spec_for
+
+FAILING_DATABASE = 2
+CLI_SECRET = "cli-secret-1"
+A, B = "a" * 24, "b" * 24
+"""Unit ids for journals written by hand: 24 hex digits, as a block's are."""
+CLI_INDEXES = ("1", "2", "3", "101", "102", "103")
+CLI_SPEC = ExportSpec(Path("unused"), START, ANCHOR, window="5s")
+
+
+class FailingQueries:
+    """Makes the simulator answer 500 to every query of the blocks given.
+
+    Counts every query it sees, so a test knows exactly what a run asked for.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, blocks: list[Block]) -> None:
+        self.keys = {(b.database_id, b.indexes, b.start_us) for b in blocks}
+        self.failing = True
+        self.seen = 0
+        original = _app.parsed_query
+
+        async def parse_then_fail(request: web.Request):
+            query = await original(request)
+            self.seen += 1
+            indexes = tuple(index for index, _ in query.signals)
+            key = (query.database_id, indexes, query.start_us)
+            if self.failing and key in self.keys:
+                raise web.HTTPInternalServerError(text="disk error on the historian")
+            return query
+
+        monkeypatch.setattr(_app, "parsed_query", parse_then_fail)
+        monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.01)
+
+
+def doomed(signals, spec: ExportSpec, block_size: int) -> list[Block]:
+    """Two blocks of database 2: the first of the first slice, the last of the last."""
+    planned = plan_blocks(signals, spec.time_range(), block_size=block_size)
+    of_database = [b for b in planned if b.database_id == FAILING_DATABASE]
+    return [of_database[0], of_database[-1]]
+
+
+def giving_up_early(simulator, **settings) -> PowerPClient:
+    """A client that gives a block up after two attempts."""
+    return PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        initial_rate=100,
+        max_attempts=2,
+        **settings,
+    )
+
+
+@pytest.fixture
+async def few_retries(simulator):
+    async with giving_up_early(simulator) as running:
+        yield running
+
+
+async def test_failed_blocks_are_recorded_and_only_they_are_resumed(
+    few_retries, simulator, tmp_path, monkeypatch
+) -> None:
+    client = few_retries
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=2_000)
+    signals = _matching(await client.measurements(), spec)
+    blocks = doomed(signals, spec, client.config.block_size)
+    faults = FailingQueries(monkeypatch, blocks)
+    failing = {block.unit_id for block in blocks}
+
+    with pytest.raises(FetchFailedError) as caught:
+        await export(client, spec)
+
+    assert {block.unit_id for block, _ in caught.value.failures} == failing
+    assert all(isinstance(error, ServerError) for _, error in caught.value.failures)
+    journal = read_manifest(spec.out)
+    assert set(journal.failed) == failing
+    assert all("HTTP 500" in reason for reason in journal.failed.values())
+    report = ExportReport.read(spec.out)
+    assert (report.blocks_failed, report.complete) == (2, False)
+    assert set(report.failed_units) == failing
+    assert report.blocks_committed == report.blocks_total - 2
+
+    faults.failing = False
+    seen_before = faults.seen
+    report = await export(client, spec, resume=True)
+
+    assert faults.seen - seen_before == 2  # the failed blocks, and nothing else
+    assert (report.blocks_failed, report.complete, report.failed_units) == (0, True, ())
+    assert read_manifest(spec.out).failed == {}
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+
+
+async def test_a_block_that_fails_again_stays_recorded(
+    few_retries, tmp_path, monkeypatch
+) -> None:
+    client = few_retries
+    spec = await spec_for(client, tmp_path / "out")
+    signals = _matching(await client.measurements(), spec)
+    FailingQueries(monkeypatch, doomed(signals, spec, client.config.block_size))
+    with pytest.raises(FetchFailedError):
+        await export(client, spec)
+
+    first = read_manifest(spec.out).failed
+
+    with pytest.raises(FetchFailedError) as caught:
+        await export(client, spec, resume=True)
+
+    assert len(caught.value.failures) == len(first) == 2
+    assert read_manifest(spec.out).failed.keys() == first.keys()
+    assert ExportReport.read(spec.out).blocks_failed == 2
+
+
+def write_journal(folder: Path, *records: dict) -> None:
+    header = {"kind": "header", "version": _manifest.VERSION, "parameters": {}}
+    lines = [header, *records]
+    (folder / _manifest.MANIFEST_NAME).write_text(
+        "".join(json.dumps(line) + "\n" for line in lines)
+    )
+
+
+def commit(*units: str) -> dict:
+    return {
+        "kind": "commit",
+        "parts": ["p"],
+        "units": list(units),
+        "points": 4,
+        "empty": [],
+    }
+
+
+def test_a_failed_record_is_replayed_and_superseded(tmp_path) -> None:
+    failed = {"kind": "failed", "units": [A, B], "reasons": ["500", "reset"]}
+    write_journal(tmp_path, failed, commit(A))
+
+    state = read_manifest(tmp_path)
+
+    assert state.failed == {B: "reset"}
+    assert set(state.done_units) == {A}
+
+
+def test_a_journal_of_commits_only_still_resumes(tmp_path) -> None:
+    write_journal(tmp_path, commit(A))
+
+    state = read_manifest(tmp_path)
+
+    assert (state.failed, set(state.done_units), state.points) == ({}, {A}, 4)
+
+
+def test_a_malformed_failed_record_is_named(tmp_path) -> None:
+    write_journal(tmp_path, {"kind": "failed", "units": [A, B], "reasons": ["x"]})
+
+    with pytest.raises(ConfigurationError, match="line 2, is unreadable"):
+        read_manifest(tmp_path)
+
+
+@contextmanager
+def command_against_simulator(monkeypatch) -> Iterator[SimulatorThread]:
+    """A simulator on its own thread, and the environment that points the command
+    at it, so ``cli.main`` runs in this process as a user would run ``powerp``."""
+    settings = SimulatorSettings(
+        client_id="cli", client_secret=CLI_SECRET, anchor_us=to_epoch_us(ANCHOR)
+    )
+    monkeypatch.setattr(cli, "_choose_memory_pool", lambda: None)
+    monkeypatch.setenv("POWERP_CLIENT_ID", "cli")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", CLI_SECRET)
+    with SimulatorThread(settings) as server:
+        monkeypatch.setenv("POWERP_API_BASE_URL", server.base_url)
+        yield server
+
+
+def tenant_signals(tenant) -> list[Measurement]:
+    """The six signals the command exports, three of database 1 and three of 2."""
+    listed = map(Measurement.from_api, orjson.loads(tenant.metadata_json()))
+    return [
+        m
+        for m in listed
+        if m.database_id in (1, FAILING_DATABASE) and m.index in CLI_INDEXES
+    ]
+
+
+def cli_block(signals: list[Measurement]) -> Block:
+    """The block of database 2 in the command's first time slice."""
+    planned = plan_blocks(signals, CLI_SPEC.time_range(), block_size=10)
+    return next(b for b in planned if b.database_id == FAILING_DATABASE)
+
+
+def test_the_command_names_the_failures_and_how_to_resume(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "out"
+    arguments = [
+        *("export", "--out", str(out), "--window", "5s"),
+        *("--start", START.isoformat(), "--end", ANCHOR.isoformat()),
+        *("--database", "1", "--database", str(FAILING_DATABASE)),
+        *(part for index in CLI_INDEXES for part in ("--index", index)),
+    ]
+    with command_against_simulator(monkeypatch) as server:
+        signals = tenant_signals(server.tenant)
+        faults = FailingQueries(monkeypatch, [cli_block(signals)])
+
+        code = cli.main(arguments)
+        failed = capsys.readouterr()
+        faults.failing = False
+        seen_before = faults.seen
+        monkeypatch.setenv("POWERP_CLIENT_SECRET", "not-the-secret")
+        refused = cli.main(["export", "--out", str(out), "--resume"])
+        refusal = capsys.readouterr().err
+        monkeypatch.setenv("POWERP_CLIENT_SECRET", CLI_SECRET)
+        resumed = cli.main(["export", "--out", str(out), "--resume"])
+        after = capsys.readouterr()
+        expected = expected_points(server.tenant, signals, CLI_SPEC.time_range())
+
+    reason = f"{cli_block(signals).describe()}: HTTP 500: disk error on the historian"
+    assert code == 1
+    assert failed.err == (
+        f"powerp: error: 1 block(s) failed after retries, first {reason}; everything "
+        f"else is saved, and resuming fetches only those: powerp export --out {out} "
+        "--resume\n"
+    )
+    assert "Export INCOMPLETE" in failed.out
+    assert f"1 blocks failed; first: {reason}\n" in failed.out
+    assert CLI_SECRET not in failed.err + failed.out
+
+    assert refused == 1
+    assert refusal.startswith("powerp: error: authentication failed")
+    assert refusal.endswith(f". Resume with: powerp export --out {out} --resume\n")
+    assert refusal.count("\n") == 1
+    assert "not-the-secret" not in refusal
+
+    assert resumed == 0, after.err
+    assert faults.seen - seen_before == 1
+    assert after.out.startswith("Export complete")
+    assert len(signals) == 6
+    assert_exact(read_dataset(out), expected)
+
+
+async def test_refused_credentials_stop_a_resume_before_any_query(
+    few_retries, simulator, tmp_path, monkeypatch
+) -> None:
+    client = few_retries
+    spec = await spec_for(client, tmp_path / "out")
+    signals = _matching(await client.measurements(), spec)
+    faults = FailingQueries(
+        monkeypatch, doomed(signals, spec, client.config.block_size)
+    )
+    with pytest.raises(FetchFailedError):
+        await export(client, spec)
+
+    faults.failing = False
+    seen_before = faults.seen
+    async with PowerPClient(
+        client_id="tester", client_secret="not-the-secret", base_url=simulator.base_url
+    ) as refused:
+        with pytest.raises(AuthenticationError) as caught:
+            await export(refused, spec, resume=True)
+
+    assert "not-the-secret" not in str(caught.value)
+    assert faults.seen == seen_before
+    assert len(read_manifest(spec.out).failed) == 2
+
+    report = await export(client, spec, resume=True)
+
+    assert faults.seen - seen_before == 2
+    assert report.complete
+
+
+async def test_a_server_failing_every_query_stops_the_run_and_reports(
+    simulator, tmp_path, monkeypatch
+) -> None:
+    async with giving_up_early(simulator, max_outage_s=1.0) as client:
+        spec = await spec_for(client, tmp_path / "out")
+        signals = _matching(await client.measurements(), spec)
+        every = list(plan_blocks(signals, spec.time_range(), block_size=10))
+        faults = FailingQueries(monkeypatch, every)
+        with pytest.raises(ServerUnavailableError, match="--resume"):
+            await export(client, spec)
+
+    report = ExportReport.read(spec.out)
+    assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
+    assert report.blocks_failed == len(read_manifest(spec.out).failed)
+    assert faults.seen < len(every) * 2  # stopped before trying every block
+
+
+def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
+    report = ExportReport(
+        *(12, 10, 2, 500, 600, 500, 14, 3, 1, 2, 0, 1.5, 4, False),
+        gaps=(),
+        failures=("database 1 mean [...]: HTTP 500",),
+        failed_units=(),
+    )
+    older = report.to_json()
+    del older["failed_units"]
+    (tmp_path / "_report.json").write_bytes(orjson.dumps(older))
+
+    assert ExportReport.read(tmp_path) == report
