@@ -255,7 +255,10 @@ class FetchFailedError(PowerPError):
     def __init__(self, failures: Sequence[tuple[Block, BaseException]]) -> None:
         self.failures = tuple(failures)
         first_block, first_error = self.failures[0]
+        # Most errors of a block name it already; naming it twice reads as two blocks.
+        reason = str(first_error)
+        described = first_block.describe()
+        first = reason if described in reason else f"{described}: {reason}"
         super().__init__(
-            f"{len(self.failures)} block(s) failed after retries; first: "
-            f"{first_block.describe()}: {first_error}"
+            f"{len(self.failures)} block(s) failed after retries; first: {first}"
         )
