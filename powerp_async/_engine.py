@@ -2,13 +2,18 @@
 
 A dispatcher feeds blocks from a lazy plan into a zero-buffer queue, so planning runs
 only as fast as workers take blocks. A fixed number of workers (``max_in_flight``) each
-send one request at a time. Results leave through a bounded stream: when the consumer
-(an export writer, say) falls behind, workers wait, and memory stays flat.
+send one request at a time; the pacer's concurrency gate keeps far fewer of them in
+flight than there are workers, so idle ones only wait. Results leave through a
+bounded stream (``RESULT_BUFFER``): when the consumer (an export writer, say) falls
+behind, workers wait, and memory stays flat.
 
 Each block is retried on throttling, server errors, broken connections and malformed
-bodies; a block the server finds too large (413) is split in two and both halves are
-fetched. A block that still fails is reported as a failed result, never dropped
-silently. Refused credentials end the whole run at once, since every block would fail.
+bodies. A block the server finds too large (413) is cut into pieces, by time first,
+and the size the server took is remembered, so later blocks of the same database and
+aggregation go out already cut to fit (``control.SizeMemory``); the pieces' points are
+joined back into the block as planned. A block that still fails is reported as a
+failed result, never dropped silently. Refused credentials end the whole run at once,
+since every block would fail.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Final
 
 import aiohttp
 import anyio
@@ -35,6 +41,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
+from .control import SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -59,6 +66,9 @@ from .pacing import Pacer, Permit
 logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
+
+RESULT_BUFFER: Final = 32
+"""Fetched results waiting for the consumer; workers holding one more wait too."""
 
 TOKEN_REPLACEMENTS = 3
 """Tries with a replaced token after 401s; one fetched for the block itself ends it."""
@@ -94,6 +104,7 @@ class RunStats:
     server_errors: int = 0
     transport_errors: int = 0
     splits: int = 0
+    presplit_blocks: int = 0
     blocks_done: int = 0
     blocks_resumed: int = 0
     blocks_failed: int = 0
@@ -142,6 +153,8 @@ class Engine:
         self._refusals = Refusals()
         self._labels = LabelSide()
         self._events = EventSink(on_event)
+        self.sizes = SizeMemory()
+        """Query sizes the server took or refused, for the life of this engine."""
 
     @property
     def label_side(self) -> str | None:
@@ -161,7 +174,7 @@ class Engine:
         Leaving the ``async with`` early cancels every request still in flight.
         """
         self._fatal = None
-        size = buffer if buffer is not None else self._settings.max_in_flight
+        size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors():
             async with anyio.create_task_group() as group:
@@ -228,29 +241,43 @@ class Engine:
                     return
 
     async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
-        """Fetch a block; on 413 fetch its halves instead, recursively."""
+        """Fetch a block in the pieces the server is known to take; on 413 in
+        smaller ones, as small as needed."""
         known = self._refusals.known(block)
         if known is not None:
             yield self._failed(block, known)
             return
 
+        pieces = self.sizes.pieces(block)
+        if len(pieces) > 1:
+            self.stats.presplit_blocks += 1
+
+        for piece in pieces:
+            async for result in self._fetch_fitting(piece):
+                yield result
+
+    async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
         try:
-            yield await self._fetch(block)
+            result = await self._fetch(block)
         except PayloadTooLargeError as error:
-            halves = split_block(block)
-            if halves is None:
+            self.sizes.on_refused(block)
+            parts = self.sizes.pieces(block)
+            if len(parts) < 2:
                 yield self._failed(block, error)
                 return
             self.stats.splits += 1
             logger.info("server refused %s as too large; splitting", block.describe())
-            for half in halves:
-                async for result in self._fetch_splitting(half):
+            for part in parts:
+                async for result in self._fetch_fitting(part):
                     yield result
         except AuthenticationError:
             raise
         except PowerPError as error:
             self._refusals.on_refused(block, error)
             yield self._failed(block, error)
+        else:
+            self.sizes.on_accepted(block)
+            yield result
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
         self.stats.blocks_failed += 1
@@ -415,22 +442,3 @@ def _report(permit: Permit, response: Response) -> None:
 
 def _timed_out(error: PowerPError) -> bool:
     return isinstance(error, TransportError) and error.timed_out
-
-
-def split_block(block: Block) -> tuple[Block, Block] | None:
-    """Two halves of a block: by signals first, then by time; None if indivisible."""
-    if len(block.indexes) > 1:
-        middle = len(block.indexes) // 2
-        return (
-            _with(block, indexes=block.indexes[:middle]),
-            _with(block, indexes=block.indexes[middle:]),
-        )
-    windows = block.window_count
-    if windows > 1:
-        middle_us = block.start_us + (windows // 2) * block.window_us
-        return _with(block, end_us=middle_us), _with(block, start_us=middle_us)
-    return None
-
-
-def _with(block: Block, **changes: object) -> Block:
-    return replace(block, **changes)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@
     │                        cubic recovery, holds after Retry-After (window mode)
     ├── CircuitBreaker       stops sending while the server is down; probes for it
     ├── RetryBudget          how many retries of failed requests may go out
+    ├── SizeMemory           query sizes a 413 taught; cuts later blocks to fit
     └── Clock                MonotonicClock in use, FakeClock in tests
 
 :class:`ControlSnapshot` is the frozen state of all of them at one moment.
@@ -19,6 +20,7 @@ from ._circuit import CircuitBreaker, CircuitSettings, CircuitState
 from ._clock import Clock, FakeClock, MonotonicClock
 from ._controller import RateController, RateMode, RateSettings
 from ._pacer import AdaptivePacer, ControlSnapshot, Permit
+from ._sizes import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
 
 __all__ = [
     "AdaptivePacer",
@@ -35,4 +37,8 @@ __all__ = [
     "RateMode",
     "RateSettings",
     "RetryBudget",
+    "SizeMemory",
+    "cut_in_count",
+    "cut_in_time",
+    "cut_to_fit",
 ]
