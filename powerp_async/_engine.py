@@ -259,6 +259,11 @@ class Engine:
     async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
         try:
             result = await self._fetch(block)
+        except _Recut:
+            self.stats.presplit_blocks += 1
+            for part in self.sizes.pieces(block):
+                async for result in self._fetch_fitting(part):
+                    yield result
         except PayloadTooLargeError as error:
             self.sizes.on_refused(block)
             parts = self.sizes.pieces(block)
@@ -354,6 +359,10 @@ class Engine:
     async def _send(self, block: Block, token: str) -> Response:
         """One request under a permit, its outcome reported to the pacer."""
         async with self._pacer.permit() as permit:
+            if self.sizes.too_large(block):
+                # Learnt while this block waited for its turn; the slot goes back.
+                permit.unused()
+                raise _Recut
             self.stats.requests += 1
             try:
                 response = await send(
@@ -397,6 +406,10 @@ class Engine:
         self._refusals.on_success(block)
         self._events.emit(BlockDone(block, batch.num_rows))
         return BlockResult(block, batch)
+
+
+class _Recut(Exception):
+    """Internal: a block waiting to go out turned out larger than the server takes."""
 
 
 def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:

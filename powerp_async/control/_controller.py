@@ -4,9 +4,10 @@ The API publishes no limit and sends no rate-limit headers, so the controller le
 the ceiling from 429 answers alone:
 
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
-  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate, but never beyond 1.5
-  times the rate really used in that window, so an app-limited client does not talk
-  itself into a rate it never tried.
+  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate if the client really
+  sent at least three quarters of it; otherwise it grows to no more than 1.5 times
+  the rate used, so an app-limited client does not talk itself into a rate it never
+  tried.
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
   once, to 0.9 times the accepted rate; 429s for requests already in flight at the
   cut belong to the same episode, so a burst of them is one signal, not a collapse.
@@ -29,8 +30,9 @@ the ceiling from 429 answers alone:
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
 
-Known shortcoming: 5xx answers are not counted as accepted. Whether they consume
-quota is unknown, and leaving them out errs towards slower, not faster.
+A 5xx answer never changes the rate, but it counts as accepted when a cut measures
+the accepted rate: the server admitted the request before it failed, so leaving it
+out would cut deeper the more faults there are.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ CUT_FACTOR: Final = 0.9
 
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
+
+FULL_USE: Final = 0.75
+"""A start-up window that used this share of the rate doubles it."""
 
 CUBIC_SCALE: Final = 0.004
 """``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
@@ -236,6 +241,11 @@ class RateController:
         self._accepted_sends.append(now - latency_s)
         self._accepted_total += 1
 
+    def on_server_error(self, now: float, sent_at: float) -> None:
+        """A request sent at ``sent_at`` was admitted but failed (5xx)."""
+        del now  # the same signature as the other answers; only the send time counts
+        self._accepted_sends.append(sent_at)
+
     def on_throttle(
         self, now: float, sent_at: float, retry_after_s: float | None
     ) -> bool:
@@ -316,7 +326,8 @@ class RateController:
             return
 
         used = self._window_sends / self._window_s
-        grown = min(2 * self._rate, GROWTH_CAP * used, self.settings.max_rate)
+        cap = 2 * self._rate if used >= FULL_USE * self._rate else GROWTH_CAP * used
+        grown = min(2 * self._rate, cap, self.settings.max_rate)
         self._rate = max(self._rate, grown)
         end = start + self._window_s
         # A window that passed entirely unused starts the next one afresh at now.

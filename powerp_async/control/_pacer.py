@@ -106,11 +106,20 @@ class _Waiter:
 class Permit:
     """Leave to send one request. Report its outcome once, as soon as it is known."""
 
-    __slots__ = ("_pacer", "_pending", "probe", "sent_at")
+    __slots__ = ("_pacer", "_pending", "_slots", "probe", "sent_at")
 
-    def __init__(self, pacer: AdaptivePacer, sent_at: float, *, probe: bool) -> None:
+    def __init__(
+        self,
+        pacer: AdaptivePacer,
+        sent_at: float,
+        *,
+        probe: bool,
+        slots: tuple[float, float] = (-math.inf, -math.inf),
+    ) -> None:
         self._pacer = pacer
         self._pending = True
+        self._slots = slots
+        """The pacer's slot before and with this permit, to give it back unused."""
         self.sent_at = sent_at
         """Clock reading when the permit was granted, i.e. when the request left."""
         self.probe = probe
@@ -134,7 +143,14 @@ class Permit:
     def failed(self, *, connection: bool = False) -> None:
         """A 5xx, or with ``connection=True`` no answer (refused, reset, timeout)."""
         now = self._close()
+        if not connection:
+            self._pacer.controller.on_server_error(now, self.sent_at)
         self._pacer._failed(now, connection=connection, probe=self.probe)
+
+    def unused(self) -> None:
+        """The request was not sent after all: its slot goes to the next one."""
+        self._close()
+        self._pacer._give_back(*self._slots, probe=self.probe)
 
     def _close(self) -> float:
         if not self._pending:
@@ -317,6 +333,7 @@ class AdaptivePacer:
         slot = self._last_slot + spacing
         # A waiter woken a little late keeps the schedule, so the average rate holds;
         # after an idle spell or a hold the schedule restarts now, with no burst.
+        previous_slot = self._last_slot
         self._last_slot = slot if slot >= now - spacing else now
         self.controller.on_sent(now)
         self.budget.on_request(now)
@@ -324,7 +341,16 @@ class AdaptivePacer:
         if holds_permit:
             self._in_flight += 1
             probe = self.breaker.on_admitted(now)
-        return Permit(self, now, probe=probe)
+        slots = (previous_slot, self._last_slot)
+        return Permit(self, now, probe=probe, slots=slots)
+
+    def _give_back(self, previous_slot: float, slot: float, *, probe: bool) -> None:
+        # Only the latest slot can be returned; a later one was spaced from it.
+        if self._last_slot == slot:
+            self._last_slot = previous_slot
+        self.breaker.on_abandoned(self.clock.now(), probe=probe)
+        if self._queue:
+            self._queue[0].wake.set()
 
     def _release(self) -> float:
         self._in_flight -= 1

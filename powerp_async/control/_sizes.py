@@ -7,9 +7,11 @@ aggregation), the smallest query refused and the largest accepted since, both in
 points (signals times windows), and cuts later blocks into the fewest pieces that
 fit before they are sent.
 
-Pieces are cut by time first, so each keeps all the signals of its block: a server
-that counts requests then gets the fewest requests for the points. Only a block whose
-signals alone exceed the size is cut by signals too.
+The limit lies between the two: while the accepted size is below half the refused one,
+blocks are cut in halves of the refused size (a bisection); after that, to the
+accepted size. Pieces are cut by time first, so each keeps all the signals of its
+block: a server that counts requests then gets the fewest requests for the points.
+Only a block whose signals alone exceed the size is cut by signals too.
 
 Now and then (every ``probe_every`` accepted pieces of a group) one block goes out in
 one piece fewer than the memory says, so a limit that was raised is found again; a
@@ -51,6 +53,7 @@ class SizeMemory:
 
         self._probe_every = probe_every
         self._groups: dict[GroupKey, _GroupSizes] = {}
+        self._probes: set[Block] = set()
 
     def __repr__(self) -> str:
         known = ", ".join(
@@ -68,15 +71,17 @@ class SizeMemory:
     def pieces(self, block: Block) -> list[Block]:
         """``block`` cut into the fewest pieces that the server is known to take.
 
-        Before anything of the group was accepted after a refusal, a block is cut in
-        twice as many pieces as the refused size suggests: the halving a split does,
-        so a size far below the first refusal is found in a few steps.
+        Until a query of at least half the refused size was accepted, a block is cut
+        in twice as many pieces as the refused size suggests: the halving a split
+        does, so a size far below the first refusal is found in a few steps.
         """
         sizes = self._groups.get(_key(block))
         if sizes is None:
             return [block]
 
-        if not sizes.fitting_points:
+        if 2 * sizes.fitting_points < sizes.refused_points:
+            # What fitted is far below what was refused (a small block of the group,
+            # say), so it says little about the limit: halve, as a split would.
             halving = -(-2 * block.max_points // sizes.refused_points)
             return cut_in_count(block, halving)
 
@@ -86,12 +91,24 @@ class SizeMemory:
         if sizes.since_probe >= self._probe_every:
             sizes.since_probe = 0
             count = _piece_count(block, sizes.fitting_points)
-            return cut_in_count(block, count - 1)
+            probes = cut_in_count(block, count - 1)
+            self._probes.update(probes)
+            return probes
 
         return cut_to_fit(block, sizes.fitting_points)
 
+    def too_large(self, block: Block) -> bool:
+        """Whether ``block`` is as large as one already refused (probes aside): a
+        block taken before the refusal was learnt is cut before it goes out."""
+        sizes = self._groups.get(_key(block))
+        if sizes is None or block in self._probes:
+            return False
+
+        return block.max_points >= sizes.refused_points
+
     def on_refused(self, block: Block) -> None:
         """The server refused ``block`` as too large."""
+        self._probes.discard(block)
         key = _key(block)
         points = block.max_points
         sizes = self._groups.get(key)
@@ -107,6 +124,7 @@ class SizeMemory:
 
     def on_accepted(self, block: Block) -> None:
         """The server answered ``block``; only groups with a refusal keep count."""
+        self._probes.discard(block)
         sizes = self._groups.get(_key(block))
         if sizes is None:
             return

@@ -60,11 +60,18 @@ def test_a_window_used_twice_over_doubles_the_rate() -> None:
     assert controller.rate_at(1.0) == 8.0
 
 
-def test_growth_is_capped_at_one_and_a_half_times_the_rate_used() -> None:
+def test_a_window_used_in_full_doubles_the_rate() -> None:
     controller = RateController()
     send_at(controller, 0.0, 0.25, 0.5, 0.75)
 
-    assert controller.rate_at(1.0) == 6.0
+    assert controller.rate_at(1.0) == 8.0
+
+
+def test_a_window_used_below_three_quarters_grows_to_one_and_a_half_times_it() -> None:
+    controller = RateController(RateSettings(initial_rate=20.0))
+    send_at(controller, *(k / 14 for k in range(14)))
+
+    assert controller.rate_at(1.0) == pytest.approx(21.0)
 
 
 def test_an_app_limited_client_does_not_grow() -> None:
@@ -79,8 +86,8 @@ def test_an_unused_window_restarts_at_the_next_send() -> None:
     send_at(controller, 0.0, 0.25, 0.5, 0.75)
     send_at(controller, *(10.0 + k / 8 for k in range(8)))
 
-    assert controller.rate_at(10.99) == 6.0
-    assert controller.rate_at(11.0) == 12.0
+    assert controller.rate_at(10.99) == 8.0
+    assert controller.rate_at(11.0) == 16.0
 
 
 def test_the_growth_window_spans_two_round_trips() -> None:
@@ -89,7 +96,7 @@ def test_the_growth_window_spans_two_round_trips() -> None:
     send_at(controller, *(k / 4 for k in range(6)))
 
     assert controller.rate_at(1.49) == 4.0
-    assert controller.rate_at(1.5) == 6.0
+    assert controller.rate_at(1.5) == 8.0
 
 
 def test_growth_stops_at_the_maximum_rate() -> None:
@@ -109,6 +116,21 @@ def test_a_burst_of_in_flight_429s_is_one_cut() -> None:
     assert controller.mode is RateMode.RECOVERY
     # 32 accepted sends 1/32 s apart in the last complete second: 32 req/s.
     assert controller.rate_at(2.0) == pytest.approx(0.9 * 32)
+
+
+def test_server_errors_count_as_accepted_when_a_cut_measures() -> None:
+    controller = RateController(RateSettings(initial_rate=32))
+    sends = [k / 32 for k in range(61)]
+    send_at(controller, *sends)
+    # Every fourth request failed with a 5xx: admitted all the same.
+    answer(controller, [t for k, t in enumerate(sends) if k % 4], 0.125)
+    for sent_at in sends[::4]:
+        controller.on_server_error(sent_at + 0.125, sent_at)
+
+    controller.on_throttle(2.0, 1.9, None)
+
+    assert controller.rate_at(2.0) == pytest.approx(0.9 * 32)
+    assert controller.accepted_total == 45
 
 
 def test_a_429_for_a_request_sent_after_the_cut_cuts_again() -> None:

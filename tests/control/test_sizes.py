@@ -135,3 +135,20 @@ def test_a_refusal_of_a_small_piece_halves_it_again() -> None:
 def test_probe_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="probe_every must be at least 1, got 0"):
         SizeMemory(probe_every=0)
+
+
+def test_a_block_as_large_as_a_refused_one_is_too_large_unless_a_probe() -> None:
+    memory = SizeMemory(probe_every=1)
+    assert not memory.too_large(block())
+
+    memory.on_refused(block(windows=451))
+    memory.on_accepted(block(windows=450))
+    assert memory.too_large(block(windows=451))
+    assert not memory.too_large(block(windows=450))
+
+    # The probe sends 900 windows whole, though more than 451 were refused.
+    probes = memory.pieces(block(windows=900))
+    assert probes == [block(windows=900)]
+    assert not memory.too_large(probes[0])
+    memory.on_refused(probes[0])
+    assert memory.too_large(probes[0])
