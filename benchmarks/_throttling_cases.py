@@ -171,12 +171,12 @@ def outage_case(at_s: float, duration_s: float) -> Case:
 
 
 def cases(*, quick: bool) -> tuple[Case, ...]:
-    """The default run (about six minutes) or, with ``quick=False``, the long one."""
+    """The default run (about five minutes) or, with ``quick=False``, the long one."""
     if quick:
         return (
-            *(bucket_case(rate, 25.0) for rate in (5, 20, 100, 300)),
-            change_case(12.0, 27.0, 50.0),
-            window_case(10, 40.0),
+            *(bucket_case(rate, 22.0) for rate in (5, 20, 100, 300)),
+            change_case(12.0, 27.0, 48.0),
+            window_case(10, 30.0),
             cost_case(12.0),
             size_case(12.0),
             faults_case(15.0),

@@ -5,7 +5,7 @@ the ceiling from 429 answers alone:
 
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
   ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate if the client really
-  sent at least three quarters of it; otherwise it grows to no more than 1.5 times
+  sent at least 90 % of it; otherwise it grows to no more than 1.5 times
   the rate used, so an app-limited client does not talk itself into a rate it never
   tried.
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
@@ -59,8 +59,9 @@ CUT_FACTOR: Final = 0.9
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
 
-FULL_USE: Final = 0.75
-"""A start-up window that used this share of the rate doubles it."""
+FULL_USE: Final = 0.9
+"""A start-up window that used this share of the rate doubles it; one that used
+less was held back by the client itself, which doubling would only overload."""
 
 CUBIC_SCALE: Final = 0.004
 """``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""

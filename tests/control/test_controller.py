@@ -67,7 +67,7 @@ def test_a_window_used_in_full_doubles_the_rate() -> None:
     assert controller.rate_at(1.0) == 8.0
 
 
-def test_a_window_used_below_three_quarters_grows_to_one_and_a_half_times_it() -> None:
+def test_a_window_used_below_nine_tenths_grows_to_one_and_a_half_times_it() -> None:
     controller = RateController(RateSettings(initial_rate=20.0))
     send_at(controller, *(k / 14 for k in range(14)))
 
