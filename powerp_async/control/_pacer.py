@@ -4,7 +4,9 @@ Acquirers line up in one first-come, first-served queue. The one at the head act
 the dispatcher: it re-reads the rate at every release and waits for the latest of
 
 * its slot, one spacing (``1 / rate``) after the previous release: a GCRA schedule
-  with no burst allowance, so an idle pacer lets one request out, not a burst;
+  with no burst allowance, so an idle pacer lets one request out, not a burst (a
+  release late by up to ``CATCH_UP_S`` keeps the schedule, so the requests held up
+  by a slow event loop catch up rather than being lost);
 * the end of any hold the controller set after a ``Retry-After`` (window mode);
 * for permits only, the circuit breaker's next probe and a free concurrency permit.
 
@@ -47,7 +49,11 @@ logger = logging.getLogger("powerp_async.control.pacer")
 
 CONCURRENCY_MARGIN: Final = 1.3
 MIN_CONCURRENCY: Final = 2
-DEFAULT_MAX_IN_FLIGHT: Final = 64
+DEFAULT_MAX_IN_FLIGHT: Final = 128
+
+CATCH_UP_S: Final = 0.025
+"""How late a release may be and still keep the schedule; at most this many seconds'
+worth of requests then leave back to back to catch up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +337,13 @@ class AdaptivePacer:
         now = self.clock.now()
         spacing = 1 / self.controller.rate_at(now)
         slot = self._last_slot + spacing
-        # A waiter woken a little late keeps the schedule, so the average rate holds;
-        # after an idle spell or a hold the schedule restarts now, with no burst.
+        # A waiter woken a little late keeps the schedule, so the average rate holds:
+        # at hundreds of requests per second the event loop is often later than one
+        # spacing, and restarting each time would lose a share of the rate to every
+        # delay. After an idle spell or a hold the schedule restarts now, no burst.
         previous_slot = self._last_slot
-        self._last_slot = slot if slot >= now - spacing else now
+        late_s = max(spacing, CATCH_UP_S)
+        self._last_slot = slot if slot >= now - late_s else now
         self.controller.on_sent(now)
         self.budget.on_request(now)
         probe = False
