@@ -41,7 +41,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
-from .control import SizeMemory
+from .control import AdaptivePacer, SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -55,6 +55,8 @@ from .errors import (
 from .events import (
     BlockDone,
     BlockFailed,
+    BlockSizeLearned,
+    ControlChanged,
     EventHook,
     EventSink,
     RequestDone,
@@ -154,6 +156,7 @@ class Engine:
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
+        self._control_state = ("startup", "closed")
         """Query sizes the server took or refused, for the life of this engine."""
 
     @property
@@ -265,7 +268,7 @@ class Engine:
                 async for result in self._fetch_fitting(part):
                     yield result
         except PayloadTooLargeError as error:
-            self.sizes.on_refused(block)
+            self._learn_size(block, refused=True)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
                 yield self._failed(block, error)
@@ -281,8 +284,27 @@ class Engine:
             self._refusals.on_refused(block, error)
             yield self._failed(block, error)
         else:
-            self.sizes.on_accepted(block)
+            self._learn_size(block, refused=False)
             yield result
+
+    def _learn_size(self, block: Block, *, refused: bool) -> None:
+        before = self.sizes.fitting_points(block)
+        if refused:
+            self.sizes.on_refused(block)
+        else:
+            self.sizes.on_accepted(block)
+
+        after = self.sizes.fitting_points(block)
+        if after != before or (refused and after is None):
+            logger.info(
+                "%s %s: queries of %s points fit",
+                block.database_id,
+                block.aggregation,
+                after or "fewer",
+            )
+            self._events.emit(
+                BlockSizeLearned(block.database_id, block.aggregation, after)
+            )
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
         self.stats.blocks_failed += 1
@@ -377,13 +399,37 @@ class Engine:
                 permit.failed(connection=True)
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
+                self._report_control()
                 raise
 
             self.stats.bytes_received += len(response.body)
             _report(permit, response)
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
             self._events.pace(self._pacer.rate)
+            self._report_control()
             return response
+
+    def _report_control(self) -> None:
+        """An event when the controller's mode or the breaker's state changed."""
+        pacer = self._pacer
+        if not isinstance(pacer, AdaptivePacer):
+            return
+
+        state = (str(pacer.controller.mode), str(pacer.breaker.state))
+        if state == self._control_state:
+            return
+
+        self._control_state = state
+        self._events.emit(
+            ControlChanged(
+                mode=state[0],
+                circuit=state[1],
+                rate=pacer.rate,
+                in_flight=pacer.in_flight,
+                concurrency_limit=pacer.concurrency_limit(),
+                throttles=pacer.controller.throttles,
+            )
+        )
 
     def _decoded(self, block: Block, response: Response) -> BlockResult:
         types = {i: self.data_types.get((block.database_id, i)) for i in block.indexes}

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pyarrow as pa
 
 from powerp_async import PowerPClient, RunStats
-from powerp_async.events import Event, RequestDone
+from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
 
@@ -23,8 +23,11 @@ WINDOW_US = 5_000_000
 async def test_later_blocks_go_out_cut_in_time_to_the_size_learnt(settings) -> None:
     limited = replace(settings, scenario=Scenario(size=SizeLimit(max_points=2_000)))
     requests: Counter[tuple[int, int, int | None]] = Counter()
+    learnt: list[int | None] = []
 
     def count(event: Event) -> None:
+        if isinstance(event, BlockSizeLearned):
+            learnt.append(event.max_points)
         if isinstance(event, RequestDone):
             block = event.block
             requests[len(block.indexes), block.window_count, event.status] += 1
@@ -63,6 +66,7 @@ async def test_later_blocks_go_out_cut_in_time_to_the_size_learnt(settings) -> N
         (20, 72, 200): 20,
     }
     assert (stats.splits, stats.presplit_blocks) == (2, 5)
+    assert learnt == [None, None, 1_440]
     span = TimeRange.snap(START, ANCHOR, WINDOW_US)
     table = pa.Table.from_batches(batches)
     assert_exact(table, expected_points(simulator.tenant, signals, span))
