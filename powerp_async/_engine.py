@@ -3,7 +3,9 @@
 A dispatcher feeds blocks from a lazy plan into a zero-buffer queue, so planning runs
 only as fast as workers take blocks. A fixed number of workers (``max_in_flight``) each
 send one request at a time; the pacer's concurrency gate keeps far fewer of them in
-flight than there are workers, so idle ones only wait. Results leave through a
+flight than there are workers, so idle ones only wait, and a block starts only while
+the points of the blocks under way stay within ``MAX_POINTS_IN_FLIGHT``, which bounds
+memory however large the blocks are. Results leave through a
 bounded stream (``RESULT_BUFFER``): when the consumer (an export writer, say) falls
 behind, workers wait, and memory stays flat.
 
@@ -41,7 +43,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
-from .control import AdaptivePacer, SizeMemory
+from .control import AdaptivePacer, PointsInFlight, SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -71,6 +73,10 @@ OUTAGE_CHECK_S = 1.0
 
 RESULT_BUFFER: Final = 32
 """Fetched results waiting for the consumer; workers holding one more wait too."""
+
+MAX_POINTS_IN_FLIGHT: Final = 600_000
+"""Points of the blocks being fetched or handed on at once, about 35 MB of JSON:
+many small blocks may be in flight, but only some 16 of 20 signals x 1,799 windows."""
 
 TOKEN_REPLACEMENTS = 3
 """Tries with a replaced token after 401s; one fetched for the block itself ends it."""
@@ -156,6 +162,7 @@ class Engine:
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
+        self._points = PointsInFlight(MAX_POINTS_IN_FLIGHT)
         self._control_state = ("startup", "closed")
         """Query sizes the server took or refused, for the life of this engine."""
 
@@ -232,8 +239,9 @@ class Engine:
         async with inbox, results:
             async for block in inbox:
                 try:
-                    parts = [part async for part in self._fetch_splitting(block)]
-                    await results.send(_as_planned(block, parts))
+                    async with self._points.hold(block.max_points):
+                        parts = [part async for part in self._fetch_splitting(block)]
+                        await results.send(_as_planned(block, parts))
                 except AuthenticationError as error:
                     self._fatal = error
                     scope.cancel()

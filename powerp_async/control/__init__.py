@@ -7,8 +7,10 @@
     │                        cubic recovery, holds after Retry-After (window mode)
     ├── CircuitBreaker       stops sending while the server is down; probes for it
     ├── RetryBudget          how many retries of failed requests may go out
-    ├── SizeMemory           query sizes a 413 taught; cuts later blocks to fit
     └── Clock                MonotonicClock in use, FakeClock in tests
+
+    SizeMemory               query sizes a 413 taught; the engine cuts blocks to fit
+    PointsInFlight           bounds the points the engine fetches at once (memory)
 
 :class:`ControlSnapshot` is the frozen state of all of them at one moment.
 """
@@ -20,6 +22,7 @@ from ._circuit import CircuitBreaker, CircuitSettings, CircuitState
 from ._clock import Clock, FakeClock, MonotonicClock
 from ._controller import RateController, RateMode, RateSettings
 from ._pacer import AdaptivePacer, ControlSnapshot, Permit
+from ._points import PointsInFlight
 from ._sizes import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "FakeClock",
     "MonotonicClock",
     "Permit",
+    "PointsInFlight",
     "RateController",
     "RateMode",
     "RateSettings",
