@@ -4,17 +4,19 @@ The API publishes no limit and sends no rate-limit headers, so the controller le
 the ceiling from 429 answers alone:
 
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
-  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate if the client really
-  sent at least 90 % of it; otherwise it grows to no more than 1.5 times
-  the rate used, so an app-limited client does not talk itself into a rate it never
-  tried.
+  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate, but never beyond 1.5
+  times the rate really used in that window, so an app-limited client does not talk
+  itself into a rate it never tried. (Doubling outright was tried: it overshoots a
+  limit by up to twice, and the cut then lands at half of it, from where the cubic
+  curve takes longer to climb back than the gentler growth takes to arrive.)
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
   once, to 0.9 times the accepted rate; 429s for requests already in flight at the
   cut belong to the same episode, so a burst of them is one signal, not a collapse.
   The accepted rate is measured over ``H = max(1 s, 2 * RTT_p90 + 0.5 s)`` from the
   spacing of the send times of accepted requests. With fewer than 20 of them a
   count is too coarse (at 5 req/s one answer is a fifth), so the rate at which the
-  latest accepted request was sent is taken instead.
+  latest accepted request was sent is taken instead; so it is when that is higher
+  at the end of start-up, where an average lags behind the climbing rate.
 * **Recovery.** Then the rate follows ``W_max + c * (t - K)**3`` with
   ``c = 0.004 * W_max``, ``W_max`` being the accepted rate: back quickly, flat near
   ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
@@ -59,9 +61,6 @@ CUT_FACTOR: Final = 0.9
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
 
-FULL_USE: Final = 0.9
-"""A start-up window that used this share of the rate doubles it; one that used
-less was held back by the client itself, which doubling would only overload."""
 
 CUBIC_SCALE: Final = 0.004
 """``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
@@ -77,6 +76,9 @@ CONFIRMED_LIMIT: Final = 0.1
 
 AVERAGED_SAMPLES: Final = 20
 """Successes within ``H`` needed to average over ``H`` when measuring for a cut."""
+
+RECENT_SAMPLES: Final = 10
+"""The latest successes whose spacing shows the rate reached at the end of start-up."""
 
 WINDOW_MODE_RETRY_AFTER_S: Final = 1.0
 """A ``Retry-After`` above this switches to window mode."""
@@ -327,18 +329,26 @@ class RateController:
             return
 
         used = self._window_sends / self._window_s
-        cap = 2 * self._rate if used >= FULL_USE * self._rate else GROWTH_CAP * used
-        grown = min(2 * self._rate, cap, self.settings.max_rate)
+        grown = min(2 * self._rate, GROWTH_CAP * used, self.settings.max_rate)
         self._rate = max(self._rate, grown)
         end = start + self._window_s
         # A window that passed entirely unused starts the next one afresh at now.
         self._start_window(end if now < end + self._window_s else now)
 
     def _accepted_rate_for_cut(self, now: float) -> float:
-        averaged = self._averaged_accepted_rate(now)
-        return self._latest_accepted_rate() if averaged is None else averaged
+        sends = self._complete_accepted_sends(now)
+        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
+            return self._latest_accepted_rate()
 
-    def _averaged_accepted_rate(self, now: float) -> float | None:
+        averaged = _spacing_rate(sends)
+        if self.mode is not RateMode.STARTUP:
+            return averaged
+        # The rate was climbing: an average over the horizon lags behind it, and
+        # would cut the first episode to well below a rate known to pass.
+        return max(averaged, _spacing_rate(sends[-RECENT_SAMPLES:]))
+
+    def _complete_accepted_sends(self, now: float) -> list[float]:
+        """Send times of the accepted requests over ``H``, in order."""
         # Requests sent within the longest recent round trip may still be on their
         # way; counting the answered ones alone would make the last stretch look
         # sparse. So the horizon ends that long ago, where the record is complete.
@@ -347,12 +357,7 @@ class RateController:
         while self._accepted_sends and self._accepted_sends[0] <= since:
             self._accepted_sends.popleft()
         # Answers come back out of order, so their send times are sorted here.
-        sends = sorted(t for t in self._accepted_sends if since < t <= complete_until)
-        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
-            return None
-        # Send times are as evenly spaced as the pacer made them; answer times would
-        # add the jitter of the round trip.
-        return (len(sends) - 1) / (sends[-1] - sends[0])
+        return sorted(t for t in self._accepted_sends if since < t <= complete_until)
 
     def _latest_accepted_rate(self) -> float:
         # The rate at which the latest accepted request was sent; with few answers
@@ -368,6 +373,13 @@ class RateController:
         while times and times[0] <= oldest:
             times.popleft()
         return times
+
+
+def _spacing_rate(sends: list[float]) -> float:
+    """Requests per second from sorted send times, as evenly spaced as the pacer made
+    them (answer times would add the jitter of the round trip)."""
+    span_s = sends[-1] - sends[0]
+    return (len(sends) - 1) / span_s if span_s > 0 else 0.0
 
 
 def _knee_s(w_max: float, throttled_rate: float) -> float:
