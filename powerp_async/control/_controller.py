@@ -22,7 +22,8 @@ the ceiling from 429 answers alone:
   ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
   every scale, except that below about 34 req/s, where each probe past the limit
   costs one 429 out of few requests, the approach to a well-known limit (accepted
-  within 10 % of the rate that drew the 429) is stretched to 100 requests' worth.
+  within 10 % of the rate that drew the 429, in an episode after the one that ended
+  start-up) is stretched to 100 requests' worth.
 * **Window mode.** A ``Retry-After`` above one second suggests a quota counted per
   fixed window. From then on (the mode is sticky) a new episode holds every send
   until the announced reset, plus up to 10 % jitter so that clients do not return in
@@ -268,6 +269,7 @@ class RateController:
 
     def _cut(self, now: float, retry_after_s: float | None) -> None:
         before = self.rate_at(now)
+        ends_startup = self.mode is RateMode.STARTUP
         if self.mode is RateMode.WINDOW and retry_after_s is not None:
             accepted, epoch = self._hold_until_reset(now, retry_after_s)
         else:
@@ -278,7 +280,10 @@ class RateController:
         # Nothing accepted in a whole horizon says little about the limit: halve.
         w_max = min(accepted, before) if accepted > 0 else before / 2
         w_max = max(w_max, self.settings.min_rate)
-        self._knee_s = _knee_s(w_max, before)
+        # The first 429 may come from a start-up rate that never grew (the hint), a
+        # jitter of arrival times rather than a limit: that episode probes at the
+        # common pace, and only a limit met again in recovery is taken as known.
+        self._knee_s = RECOVERY_KNEE_S if ends_startup else _knee_s(w_max, before)
         self._w_max = w_max
         self._epoch = epoch
         self._last_cut_at = now

@@ -199,21 +199,29 @@ def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
     assert controller.rate_at(11.0) == pytest.approx(0.9 * 64)
 
 
-def test_a_well_known_low_limit_stretches_the_approach() -> None:
+def test_a_low_limit_met_again_stretches_the_approach() -> None:
     controller = RateController(RateSettings(initial_rate=8.0))
     sends = [k / 8 for k in range(8)]
     send_at(controller, *sends)
     answer(controller, sends[:7], 0.125)
     controller.on_throttle(0.9, 0.875, None)
 
-    # K = 100 requests / 8 req/s = 12.5 s instead of 2.9 s.
-    send_paced(controller, 1.0, 0.9 + RECOVERY_KNEE_S)
+    # The cut that ends start-up probes at the common pace: back at 8 after K.
+    again = 0.9 + RECOVERY_KNEE_S
+    recovery_sends = [again - 2 + k / 8 for k in range(16)]
+    send_at(controller, *recovery_sends)
+    answer(controller, recovery_sends, 0.125)
+    assert controller.rate_at(again) == pytest.approx(8.0)
+
+    # Throttled again at 8 req/s: K = 100 requests / 8 req/s = 12.5 s, not 2.9 s.
+    controller.on_throttle(again, again - 0.01, None)
+    send_paced(controller, again, again + RECOVERY_KNEE_S)
     progress = (12.5 - RECOVERY_KNEE_S) / 12.5
-    assert controller.rate_at(0.9 + RECOVERY_KNEE_S) == pytest.approx(
-        8.0 * (1 - 0.1 * progress**3)
+    assert controller.rate_at(again + RECOVERY_KNEE_S) == pytest.approx(
+        8.0 * (1 - 0.1 * progress**3), rel=1e-4
     )
-    send_paced(controller, 0.9 + RECOVERY_KNEE_S, 0.9 + 12.5)
-    assert controller.rate_at(0.9 + 12.5) == pytest.approx(8.0)
+    send_paced(controller, again + RECOVERY_KNEE_S, again + 12.5)
+    assert controller.rate_at(again + 12.5) == pytest.approx(8.0, rel=1e-4)
 
 
 def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:
