@@ -35,13 +35,21 @@ class PointsInFlight:
     @asynccontextmanager
     async def hold(self, points: int) -> AsyncIterator[None]:
         """Wait until ``points`` fit, keep them for the ``async with`` block."""
+        await self.acquire(points)
+        try:
+            yield
+        finally:
+            self.release(points)
+
+    async def acquire(self, points: int) -> None:
+        """Wait until ``points`` fit, then count them as in flight."""
         while self.used and self.used + points > self.capacity:
             await self._clock.wait(self._released)
 
         self.used += points
-        try:
-            yield
-        finally:
-            self.used -= points
-            released, self._released = self._released, anyio.Event()
-            released.set()
+
+    def release(self, points: int) -> None:
+        """Give back points taken with :meth:`acquire`."""
+        self.used -= points
+        released, self._released = self._released, anyio.Event()
+        released.set()
