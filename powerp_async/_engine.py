@@ -380,14 +380,11 @@ class Engine:
         logger.warning("request failed: %s", error)
 
     async def _attempt(self, block: Block) -> BlockResult:
-        token = await self._tokens.token()
-        response = await self._send(block, token)
-        renewed = False
+        response, token, renewed = await self._send(block, None)
         for _ in range(TOKEN_REPLACEMENTS):
             if response.status != 401 or renewed:
                 break
-            token, renewed = await self._tokens.replace(token)
-            response = await self._send(block, token)
+            response, token, renewed = await self._send(block, token)
 
         if response.status == 401:
             raise AuthenticationError(
@@ -404,13 +401,25 @@ class Engine:
             )
         return self._decoded(block, response)
 
-    async def _send(self, block: Block, token: str) -> Response:
-        """One request under a permit, its outcome reported to the pacer."""
+    async def _send(
+        self, block: Block, refused_token: str | None
+    ) -> tuple[Response, str, bool]:
+        """One request under a permit, its outcome reported to the pacer; returns the
+        answer, the token sent and whether it was fetched for this block.
+
+        The token is taken once the permit is granted, not before: a block may wait
+        for its turn longer than a short-lived token lasts. After a 401 the refused
+        token is replaced, likewise at the turn of the next try.
+        """
         async with self._pacer.permit() as permit:
             if self.sizes.too_large(block):
                 # Learnt while this block waited for its turn; the slot goes back.
                 permit.unused()
                 raise _Recut
+            if refused_token is None:
+                token, renewed = await self._tokens.token(), False
+            else:
+                token, renewed = await self._tokens.replace(refused_token)
             self.stats.requests += 1
             try:
                 response = await send(
@@ -433,7 +442,7 @@ class Engine:
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
             self._events.pace(self._pacer.rate)
             self._report_control()
-            return response
+            return response, token, renewed
 
     def _report_control(self) -> None:
         """An event when the controller's mode or the breaker's state changed."""

@@ -21,9 +21,9 @@ REQUESTS_BY_CONTENDER = {
         "notebook": 7,
         "fan-out": 7,
         "static-oracle": 6,
-        "powerp-async": 6,
+        "powerp-async": 4,
         "powerp-async-20": 4,
-        "powerp-async-parquet": 6,
+        "powerp-async-parquet": 4,
     },
     "byte-bound": {
         "notebook": 6,
