@@ -9,9 +9,10 @@ G1 to G12 of the rate-control notes (token buckets, cold start, changing limits,
 windows, cost and size quotas, faults and an outage), and written to
 ``benchmarks/results/throttling.{json,md,png}``.
 
-Known shortcomings: the quick run shortens every scenario (22 s buckets, so 12 s of
-steady state instead of 60 s; limit changes 15 s apart instead of 30 s; three 10 s
-windows and no 1 s or 60 s ones); convergence and breaker timings come from
+Known shortcomings: the quick run shortens every scenario (20 s buckets, so 10 s of
+steady state instead of 60 s; limit changes 15 s apart instead of 30 s; finite jobs
+of 10 to 12 s, where start-up weighs more; 40 s of 10 s windows and no 1 s or 60 s
+ones); convergence and breaker timings come from
 one-second bins and samples, so they are good to about a second; and another process
 busy on the machine slows the simulator and the client alike, which the load average
 in the JSON reveals.
