@@ -1,8 +1,7 @@
 """powerp-async, told nothing about the server's limits: ``PowerPClient`` defaults.
 
-Three rows: ``fetch()`` as shipped (blocks of 10), ``fetch()`` with full blocks of 20,
-and ``export()`` to Parquet, whose files are read back after the clock stops to count
-what reached the disk.
+Two rows: ``fetch()`` as shipped, and ``export()`` to Parquet, whose files are read
+back after the clock stops to count what reached the disk.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from powerp_async import PowerPClient
 from powerp_async._engine import RunStats
 from powerp_async._export import ExportSpec, export
 from powerp_async._time import from_epoch_us
-from powerp_async.models import MAX_SIGNALS_PER_QUERY, Measurement
+from powerp_async.models import Measurement
 
 from .contenders import Job, Tally
 
@@ -66,10 +65,6 @@ async def run_engine(job: Job, tally: Tally, **settings: Any) -> None:
 
     tally.requests, tally.retries = stats.requests, stats.retries
     tally.throttled, tally.body_bytes = stats.throttled, stats.bytes_received
-
-
-async def run_engine_full_blocks(job: Job, tally: Tally) -> None:
-    await run_engine(job, tally, block_size=MAX_SIGNALS_PER_QUERY)
 
 
 async def run_export(job: Job, tally: Tally) -> None:

@@ -171,15 +171,17 @@ def outage_case(at_s: float, duration_s: float) -> Case:
 
 
 def cases(*, quick: bool) -> tuple[Case, ...]:
-    """The default run (about six minutes) or, with ``quick=False``, the long one."""
+    """The default run (about five minutes) or, with ``quick=False``, the long one."""
     if quick:
         return (
-            *(bucket_case(rate, 25.0) for rate in (5, 20, 100, 300)),
-            change_case(12.0, 27.0, 50.0),
+            *(bucket_case(rate, 20.0) for rate in (5, 20, 100, 300)),
+            change_case(12.0, 27.0, 48.0),
+            # Three windows: the first ends start-up, the second teaches the window's
+            # length, the third shows the pace held.
             window_case(10, 40.0),
-            cost_case(12.0),
-            size_case(12.0),
-            faults_case(15.0),
+            cost_case(10.0),
+            size_case(10.0),
+            faults_case(12.0),
             outage_case(5.0, 45.0),
         )
 

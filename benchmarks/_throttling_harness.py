@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from powerp_async import FetchFailedError, PowerPClient, RunStats
 from powerp_async.control import AdaptivePacer
+from powerp_async.events import Event, RequestDone
 
 from ._throttling_cases import ANCHOR, SEED, Case
 from ._throttling_job import (
@@ -70,6 +71,9 @@ class Outcome:
     samples: list[Row] = field(default_factory=list)
     blocks: int = 0
     signals_fetched: int = 0
+    """Signals of the blocks as planned, summed over the blocks fetched."""
+    signals_sent: int = 0
+    """Signals of the requests really sent, pieces of split blocks included."""
     points: int = 0
     failed_blocks: int = 0
     completed: bool = False
@@ -182,11 +186,19 @@ def _cpu_s(process: psutil.Process) -> float:
 
 
 async def _drive(case: Case, server: Server) -> tuple[Job, Outcome, list[Row]]:
+    outcome = Outcome()
+
+    def count_signals(event: Event) -> None:
+        if isinstance(event, RequestDone):
+            outcome.signals_sent += len(event.block.indexes)
+
     async with PowerPClient(
-        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=server.base_url
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        base_url=server.base_url,
+        on_event=count_signals,
     ) as client:
         job = plan_job(case, cheap_signals(await client.measurements()))
-        outcome = Outcome()
         async with anyio.create_task_group() as group:
             group.start_soon(_sample, client, outcome)
             await _fetch(client, case, job, outcome)

@@ -255,7 +255,6 @@ CONTENDERS: Final = {
     "fan-out": ("_contender_aio", "run_fan_out"),
     "static-oracle": ("_contender_aio", "run_static_oracle"),
     "powerp-async": ("_contender_engine", "run_engine"),
-    "powerp-async-20": ("_contender_engine", "run_engine_full_blocks"),
     "powerp-async-parquet": ("_contender_engine", "run_export"),
 }
 """Runners by name, as (module in this package, function), imported on demand."""

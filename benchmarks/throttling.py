@@ -1,17 +1,19 @@
 """How close the default client gets to the limits a server hides from it.
 
-Run as ``python -m benchmarks.throttling`` (about six minutes on two cores) or with
-``--full`` for the long versions (about twenty). Each scenario runs against its own
-simulator process; the client is a default :class:`~powerp_async.PowerPClient`,
-which discovers every limit from the answers alone. The figures are judged by the
-server's own per-second counts against the goals G1 to G12 of the rate-control notes
-(token buckets, cold start, changing limits, fixed windows, cost and size quotas,
-faults and an outage), and written to ``benchmarks/results/throttling.{json,md,png}``.
+Run as ``python -m benchmarks.throttling`` (about five minutes on two cores) or with
+``--full`` for the long versions (about twenty); ``--only NAME`` runs one scenario.
+Each scenario runs against its own simulator process; the client is a default
+:class:`~powerp_async.PowerPClient`, which discovers every limit from the answers
+alone. The figures are judged by the server's own per-second counts against the goals
+G1 to G12 of the rate-control notes (token buckets, cold start, changing limits, fixed
+windows, cost and size quotas, faults and an outage), and written to
+``benchmarks/results/throttling.{json,md,png}``.
 
-Known shortcomings: the quick run shortens every scenario (25 s buckets, so 15 s of
-steady state instead of 60 s; limit changes 15 s apart instead of 30 s; no 1 s or 60 s
-windows); convergence and breaker timings come from one-second bins and samples, so
-they are good to about a second; and another process busy on the machine slows the
+Known shortcomings: the quick run shortens every scenario (20 s buckets, so 10 s of
+steady state instead of 60 s; limit changes 15 s apart instead of 30 s; finite jobs
+of 10 to 12 s, where start-up weighs more; 40 s of 10 s windows and no 1 s or 60 s
+ones); convergence and breaker timings come from one-second bins and samples, so they
+are good to about a second; and another process busy on the machine slows the
 simulator and the client alike, which the load average in the JSON reveals.
 """
 

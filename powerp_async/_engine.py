@@ -2,13 +2,20 @@
 
 A dispatcher feeds blocks from a lazy plan into a zero-buffer queue, so planning runs
 only as fast as workers take blocks. A fixed number of workers (``max_in_flight``) each
-send one request at a time. Results leave through a bounded stream: when the consumer
-(an export writer, say) falls behind, workers wait, and memory stays flat.
+send one request at a time; the pacer's concurrency gate keeps far fewer of them in
+flight than there are workers, so idle ones only wait. The dispatcher hands a block on
+only while the points of the blocks under way stay within ``MAX_POINTS_IN_FLIGHT``,
+which bounds memory however large the blocks are. Results leave through a
+bounded stream (``RESULT_BUFFER``): when the consumer (an export writer, say) falls
+behind, workers wait, and memory stays flat.
 
 Each block is retried on throttling, server errors, broken connections and malformed
-bodies; a block the server finds too large (413) is split in two and both halves are
-fetched. A block that still fails is reported as a failed result, never dropped
-silently. Refused credentials end the whole run at once, since every block would fail.
+bodies. A block the server finds too large (413) is cut into pieces, by time first,
+and the size the server took is remembered, so later blocks of the same database and
+aggregation go out already cut to fit (``control.SizeMemory``); the pieces' points are
+joined back into the block as planned. A block that still fails is reported as a
+failed result, never dropped silently. Refused credentials end the whole run at once,
+since every block would fail.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Final
 
 import aiohttp
 import anyio
@@ -35,6 +43,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
+from .control import AdaptivePacer, PointsInFlight, SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -48,6 +57,8 @@ from .errors import (
 from .events import (
     BlockDone,
     BlockFailed,
+    BlockSizeLearned,
+    ControlChanged,
     EventHook,
     EventSink,
     RequestDone,
@@ -59,6 +70,15 @@ from .pacing import Pacer, Permit
 logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
+
+RESULT_BUFFER: Final = 4
+"""Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
+counts; a few smooth the hand-over, more would only hold memory."""
+
+MAX_POINTS_IN_FLIGHT: Final = 300_000
+"""Points of the blocks being fetched or handed on at once, about 20 MB of JSON:
+many small blocks may be in flight, but only some 8 of 20 signals x 1,799 windows,
+which still fetch a million points per second from a server answering in 0.25 s."""
 
 TOKEN_REPLACEMENTS = 3
 """Tries with a replaced token after 401s; one fetched for the block itself ends it."""
@@ -94,6 +114,7 @@ class RunStats:
     server_errors: int = 0
     transport_errors: int = 0
     splits: int = 0
+    presplit_blocks: int = 0
     blocks_done: int = 0
     blocks_resumed: int = 0
     blocks_failed: int = 0
@@ -142,6 +163,10 @@ class Engine:
         self._refusals = Refusals()
         self._labels = LabelSide()
         self._events = EventSink(on_event)
+        self.sizes = SizeMemory()
+        self._points = PointsInFlight(MAX_POINTS_IN_FLIGHT)
+        self._control_state = ("startup", "closed")
+        """Query sizes the server took or refused, for the life of this engine."""
 
     @property
     def label_side(self) -> str | None:
@@ -161,7 +186,7 @@ class Engine:
         Leaving the ``async with`` early cancels every request still in flight.
         """
         self._fatal = None
-        size = buffer if buffer is not None else self._settings.max_in_flight
+        size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors():
             async with anyio.create_task_group() as group:
@@ -205,7 +230,14 @@ class Engine:
             queue_out.close()
             async with queue_in:
                 for block in blocks:
-                    await queue_in.send(block)
+                    # Taken from the plan only once its points fit: a block a worker
+                    # took would otherwise wait unstarted while later ones finish.
+                    await self._points.acquire(block.max_points)
+                    try:
+                        await queue_in.send(block)
+                    except BaseException:
+                        self._points.release(block.max_points)
+                        raise
 
     async def _work(
         self,
@@ -216,8 +248,7 @@ class Engine:
         async with inbox, results:
             async for block in inbox:
                 try:
-                    parts = [part async for part in self._fetch_splitting(block)]
-                    await results.send(_as_planned(block, parts))
+                    await self._deliver(block, results)
                 except AuthenticationError as error:
                     self._fatal = error
                     scope.cancel()
@@ -226,31 +257,80 @@ class Engine:
                     self._fatal = stop.error
                     scope.cancel()
                     return
+                finally:
+                    self._points.release(block.max_points)
+
+    async def _deliver(
+        self, block: Block, results: MemoryObjectSendStream[BlockResult]
+    ) -> None:
+        # A function of its own, so that its points are freed when it returns: as
+        # locals of the worker's loop they would live on while the worker waits for
+        # its next block, a whole block's worth of memory per idle worker.
+        parts = [part async for part in self._fetch_splitting(block)]
+        await results.send(_as_planned(block, parts))
 
     async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
-        """Fetch a block; on 413 fetch its halves instead, recursively."""
+        """Fetch a block in the pieces the server is known to take; on 413 in
+        smaller ones, as small as needed."""
         known = self._refusals.known(block)
         if known is not None:
             yield self._failed(block, known)
             return
 
+        pieces = self.sizes.pieces(block)
+        if len(pieces) > 1:
+            self.stats.presplit_blocks += 1
+
+        for piece in pieces:
+            async for result in self._fetch_fitting(piece):
+                yield result
+
+    async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
         try:
-            yield await self._fetch(block)
+            result = await self._fetch(block)
+        except _Recut:
+            self.stats.presplit_blocks += 1
+            for part in self.sizes.pieces(block):
+                async for result in self._fetch_fitting(part):
+                    yield result
         except PayloadTooLargeError as error:
-            halves = split_block(block)
-            if halves is None:
+            self._learn_size(block, refused=True)
+            parts = self.sizes.pieces(block)
+            if len(parts) < 2:
                 yield self._failed(block, error)
                 return
             self.stats.splits += 1
             logger.info("server refused %s as too large; splitting", block.describe())
-            for half in halves:
-                async for result in self._fetch_splitting(half):
+            for part in parts:
+                async for result in self._fetch_fitting(part):
                     yield result
         except AuthenticationError:
             raise
         except PowerPError as error:
             self._refusals.on_refused(block, error)
             yield self._failed(block, error)
+        else:
+            self._learn_size(block, refused=False)
+            yield result
+
+    def _learn_size(self, block: Block, *, refused: bool) -> None:
+        before = self.sizes.fitting_points(block)
+        if refused:
+            self.sizes.on_refused(block)
+        else:
+            self.sizes.on_accepted(block)
+
+        after = self.sizes.fitting_points(block)
+        if after != before or (refused and after is None):
+            logger.info(
+                "%s %s: queries of %s points fit",
+                block.database_id,
+                block.aggregation,
+                after or "fewer",
+            )
+            self._events.emit(
+                BlockSizeLearned(block.database_id, block.aggregation, after)
+            )
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
         self.stats.blocks_failed += 1
@@ -300,14 +380,11 @@ class Engine:
         logger.warning("request failed: %s", error)
 
     async def _attempt(self, block: Block) -> BlockResult:
-        token = await self._tokens.token()
-        response = await self._send(block, token)
-        renewed = False
+        response, token, renewed = await self._send(block, None)
         for _ in range(TOKEN_REPLACEMENTS):
             if response.status != 401 or renewed:
                 break
-            token, renewed = await self._tokens.replace(token)
-            response = await self._send(block, token)
+            response, token, renewed = await self._send(block, token)
 
         if response.status == 401:
             raise AuthenticationError(
@@ -324,9 +401,25 @@ class Engine:
             )
         return self._decoded(block, response)
 
-    async def _send(self, block: Block, token: str) -> Response:
-        """One request under a permit, its outcome reported to the pacer."""
+    async def _send(
+        self, block: Block, refused_token: str | None
+    ) -> tuple[Response, str, bool]:
+        """One request under a permit, its outcome reported to the pacer; returns the
+        answer, the token sent and whether it was fetched for this block.
+
+        The token is taken once the permit is granted, not before: a block may wait
+        for its turn longer than a short-lived token lasts. After a 401 the refused
+        token is replaced, likewise at the turn of the next try.
+        """
         async with self._pacer.permit() as permit:
+            if self.sizes.too_large(block):
+                # Learnt while this block waited for its turn; the slot goes back.
+                permit.unused()
+                raise _Recut
+            if refused_token is None:
+                token, renewed = await self._tokens.token(), False
+            else:
+                token, renewed = await self._tokens.replace(refused_token)
             self.stats.requests += 1
             try:
                 response = await send(
@@ -341,13 +434,37 @@ class Engine:
                 permit.failed(connection=True)
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
+                self._report_control()
                 raise
 
             self.stats.bytes_received += len(response.body)
             _report(permit, response)
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
             self._events.pace(self._pacer.rate)
-            return response
+            self._report_control()
+            return response, token, renewed
+
+    def _report_control(self) -> None:
+        """An event when the controller's mode or the breaker's state changed."""
+        pacer = self._pacer
+        if not isinstance(pacer, AdaptivePacer):
+            return
+
+        state = (str(pacer.controller.mode), str(pacer.breaker.state))
+        if state == self._control_state:
+            return
+
+        self._control_state = state
+        self._events.emit(
+            ControlChanged(
+                mode=state[0],
+                circuit=state[1],
+                rate=pacer.rate,
+                in_flight=pacer.in_flight,
+                concurrency_limit=pacer.concurrency_limit(),
+                throttles=pacer.controller.throttles,
+            )
+        )
 
     def _decoded(self, block: Block, response: Response) -> BlockResult:
         types = {i: self.data_types.get((block.database_id, i)) for i in block.indexes}
@@ -370,6 +487,10 @@ class Engine:
         self._refusals.on_success(block)
         self._events.emit(BlockDone(block, batch.num_rows))
         return BlockResult(block, batch)
+
+
+class _Recut(Exception):
+    """Internal: a block waiting to go out turned out larger than the server takes."""
 
 
 def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
@@ -415,22 +536,3 @@ def _report(permit: Permit, response: Response) -> None:
 
 def _timed_out(error: PowerPError) -> bool:
     return isinstance(error, TransportError) and error.timed_out
-
-
-def split_block(block: Block) -> tuple[Block, Block] | None:
-    """Two halves of a block: by signals first, then by time; None if indivisible."""
-    if len(block.indexes) > 1:
-        middle = len(block.indexes) // 2
-        return (
-            _with(block, indexes=block.indexes[:middle]),
-            _with(block, indexes=block.indexes[middle:]),
-        )
-    windows = block.window_count
-    if windows > 1:
-        middle_us = block.start_us + (windows // 2) * block.window_us
-        return _with(block, end_us=middle_us), _with(block, start_us=middle_us)
-    return None
-
-
-def _with(block: Block, **changes: object) -> Block:
-    return replace(block, **changes)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from typing import TextIO
 
 from ._engine import RunStats
 from ._export import ExportReport
+from .control import AdaptivePacer, CircuitState
 from .pacing import Pacer
 
 
@@ -13,7 +14,9 @@ class ProgressLine:
     """Redraws one line on a terminal: blocks, points, requests, pace and ETA.
 
     With a pacer it also shows the request rate the client holds and how many
-    requests are in flight, so a user sees the controller find the server's limit.
+    requests are in flight, so a user sees the controller find the server's limit;
+    with the adaptive pacer also the controller's mode, the concurrency limit and the
+    breaker's state when it is not closed. Blocks cut to fit a size limit are counted.
     """
 
     def __init__(self, stream: TextIO, pacer: Pacer | None = None) -> None:
@@ -31,9 +34,12 @@ class ProgressLine:
             f"ETA {_eta(done, total_blocks, stats)}"
         )
         if self._pacer is not None:
-            line += f"  {self._pacer.rate:.1f} req/s, {self._pacer.in_flight} in flight"
+            line += "  " + _control(self._pacer)
         if stats.throttled or stats.retries:
             line += f"  ({stats.throttled} throttled, {stats.retries} retries)"
+        cut = stats.presplit_blocks + stats.splits
+        if cut:
+            line += f"  {cut:,} blocks cut to fit"
         self._stream.write("\r" + line.ljust(self._width))
         self._stream.flush()
         self._width = len(line)
@@ -42,6 +48,21 @@ class ProgressLine:
         if self._width:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def _control(pacer: Pacer) -> str:
+    """The pacer's state: rate and in flight, and for the adaptive one much more."""
+    if not isinstance(pacer, AdaptivePacer):
+        return f"{pacer.rate:.1f} req/s, {pacer.in_flight} in flight"
+
+    snapshot = pacer.snapshot()
+    text = (
+        f"{snapshot.rate:.1f} req/s {snapshot.mode}, "
+        f"{snapshot.in_flight}/{snapshot.concurrency_limit} in flight"
+    )
+    if snapshot.circuit is not CircuitState.CLOSED:
+        text += f", circuit {snapshot.circuit} {snapshot.circuit_open_s:.0f} s"
+    return text
 
 
 def _eta(done: int, total: int, stats: RunStats) -> str:

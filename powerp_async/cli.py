@@ -173,14 +173,18 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--demo", action="store_true", help="start the embedded simulator and use it"
     )
-    parser.add_argument("--block-size", type=int, help="signals per query (1-20)")
+    parser.add_argument(
+        "--block-size", type=int, help="signals per query (1-20, default 20)"
+    )
     parser.add_argument(
         "--max-rate", type=float, help="cap on requests per second (default: discover)"
     )
     parser.add_argument(
         "--fixed-rate", type=float, help="send exactly this many requests per second"
     )
-    parser.add_argument("--max-in-flight", type=int, help="concurrent requests")
+    parser.add_argument(
+        "--max-in-flight", type=int, help="concurrent requests at most (default 128)"
+    )
     parser.add_argument(
         "--config",
         type=Path,

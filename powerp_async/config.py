@@ -19,9 +19,9 @@ from .models import MAX_SIGNALS_PER_QUERY
 DEFAULT_BASE_URL: Final = "https://tenant.powerp.app/rt-api/api"
 """The notebook's default. Nothing in this project's tests or demos ever sends here."""
 
-DEFAULT_BLOCK_SIZE: Final = 10
+DEFAULT_BLOCK_SIZE: Final = MAX_SIGNALS_PER_QUERY
 DEFAULT_INITIAL_RATE: Final = 4.0
-DEFAULT_MAX_IN_FLIGHT: Final = 32
+DEFAULT_MAX_IN_FLIGHT: Final = 128
 DEFAULT_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_ATTEMPTS: Final = 8
 DEFAULT_MAX_OUTAGE_S: Final = 300.0

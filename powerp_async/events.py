@@ -1,8 +1,9 @@
 """What the engine reports as it works, for dashboards, metrics and tests.
 
 Pass ``on_event=`` to :class:`~powerp_async.PowerPClient` to receive a frozen record for
-every request answered, every retry scheduled, every block finished or given up, and
-every change of the pace the rate controller holds. The hook is called on the event
+every request answered, every retry scheduled, every block finished or given up, every
+change of the pace the rate controller holds, of its mode or of the circuit breaker's
+state, and every query size learnt from a 413. The hook is called on the event
 loop, in the order things happen, so it must be quick; an exception it raises is
 logged and otherwise ignored, so an observer can never break a run.
 
@@ -70,7 +71,41 @@ class PaceChanged:
     previous_rate: float
 
 
-Event: TypeAlias = RequestDone | RetryScheduled | BlockDone | BlockFailed | PaceChanged
+@dataclass(frozen=True, slots=True)
+class ControlChanged:
+    """The rate controller changed mode (``startup``, ``recovery``, ``window``) or
+    the circuit breaker its state (``closed``, ``open``, ``half-open``)."""
+
+    mode: str
+    circuit: str
+    rate: float
+    """Requests per second allowed at the change."""
+    in_flight: int
+    concurrency_limit: int
+    throttles: int
+    """429 answers so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSizeLearned:
+    """After a 413: the largest query of one database and aggregation known to be
+    taken, in points (signals times windows); later blocks are cut to fit it."""
+
+    database_id: int
+    aggregation: str
+    max_points: int | None
+    """``None`` while only refusals are known and queries are being halved."""
+
+
+Event: TypeAlias = (
+    RequestDone
+    | RetryScheduled
+    | BlockDone
+    | BlockFailed
+    | PaceChanged
+    | ControlChanged
+    | BlockSizeLearned
+)
 EventHook: TypeAlias = Callable[[Event], None]
 
 

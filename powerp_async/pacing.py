@@ -36,6 +36,9 @@ class Permit(Protocol):
     def failed(self, *, connection: bool = False) -> None:
         """Answered 5xx, or (``connection``) not answered at all."""
 
+    def unused(self) -> None:
+        """Not sent after all: the pacer may give the slot to the next request."""
+
 
 @runtime_checkable
 class Pacer(Protocol):
@@ -79,6 +82,10 @@ class _FixedPermit:
         pass
 
     def failed(self, *, connection: bool = False) -> None:
+        pass
+
+    def unused(self) -> None:
+        # The limiter's slot is spent; a fixed rate loses one slot, nothing more.
         pass
 
 

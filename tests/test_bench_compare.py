@@ -23,8 +23,8 @@ REQUESTS_BY_CONTENDER = {
         "notebook": 7,
         "fan-out": 7,
         "static-oracle": 6,
-        "powerp-async": 6,
-        "powerp-async-parquet": 6,
+        "powerp-async": 4,
+        "powerp-async-parquet": 4,
     },
     "byte-bound": {
         "notebook": 6,

@@ -282,7 +282,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> No
     span = TimeRange.snap(
         datetime(2026, 12, 4, 8, tzinfo=UTC), datetime(2026, 12, 4, 12, tzinfo=UTC), S
     )
-    requests_, points = plan_totals(signals, span, block_size=10)
+    requests_, points = plan_totals(signals, span, block_size=20)
     lines = done.stdout.splitlines()
     assert lines[0] == (
         "Range: 2026-12-04T08:00:00Z to 2026-12-04T12:00:00Z, 14,400 windows of 1s"

@@ -24,6 +24,7 @@ from powerp_async.errors import (
 )
 from powerp_async.events import (
     BlockDone,
+    ControlChanged,
     PaceChanged,
     RequestDone,
     RetryScheduled,
@@ -359,6 +360,22 @@ async def test_events_tell_what_happened_in_order(scripted) -> None:
     assert story[3].points == 2
     assert isinstance(seen[1], PaceChanged)
     assert seen[1].previous_rate == 0.0
+
+
+async def test_a_throttle_reports_the_controller_leaving_start_up(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [status(429), good]
+    seen: list[object] = []
+
+    async with client_for(base_url, on_event=seen.append) as client:
+        await query(client)
+
+    changes = [e for e in seen if isinstance(e, ControlChanged)]
+    assert [(c.mode, c.circuit, c.throttles) for c in changes] == [
+        ("recovery", "closed", 1)
+    ]
+    # Nothing accepted before the 429: the rate of 100 is halved, then cut to 0.9.
+    assert changes[0].rate == pytest.approx(45.0)
 
 
 async def test_a_failing_event_hook_never_breaks_a_run(scripted, caplog) -> None:

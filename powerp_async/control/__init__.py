@@ -9,6 +9,9 @@
     ├── RetryBudget          how many retries of failed requests may go out
     └── Clock                MonotonicClock in use, FakeClock in tests
 
+    SizeMemory               query sizes a 413 taught; the engine cuts blocks to fit
+    PointsInFlight           bounds the points the engine fetches at once (memory)
+
 :class:`ControlSnapshot` is the frozen state of all of them at one moment.
 """
 
@@ -19,6 +22,8 @@ from ._circuit import CircuitBreaker, CircuitSettings, CircuitState
 from ._clock import Clock, FakeClock, MonotonicClock
 from ._controller import RateController, RateMode, RateSettings
 from ._pacer import AdaptivePacer, ControlSnapshot, Permit
+from ._points import PointsInFlight
+from ._sizes import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
 
 __all__ = [
     "AdaptivePacer",
@@ -31,8 +36,13 @@ __all__ = [
     "FakeClock",
     "MonotonicClock",
     "Permit",
+    "PointsInFlight",
     "RateController",
     "RateMode",
     "RateSettings",
     "RetryBudget",
+    "SizeMemory",
+    "cut_in_count",
+    "cut_in_time",
+    "cut_to_fit",
 ]

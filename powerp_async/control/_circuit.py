@@ -1,11 +1,14 @@
 """Stop sending to a server that is down, and find out when it is back.
 
 The breaker is **closed** while the server works. It **opens** when at least half of
-at least 20 requests of the last 10 seconds failed (5xx or no answer), or after 5
-connection failures in a row. While open, nothing is sent until a probe is due, 5 to
-30 seconds later with jitter (the longer the outage, the longer the pause); the next
-request is then let through alone as a probe (**half-open**). Any answer from the
-server closes the breaker again; a failed probe reopens it.
+the last 20 requests failed (5xx or no answer), all 20 within 10 seconds, or after 5
+connection failures in a row. Counting the last 20 rather than every request of the
+window lets a busy client see an outage within 20 requests, not after seconds of
+successes have been outweighed. While open, nothing is sent until a probe is due, 5 to
+6 seconds later; after 10 failed probes (about a minute) the pause grows, doubling up
+to 30 seconds, since the server is then unlikely to be back at any moment. The next
+request is let through alone as a probe (**half-open**). Any answer from the server
+closes the breaker again; a failed probe reopens it.
 
 A 429 never trips the breaker: a throttling server is alive, and the rate controller
 deals with it. Requests that were already in flight when the breaker opened report
@@ -20,10 +23,14 @@ import random
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from ..errors import ConfigurationError
 
 logger = logging.getLogger("powerp_async.control.circuit")
+
+PROBE_JITTER: Final = 1.2
+"""A pause between probes lasts up to this multiple of the shortest."""
 
 
 class CircuitState(StrEnum):
@@ -45,6 +52,8 @@ class CircuitSettings:
     """Consecutive connection failures that open the breaker on their own."""
     min_probe_interval_s: float = 5.0
     max_probe_interval_s: float = 30.0
+    patient_probes: int = 10
+    """Failed probes before the pause between probes starts to grow."""
 
     def __post_init__(self) -> None:
         if not 0 < self.failure_share <= 1:
@@ -58,6 +67,7 @@ class CircuitSettings:
             "window_s",
             "max_connection_failures",
             "min_probe_interval_s",
+            "patient_probes",
         ):
             value = getattr(self, name)
             if not value > 0:
@@ -166,8 +176,11 @@ class CircuitBreaker:
         self._outcomes.append((now, failed))
         self._failures += failed
         oldest = now - self.settings.window_s
-        while self._outcomes and self._outcomes[0][0] <= oldest:
-            _, old_failed = self._outcomes.popleft()
+        outcomes = self._outcomes
+        while outcomes and (
+            outcomes[0][0] <= oldest or len(outcomes) > self.settings.min_requests
+        ):
+            _, old_failed = outcomes.popleft()
             self._failures -= old_failed
 
     def _share_too_high(self) -> bool:
@@ -182,13 +195,17 @@ class CircuitBreaker:
             self.openings += 1
 
         self._state = CircuitState.OPEN
-        ceiling = min(
-            self.settings.max_probe_interval_s,
-            self.settings.min_probe_interval_s * 2 ** min(self._failed_probes + 1, 16),
-        )
-        delay_s = self._rng.uniform(self.settings.min_probe_interval_s, ceiling)
+        delay_s = self._rng.uniform(*self._probe_pause_s())
         self.next_probe_at = now + delay_s
         logger.warning("circuit open (%s); next probe in %.1f s", reason, delay_s)
+
+    def _probe_pause_s(self) -> tuple[float, float]:
+        """The bounds of the jittered pause before the next probe."""
+        settings = self.settings
+        shortest = settings.min_probe_interval_s
+        doublings = max(0, self._failed_probes - settings.patient_probes)
+        longest = shortest * PROBE_JITTER * 2 ** min(doublings, 16)
+        return shortest, min(settings.max_probe_interval_s, longest)
 
     def _close(self, now: float) -> None:
         logger.info(

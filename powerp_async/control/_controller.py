@@ -6,20 +6,24 @@ the ceiling from 429 answers alone:
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
   ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate, but never beyond 1.5
   times the rate really used in that window, so an app-limited client does not talk
-  itself into a rate it never tried.
+  itself into a rate it never tried. (Doubling outright was tried: it overshoots a
+  limit by up to twice, and the cut then lands at half of it, from where the cubic
+  curve takes longer to climb back than the gentler growth takes to arrive.)
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
   once, to 0.9 times the accepted rate; 429s for requests already in flight at the
   cut belong to the same episode, so a burst of them is one signal, not a collapse.
   The accepted rate is measured over ``H = max(1 s, 2 * RTT_p90 + 0.5 s)`` from the
   spacing of the send times of accepted requests. With fewer than 20 of them a
   count is too coarse (at 5 req/s one answer is a fifth), so the rate at which the
-  latest accepted request was sent is taken instead.
+  latest accepted request was sent is taken instead; so it is when that is higher
+  at the end of start-up, where an average lags behind the climbing rate.
 * **Recovery.** Then the rate follows ``W_max + c * (t - K)**3`` with
   ``c = 0.004 * W_max``, ``W_max`` being the accepted rate: back quickly, flat near
   ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
   every scale, except that below about 34 req/s, where each probe past the limit
   costs one 429 out of few requests, the approach to a well-known limit (accepted
-  within 10 % of the rate that drew the 429) is stretched to 100 requests' worth.
+  within 10 % of the rate that drew the 429, in an episode after the one that ended
+  start-up) is stretched to 100 requests' worth.
 * **Window mode.** A ``Retry-After`` above one second suggests a quota counted per
   fixed window. From then on (the mode is sticky) a new episode holds every send
   until the announced reset, plus up to 10 % jitter so that clients do not return in
@@ -29,8 +33,9 @@ the ceiling from 429 answers alone:
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
 
-Known shortcoming: 5xx answers are not counted as accepted. Whether they consume
-quota is unknown, and leaving them out errs towards slower, not faster.
+A 5xx answer never changes the rate, but it counts as accepted when a cut measures
+the accepted rate: the server admitted the request before it failed, so leaving it
+out would cut deeper the more faults there are.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ CUT_FACTOR: Final = 0.9
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
 
+
 CUBIC_SCALE: Final = 0.004
 """``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
 
@@ -71,6 +77,9 @@ CONFIRMED_LIMIT: Final = 0.1
 
 AVERAGED_SAMPLES: Final = 20
 """Successes within ``H`` needed to average over ``H`` when measuring for a cut."""
+
+RECENT_SAMPLES: Final = 10
+"""The latest successes whose spacing shows the rate reached at the end of start-up."""
 
 WINDOW_MODE_RETRY_AFTER_S: Final = 1.0
 """A ``Retry-After`` above this switches to window mode."""
@@ -236,6 +245,11 @@ class RateController:
         self._accepted_sends.append(now - latency_s)
         self._accepted_total += 1
 
+    def on_server_error(self, now: float, sent_at: float) -> None:
+        """A request sent at ``sent_at`` was admitted but failed (5xx)."""
+        del now  # the same signature as the other answers; only the send time counts
+        self._accepted_sends.append(sent_at)
+
     def on_throttle(
         self, now: float, sent_at: float, retry_after_s: float | None
     ) -> bool:
@@ -255,6 +269,7 @@ class RateController:
 
     def _cut(self, now: float, retry_after_s: float | None) -> None:
         before = self.rate_at(now)
+        ends_startup = self.mode is RateMode.STARTUP
         if self.mode is RateMode.WINDOW and retry_after_s is not None:
             accepted, epoch = self._hold_until_reset(now, retry_after_s)
         else:
@@ -265,7 +280,10 @@ class RateController:
         # Nothing accepted in a whole horizon says little about the limit: halve.
         w_max = min(accepted, before) if accepted > 0 else before / 2
         w_max = max(w_max, self.settings.min_rate)
-        self._knee_s = _knee_s(w_max, before)
+        # The first 429 may come from a start-up rate that never grew (the hint), a
+        # jitter of arrival times rather than a limit: that episode probes at the
+        # common pace, and only a limit met again in recovery is taken as known.
+        self._knee_s = RECOVERY_KNEE_S if ends_startup else _knee_s(w_max, before)
         self._w_max = w_max
         self._epoch = epoch
         self._last_cut_at = now
@@ -323,10 +341,19 @@ class RateController:
         self._start_window(end if now < end + self._window_s else now)
 
     def _accepted_rate_for_cut(self, now: float) -> float:
-        averaged = self._averaged_accepted_rate(now)
-        return self._latest_accepted_rate() if averaged is None else averaged
+        sends = self._complete_accepted_sends(now)
+        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
+            return self._latest_accepted_rate()
 
-    def _averaged_accepted_rate(self, now: float) -> float | None:
+        averaged = _spacing_rate(sends)
+        if self.mode is not RateMode.STARTUP:
+            return averaged
+        # The rate was climbing: an average over the horizon lags behind it, and
+        # would cut the first episode to well below a rate known to pass.
+        return max(averaged, _spacing_rate(sends[-RECENT_SAMPLES:]))
+
+    def _complete_accepted_sends(self, now: float) -> list[float]:
+        """Send times of the accepted requests over ``H``, in order."""
         # Requests sent within the longest recent round trip may still be on their
         # way; counting the answered ones alone would make the last stretch look
         # sparse. So the horizon ends that long ago, where the record is complete.
@@ -335,12 +362,7 @@ class RateController:
         while self._accepted_sends and self._accepted_sends[0] <= since:
             self._accepted_sends.popleft()
         # Answers come back out of order, so their send times are sorted here.
-        sends = sorted(t for t in self._accepted_sends if since < t <= complete_until)
-        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
-            return None
-        # Send times are as evenly spaced as the pacer made them; answer times would
-        # add the jitter of the round trip.
-        return (len(sends) - 1) / (sends[-1] - sends[0])
+        return sorted(t for t in self._accepted_sends if since < t <= complete_until)
 
     def _latest_accepted_rate(self) -> float:
         # The rate at which the latest accepted request was sent; with few answers
@@ -356,6 +378,13 @@ class RateController:
         while times and times[0] <= oldest:
             times.popleft()
         return times
+
+
+def _spacing_rate(sends: list[float]) -> float:
+    """Requests per second from sorted send times, as evenly spaced as the pacer made
+    them (answer times would add the jitter of the round trip)."""
+    span_s = sends[-1] - sends[0]
+    return (len(sends) - 1) / span_s if span_s > 0 else 0.0
 
 
 def _knee_s(w_max: float, throttled_rate: float) -> float:

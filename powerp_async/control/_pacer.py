@@ -4,7 +4,9 @@ Acquirers line up in one first-come, first-served queue. The one at the head act
 the dispatcher: it re-reads the rate at every release and waits for the latest of
 
 * its slot, one spacing (``1 / rate``) after the previous release: a GCRA schedule
-  with no burst allowance, so an idle pacer lets one request out, not a burst;
+  with no burst allowance, so an idle pacer lets one request out, not a burst (a
+  release late by up to ``CATCH_UP_S`` keeps the schedule, so the requests held up
+  by a slow event loop catch up rather than being lost);
 * the end of any hold the controller set after a ``Retry-After`` (window mode);
 * for permits only, the circuit breaker's next probe and a free concurrency permit.
 
@@ -47,7 +49,11 @@ logger = logging.getLogger("powerp_async.control.pacer")
 
 CONCURRENCY_MARGIN: Final = 1.3
 MIN_CONCURRENCY: Final = 2
-DEFAULT_MAX_IN_FLIGHT: Final = 64
+DEFAULT_MAX_IN_FLIGHT: Final = 128
+
+CATCH_UP_S: Final = 0.025
+"""How late a release may be and still keep the schedule; at most this many seconds'
+worth of requests then leave back to back to catch up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +112,20 @@ class _Waiter:
 class Permit:
     """Leave to send one request. Report its outcome once, as soon as it is known."""
 
-    __slots__ = ("_pacer", "_pending", "probe", "sent_at")
+    __slots__ = ("_pacer", "_pending", "_slots", "probe", "sent_at")
 
-    def __init__(self, pacer: AdaptivePacer, sent_at: float, *, probe: bool) -> None:
+    def __init__(
+        self,
+        pacer: AdaptivePacer,
+        sent_at: float,
+        *,
+        probe: bool,
+        slots: tuple[float, float] = (-math.inf, -math.inf),
+    ) -> None:
         self._pacer = pacer
         self._pending = True
+        self._slots = slots
+        """The pacer's slot before and with this permit, to give it back unused."""
         self.sent_at = sent_at
         """Clock reading when the permit was granted, i.e. when the request left."""
         self.probe = probe
@@ -134,7 +149,14 @@ class Permit:
     def failed(self, *, connection: bool = False) -> None:
         """A 5xx, or with ``connection=True`` no answer (refused, reset, timeout)."""
         now = self._close()
+        if not connection:
+            self._pacer.controller.on_server_error(now, self.sent_at)
         self._pacer._failed(now, connection=connection, probe=self.probe)
+
+    def unused(self) -> None:
+        """The request was not sent after all: its slot goes to the next one."""
+        self._close()
+        self._pacer._give_back(*self._slots, probe=self.probe)
 
     def _close(self) -> float:
         if not self._pending:
@@ -315,16 +337,29 @@ class AdaptivePacer:
         now = self.clock.now()
         spacing = 1 / self.controller.rate_at(now)
         slot = self._last_slot + spacing
-        # A waiter woken a little late keeps the schedule, so the average rate holds;
-        # after an idle spell or a hold the schedule restarts now, with no burst.
-        self._last_slot = slot if slot >= now - spacing else now
+        # A waiter woken a little late keeps the schedule, so the average rate holds:
+        # at hundreds of requests per second the event loop is often later than one
+        # spacing, and restarting each time would lose a share of the rate to every
+        # delay. After an idle spell or a hold the schedule restarts now, no burst.
+        previous_slot = self._last_slot
+        late_s = max(spacing, CATCH_UP_S)
+        self._last_slot = slot if slot >= now - late_s else now
         self.controller.on_sent(now)
         self.budget.on_request(now)
         probe = False
         if holds_permit:
             self._in_flight += 1
             probe = self.breaker.on_admitted(now)
-        return Permit(self, now, probe=probe)
+        slots = (previous_slot, self._last_slot)
+        return Permit(self, now, probe=probe, slots=slots)
+
+    def _give_back(self, previous_slot: float, slot: float, *, probe: bool) -> None:
+        # Only the latest slot can be returned; a later one was spaced from it.
+        if self._last_slot == slot:
+            self._last_slot = previous_slot
+        self.breaker.on_abandoned(self.clock.now(), probe=probe)
+        if self._queue:
+            self._queue[0].wake.set()
 
     def _release(self) -> float:
         self._in_flight -= 1

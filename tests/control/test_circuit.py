@@ -98,7 +98,7 @@ def test_an_open_breaker_waits_for_a_jittered_probe() -> None:
     circuit = breaker(seed=3)
     outcomes(circuit, "ccccc")
 
-    expected_delay = random.Random(3).uniform(5.0, 10.0)
+    expected_delay = random.Random(3).uniform(5.0, 6.0)
     assert circuit.next_probe_at == pytest.approx(0.4 + expected_delay)
     assert circuit.ready_at(1.0) == circuit.next_probe_at
     assert circuit.open_for_s(2.4) == pytest.approx(2.0)
@@ -120,7 +120,7 @@ def test_one_probe_at_a_time_and_a_success_closes_it() -> None:
     assert circuit.probes == 1
 
 
-def test_a_failed_probe_reopens_it_for_longer() -> None:
+def test_a_failed_probe_reopens_it_at_the_same_pace() -> None:
     rng = random.Random(4)
     circuit = CircuitBreaker(rng=rng)
     outcomes(circuit, "ccccc")
@@ -133,9 +133,48 @@ def test_a_failed_probe_reopens_it_for_longer() -> None:
     rng.setstate(state)
     assert circuit.state is CircuitState.OPEN
     assert circuit.next_probe_at == pytest.approx(
-        first_probe + 1.0 + rng.uniform(5.0, 20.0)
+        first_probe + 1.0 + rng.uniform(5.0, 6.0)
     )
     assert circuit.opened_at == pytest.approx(0.4)
+
+
+def test_probes_slow_down_after_ten_have_failed() -> None:
+    rng = random.Random(5)
+    circuit = CircuitBreaker(rng=rng)
+    outcomes(circuit, "ccccc")
+    pauses = []
+    for _ in range(13):
+        moment = circuit.next_probe_at
+        circuit.on_admitted(moment)
+        state = rng.getstate()
+        circuit.on_failure(moment, probe=True)
+        rng.setstate(state)
+        pauses.append((circuit.next_probe_at - moment, rng.random()))
+
+    # Ten pauses of 5 to 6 s, then the upper bound doubles up to 30 s.
+    longest = [6.0] * 10 + [12.0, 24.0, 30.0]
+    for (pause, share), high in zip(pauses, longest, strict=True):
+        assert pause == pytest.approx(5.0 + (high - 5.0) * share)
+
+
+def test_an_outage_after_many_successes_opens_it_within_twenty_requests() -> None:
+    circuit = breaker()
+    moment = outcomes(circuit, "s" * 500)
+
+    outcomes(circuit, "f" * 9, start=moment)
+    assert circuit.state is CircuitState.CLOSED
+    outcomes(circuit, "f", start=moment + 0.9)
+
+    assert circuit.state is CircuitState.OPEN
+    assert circuit.opened_at == pytest.approx(moment + 0.9)
+
+
+def test_isolated_failures_among_many_successes_keep_it_closed() -> None:
+    circuit = breaker()
+
+    outcomes(circuit, ("s" * 19 + "f") * 50)
+
+    assert circuit.state is CircuitState.CLOSED
 
 
 def test_probe_intervals_stay_within_thirty_seconds() -> None:

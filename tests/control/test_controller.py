@@ -111,6 +111,21 @@ def test_a_burst_of_in_flight_429s_is_one_cut() -> None:
     assert controller.rate_at(2.0) == pytest.approx(0.9 * 32)
 
 
+def test_server_errors_count_as_accepted_when_a_cut_measures() -> None:
+    controller = RateController(RateSettings(initial_rate=32))
+    sends = [k / 32 for k in range(61)]
+    send_at(controller, *sends)
+    # Every fourth request failed with a 5xx: admitted all the same.
+    answer(controller, [t for k, t in enumerate(sends) if k % 4], 0.125)
+    for sent_at in sends[::4]:
+        controller.on_server_error(sent_at + 0.125, sent_at)
+
+    controller.on_throttle(2.0, 1.9, None)
+
+    assert controller.rate_at(2.0) == pytest.approx(0.9 * 32)
+    assert controller.accepted_total == 45
+
+
 def test_a_429_for_a_request_sent_after_the_cut_cuts_again() -> None:
     controller = saturated(32, until=2.0, latency_s=0.125)
     controller.on_throttle(2.0, 1.95, None)
@@ -137,6 +152,20 @@ def test_few_answers_take_the_rate_of_the_latest_accepted_send() -> None:
     controller.on_throttle(0.9, 0.875, None)
 
     assert controller.rate_at(0.9) == pytest.approx(0.9 * 8.0)
+
+
+def test_the_first_cut_takes_the_latest_accepted_rate_of_the_climb() -> None:
+    controller = RateController(RateSettings(initial_rate=16.0))
+    answer(controller, [0.0], 0.3)  # windows of 1 s, horizon 1.1 s
+    sends = [k / 16 for k in range(16)] + [1 + k / 24 for k in range(24)]
+    send_at(controller, *sends)
+    assert controller.rate_at(1.5) == 24.0
+    answer(controller, sends, 0.3)
+
+    controller.on_throttle(2.0, 1.99, None)
+
+    # Averaged over the horizon the climb from 16 to 24 would give about 21.7.
+    assert controller.rate_at(2.0) == pytest.approx(0.9 * 24.0)
 
 
 def test_recovery_follows_the_cubic_curve() -> None:
@@ -170,21 +199,29 @@ def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
     assert controller.rate_at(11.0) == pytest.approx(0.9 * 64)
 
 
-def test_a_well_known_low_limit_stretches_the_approach() -> None:
+def test_a_low_limit_met_again_stretches_the_approach() -> None:
     controller = RateController(RateSettings(initial_rate=8.0))
     sends = [k / 8 for k in range(8)]
     send_at(controller, *sends)
     answer(controller, sends[:7], 0.125)
     controller.on_throttle(0.9, 0.875, None)
 
-    # K = 100 requests / 8 req/s = 12.5 s instead of 2.9 s.
-    send_paced(controller, 1.0, 0.9 + RECOVERY_KNEE_S)
+    # The cut that ends start-up probes at the common pace: back at 8 after K.
+    again = 0.9 + RECOVERY_KNEE_S
+    recovery_sends = [again - 2 + k / 8 for k in range(16)]
+    send_at(controller, *recovery_sends)
+    answer(controller, recovery_sends, 0.125)
+    assert controller.rate_at(again) == pytest.approx(8.0)
+
+    # Throttled again at 8 req/s: K = 100 requests / 8 req/s = 12.5 s, not 2.9 s.
+    controller.on_throttle(again, again - 0.01, None)
+    send_paced(controller, again, again + RECOVERY_KNEE_S)
     progress = (12.5 - RECOVERY_KNEE_S) / 12.5
-    assert controller.rate_at(0.9 + RECOVERY_KNEE_S) == pytest.approx(
-        8.0 * (1 - 0.1 * progress**3)
+    assert controller.rate_at(again + RECOVERY_KNEE_S) == pytest.approx(
+        8.0 * (1 - 0.1 * progress**3), rel=1e-4
     )
-    send_paced(controller, 0.9 + RECOVERY_KNEE_S, 0.9 + 12.5)
-    assert controller.rate_at(0.9 + 12.5) == pytest.approx(8.0)
+    send_paced(controller, again + RECOVERY_KNEE_S, again + 12.5)
+    assert controller.rate_at(again + 12.5) == pytest.approx(8.0, rel=1e-4)
 
 
 def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:

@@ -152,3 +152,34 @@ def test_a_snapshot_refuses_negative_values(field: str) -> None:
 def test_max_in_flight_must_allow_a_request() -> None:
     with pytest.raises(ConfigurationError, match="max_in_flight must be at least 1"):
         AdaptivePacer(max_in_flight=0)
+
+
+async def test_a_late_release_keeps_the_schedule_and_catches_up(
+    clock: FakeClock,
+) -> None:
+    clients = Clients(fixed_rate_pacer(clock, 200.0), clock)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(clients.acquire)
+        await clock.advance(0.012)
+        # Due at 0.005 and 0.010 but asked for only at 0.012, as from a busy loop.
+        for _ in range(3):
+            group.start_soon(clients.acquire)
+        await clock.advance(0.1)
+
+    assert clients.granted == pytest.approx([0.0, 0.012, 0.012, 0.015], abs=1e-12)
+
+
+async def test_a_release_later_than_the_catch_up_restarts_the_schedule(
+    clock: FakeClock,
+) -> None:
+    clients = Clients(fixed_rate_pacer(clock, 200.0), clock)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(clients.acquire)
+        await clock.advance(0.04)
+        for _ in range(2):
+            group.start_soon(clients.acquire)
+        await clock.advance(0.1)
+
+    assert clients.granted == pytest.approx([0.0, 0.04, 0.045], abs=1e-12)

@@ -206,3 +206,30 @@ async def test_a_429_never_opens_the_breaker(clock: FakeClock) -> None:
     assert pacer.breaker.state is CircuitState.CLOSED
     # Each 429 answered a request sent after the previous cut: 40 episodes.
     assert (pacer.controller.throttles, pacer.controller.cuts) == (40, 40)
+
+
+async def test_an_unused_permit_gives_its_slot_to_the_next_request(
+    clock: FakeClock,
+) -> None:
+    pacer = fixed_rate_pacer(clock, 1.0)
+    granted: list[float] = []
+
+    async def send(use: bool) -> None:
+        async with pacer.permit() as permit:
+            granted.append(clock.now())
+            if use:
+                permit.succeeded(0.1)
+            else:
+                permit.unused()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(send, True)
+        await clock.advance(0.5)
+        group.start_soon(send, False)
+        group.start_soon(send, True)
+        group.start_soon(send, True)
+        await clock.advance(5.0)
+
+    # At 1 req/s: 0, then 1 given back and taken again at 1, then 2.
+    assert granted == pytest.approx([0.0, 1.0, 1.0, 2.0])
+    assert pacer.in_flight == 0

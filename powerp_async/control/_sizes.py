@@ -1,0 +1,210 @@
+"""Query sizes the server takes: what a 413 taught, applied to every later block.
+
+A server that refuses a query as too large (413) will refuse every block as large, so
+splitting each block only after its own refusal costs one wasted request per block and
+halves blocks further than needed. :class:`SizeMemory` keeps, per (database,
+aggregation), the smallest query refused and the largest accepted since, both in
+points (signals times windows), and cuts later blocks into the fewest pieces that
+fit before they are sent.
+
+The limit lies between the two: while the accepted size is below half the refused one,
+blocks are cut in halves of the refused size (a bisection); after that, to the
+accepted size. Pieces are cut by time first, so each keeps all the signals of its
+block: a server that counts requests then gets the fewest requests for the points.
+Only a block whose signals alone exceed the size is cut by signals too.
+
+Now and then (every ``probe_every`` accepted pieces of a group) one block goes out in
+one piece fewer than the memory says, so a limit that was raised is found again; a
+refusal of the probe only lowers the refused size, and the probe's pieces are cut
+again to what is known to fit.
+
+Nothing is remembered before the first 413: blocks stay whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+from ..models import Block
+
+PROBE_EVERY: Final = 100
+"""Accepted pieces of a group between two tries of a larger piece."""
+
+GroupKey = tuple[int, str]
+
+
+@dataclass(slots=True)
+class _GroupSizes:
+    refused_points: int
+    """The smallest query of this group the server refused as too large."""
+    fitting_points: int = 0
+    """The largest query accepted since; 0 while none is known."""
+    since_probe: int = 0
+
+
+class SizeMemory:
+    """Remembers refused and accepted query sizes; see the module docstring."""
+
+    def __init__(self, probe_every: int = PROBE_EVERY) -> None:
+        if probe_every < 1:
+            raise ValueError(f"probe_every must be at least 1, got {probe_every!r}")
+
+        self._probe_every = probe_every
+        self._groups: dict[GroupKey, _GroupSizes] = {}
+        self._probes: set[Block] = set()
+
+    def __repr__(self) -> str:
+        known = ", ".join(
+            f"{key[0]}/{key[1]}: fits {sizes.fitting_points}, "
+            f"refused {sizes.refused_points}"
+            for key, sizes in self._groups.items()
+        )
+        return f"<SizeMemory {known or 'empty'}>"
+
+    def fitting_points(self, block: Block) -> int | None:
+        """The largest query of this block's group accepted since a 413, if any."""
+        sizes = self._groups.get(_key(block))
+        return sizes.fitting_points if sizes and sizes.fitting_points else None
+
+    def pieces(self, block: Block) -> list[Block]:
+        """``block`` cut into the fewest pieces that the server is known to take.
+
+        Until a query of at least half the refused size was accepted, a block is cut
+        in twice as many pieces as the refused size suggests: the halving a split
+        does, so a size far below the first refusal is found in a few steps.
+        """
+        sizes = self._groups.get(_key(block))
+        if sizes is None:
+            return [block]
+
+        if 2 * sizes.fitting_points < sizes.refused_points:
+            # What fitted is far below what was refused (a small block of the group,
+            # say), so it says little about the limit: halve, as a split would.
+            halving = -(-2 * block.max_points // sizes.refused_points)
+            return cut_in_count(block, halving)
+
+        if block.max_points <= sizes.fitting_points:
+            return [block]
+
+        if sizes.since_probe >= self._probe_every:
+            sizes.since_probe = 0
+            count = _piece_count(block, sizes.fitting_points)
+            probes = cut_in_count(block, count - 1)
+            self._probes.update(probes)
+            return probes
+
+        return cut_to_fit(block, sizes.fitting_points)
+
+    def too_large(self, block: Block) -> bool:
+        """Whether ``block`` is as large as one already refused (probes aside): a
+        block taken before the refusal was learnt is cut before it goes out."""
+        sizes = self._groups.get(_key(block))
+        if sizes is None or block in self._probes:
+            return False
+
+        return block.max_points >= sizes.refused_points
+
+    def on_refused(self, block: Block) -> None:
+        """The server refused ``block`` as too large."""
+        self._probes.discard(block)
+        key = _key(block)
+        points = block.max_points
+        sizes = self._groups.get(key)
+        if sizes is None:
+            self._groups[key] = _GroupSizes(points)
+            return
+
+        sizes.refused_points = min(sizes.refused_points, points)
+        sizes.since_probe = 0
+        if sizes.fitting_points >= points:
+            # The limit came down: what fitted before is no evidence any more.
+            sizes.fitting_points = 0
+
+    def on_accepted(self, block: Block) -> None:
+        """The server answered ``block``; only groups with a refusal keep count."""
+        self._probes.discard(block)
+        sizes = self._groups.get(_key(block))
+        if sizes is None:
+            return
+
+        points = block.max_points
+        sizes.since_probe += 1
+        sizes.fitting_points = max(sizes.fitting_points, points)
+        if points >= sizes.refused_points:
+            # The limit went up: the old refusal no longer bounds anything.
+            sizes.refused_points = points + 1
+
+
+def cut_to_fit(block: Block, limit_points: int) -> list[Block]:
+    """Pieces of ``block`` of at most ``limit_points`` each, by time where possible."""
+    if block.max_points <= limit_points:
+        return [block]
+
+    signals = len(block.indexes)
+    if signals <= limit_points:
+        return cut_in_time(block, _piece_count(block, limit_points)) or [block]
+
+    middle = signals // 2
+    halves = (block.indexes[:middle], block.indexes[middle:])
+    return [
+        piece
+        for indexes in halves
+        for piece in cut_to_fit(_with(block, indexes=indexes), limit_points)
+    ]
+
+
+def cut_in_time(block: Block, count: int) -> list[Block] | None:
+    """``block`` in ``count`` consecutive spans of nearly equal windows; ``None`` if
+    it has fewer windows than that, or ``count`` is below 2."""
+    windows = block.window_count
+    if count < 2 or windows < count:
+        return None
+
+    base, extra = divmod(windows, count)
+    pieces = []
+    start_us = block.start_us
+    for number in range(count):
+        length = base + (1 if number < extra else 0)
+        end_us = start_us + length * block.window_us
+        pieces.append(_with(block, start_us=start_us, end_us=end_us))
+        start_us = end_us
+
+    return pieces
+
+
+def cut_in_count(block: Block, count: int) -> list[Block]:
+    """``block`` in about ``count`` pieces: by time, and by signals too where it has
+    fewer windows than that."""
+    if count < 2:
+        return [block]
+
+    pieces = cut_in_time(block, count)
+    if pieces is not None:
+        return pieces
+
+    signals = len(block.indexes)
+    if signals < 2:
+        return cut_in_time(block, block.window_count) or [block]
+
+    middle = signals // 2
+    halves = (block.indexes[:middle], block.indexes[middle:])
+    return [
+        piece
+        for indexes in halves
+        for piece in cut_in_count(_with(block, indexes=indexes), -(-count // 2))
+    ]
+
+
+def _piece_count(block: Block, limit_points: int) -> int:
+    windows_per_piece = max(1, limit_points // len(block.indexes))
+    return -(-block.window_count // windows_per_piece)
+
+
+def _key(block: Block) -> GroupKey:
+    return block.database_id, block.aggregation
+
+
+def _with(block: Block, **changes: object) -> Block:
+    return dataclasses.replace(block, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,54 @@
+"""The progress line shows what the controller is doing."""
+
+from __future__ import annotations
+
+import io
+import random
+
+from powerp_async import RunStats
+from powerp_async._progress import ProgressLine
+from powerp_async.control import (
+    AdaptivePacer,
+    CircuitBreaker,
+    FakeClock,
+    RateController,
+)
+from powerp_async.pacing import FixedPacer
+
+
+def line(pacer: AdaptivePacer | FixedPacer, stats: RunStats) -> str:
+    stream = io.StringIO()
+    ProgressLine(stream, pacer)(stats, 10)
+    return stream.getvalue().removeprefix("\r")
+
+
+def test_the_line_shows_mode_gate_and_blocks_cut() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(
+        clock=clock,
+        controller=RateController(rng=random.Random(1)),
+        breaker=CircuitBreaker(rng=random.Random(2)),
+    )
+    stats = RunStats(requests=3, throttled=1, splits=1, presplit_blocks=4)
+
+    assert line(pacer, stats) == (
+        "0/10 blocks  0 points  3 requests  0 points/s  ETA --:--  "
+        "4.0 req/s startup, 0/128 in flight  (1 throttled, 0 retries)  "
+        "5 blocks cut to fit"
+    )
+
+
+async def test_an_open_circuit_is_shown_with_its_age() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock=clock, breaker=CircuitBreaker(rng=random.Random(2)))
+    for _ in range(5):
+        pacer.breaker.on_failure(clock.now(), connection=True)
+    await clock.advance(3.0)
+
+    assert line(pacer, RunStats()).endswith(
+        "4.0 req/s startup, 0/128 in flight, circuit open 3 s"
+    )
+
+
+def test_a_fixed_pacer_shows_its_rate() -> None:
+    assert line(FixedPacer(7.0), RunStats()).endswith("7.0 req/s, 0 in flight")

@@ -1,0 +1,154 @@
+"""Query sizes: what a 413 taught is applied to later blocks, and probed upward."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from powerp_async.control import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
+from powerp_async.models import Block
+
+WINDOW_US = 1_000_000
+SIGNALS = tuple(str(number) for number in range(20))
+
+
+def block(signals: int = 20, windows: int = 1799, aggregation: str = "last") -> Block:
+    return Block(3, aggregation, SIGNALS[:signals], 0, windows * WINDOW_US, WINDOW_US)
+
+
+def shapes(pieces: list[Block]) -> list[tuple[int, int]]:
+    return [(len(piece.indexes), piece.window_count) for piece in pieces]
+
+
+def test_blocks_stay_whole_until_a_refusal() -> None:
+    memory = SizeMemory()
+    memory.on_accepted(block())
+
+    assert memory.pieces(block()) == [block()]
+    assert memory.fitting_points(block()) is None
+
+
+def test_a_refusal_halves_until_a_size_is_accepted() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block())
+
+    assert memory.fitting_points(block()) is None
+    assert shapes(memory.pieces(block())) == [(20, 900), (20, 899)]
+
+
+def test_later_blocks_are_cut_in_time_to_the_accepted_size() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block())
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+
+    # 20 signals of 450 windows fit: four pieces, every one with all 20 signals.
+    assert shapes(memory.pieces(block())) == [
+        (20, 450),
+        (20, 450),
+        (20, 450),
+        (20, 449),
+    ]
+    assert shapes(memory.pieces(block(signals=9))) == [(9, 900), (9, 899)]
+    assert memory.pieces(block(signals=5)) == [block(signals=5)]
+
+
+def test_pieces_cover_the_block_exactly() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(windows=2))
+    pieces = memory.pieces(block())
+
+    assert pieces[0].start_us == 0
+    assert pieces[-1].end_us == 1799 * WINDOW_US
+    assert all(a.end_us == b.start_us for a, b in itertools.pairwise(pieces))
+    assert sum(piece.max_points for piece in pieces) == 20 * 1799
+
+
+def test_groups_are_remembered_apart() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(aggregation="sum"))
+
+    assert memory.pieces(block(aggregation="last")) == [block()]
+    assert len(memory.pieces(block(aggregation="sum"))) == 2
+
+
+def test_a_probe_tries_one_piece_fewer_now_and_then() -> None:
+    memory = SizeMemory(probe_every=3)
+    memory.on_refused(block(windows=900))
+    for _ in range(3):
+        memory.on_accepted(block(windows=450))
+
+    assert shapes(memory.pieces(block())) == [(20, 600), (20, 600), (20, 599)]
+    # The probe is spent: the next block is cut to the known size again.
+    assert len(memory.pieces(block())) == 4
+
+
+def test_an_accepted_probe_raises_the_size() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+    memory.on_accepted(block(windows=900))
+
+    assert shapes(memory.pieces(block())) == [(20, 900), (20, 899)]
+
+
+def test_a_lowered_limit_forgets_what_fitted() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+    memory.on_refused(block(windows=300))
+
+    assert memory.fitting_points(block()) is None
+    # Halving again from the new refusal: 6,000 points refused, 3,000 per piece.
+    assert len(memory.pieces(block())) == 12
+
+
+def test_signals_are_cut_only_when_one_window_of_them_is_too_large() -> None:
+    # 20 signals over 4 windows, at most 5 points: halved to 10, then to 5 signals,
+    # and each of those cut into single windows.
+    assert shapes(cut_to_fit(block(windows=4), 5)) == [(5, 1)] * 16
+    assert shapes(cut_to_fit(block(windows=4), 40)) == [(20, 2), (20, 2)]
+
+
+def test_cut_in_time_needs_enough_windows() -> None:
+    assert cut_in_time(block(windows=3), 4) is None
+    assert cut_in_time(block(windows=3), 1) is None
+    assert shapes(cut_in_time(block(windows=3), 3) or []) == [(20, 1)] * 3
+
+
+def test_cut_in_count_halves_signals_when_windows_run_out() -> None:
+    assert shapes(cut_in_count(block(windows=2), 8)) == [(5, 1)] * 8
+    assert shapes(cut_in_count(block(signals=1, windows=2), 8)) == [(1, 1)] * 2
+    assert cut_in_count(block(), 1) == [block()]
+
+
+def test_a_refusal_of_a_small_piece_halves_it_again() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block())
+    memory.on_refused(block(windows=900))
+
+    assert shapes(memory.pieces(block(windows=900))) == [(20, 450), (20, 450)]
+    assert shapes(memory.pieces(block())) == [(20, 450)] * 3 + [(20, 449)]
+
+
+def test_probe_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="probe_every must be at least 1, got 0"):
+        SizeMemory(probe_every=0)
+
+
+def test_a_block_as_large_as_a_refused_one_is_too_large_unless_a_probe() -> None:
+    memory = SizeMemory(probe_every=1)
+    assert not memory.too_large(block())
+
+    memory.on_refused(block(windows=451))
+    memory.on_accepted(block(windows=450))
+    assert memory.too_large(block(windows=451))
+    assert not memory.too_large(block(windows=450))
+
+    # The probe sends 900 windows whole, though more than 451 were refused.
+    probes = memory.pieces(block(windows=900))
+    assert probes == [block(windows=900)]
+    assert not memory.too_large(probes[0])
+    memory.on_refused(probes[0])
+    assert memory.too_large(probes[0])
