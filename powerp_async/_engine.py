@@ -92,7 +92,16 @@ MAX_THROTTLED_ATTEMPTS = 60
 
 @dataclass(frozen=True, slots=True)
 class BlockResult:
-    """The outcome of one block: its points, or the error that ended it."""
+    """The outcome of one block: its points, or the error that ended it.
+
+    >>> block = Block(1, "last", ("7",), 0, 60_000_000, 1_000_000)
+    >>> error = ServerError(
+    ...     "the server answered 503", method="POST", url="http://[::1]/", status=503
+    ... )
+    >>> result = BlockResult(block, None, error)
+    >>> result.ok, result.error.status
+    (False, 503)
+    """
 
     block: Block
     batch: pa.RecordBatch | None
@@ -105,7 +114,14 @@ class BlockResult:
 
 @dataclass(slots=True)
 class RunStats:
-    """Counters of one run, read by progress displays and summaries."""
+    """Counters of one run, read by progress displays and summaries.
+
+    Pass one to :meth:`PowerPClient.fetch` (``stats=``) to watch a fetch as it goes:
+
+    >>> stats = RunStats()
+    >>> stats.requests, stats.points, stats.dropped_points
+    (0, 0, 0)
+    """
 
     started_at: float = field(default_factory=time.monotonic)
     requests: int = 0
