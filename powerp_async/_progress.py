@@ -94,6 +94,11 @@ def summary(report: ExportReport) -> str:
         lines.append(
             f"{len(report.gaps)} signal ranges returned no data (see _report.json)"
         )
+    if report.dropped_points:
+        lines.append(
+            f"Dropped {report.dropped_points:,} points the server sent twice or "
+            "outside what was asked (see _report.json)"
+        )
     if report.failures:
         lines.append(
             f"{report.blocks_failed} blocks failed; first: {report.failures[0]}"

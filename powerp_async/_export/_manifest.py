@@ -64,6 +64,8 @@ class ManifestState:
     points: int = 0
     checks: dict[str, PartCheck] = field(default_factory=dict)
     """Each part's size and digest as committed; parts of older journals have none."""
+    dropped_points: int = 0
+    """Points the server sent that were not kept, counted by commits that say so."""
 
 
 class Manifest:
@@ -126,9 +128,11 @@ class Manifest:
         points: int,
         empty_signals: list[dict[str, Any]],
         checks: list[PartCheck],
+        dropped_points: int = 0,
     ) -> None:
         """Record that ``units`` are complete in ``parts`` (relative to the folder),
-        with each part's size and digest."""
+        with each part's size and digest, and the points the server sent since the
+        last commit that were not kept (duplicates, outside what was asked)."""
         self._append(
             {
                 "kind": "commit",
@@ -138,6 +142,7 @@ class Manifest:
                 "empty": empty_signals,
                 "sizes": [check.size_bytes for check in checks],
                 "sha256": [check.sha256 for check in checks],
+                "dropped": dropped_points,
             }
         )
 
@@ -271,6 +276,7 @@ def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
 
     state.empty_signals.extend(record["empty"])
     state.points += record["points"]
+    state.dropped_points += _count(record.get("dropped", 0))  # added later
     if state.failed:
         for unit in units:
             state.failed.pop(unit, None)
@@ -278,7 +284,7 @@ def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
 
 def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a size in bytes, got {value!r}")
+        raise ValueError(f"expected a count of zero or more, got {value!r}")
 
     return value
 

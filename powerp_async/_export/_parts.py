@@ -28,6 +28,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._engine import RunStats
 from ..models import POINT_SCHEMA
 from ._checks import PartCheck
 from ._folder import writing
@@ -65,6 +66,8 @@ class PartWriter:
     neutralise_formulas: bool = False
     clock: Callable[[], float] = time.monotonic
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    stats: RunStats | None = None
+    """The run's counters; each commit records the points dropped since the last."""
     _batches: list[pa.RecordBatch] = field(default_factory=list)
     _units: list[str] = field(default_factory=list)
     _empty: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +75,7 @@ class PartWriter:
     _oldest_s: float | None = None
     _sequence: int = 0
     _broken: bool = False
+    _dropped_committed: int = 0
     parts_written: int = 0
 
     def add(
@@ -104,7 +108,7 @@ class PartWriter:
 
         Raises :class:`ExportWriteError` when the folder cannot be written.
         """
-        if not self._units:
+        if not self._units and not self._dropped_since_commit():
             return
 
         if self._broken:
@@ -139,13 +143,16 @@ class PartWriter:
 
     def _write_commit_reveal(self) -> None:
         staged = self._stage_all()
+        dropped = self._dropped_since_commit()
         self.manifest.commit(
             [part.final for part in staged],
             self._units,
             self._rows,
             self._empty,
             [part.check for part in staged],
+            dropped,
         )
+        self._dropped_committed += dropped
         points = self._rows
         blocks = len(self._units)
         # Committed: from here on a retry must never write these blocks again.
@@ -156,6 +163,17 @@ class PartWriter:
 
         logger.debug("committed %d blocks, %d points", blocks, points)
         self.parts_written += len(staged)
+
+    def _dropped_since_commit(self) -> int:
+        """Points the engine dropped since the last commit.
+
+        Counted as blocks are decoded, so a commit may count the drops of a block
+        decoded but not yet handed over; over a whole run the sum is exact.
+        """
+        if self.stats is None:
+            return 0
+
+        return self.stats.dropped_points - self._dropped_committed
 
     def _stage_all(self) -> list[_Staged]:
         """Write every partition under its hidden name, or none: a part that cannot
