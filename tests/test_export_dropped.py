@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import orjson
@@ -18,11 +17,11 @@ from aiohttp import web
 
 from powerp_async import POINT_SCHEMA, RunStats, export
 from powerp_async._progress import summary
-from powerp_async.simulator import Simulator, SimulatorSettings
+from powerp_async.simulator import SimulatorSettings
 from powerp_async.simulator._settings import Handler
 
-from .conftest import ANCHOR, CLIENT_SECRET
-from .helpers import assert_exact, expected_points, span_of
+from .conftest import ANCHOR
+from .helpers import assert_exact, expected_points, rewriting_settings, span_of
 from .test_export import read_dataset
 from .test_export_recovery import expected_for, spec_for
 
@@ -68,19 +67,7 @@ def tampering() -> Tampering:
 
 @pytest.fixture
 def settings(tampering: Tampering) -> SimulatorSettings:
-    return SimulatorSettings(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        anchor_us=int(ANCHOR.timestamp() * 1_000_000),
-        gzip_min_bytes=None,  # the policy rewrites plain JSON bodies
-        policies=(tampering,),
-    )
-
-
-@pytest.fixture
-async def simulator(settings: SimulatorSettings) -> AsyncIterator[Simulator]:
-    async with Simulator(settings) as running:
-        yield running
+    return rewriting_settings(tampering)
 
 
 async def test_the_report_counts_dropped_points_over_every_run(
