@@ -9,13 +9,16 @@ import shutil
 
 import pytest
 
-from powerp_async import export
+from powerp_async import cli, export
 from powerp_async._export import _manifest
 from powerp_async._export._manifest import read_manifest
+from powerp_async._progress import summary
 from powerp_async.errors import ConfigurationError
 
+from .conftest import ANCHOR
 from .helpers import assert_exact
-from .test_export import read_dataset
+from .test_export import START, read_dataset
+from .test_export_failures import command_against_simulator
 from .test_export_recovery import expected_for, spec_for
 
 JOURNAL = _manifest.MANIFEST_NAME
@@ -126,6 +129,11 @@ async def test_a_journal_without_sizes_resumes_checking_presence_only(
 
     assert read_manifest(spec.out).checks == {}
     assert report.complete
+    assert report.unchecked_parts == len(parts)
+    assert summary(report).splitlines()[-1] == (
+        f"{len(parts)} files were committed by a version that recorded no sizes or "
+        "checksums: a resume checks only that they exist"
+    )
     assert caplog.messages == [
         f"{len(parts)} of {len(parts)} committed parts in {spec.out} were written "
         "by a version that did "
@@ -166,4 +174,31 @@ def test_a_malformed_size_is_named(tmp_path) -> None:
         f"{tmp_path / JOURNAL}, line 2, is unreadable (not a valid commit record): "
         "the journal was damaged or edited outside the export, so the folder cannot "
         "be resumed"
+    )
+
+
+def test_the_command_refuses_a_changed_part_in_one_line(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "out"
+    export_one = [
+        *("export", "--out", str(out), "--window", "10s"),
+        *("--start", START.isoformat(), "--end", ANCHOR.isoformat()),
+        *("--database", "1", "--index", "1"),
+    ]
+    with command_against_simulator(monkeypatch):
+        made = cli.main(export_one)
+        part = read_manifest(out).parts[0]
+        recorded = (out / part).stat().st_size
+        with (out / part).open("r+b") as handle:
+            handle.truncate(100)
+        capsys.readouterr()
+        refused = cli.main(["export", "--out", str(out), "--resume"])
+
+    assert (made, refused) == (0, 2)
+    assert capsys.readouterr().err == (
+        f"powerp: error: cannot resume into {out}: committed part {part} is 100 "
+        f"bytes, but the journal recorded {recorded:,}; the file was changed outside "
+        "the export, so the folder's data is no longer what was committed. Export "
+        "again into a new folder\n"
     )

@@ -15,14 +15,15 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from powerp_async import POINT_SCHEMA, RunStats, export
+from powerp_async import POINT_SCHEMA, RunStats, cli, export
 from powerp_async._progress import summary
 from powerp_async.simulator import SimulatorSettings
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
 from .helpers import assert_exact, expected_points, rewriting_settings, span_of
-from .test_export import read_dataset
+from .test_export import START, read_dataset
+from .test_export_failures import command_against_simulator
 from .test_export_recovery import expected_for, spec_for
 
 EXTRA_PER_ANSWER = 3
@@ -115,3 +116,27 @@ async def test_library_users_get_the_count_in_the_stats(
     span = span_of(start, ANCHOR, 10_000_000)
     assert_exact(table, expected_points(simulator.tenant, signals, span))
     assert stats.dropped_points == tampering.dropped > 0
+
+
+def test_the_command_summary_names_the_dropped_points(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    tampering = Tampering()
+    out = tmp_path / "out"
+    with command_against_simulator(monkeypatch, (tampering,)):
+        code = cli.main(
+            [
+                *("export", "--out", str(out), "--window", "10s"),
+                *("--start", START.isoformat(), "--end", ANCHOR.isoformat()),
+                *("--database", "1", "--index", "1", "--index", "2"),
+            ]
+        )
+
+    printed = capsys.readouterr()
+    assert code == 0
+    assert tampering.dropped > 0
+    assert (
+        f"Dropped {tampering.dropped:,} points the server sent twice or outside what "
+        "was asked (see _report.json)\n"
+    ) in printed.out
+    assert printed.err == ""

@@ -62,6 +62,9 @@ class ExportReport:
     """Points the server sent twice, outside the range asked or for signals not
     asked, all runs together; they are not in the data."""
     dropped_points_this_run: int = 0
+    unchecked_parts: int = 0
+    """Parts committed before sizes and digests were recorded: a resume checks only
+    that they exist."""
 
     @classmethod
     def build(
@@ -92,6 +95,7 @@ class ExportReport:
             failed_units=tuple(journal.failed),
             dropped_points=journal.dropped_points,
             dropped_points_this_run=stats.dropped_points,
+            unchecked_parts=len(journal.parts) - len(journal.checks),
         )
 
     @classmethod
