@@ -311,7 +311,9 @@ async def test_a_server_failing_every_query_stops_the_run_and_reports(
     async with giving_up_early(simulator, max_outage_s=1.0) as client:
         spec = await spec_for(client, tmp_path / "out")
         signals = _matching(await client.measurements(), spec)
-        every = list(plan_blocks(signals, spec.time_range(), block_size=10))
+        every = list(
+            plan_blocks(signals, spec.time_range(), block_size=client.config.block_size)
+        )
         faults = FailingQueries(monkeypatch, every)
         with pytest.raises(ServerUnavailableError, match="--resume"):
             await export(client, spec)
