@@ -94,6 +94,16 @@ def summary(report: ExportReport) -> str:
         lines.append(
             f"{len(report.gaps)} signal ranges returned no data (see _report.json)"
         )
+    if report.dropped_points:
+        lines.append(
+            f"Dropped {report.dropped_points:,} points the server sent twice or "
+            "outside what was asked (see _report.json)"
+        )
+    if report.unchecked_parts:
+        lines.append(
+            f"{report.unchecked_parts} files were committed by a version that "
+            "recorded no sizes or checksums: a resume checks only that they exist"
+        )
     if report.failures:
         lines.append(
             f"{report.blocks_failed} blocks failed; first: {report.failures[0]}"

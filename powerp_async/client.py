@@ -437,6 +437,13 @@ def _single_block(
 
 
 def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
+    """The listing's signals, each (database, index) once, in the server's order.
+
+    A signal listed again is kept once, as first listed, and a ``dataType`` this
+    client does not know leaves the signal's type unknown, so its values land in the
+    column of their JSON type; each is named in a WARNING, since a listing that
+    contradicts itself or grows new types is worth a look.
+    """
     try:
         rows = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -448,8 +455,40 @@ def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
             excerpt=excerpt(body),
         )
     try:
-        return [Measurement.from_api(row) for row in rows]
+        listed = [(Measurement.from_api(row), row.get("dataType")) for row in rows]
     except (AttributeError, TypeError, ValueError) as error:
         raise MalformedResponseError(
             f"measurements: a signal could not be read ({error})", url=url
         ) from None
+
+    _warn_unknown_types(listed)
+    return _listed_once(signal for signal, _ in listed)
+
+
+def _warn_unknown_types(listed: list[tuple[Measurement, object]]) -> None:
+    for signal, raw_type in listed:
+        if raw_type is not None and signal.data_type is None:
+            logger.warning(
+                "signal %s has dataType %r, which this client does not know: its "
+                "values are placed by their JSON type",
+                _signal_name(signal),
+                raw_type,
+            )
+
+
+def _listed_once(signals: Iterable[Measurement]) -> list[Measurement]:
+    kept: dict[tuple[int, str], Measurement] = {}
+    for signal in signals:
+        key = (signal.database_id, signal.index)
+        first = kept.setdefault(key, signal)
+        if first is not signal:
+            logger.warning(
+                "signal %s is listed more than once; kept as first listed%s",
+                _signal_name(signal),
+                "" if first == signal else " (the later listing differs)",
+            )
+    return list(kept.values())
+
+
+def _signal_name(signal: Measurement) -> str:
+    return f"database {signal.database_id} index {signal.index!r}"

@@ -10,7 +10,10 @@ import pyarrow as pa
 from powerp_async._time import to_epoch_us
 from powerp_async.models import Measurement
 from powerp_async.planning import TimeRange, time_slices
-from powerp_async.simulator import Tenant
+from powerp_async.simulator import SimulatorSettings, Tenant
+from powerp_async.simulator._settings import Policy
+
+from .conftest import ANCHOR, CLIENT_SECRET
 
 Key = tuple[int, str, str, int]
 VALUE_COLUMNS = ("value_float", "value_int", "value_bool", "value_text")
@@ -87,3 +90,14 @@ def assert_exact(table: pa.Table, expected: dict[Key, object]) -> None:
 
 def span_of(start: Any, end: Any, window_us: int) -> TimeRange:
     return TimeRange(to_epoch_us(start), to_epoch_us(end), window_us)
+
+
+def rewriting_settings(policy: Policy) -> SimulatorSettings:
+    """The tests' simulator, with a policy that rewrites its answers' plain JSON."""
+    return SimulatorSettings(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        gzip_min_bytes=None,
+        policies=(policy,),
+    )

@@ -25,6 +25,7 @@ from powerp_async.errors import (
 from powerp_async.models import Block, Measurement
 from powerp_async.planning import plan_blocks
 from powerp_async.simulator import SimulatorSettings, _app
+from powerp_async.simulator._settings import Policy
 from powerp_async.testing import SimulatorThread
 
 from .conftest import ANCHOR, CLIENT_SECRET
@@ -187,11 +188,18 @@ def test_a_malformed_failed_record_is_named(tmp_path) -> None:
 
 
 @contextmanager
-def command_against_simulator(monkeypatch) -> Iterator[SimulatorThread]:
+def command_against_simulator(
+    monkeypatch, policies: tuple[Policy, ...] = ()
+) -> Iterator[SimulatorThread]:
     """A simulator on its own thread, and the environment that points the command
-    at it, so ``cli.main`` runs in this process as a user would run ``powerp``."""
+    at it, so ``cli.main`` runs in this process as a user would run ``powerp``.
+
+    ``policies`` rewrite its answers, which are then never gzipped."""
     settings = SimulatorSettings(
-        client_id="cli", client_secret=CLI_SECRET, anchor_us=to_epoch_us(ANCHOR)
+        client_id="cli",
+        client_secret=CLI_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        **({"policies": policies, "gzip_min_bytes": None} if policies else {}),
     )
     monkeypatch.setattr(cli, "_choose_memory_pool", lambda: None)
     monkeypatch.setenv("POWERP_CLIENT_ID", "cli")

@@ -34,7 +34,6 @@ to change that. Every other field is the same text that writer produces, byte fo
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final, Literal
@@ -43,6 +42,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from ._checks import PartCheck, sync_and_check
 
 Format = Literal["parquet", "csv", "jsonl"]
 FORMATS: Final[tuple[Format, ...]] = ("parquet", "csv", "jsonl")
@@ -71,8 +72,8 @@ _FORMULA_GUARD: Final = "'"
 
 def write_file(
     table: pa.Table, path: Path, fmt: Format, *, neutralise_formulas: bool = False
-) -> None:
-    """Write ``table`` to ``path`` and flush it to disk before returning.
+) -> PartCheck:
+    """Write ``table`` to ``path`` and flush it to disk; returns its size and digest.
 
     ``neutralise_formulas`` applies to CSV only; see the module docstring.
     """
@@ -81,7 +82,7 @@ def write_file(
     else:
         _WRITERS[fmt](table, path)
 
-    _fsync(path)
+    return sync_and_check(path)
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
@@ -176,8 +177,3 @@ _WRITERS: Final[dict[str, Callable[[pa.Table, Path], None]]] = {
     "csv": _write_csv,
     "jsonl": _write_jsonl,
 }
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())

@@ -5,11 +5,12 @@
 points. Its first line holds the export's parameters, where the data came from and the
 frozen list of signals, so a resumed run plans exactly the same blocks. Each later line
 commits one flush: the part files it made and the blocks whose every point is inside
-them. A line is written whole and fsynced before the parts it names are renamed into
-view. A run that gives up on some blocks ends with a ``failed`` line naming them and
-why; a later commit of the same blocks supersedes it. Readers that do not know a kind
-of line skip it, so journals stay readable both ways between versions that share
-:data:`VERSION`.
+them, with each part's size and SHA-256 (journals from before these were recorded
+have neither, and their parts are checked for presence only). A line is written whole
+and fsynced before the parts it names are renamed into view. A run that gives up on
+some blocks ends with a ``failed`` line naming them and why; a later commit of the
+same blocks supersedes it. Readers that do not know a kind of line skip it, so
+journals stay readable both ways between versions that share :data:`VERSION`.
 
 A crash or a full disk can leave the last line torn (without its newline). Reading
 ignores it, since it never committed anything, and a run that reopens the journal cuts
@@ -37,6 +38,7 @@ from typing import IO, Any, Final
 import orjson
 
 from ..errors import ConfigurationError
+from ._checks import PartCheck
 from ._units import UnitSet
 
 logger = logging.getLogger("powerp_async.export")
@@ -46,6 +48,7 @@ VERSION: Final = 1
 
 # How much of the journal's end is read at a time when looking for its last newline.
 _TAIL_CHUNK_BYTES: Final = 64 * 1024
+_SHA256_HEX_DIGITS: Final = 64
 
 
 @dataclass(slots=True)
@@ -59,6 +62,10 @@ class ManifestState:
     """Blocks given up on and not committed since: unit id to what went wrong."""
     empty_signals: list[dict[str, Any]] = field(default_factory=list)
     points: int = 0
+    checks: dict[str, PartCheck] = field(default_factory=dict)
+    """Each part's size and digest as committed; parts of older journals have none."""
+    dropped_points: int = 0
+    """Points the server sent that were not kept, counted by commits that say so."""
 
 
 class Manifest:
@@ -120,8 +127,12 @@ class Manifest:
         units: list[str],
         points: int,
         empty_signals: list[dict[str, Any]],
+        checks: list[PartCheck],
+        dropped_points: int = 0,
     ) -> None:
-        """Record that ``units`` are complete in ``parts`` (relative to the folder)."""
+        """Record that ``units`` are complete in ``parts`` (relative to the folder),
+        with each part's size and digest, and the points the server sent since the
+        last commit that were not kept (duplicates, outside what was asked)."""
         self._append(
             {
                 "kind": "commit",
@@ -129,6 +140,9 @@ class Manifest:
                 "units": units,
                 "points": points,
                 "empty": empty_signals,
+                "sizes": [check.size_bytes for check in checks],
+                "sha256": [check.sha256 for check in checks],
+                "dropped": dropped_points,
             }
         )
 
@@ -255,11 +269,31 @@ def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
     units = record["units"]
     state.done_units.update(units)
     state.parts.extend(record["parts"])
+    if "sizes" in record:  # journals written before sizes were recorded lack them
+        checks = zip(record["sizes"], record["sha256"], strict=True)
+        for part, (size, digest) in zip(record["parts"], checks, strict=True):
+            state.checks[part] = PartCheck(_count(size), _hex(digest))
+
     state.empty_signals.extend(record["empty"])
     state.points += record["points"]
+    state.dropped_points += _count(record.get("dropped", 0))  # added later
     if state.failed:
         for unit in units:
             state.failed.pop(unit, None)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a count of zero or more, got {value!r}")
+
+    return value
+
+
+def _hex(value: object) -> str:
+    if not isinstance(value, str) or len(value) != _SHA256_HEX_DIGITS:
+        raise ValueError(f"expected a SHA-256 in hex, got {value!r}")
+
+    return value
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -2,8 +2,9 @@
 
 A new export is planned in full before its folder and journal are created, so an
 export that cannot run leaves nothing behind. A resumed one is checked against its
-journal before anything is fetched: the same parameters, the same source, and every
-committed part still in place. Either way the journal stays locked until the export
+journal before anything is fetched: the same parameters, the same source, every
+committed part still in place with the size and SHA-256 its commit recorded, and no
+data file that no commit names. Either way the journal stays locked until the export
 closes it, so no second run writes into the folder meanwhile.
 """
 
@@ -21,6 +22,7 @@ from typing import Any, Final
 from ..errors import ConfigurationError, ExportWriteError
 from ..models import Block, DataType, Measurement
 from ..planning import TimeRange, plan_blocks, plan_totals
+from ._checks import first_mismatch, unnamed_data_files
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
 from ._parts import missing_parts, recover
@@ -182,6 +184,38 @@ def _recover_parts(out: Path, journal: ManifestState) -> None:
             f"missing, first {missing[0]}; the folder was modified outside the "
             "export, so its data can no longer be completed exactly. Export again "
             "into a new folder"
+        )
+
+    _check_contents(out, journal)
+
+
+def _check_contents(out: Path, journal: ManifestState) -> None:
+    """Refuse a data file no commit names, or a committed part that changed."""
+    unnamed = unnamed_data_files(out, journal.parts)
+    if unnamed:
+        raise ConfigurationError(
+            f"cannot resume into {out}: it holds {len(unnamed)} data file(s) that no "
+            f"commit of its journal names, first {unnamed[0]}; readers would take "
+            "their points as part of the export. Move them out of the folder, then "
+            "resume"
+        )
+
+    unchecked = len(journal.parts) - len(journal.checks)
+    if unchecked:
+        logger.warning(
+            "%d of %d committed parts in %s were written by a version that did not "
+            "record sizes and checksums: they are checked for presence only",
+            unchecked,
+            len(journal.parts),
+            out,
+        )
+
+    mismatch = first_mismatch(out, journal.checks)
+    if mismatch:
+        raise ConfigurationError(
+            f"cannot resume into {out}: {mismatch}; the file was changed outside the "
+            "export, so the folder's data is no longer what was committed. Export "
+            "again into a new folder"
         )
 
 

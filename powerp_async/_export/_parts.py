@@ -13,6 +13,7 @@ complete, so committing it saves fetching it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -27,7 +28,9 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._engine import RunStats
 from ..models import POINT_SCHEMA
+from ._checks import PartCheck
 from ._folder import writing
 from ._formats import SUFFIXES, Format, write_file
 from ._manifest import Manifest
@@ -50,7 +53,10 @@ class PartWriter:
 
     A flush that fails (disk full, interrupted) leaves the writer unusable: whether
     its journal line was written is then unknown, and only a resumed run, reading the
-    journal, can tell. The journal makes either outcome safe.
+    journal, can tell. The journal makes either outcome safe. A flush that fails
+    while writing its parts removes those it had written, since nothing can have
+    committed them; one that fails writing its journal line leaves them for the
+    resume, which reveals or removes them by what the journal holds.
     """
 
     folder: Path
@@ -60,6 +66,8 @@ class PartWriter:
     neutralise_formulas: bool = False
     clock: Callable[[], float] = time.monotonic
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    stats: RunStats | None = None
+    """The run's counters; each commit records the points dropped since the last."""
     _batches: list[pa.RecordBatch] = field(default_factory=list)
     _units: list[str] = field(default_factory=list)
     _empty: list[dict[str, Any]] = field(default_factory=list)
@@ -67,6 +75,7 @@ class PartWriter:
     _oldest_s: float | None = None
     _sequence: int = 0
     _broken: bool = False
+    _dropped_committed: int = 0
     parts_written: int = 0
 
     def add(
@@ -99,7 +108,7 @@ class PartWriter:
 
         Raises :class:`ExportWriteError` when the folder cannot be written.
         """
-        if not self._units:
+        if not self._units and not self._dropped_since_commit():
             return
 
         if self._broken:
@@ -133,37 +142,90 @@ class PartWriter:
         logger.info("committed %d fetched blocks while stopping", blocks)
 
     def _write_commit_reveal(self) -> None:
-        # One partition at a time, so a flush holds at most one sorted copy of one
-        # partition beside the buffer, not a copy of everything buffered.
-        staged = [self._stage(part) for part in _partitions(self._batches)]
+        staged = self._stage_all()
+        dropped = self._dropped_since_commit()
         self.manifest.commit(
-            [final for _, final in staged], self._units, self._rows, self._empty
+            [part.final for part in staged],
+            self._units,
+            self._rows,
+            self._empty,
+            [part.check for part in staged],
+            dropped,
         )
+        self._dropped_committed += dropped
         points = self._rows
         blocks = len(self._units)
         # Committed: from here on a retry must never write these blocks again.
         self._batches, self._units, self._empty, self._rows = [], [], [], 0
         self._oldest_s = None
-        for temporary, final in staged:
-            os.replace(self.folder / temporary, self.folder / final)
+        for part in staged:
+            os.replace(self.folder / part.temporary, self.folder / part.final)
 
         logger.debug("committed %d blocks, %d points", blocks, points)
         self.parts_written += len(staged)
 
-    def _stage(self, part: tuple[int, str, pa.Table]) -> tuple[str, str]:
+    def _dropped_since_commit(self) -> int:
+        """Points the engine dropped since the last commit.
+
+        Counted as blocks are decoded, so a commit may count the drops of a block
+        decoded but not yet handed over; over a whole run the sum is exact.
+        """
+        if self.stats is None:
+            return 0
+
+        return self.stats.dropped_points - self._dropped_committed
+
+    def _stage_all(self) -> list[_Staged]:
+        """Write every partition under its hidden name, or none: a part that cannot
+        be written (a full disk) takes those of this flush written before it along."""
+        staged: list[_Staged] = []
+        try:
+            # One partition at a time, so a flush holds at most one sorted copy of
+            # one partition beside the buffer, not a copy of everything buffered.
+            for part in _partitions(self._batches):
+                staged.append(self._stage(part))
+        except BaseException:
+            _discard(self.folder, [part.temporary for part in staged])
+            raise
+
+        return staged
+
+    def _stage(self, part: tuple[int, str, pa.Table]) -> _Staged:
         database_id, day, rows = part
         self._sequence += 1
         directory = Path(f"database={database_id}") / f"day={day}"
         (self.folder / directory).mkdir(parents=True, exist_ok=True)
         name = f"part-{self.run_id}-{self._sequence:06d}{SUFFIXES[self.fmt]}"
-        temporary = directory / f".{name}{TEMP_SUFFIX}"
-        write_file(
-            rows,
-            self.folder / temporary,
-            self.fmt,
-            neutralise_formulas=self.neutralise_formulas,
-        )
-        return str(temporary), str(directory / name)
+        temporary = str(directory / f".{name}{TEMP_SUFFIX}")
+        try:
+            check = write_file(
+                rows,
+                self.folder / temporary,
+                self.fmt,
+                neutralise_formulas=self.neutralise_formulas,
+            )
+        except BaseException:
+            _discard(self.folder, [temporary])
+            raise
+
+        return _Staged(temporary, str(directory / name), check)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A part written under its hidden name, not committed yet."""
+
+    temporary: str
+    final: str
+    check: PartCheck
+
+
+def _discard(folder: Path, temporaries: list[str]) -> None:
+    """Remove parts of a flush that failed before its commit; never raises, so the
+    error that failed the flush is the one reported."""
+    for temporary in temporaries:
+        with contextlib.suppress(OSError):
+            (folder / temporary).unlink(missing_ok=True)
 
 
 def _partitions(

@@ -58,6 +58,13 @@ class ExportReport:
     gaps: tuple[Gap, ...]
     failures: tuple[str, ...]
     failed_units: tuple[str, ...]
+    dropped_points: int = 0
+    """Points the server sent twice, outside the range asked or for signals not
+    asked, all runs together; they are not in the data."""
+    dropped_points_this_run: int = 0
+    unchecked_parts: int = 0
+    """Parts committed before sizes and digests were recorded: a resume checks only
+    that they exist."""
 
     @classmethod
     def build(
@@ -86,6 +93,9 @@ class ExportReport:
             gaps=tuple(merge_gaps(journal.empty_signals)),
             failures=tuple(journal.failed.values()),
             failed_units=tuple(journal.failed),
+            dropped_points=journal.dropped_points,
+            dropped_points_this_run=stats.dropped_points,
+            unchecked_parts=len(journal.parts) - len(journal.checks),
         )
 
     @classmethod

@@ -87,14 +87,15 @@ async def _run(
     opened: OpenExport,
     progress: ProgressCallback | None,
 ) -> ExportReport:
+    stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
     writer = PartWriter(
         spec.out,
         spec.format,
         opened.manifest,
         spec.rows_per_flush,
         neutralise_formulas=spec.neutralise_formulas,
+        stats=stats,
     )
-    stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
     failures: Failures = []
     try:
         await _fetch_and_write(client, opened, writer, stats, progress, failures)

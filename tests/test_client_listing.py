@@ -1,0 +1,124 @@
+"""A metadata listing that contradicts itself or names unknown types: kept, and said."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import orjson
+import pytest
+from aiohttp import web
+
+from powerp_async import DataType, ExportSpec, export
+from powerp_async.client import _parse_measurements
+from powerp_async.simulator import SimulatorSettings
+from powerp_async.simulator._settings import Handler
+
+from .conftest import ANCHOR
+from .helpers import assert_exact, expected_points, rewriting_settings
+from .test_export import read_dataset
+
+URL = "http://127.0.0.1:1/rt-api/api/v1/measurements"
+SIGNAL = {"databaseId": 1, "index": 7, "dataType": "double", "unitSymbol": "kW"}
+
+
+def parsed(rows: list[dict], caplog) -> list:
+    with caplog.at_level(logging.WARNING, logger="powerp_async.client"):
+        return _parse_measurements(orjson.dumps(rows), URL)
+
+
+def test_a_signal_listed_twice_is_kept_once(caplog) -> None:
+    other = {"databaseId": 2, "index": "7", "dataType": "int"}
+
+    signals = parsed([SIGNAL, other, SIGNAL], caplog)
+
+    assert [(m.database_id, m.index) for m in signals] == [(1, "7"), (2, "7")]
+    assert caplog.messages == [
+        "signal database 1 index '7' is listed more than once; kept as first listed"
+    ]
+
+
+def test_a_later_listing_that_differs_is_named_and_the_first_kept(caplog) -> None:
+    changed = {**SIGNAL, "index": "7", "unitSymbol": "MW", "dataType": "int"}
+
+    signals = parsed([SIGNAL, changed], caplog)
+
+    assert [(m.index, m.unit_symbol, m.data_type) for m in signals] == [
+        ("7", "kW", DataType.FLOAT)
+    ]
+    assert caplog.messages == [
+        "signal database 1 index '7' is listed more than once; kept as first listed "
+        "(the later listing differs)"
+    ]
+
+
+def test_an_unknown_data_type_is_kept_as_unknown(caplog) -> None:
+    strange = {"databaseId": 3, "index": "x", "dataType": "complex"}
+    untyped = {"databaseId": 3, "index": "y"}
+
+    signals = parsed([SIGNAL, strange, untyped], caplog)
+
+    assert [(m.index, m.data_type) for m in signals] == [
+        ("7", DataType.FLOAT),
+        ("x", None),
+        ("y", None),
+    ]
+    assert caplog.messages == [
+        "signal database 3 index 'x' has dataType 'complex', which this client does "
+        "not know: its values are placed by their JSON type"
+    ]
+
+
+# End to end, against a simulator whose listing repeats a signal and names a new type.
+
+REPEATED = (1, "3")
+STRANGE = (1, "4")
+
+
+async def odd_listing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not request.path.endswith("/measurements"):
+        return response
+
+    assert isinstance(response, web.Response)
+    rows = orjson.loads(bytes(response.body))
+    for row in rows:
+        if (row["databaseId"], str(row["index"])) == STRANGE:
+            row["dataType"] = "complex"
+    rows += [row for row in rows if (row["databaseId"], str(row["index"])) == REPEATED]
+    response.body = orjson.dumps(rows)
+    return response
+
+
+@pytest.fixture
+def settings() -> SimulatorSettings:
+    return rewriting_settings(odd_listing)
+
+
+async def test_an_export_from_such_a_listing_is_exact(
+    client, simulator, tmp_path, caplog
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="powerp_async.client"):
+        signals = await client.measurements()
+    keys = [(m.database_id, m.index) for m in signals]
+    chosen = [m for m in signals if m.database_id == 1][:10]
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=ANCHOR - timedelta(minutes=20),
+        end=ANCHOR,
+        window="10s",
+        databases=(1,),
+        indexes=tuple(m.index for m in chosen),
+    )
+
+    await export(client, spec)
+
+    assert len(keys) == len(set(keys)) == len(simulator.tenant.signals)
+    assert {STRANGE, REPEATED} <= {(m.database_id, m.index) for m in chosen}
+    assert caplog.messages == 2 * [  # listed by the test, then by the export
+        "signal database 1 index '4' has dataType 'complex', which this client does "
+        "not know: its values are placed by their JSON type",
+        "signal database 1 index '3' is listed more than once; kept as first listed",
+    ]
+    expected = expected_points(simulator.tenant, chosen, spec.time_range())
+    assert_exact(read_dataset(spec.out), expected)
