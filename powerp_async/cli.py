@@ -50,6 +50,13 @@ from ._time import (
     parse_wire,
     to_epoch_us,
 )
+from ._usage import (
+    VERBOSE_HELP,
+    UsageParser,
+    configure_logging,
+    plural,
+    split_verbosity,
+)
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -66,24 +73,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not the whole usage text."""
-
-    def error(self, message: str) -> Any:
-        raise ConfigurationError(f"{self.prog}: {message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="powerp", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log more (-v info, -vv debug) to stderr",
-    )
+    parser = UsageParser(prog="powerp", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser
+        dest="command", required=True, parser_class=UsageParser
     )
 
     exporter = commands.add_parser("export", help="export signals to files")
@@ -190,20 +184,30 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="TOML file of client settings; POWERP_* variables and options win",
     )
+    # Counted apart from the -v before the command, which argparse would overwrite.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="verbose_after",
+        help=VERBOSE_HELP,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``powerp`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["simulate"]:
+    verbosity, rest = split_verbosity(arguments)
+    if rest[:1] == ["simulate"]:
         from .simulator._cli import run
 
-        code: int = run(arguments[1:])
+        code: int = run([*verbosity, *rest[1:]])
         return code
 
     try:
         options = build_parser().parse_args(arguments)
-        _configure_logging(options.verbose)
+        configure_logging(options.verbose + options.verbose_after)
         _choose_memory_pool()
         return _dispatch(options)
     except ConfigurationError as error:
@@ -560,15 +564,6 @@ def _choose_memory_pool() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
-def _configure_logging(verbosity: int) -> None:
-    """Quiet by default: failures reach the user as one line and in the summary."""
-    levels = {0: logging.ERROR, 1: logging.INFO}
-    logging.basicConfig(
-        level=levels.get(verbosity, logging.DEBUG),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def _fail(message: str, code: int) -> int:
     print(f"powerp: {scrub(message)}", file=sys.stderr)
     return code
@@ -591,7 +586,7 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
 
     first = failure_reason(*error.failures[0])
     return (
-        f"error: {len(error.failures)} block(s) failed after retries, first "
+        f"error: {plural(len(error.failures), 'block')} failed after retries, first "
         f"{first}; everything else is saved, and resuming fetches only those: "
         f"{resume}"
     )

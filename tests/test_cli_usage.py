@@ -1,0 +1,121 @@
+"""The ``powerp`` command line: ``-v`` anywhere, one-line errors, no secret shown."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from powerp_async import cli
+
+from .processes import powerp
+
+SERVING = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
+
+
+def simulate(*args: str) -> tuple[list[str], str, str]:
+    """``powerp ARGS`` serving: its first lines, what else it wrote, its stderr."""
+    command = [sys.executable, "-m", "powerp_async", *args]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    try:
+        lines = [child.stdout.readline()]
+        if SERVING.fullmatch(lines[0]) and "--client-secret" not in args:
+            lines.append(child.stdout.readline())
+    finally:
+        child.terminate()
+        rest, errors = child.communicate(timeout=30)
+
+    return lines, rest, errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-v", "simulate", "--port", "0"), ("simulate", "--port", "0", "-v")],
+)
+def test_verbose_before_or_after_simulate(args: tuple[str, ...]) -> None:
+    lines, rest, errors = simulate(*args)
+
+    served = SERVING.fullmatch(lines[0])
+    assert served is not None, (lines, errors)
+    url = served.group(1)
+    assert lines[1] == (
+        "demo credentials (public): POWERP_CLIENT_ID=demo "
+        f"POWERP_CLIENT_SECRET=demo-secret POWERP_API_BASE_URL={url}\n"
+    )
+    assert rest == ""
+    assert f" INFO powerp_async.simulator: simulator serving {url}\n" in errors
+
+
+def test_a_secret_of_ones_own_is_never_printed() -> None:
+    lines, rest, errors = simulate(
+        "simulate", "--port", "0", "--client-secret", "own-secret-91"
+    )
+
+    assert SERVING.fullmatch(lines[0]), (lines, errors)
+    assert rest == ""
+    assert "own-secret-91" not in lines[0] + rest + errors
+
+
+def test_simulate_help_shows_the_public_defaults() -> None:
+    done = powerp("simulate", "--help")
+
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--client-id CLIENT_ID default: demo" in text
+    assert (
+        "the secret clients must send (default: demo-secret, the public demo "
+        "secret)" in text
+    )
+
+
+def test_verbose_before_and_after_a_command_add_up() -> None:
+    options = cli.build_parser().parse_args(["-v", "export", "--out", "x", "-v"])
+
+    assert (options.verbose, options.verbose_after) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["-vv", "simulate", "--client-secret", "hidden-77", "--bogus"],
+            "powerp simulate: unrecognized arguments: --bogus (see powerp simulate "
+            "--help)\n",
+        ),
+        (
+            ["simulate", "--port", "0", "--client=hidden-77"],
+            "powerp simulate: ambiguous option: --client=*** could match --client-id, "
+            "--client-secret (see powerp simulate --help)\n",
+        ),
+        (
+            ["export", "--out", "x", "--client-secret", "hidden-77"],
+            "powerp: error: unrecognized arguments: --client-secret *** (see powerp "
+            "--help)\n",
+        ),
+        (
+            ["-vv", "measurements", "--client-sec=hidden-77"],
+            "powerp: error: unrecognized arguments: --client-sec=*** (see powerp "
+            "--help)\n",
+        ),
+        (
+            ["frobnicate"],
+            "powerp: error: argument command: invalid choice: 'frobnicate' (choose "
+            "from 'export', 'measurements', 'query', 'simulate') (see powerp --help)\n",
+        ),
+        (
+            ["export", "--format", "xls", "--out", "x"],
+            "powerp: error: argument --format: invalid choice: 'xls' (choose from "
+            "'parquet', 'csv', 'jsonl') (see powerp export --help)\n",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_with_no_secret(capsys, argv, error) -> None:
+    code = cli.main(argv)
+
+    assert code == 2
+    assert capsys.readouterr().err == error
