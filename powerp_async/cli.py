@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import math
 import os
 import re
 import shlex
@@ -40,7 +41,7 @@ from ._export import (
     plan_export,
     recorded_source,
 )
-from ._progress import ProgressLine, summary
+from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import scrub
 from ._time import (
     floor_to_grid,
@@ -180,6 +181,12 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         "--max-in-flight", type=int, help="concurrent requests at most (default 128)"
     )
     parser.add_argument(
+        "--max-outage",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up on a server that fails every request for this long (default 300)",
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         help="TOML file of client settings; POWERP_* variables and options win",
@@ -193,6 +200,18 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         dest="verbose_after",
         help=VERBOSE_HELP,
     )
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -256,6 +275,7 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         "block_size": options.block_size,
         "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
+        "max_outage_s": options.max_outage,
     }
     if fixed_rate is not None:
         tuning["adaptive"] = False
@@ -332,8 +352,7 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
 
     show = not options.quiet
     async with PowerPClient(config) as client:
-        on_terminal = show and sys.stderr.isatty()
-        progress = ProgressLine(sys.stderr, client.pacer) if on_terminal else None
+        progress = _progress_display(client) if show else None
         try:
             report = await export(
                 client, spec, resume=options.resume, progress=progress
@@ -350,6 +369,14 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
         print(summary(report))
         print(f"Final pace: {client.pacer.rate:.1f} requests per second")
     return 0
+
+
+def _progress_display(client: PowerPClient) -> ProgressLine | ProgressLog:
+    """A line redrawn on a terminal; elsewhere, a plain line now and then."""
+    if sys.stderr.isatty():
+        return ProgressLine(sys.stderr, client.pacer)
+
+    return ProgressLog(sys.stderr, client.pacer)
 
 
 def _print_failed_summary(out: Path) -> None:
