@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -41,6 +42,7 @@ from ._export import (
     plan_export,
     recorded_source,
 )
+from ._export._formats import write_file
 from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import scrub
 from ._time import (
@@ -462,8 +464,23 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
             aggregation=options.agg,
             window=options.window or "1s",
         )
-    _print_table(table, options.format)
+    if options.format == "csv":
+        _print_points_csv(table)
+    else:
+        _print_table(table, options.format)
     return 0
+
+
+def _print_points_csv(table: pa.Table) -> None:
+    """Points as the export writes them to CSV: the same bytes, BOM included."""
+    with tempfile.TemporaryDirectory(prefix="powerp-query-") as folder:
+        path = Path(folder, "points.csv")
+        write_file(table, path, "csv")
+        text = path.read_bytes()
+
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.flush()
 
 
 def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:

@@ -10,7 +10,7 @@ import pytest
 
 from powerp_async import cli
 
-from .processes import powerp
+from .processes import environment, powerp
 
 SERVING = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
 
@@ -119,3 +119,38 @@ def test_usage_errors_are_one_line_with_no_secret(capsys, argv, error) -> None:
 
     assert code == 2
     assert capsys.readouterr().err == error
+
+
+def test_query_csv_is_written_as_the_export_writes_it(served: str, tmp_path) -> None:
+    asked = [  # both signals are aggregated by their mean, as the export asks
+        *("--database", "1", "--index", "1", "--index", "2"),
+        *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T11:00:03Z"),
+    ]
+    exported = powerp(
+        *("export", "--out", str(tmp_path), "--format", "csv", *asked),
+        env=environment(served),
+    )
+    queried = subprocess.run(
+        [
+            *(sys.executable, "-m", "powerp_async", "query", *asked),
+            *("--agg", "mean", "--format", "csv"),
+        ],
+        capture_output=True,
+        env=environment(served),
+        timeout=60,
+        check=False,
+    )
+
+    assert exported.returncode == queried.returncode == 0, queried.stderr
+    (part,) = tmp_path.glob("database=1/day=2026-12-04/*.csv")
+    assert queried.stdout == part.read_bytes()
+    lines = queried.stdout.decode("utf-8").splitlines()
+    assert lines[0] == (
+        '\ufeff"database_id","index","aggregation","timestamp","value_float",'
+        '"value_int","value_bool","value_text"'
+    )
+    assert [line.split(",")[:4] for line in lines[1:]] == [
+        ["1", f'"{index}"', '"mean"', f'"2026-12-04T11:00:0{second}.000000Z"']
+        for index in (1, 2)
+        for second in (1, 2, 3)
+    ]
