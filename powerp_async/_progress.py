@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Final, TextIO
 
 from ._engine import RunStats
 from ._export import ExportReport
+from ._usage import plural
 from .control import AdaptivePacer, CircuitState
 from .pacing import Pacer
 
@@ -45,26 +45,29 @@ class ProgressLine:
 class ProgressLog:
     """The same facts as :class:`ProgressLine`, as a plain line now and then.
 
-    For a log file or a pipe, where a redrawn line would pile up: one line at the
-    start, then one every ``interval_s``, so a long wait (a server that is down,
-    say) still shows the run is alive.
+    For a log file or a pipe, where a redrawn line would pile up: one line every
+    ``interval_s`` (default :data:`LOG_INTERVAL_S`), so a long wait (a server that
+    is down, say) still shows the run is alive, while a short run adds nothing to
+    its summary.
     """
 
     def __init__(
         self,
         stream: TextIO,
         pacer: Pacer | None = None,
-        interval_s: float = LOG_INTERVAL_S,
+        interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stream = stream
         self._pacer = pacer
-        self._interval_s = interval_s
+        self._interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
         self._clock = clock
-        self._next_s = -math.inf
+        self._next_s: float | None = None
 
     def __call__(self, stats: RunStats, total_blocks: int) -> None:
         now_s = self._clock()
+        if self._next_s is None:
+            self._next_s = now_s + self._interval_s
         if now_s < self._next_s:
             return
 
@@ -82,17 +85,18 @@ def _describe(stats: RunStats, total_blocks: int, pacer: Pacer | None) -> str:
     pace = stats.points / elapsed
     done = stats.blocks_done + stats.blocks_failed
     line = (
-        f"{done:,}/{total_blocks:,} blocks  {stats.points:,} points  "
-        f"{stats.requests:,} requests  {pace:,.0f} points/s  "
+        f"{done:,}/{total_blocks:,} blocks  {plural(stats.points, 'point')}  "
+        f"{plural(stats.requests, 'request')}  {pace:,.0f} points/s  "
         f"ETA {_eta(done, total_blocks, stats)}"
     )
     if pacer is not None:
         line += "  " + _control(pacer)
     if stats.throttled or stats.retries:
-        line += f"  ({stats.throttled} throttled, {stats.retries} retries)"
+        retries = plural(stats.retries, "retry", "retries")
+        line += f"  ({stats.throttled} throttled, {retries})"
     cut = stats.presplit_blocks + stats.splits
     if cut:
-        line += f"  {cut:,} blocks cut to fit"
+        line += f"  {plural(cut, 'block')} cut to fit"
     return line
 
 

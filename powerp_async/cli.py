@@ -253,12 +253,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(options: argparse.Namespace) -> int:
-    with _connection(options) as target:
-        if options.command == "export":
-            return anyio.run(_export, options, target)
-        if options.command == "measurements":
-            return anyio.run(_measurements, options, target.config)
-        return anyio.run(_query, options, target.config)
+    try:
+        with _connection(options) as target:
+            if options.command == "export":
+                return anyio.run(_export, options, target)
+            if options.command == "measurements":
+                return anyio.run(_measurements, options, target.config)
+            return anyio.run(_query, options, target.config)
+    except ConfigurationError as error:
+        raise _named_by_flag(error, options) from None
+
+
+_FLAGS: Final = {
+    "block_size": (("--block-size", "block_size"),),
+    "rows_per_flush": (("--flush-points", "flush_points"),),
+    "max_in_flight": (("--max-in-flight", "max_in_flight"),),
+    "max_outage_s": (("--max-outage", "max_outage"),),
+    "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
+}
+"""The options that set a setting, by the setting's name, and their ``dest``."""
+
+
+def _named_by_flag(
+    error: ConfigurationError, options: argparse.Namespace
+) -> ConfigurationError:
+    """The error, naming the option the user gave rather than the setting it set."""
+    setting, colon, rest = str(error).partition(": ")
+    given = [
+        flag
+        for flag, dest in _FLAGS.get(setting, ())
+        if getattr(options, dest, None) is not None
+    ]
+    if not colon or not given:
+        return error
+
+    return ConfigurationError(f"{given[0]}: {rest}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -154,3 +154,64 @@ def test_query_csv_is_written_as_the_export_writes_it(served: str, tmp_path) -> 
         for index in (1, 2)
         for second in (1, 2, 3)
     ]
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        (
+            ("--block-size", "30"),
+            "--block-size: expected an integer from 1 to 20 (the API's limit), got 30",
+        ),
+        (("--flush-points", "0"), "--flush-points: expected at least 1, got 0"),
+        (("--max-in-flight", "0"), "--max-in-flight: expected 1 to 1024, got 0"),
+        (
+            ("--max-rate", "0"),
+            "--max-rate: expected requests per second from 0.001 up, or None to "
+            "discover it, got 0.0",
+        ),
+    ],
+)
+def test_a_wrong_option_is_named_as_typed(
+    monkeypatch, capsys, tmp_path, option, error
+) -> None:
+    # Refused before any request: the address is never contacted.
+    for name, value in environment("http://127.0.0.1:9/rt-api/api").items():
+        monkeypatch.setenv(name, value)
+
+    code = cli.main(["export", "--out", str(tmp_path / "never"), *option])
+
+    assert code == 2
+    assert capsys.readouterr().err == f"powerp: error: {error}\n"
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_wrong_setting_from_a_file_keeps_its_name(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    config = tmp_path / "powerp.toml"
+    config.write_text('base_url = "http://127.0.0.1:9/rt-api/api"\nblock_size = 30\n')
+    monkeypatch.setenv("POWERP_CLIENT_ID", "cli")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", "cli-secret")
+
+    code = cli.main(["measurements", "--config", str(config)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: block_size: expected an integer from 1 to 20 (the API's "
+        "limit), got 30\n"
+    )
+
+
+def test_one_failed_block_is_one_block() -> None:
+    from powerp_async._usage import plural
+
+    assert [plural(n, "block") for n in (0, 1, 2, 1500)] == [
+        "0 blocks",
+        "1 block",
+        "2 blocks",
+        "1,500 blocks",
+    ]
+    assert plural(1, "retry", "retries") + ", " + plural(3, "retry", "retries") == (
+        "1 retry, 3 retries"
+    )
