@@ -1,13 +1,19 @@
-"""A one-line progress display for terminals, and the end-of-run summary."""
+"""Progress, redrawn on a terminal or logged now and then; the run's summary."""
 
 from __future__ import annotations
 
-from typing import TextIO
+import time
+from collections.abc import Callable
+from typing import Final, TextIO
 
 from ._engine import RunStats
 from ._export import ExportReport
+from ._usage import plural
 from .control import AdaptivePacer, CircuitState
 from .pacing import Pacer
+
+LOG_INTERVAL_S: Final = 30.0
+"""How often a progress line is written where it cannot be redrawn."""
 
 
 class ProgressLine:
@@ -25,21 +31,7 @@ class ProgressLine:
         self._width = 0
 
     def __call__(self, stats: RunStats, total_blocks: int) -> None:
-        elapsed = max(stats.elapsed_s, 1e-6)
-        pace = stats.points / elapsed
-        done = stats.blocks_done + stats.blocks_failed
-        line = (
-            f"{done:,}/{total_blocks:,} blocks  {stats.points:,} points  "
-            f"{stats.requests:,} requests  {pace:,.0f} points/s  "
-            f"ETA {_eta(done, total_blocks, stats)}"
-        )
-        if self._pacer is not None:
-            line += "  " + _control(self._pacer)
-        if stats.throttled or stats.retries:
-            line += f"  ({stats.throttled} throttled, {stats.retries} retries)"
-        cut = stats.presplit_blocks + stats.splits
-        if cut:
-            line += f"  {cut:,} blocks cut to fit"
+        line = _describe(stats, total_blocks, self._pacer)
         self._stream.write("\r" + line.ljust(self._width))
         self._stream.flush()
         self._width = len(line)
@@ -48,6 +40,64 @@ class ProgressLine:
         if self._width:
             self._stream.write("\n")
             self._stream.flush()
+
+
+class ProgressLog:
+    """The same facts as :class:`ProgressLine`, as a plain line now and then.
+
+    For a log file or a pipe, where a redrawn line would pile up: one line every
+    ``interval_s`` (default :data:`LOG_INTERVAL_S`), so a long wait (a server that
+    is down, say) still shows the run is alive, while a short run adds nothing to
+    its summary.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        pacer: Pacer | None = None,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._pacer = pacer
+        self._interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
+        self._clock = clock
+        self._next_s: float | None = None
+
+    def __call__(self, stats: RunStats, total_blocks: int) -> None:
+        now_s = self._clock()
+        if self._next_s is None:
+            self._next_s = now_s + self._interval_s
+        if now_s < self._next_s:
+            return
+
+        self._next_s = now_s + self._interval_s
+        line = _describe(stats, total_blocks, self._pacer)
+        self._stream.write(f"powerp: {stats.elapsed_s:.0f} s: {line}\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Nothing to end: every line is already whole."""
+
+
+def _describe(stats: RunStats, total_blocks: int, pacer: Pacer | None) -> str:
+    elapsed = max(stats.elapsed_s, 1e-6)
+    pace = stats.points / elapsed
+    done = stats.blocks_done + stats.blocks_failed
+    line = (
+        f"{done:,}/{total_blocks:,} blocks  {plural(stats.points, 'point')}  "
+        f"{plural(stats.requests, 'request')}  {pace:,.0f} points/s  "
+        f"ETA {_eta(done, total_blocks, stats)}"
+    )
+    if pacer is not None:
+        line += "  " + _control(pacer)
+    if stats.throttled or stats.retries:
+        retries = plural(stats.retries, "retry", "retries")
+        line += f"  ({stats.throttled} throttled, {retries})"
+    cut = stats.presplit_blocks + stats.splits
+    if cut:
+        line += f"  {plural(cut, 'block')} cut to fit"
+    return line
 
 
 def _control(pacer: Pacer) -> str:

@@ -12,10 +12,12 @@ import contextlib
 import dataclasses
 import io
 import logging
+import math
 import os
 import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -40,7 +42,8 @@ from ._export import (
     plan_export,
     recorded_source,
 )
-from ._progress import ProgressLine, summary
+from ._export._formats import write_file
+from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import scrub
 from ._time import (
     floor_to_grid,
@@ -50,8 +53,15 @@ from ._time import (
     parse_wire,
     to_epoch_us,
 )
+from ._usage import (
+    VERBOSE_HELP,
+    UsageParser,
+    configure_logging,
+    plural,
+    split_verbosity,
+)
 from .client import PowerPClient
-from .config import ClientConfig
+from .config import DEFAULT_BLOCK_SIZE, ClientConfig
 from .errors import (
     ConfigurationError,
     ExportWriteError,
@@ -66,24 +76,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not the whole usage text."""
-
-    def error(self, message: str) -> Any:
-        raise ConfigurationError(f"{self.prog}: {message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="powerp", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log more (-v info, -vv debug) to stderr",
-    )
+    parser = UsageParser(prog="powerp", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser
+        dest="command", required=True, parser_class=UsageParser
     )
 
     exporter = commands.add_parser("export", help="export signals to files")
@@ -186,24 +183,52 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         "--max-in-flight", type=int, help="concurrent requests at most (default 128)"
     )
     parser.add_argument(
+        "--max-outage",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up on a server that fails every request for this long (default 300)",
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         help="TOML file of client settings; POWERP_* variables and options win",
     )
+    # Counted apart from the -v before the command, which argparse would overwrite.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="verbose_after",
+        help=VERBOSE_HELP,
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``powerp`` console script."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["simulate"]:
+    verbosity, rest = split_verbosity(arguments)
+    if rest[:1] == ["simulate"]:
         from .simulator._cli import run
 
-        code: int = run(arguments[1:])
+        code: int = run([*verbosity, *rest[1:]])
         return code
 
     try:
         options = build_parser().parse_args(arguments)
-        _configure_logging(options.verbose)
+        configure_logging(options.verbose + options.verbose_after)
         _choose_memory_pool()
         return _dispatch(options)
     except ConfigurationError as error:
@@ -228,12 +253,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(options: argparse.Namespace) -> int:
-    with _connection(options) as target:
-        if options.command == "export":
-            return anyio.run(_export, options, target)
-        if options.command == "measurements":
-            return anyio.run(_measurements, options, target.config)
-        return anyio.run(_query, options, target.config)
+    try:
+        with _connection(options) as target:
+            if options.command == "export":
+                return anyio.run(_export, options, target)
+            if options.command == "measurements":
+                return anyio.run(_measurements, options, target.config)
+            return anyio.run(_query, options, target.config)
+    except ConfigurationError as error:
+        raise _named_by_flag(error, options) from None
+
+
+_FLAGS: Final = {
+    "block_size": (("--block-size", "block_size"),),
+    "rows_per_flush": (("--flush-points", "flush_points"),),
+    "max_in_flight": (("--max-in-flight", "max_in_flight"),),
+    "max_outage_s": (("--max-outage", "max_outage"),),
+    "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
+}
+"""The options that set a setting, by the setting's name, and their ``dest``."""
+
+
+def _named_by_flag(
+    error: ConfigurationError, options: argparse.Namespace
+) -> ConfigurationError:
+    """The error, naming the option the user gave rather than the setting it set."""
+    setting, colon, rest = str(error).partition(": ")
+    given = [
+        flag
+        for flag, dest in _FLAGS.get(setting, ())
+        if getattr(options, dest, None) is not None
+    ]
+    if not colon or not given:
+        return error
+
+    return ConfigurationError(f"{given[0]}: {rest}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +306,7 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         "block_size": options.block_size,
         "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
+        "max_outage_s": options.max_outage,
     }
     if fixed_rate is not None:
         tuning["adaptive"] = False
@@ -328,8 +383,7 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
 
     show = not options.quiet
     async with PowerPClient(config) as client:
-        on_terminal = show and sys.stderr.isatty()
-        progress = ProgressLine(sys.stderr, client.pacer) if on_terminal else None
+        progress = _progress_display(client) if show else None
         try:
             report = await export(
                 client, spec, resume=options.resume, progress=progress
@@ -348,6 +402,14 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
     return 0
 
 
+def _progress_display(client: PowerPClient) -> ProgressLine | ProgressLog:
+    """A line redrawn on a terminal; elsewhere, a plain line now and then."""
+    if sys.stderr.isatty():
+        return ProgressLine(sys.stderr, client.pacer)
+
+    return ProgressLog(sys.stderr, client.pacer)
+
+
 def _print_failed_summary(out: Path) -> None:
     """The summary of an export that lost blocks, if its report can be read."""
     try:
@@ -360,16 +422,9 @@ def _print_failed_summary(out: Path) -> None:
 
 
 def _export_spec(options: argparse.Namespace) -> ExportSpec:
-    """The export asked for; on --resume without a range, the one recorded in --out."""
-    chosen = [options.since, options.start, options.end, options.window, options.format]
-    if options.resume and not any(chosen) and not options.databases + options.indexes:
-        recorded = ExportSpec.recorded(options.out)
-        if options.csv_for_spreadsheets and not recorded.neutralise_formulas:
-            raise ConfigurationError(
-                f"cannot resume into {options.out} with --csv-for-spreadsheets: its "
-                "files so far were written exactly; resume without the flag"
-            )
-        return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
+    """The export asked for; on --resume, the one recorded in --out."""
+    if options.resume:
+        return _resumed_spec(options)
 
     start, end = _time_range(options)
     return ExportSpec(
@@ -384,6 +439,100 @@ def _export_spec(options: argparse.Namespace) -> ExportSpec:
         rows_per_flush=options.flush_points,
         neutralise_formulas=options.csv_for_spreadsheets,
     )
+
+
+def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
+    """The recorded export, if every parameter the user gave agrees with it.
+
+    Only what was typed is compared: a default (the range's end is now, say) would
+    never match a journal written earlier, and the user did not ask for it.
+    """
+    recorded = ExportSpec.recorded(options.out)
+    if options.csv_for_spreadsheets and not recorded.neutralise_formulas:
+        raise ConfigurationError(
+            f"cannot resume into {options.out} with --csv-for-spreadsheets: its "
+            "files so far were written exactly; resume without the flag"
+        )
+
+    asked = dataclasses.replace(recorded, **_given_parameters(options))
+    before, after = (
+        spec.plan_parameters(spec.block_size or DEFAULT_BLOCK_SIZE)
+        for spec in (recorded, asked)
+    )
+    wrong = {
+        flag: key
+        for flag, key in _given_flags(options).items()
+        if before[key] != after[key]
+    }
+    if wrong:
+        raise ConfigurationError(_mismatch(options.out, wrong, before, after))
+
+    return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
+
+
+def _given_parameters(options: argparse.Namespace) -> dict[str, Any]:
+    """The ExportSpec fields the command line sets explicitly, and their values."""
+    given: dict[str, Any] = {}
+    if options.window:
+        given["window"] = options.window
+    if options.format or options.csv_for_spreadsheets:
+        given["format"] = _export_format(options)
+        if given["format"] != "csv":
+            given["neutralise_formulas"] = False
+    if options.databases:
+        given["databases"] = tuple(options.databases)
+    if options.indexes:
+        given["indexes"] = tuple(options.indexes)
+    if options.block_size is not None:
+        given["block_size"] = options.block_size
+    if options.start or options.since or options.end:
+        start, end = _time_range(options)
+        if options.start or options.since:
+            given["start"] = start
+        if options.end:
+            given["end"] = end
+    return given
+
+
+_PARAMETER_OF_FLAG: Final = {
+    "since": ("--since", "start"),
+    "start": ("--start", "start"),
+    "end": ("--end", "end"),
+    "window": ("--window", "window"),
+    "format": ("--format", "format"),
+    "databases": ("--database", "databases"),
+    "indexes": ("--index", "indexes"),
+    "block_size": ("--block-size", "block_size"),
+}
+"""The options a resume compares, by ``dest``: the flag and the plan key it sets."""
+
+
+def _given_flags(options: argparse.Namespace) -> dict[str, str]:
+    """The flags given on the command line that set a plan key, with that key."""
+    return {
+        flag: key
+        for dest, (flag, key) in _PARAMETER_OF_FLAG.items()
+        if getattr(options, dest) not in (None, [])
+    }
+
+
+def _mismatch(
+    out: Path, wrong: dict[str, str], before: dict[str, Any], after: dict[str, Any]
+) -> str:
+    details = "; ".join(
+        f"{flag}: recorded {_shown(before[key])}, given {_shown(after[key])}"
+        for flag, key in wrong.items()
+    )
+    return (
+        f"cannot resume into {out}: it was made with other parameters ({details}); "
+        f"resume without {' and '.join(wrong)}, or export into a new folder"
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "all"
+    return str(value)
 
 
 def _export_format(options: argparse.Namespace) -> Format:
@@ -431,8 +580,23 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
             aggregation=options.agg,
             window=options.window or "1s",
         )
-    _print_table(table, options.format)
+    if options.format == "csv":
+        _print_points_csv(table)
+    else:
+        _print_table(table, options.format)
     return 0
+
+
+def _print_points_csv(table: pa.Table) -> None:
+    """Points as the export writes them to CSV: the same bytes, BOM included."""
+    with tempfile.TemporaryDirectory(prefix="powerp-query-") as folder:
+        path = Path(folder, "points.csv")
+        write_file(table, path, "csv")
+        text = path.read_bytes()
+
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.flush()
 
 
 def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
@@ -560,15 +724,6 @@ def _choose_memory_pool() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
-def _configure_logging(verbosity: int) -> None:
-    """Quiet by default: failures reach the user as one line and in the summary."""
-    levels = {0: logging.ERROR, 1: logging.INFO}
-    logging.basicConfig(
-        level=levels.get(verbosity, logging.DEBUG),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def _fail(message: str, code: int) -> int:
     print(f"powerp: {scrub(message)}", file=sys.stderr)
     return code
@@ -591,7 +746,7 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
 
     first = failure_reason(*error.failures[0])
     return (
-        f"error: {len(error.failures)} block(s) failed after retries, first "
+        f"error: {plural(len(error.failures), 'block')} failed after retries, first "
         f"{first}; everything else is saved, and resuming fetches only those: "
         f"{resume}"
     )

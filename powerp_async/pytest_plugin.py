@@ -10,17 +10,24 @@ arguments are those of :class:`~powerp_async.simulator.SimulatorSettings`::
         ...
 
 The fixture is synchronous (the simulator runs on its own thread), so it serves
-plain, asyncio and anyio tests alike.
+plain, asyncio and anyio tests alike; an ``async def`` test still needs its runner,
+pytest-asyncio's ``asyncio`` mark or ``asyncio_mode = "auto"``. A marker argument
+that is not a setting, or a setting out of range, fails the test's setup with one
+line that names it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .errors import ConfigurationError
+
 if TYPE_CHECKING:
+    from .simulator import SimulatorSettings
     from .testing import SimulatorThread
 
 MARKER = "powerp_simulator"
@@ -40,6 +47,29 @@ def powerp_simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorThread
     from .testing import SimulatorThread
 
     marker = request.node.get_closest_marker(MARKER)
-    settings = SimulatorSettings(**(marker.kwargs if marker else {}))
-    with SimulatorThread(settings) as server:
+    try:
+        settings = marker_settings(marker.args, marker.kwargs) if marker else None
+    except ConfigurationError as error:
+        # The message alone: the plugin's own traceback would only hide it.
+        raise pytest.fail.Exception(str(error), pytrace=False) from None
+
+    with SimulatorThread(settings or SimulatorSettings()) as server:
         yield server
+
+
+def marker_settings(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> SimulatorSettings:
+    """The settings a ``powerp_simulator`` marker asks for, or a ConfigurationError."""
+    from .simulator import SimulatorSettings
+
+    known = [f.name for f in dataclasses.fields(SimulatorSettings)]
+    unknown = sorted(set(kwargs) - set(known))
+    if args or unknown:
+        got = ", ".join([*map(repr, args), *unknown])
+        raise ConfigurationError(
+            f"@pytest.mark.{MARKER}: expected settings by name, got {got}; known "
+            f"settings: {', '.join(sorted(known))}"
+        )
+
+    return SimulatorSettings(**kwargs)

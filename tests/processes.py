@@ -29,12 +29,12 @@ def powerp(
 
 
 @contextmanager
-def simulator_process(anchor: datetime) -> Iterator[str]:
-    """``powerp simulate`` in its own process; yields its base URL."""
+def simulator_process(anchor: datetime, *options: str) -> Iterator[str]:
+    """``powerp simulate [OPTIONS]`` in its own process; yields its base URL."""
     command = [
         *(sys.executable, "-m", "powerp_async", "simulate", "--port", "0"),
         *("--client-id", "cli", "--client-secret", SECRET),
-        *("--anchor", format_wire(to_epoch_us(anchor))),
+        *("--anchor", format_wire(to_epoch_us(anchor)), *options),
     ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None

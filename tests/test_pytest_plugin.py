@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,3 +59,62 @@ async def test_my_async_code_with_chosen_settings(powerp_simulator) -> None:
         for s in signals
     )
     assert table.num_rows == expected > 0
+
+
+TYPO_REFUSED = (
+    "@pytest.mark.powerp_simulator: expected settings by name, got token_ttl; known "
+    "settings: anchor_us, client_id, client_secret, copies, gzip_min_bytes, label, "
+    "policies, scenario, seed, token_ttl_s"
+)
+
+
+def test_a_marker_argument_that_is_no_setting_is_named() -> None:
+    from powerp_async.errors import ConfigurationError
+    from powerp_async.pytest_plugin import marker_settings
+
+    with pytest.raises(ConfigurationError) as caught:
+        marker_settings((), {"token_ttl": 2, "seed": 1})
+
+    assert str(caught.value) == TYPO_REFUSED
+
+
+USERS_TESTS = """
+import pytest
+
+@pytest.mark.powerp_simulator(token_ttl=2)
+def test_typo(powerp_simulator):
+    pass
+
+@pytest.mark.powerp_simulator(token_ttl_s=0)
+def test_out_of_range(powerp_simulator):
+    pass
+
+@pytest.mark.powerp_simulator(token_ttl_s=2)
+@pytest.mark.asyncio
+async def test_async_with_the_mark(powerp_simulator):
+    assert powerp_simulator.settings.token_ttl_s == 2
+"""
+
+
+def test_a_users_suite_sees_one_line_per_wrong_marker(tmp_path) -> None:
+    (tmp_path / "test_users.py").write_text(USERS_TESTS, encoding="utf-8")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rE"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+
+    summary = [line for line in done.stdout.splitlines() if line.startswith("ERROR")]
+    assert summary == [
+        f"ERROR test_users.py::test_typo - Failed: {TYPO_REFUSED}",
+        "ERROR test_users.py::test_out_of_range - Failed: SimulatorSettings."
+        "token_ttl_s must be a positive number of seconds, got 0",
+    ]
+    assert done.stdout.splitlines()[-1].startswith("1 passed, 2 errors in ")
+    assert "TypeError" not in done.stdout
+    assert "During handling" not in done.stdout

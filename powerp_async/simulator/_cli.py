@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 from typing import Final
 
 from .._time import parse_wire
+from .._usage import VERBOSE_HELP, UsageParser, configure_logging
 from ..config import is_loopback
 from ..errors import ConfigurationError
 from ._scenario_cli import add_scenario_options, scenario_from_options
@@ -30,9 +32,13 @@ def run(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
         options = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, or a usage error already printed
+    except SystemExit as stop:  # --help
         return stop.code if isinstance(stop.code, int) else 2
+    except ConfigurationError as error:
+        print(f"powerp simulate: {error}", file=sys.stderr)
+        return 2
 
+    configure_logging(options.verbose)
     if options.list_scenarios:
         for name in PRESET_EXAMPLES:
             print(named_scenario(name).describe())
@@ -73,10 +79,11 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="powerp simulate",
         description="Serve a simulated PowerP Real-Time API with a demo tenant.",
     )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument(
         "--port",
@@ -84,11 +91,14 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help="default: %(default)s; 0 picks a free port",
     )
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help="default: demo")
+    parser.add_argument(
+        "--client-id", default=DEFAULT_CLIENT_ID, help="default: %(default)s"
+    )
     parser.add_argument(
         "--client-secret",
         default=DEFAULT_CLIENT_SECRET,
-        help="the secret clients must send (default: the demo secret)",
+        help="the secret clients must send (default: %(default)s, the public demo "
+        "secret)",
     )
     parser.add_argument(
         "--token-ttl", type=float, default=3600.0, help="token lifetime in seconds"
@@ -154,4 +164,22 @@ async def _serve(simulator: Simulator) -> None:
         if scenario is not None:
             print(f"scenario {scenario.describe()}", flush=True)
 
+        credentials = _public_credentials(simulator)
+        if credentials is not None:
+            print(credentials, flush=True)
+
         await stop.wait()
+
+
+def _public_credentials(simulator: Simulator) -> str | None:
+    """How to connect, when the secret is the public demo one; never another."""
+    settings = simulator.settings
+    if settings.client_secret != DEFAULT_CLIENT_SECRET:
+        return None
+
+    return (
+        "demo credentials (public): "
+        f"POWERP_CLIENT_ID={shlex.quote(settings.client_id)} "
+        f"POWERP_CLIENT_SECRET={DEFAULT_CLIENT_SECRET} "
+        f"POWERP_API_BASE_URL={simulator.base_url}"
+    )

@@ -1,0 +1,78 @@
+"""What the ``powerp`` commands share: one-line usage errors, verbosity, wording.
+
+argparse echoes what it could not use, and that may be the value given to
+``--client-secret``; every usage error is therefore masked before it is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, NoReturn
+
+from ._redact import scrub
+from .errors import ConfigurationError
+
+SECRET_OPTION: Final = "--client-secret"
+VERBOSE_HELP: Final = "log more (-v info, -vv debug) to stderr"
+
+_VERBOSITY: Final = re.compile(r"-v+|--verbose")
+_LEVELS: Final = {0: logging.ERROR, 1: logging.INFO}
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line with no secret in it.
+
+    The error is raised as a :class:`ConfigurationError` instead of printing the
+    whole usage text and exiting, so the command reports it like any other mistake.
+    """
+
+    _arguments: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._arguments = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        shown = scrub(message, *secret_values(self._arguments))
+        raise ConfigurationError(f"{shown} (see {self.prog} --help)")
+
+
+def secret_values(arguments: Sequence[str]) -> Iterator[str]:
+    """The values given to ``--client-secret`` (or an abbreviation of it)."""
+    for position, argument in enumerate(arguments):
+        name, equals, value = argument.partition("=")
+        if len(name) < len("--c") or not SECRET_OPTION.startswith(name):
+            continue
+
+        if equals:
+            yield value
+        elif position + 1 < len(arguments):
+            yield arguments[position + 1]
+
+
+def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``-v`` flags that lead ``arguments``, and the arguments after them."""
+    leading = 0
+    while leading < len(arguments) and _VERBOSITY.fullmatch(arguments[leading]):
+        leading += 1
+    return list(arguments[:leading]), list(arguments[leading:])
+
+
+def configure_logging(verbosity: int) -> None:
+    """Quiet by default: failures reach the user as one line, not as log records."""
+    logging.basicConfig(
+        level=_LEVELS.get(verbosity, logging.DEBUG),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``count`` and the noun that agrees with it: ``1 file``, ``2 files``."""
+    word = noun if count == 1 else nouns or f"{noun}s"
+    return f"{count:,} {word}"

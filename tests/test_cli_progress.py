@@ -1,0 +1,119 @@
+"""Progress of ``powerp export`` where stderr is a log, and ``--max-outage``."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from powerp_async import _progress, cli
+from powerp_async._engine import RunStats
+from powerp_async._progress import ProgressLog
+
+from .conftest import ANCHOR
+from .processes import environment, powerp, simulator_process
+
+START = ANCHOR - timedelta(minutes=20)
+END = ANCHOR - timedelta(minutes=10)
+DATABASE_1_BLOCKS = 24  # its 470 signals in blocks of 20, one time slice
+
+
+def test_a_log_gets_a_line_per_interval() -> None:
+    readings = iter([0.0, 10.0, 29.9, 30.0, 45.0, 61.0])
+    sink = io.StringIO()
+    log = ProgressLog(sink, interval_s=30.0, clock=lambda: next(readings))
+    stats = RunStats(started_at=time.monotonic() - 90, requests=3, points=9_000)
+    stats.blocks_done = 3
+
+    for _ in range(6):
+        log(stats, 10)
+    log.close()
+
+    line = (
+        "powerp: 90 s: 3/10 blocks  9,000 points  3 requests  100 points/s  ETA 03:30\n"
+    )
+    assert sink.getvalue() == line * 2
+
+
+@pytest.fixture(scope="module")
+def failing() -> Iterator[str]:
+    """A simulator whose every query fails with HTTP 500; its listing works."""
+    with simulator_process(ANCHOR, "--fault-rate", "1", "--fault-mix", "500=1") as url:
+        yield url
+
+
+def export_against(url: str, out: Path, *extra: str):
+    return powerp(
+        *("export", "--out", str(out), "--database", "1", "--max-outage", "2"),
+        *("--start", START.isoformat(), "--end", END.isoformat(), *extra),
+        env=environment(url),
+    )
+
+
+def test_a_server_that_fails_everything_is_given_up_on_after_max_outage(
+    failing: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+
+    done = export_against(failing, out)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        "blocks (0 points) were fetched. An export keeps them: run it again with "
+        "--resume once the server is back. Resume with: powerp export --out "
+        f"{out} --resume\n"
+    )
+
+
+def test_a_log_shows_the_run_is_alive_while_it_waits(
+    failing: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for name, value in environment(failing).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(_progress, "LOG_INTERVAL_S", 0.5)
+
+    code = cli.main(
+        [
+            *("export", "--out", str(tmp_path / "out"), "--database", "1"),
+            *("--start", START.isoformat(), "--end", END.isoformat()),
+            *("--max-outage", "2"),
+        ]
+    )
+
+    *progress, error = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert error.startswith("powerp: error: the server failed every request for 2 s")
+    # The run lasts the 2 s outage at least, so a line every 0.5 s shows up.
+    assert progress
+    for line in progress:
+        assert re.fullmatch(
+            rf"powerp: \d+ s: 0/{DATABASE_1_BLOCKS} blocks  0 points  \d+ requests  "
+            r"0 points/s  ETA --:--  [0-9.]+ req/s \w+, \d+/\d+ in flight"
+            r"(, circuit [\w-]+ \d+ s)?  \(0 throttled, \d+ retr(y|ies)\)",
+            line,
+        ), line
+
+
+def test_quiet_leaves_only_the_error(failing: str, tmp_path: Path) -> None:
+    done = export_against(failing, tmp_path / "out", "--quiet")
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("powerp: error: the server failed every request ")
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("given", ["0", "-3", "soon", "inf", "nan"])
+def test_max_outage_must_be_positive_seconds(given: str, tmp_path: Path) -> None:
+    done = powerp("export", "--out", str(tmp_path / "x"), "--max-outage", given)
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"powerp: error: argument --max-outage: expected seconds above 0, got "
+        f"'{given}' (see powerp export --help)\n"
+    )

@@ -1,0 +1,56 @@
+"""``powerp export --resume``: only the parameters the user typed are compared."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from .conftest import ANCHOR
+from .processes import environment, powerp
+
+START = ANCHOR - timedelta(minutes=40)
+END = ANCHOR - timedelta(minutes=10)
+
+
+def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> None:
+    out = tmp_path / "out"
+    env = environment(served)
+    made = powerp(
+        *("export", "--out", str(out), "--database", "1", "--index", "1"),
+        *("--window", "10s", "--start", START.isoformat(), "--end", END.isoformat()),
+        env=env,
+    )
+
+    def resume(*given: str):
+        return powerp("export", "--out", str(out), "--resume", *given, env=env)
+
+    other_format = resume("--format", "csv")
+    retyped = resume(
+        *("--format", "parquet", "--window", "10s", "--database", "1"),
+        *("--start", START.isoformat()),
+    )
+    other_end_and_size = resume("--end", "2026-12-04T11:55:00Z", "--block-size", "10")
+
+    assert (made.returncode, retyped.returncode) == (0, 0), retyped.stderr
+    assert retyped.stdout.startswith("Export complete: 180 points")
+    assert_refused(
+        other_format, out, "--format: recorded parquet, given csv", "--format"
+    )
+    assert_refused(
+        other_end_and_size,
+        out,
+        "--end: recorded 2026-12-04T11:50:00Z, given 2026-12-04T11:55:00Z; "
+        "--block-size: recorded 20, given 10",
+        "--end and --block-size",
+    )
+    assert sorted(p.suffix for p in out.rglob("part-*")) == [".parquet"]
+
+
+def assert_refused(done, out: Path, details: str, flags: str) -> None:
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"powerp: error: cannot resume into {out}: it was made with other "
+        f"parameters ({details}); resume without {flags}, or export into a new "
+        "folder\n"
+    )

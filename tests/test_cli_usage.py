@@ -1,0 +1,217 @@
+"""The ``powerp`` command line: ``-v`` anywhere, one-line errors, no secret shown."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from powerp_async import cli
+
+from .processes import environment, powerp
+
+SERVING = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
+
+
+def simulate(*args: str) -> tuple[list[str], str, str]:
+    """``powerp ARGS`` serving: its first lines, what else it wrote, its stderr."""
+    command = [sys.executable, "-m", "powerp_async", *args]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    try:
+        lines = [child.stdout.readline()]
+        if SERVING.fullmatch(lines[0]) and "--client-secret" not in args:
+            lines.append(child.stdout.readline())
+    finally:
+        child.terminate()
+        rest, errors = child.communicate(timeout=30)
+
+    return lines, rest, errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-v", "simulate", "--port", "0"), ("simulate", "--port", "0", "-v")],
+)
+def test_verbose_before_or_after_simulate(args: tuple[str, ...]) -> None:
+    lines, rest, errors = simulate(*args)
+
+    served = SERVING.fullmatch(lines[0])
+    assert served is not None, (lines, errors)
+    url = served.group(1)
+    assert lines[1] == (
+        "demo credentials (public): POWERP_CLIENT_ID=demo "
+        f"POWERP_CLIENT_SECRET=demo-secret POWERP_API_BASE_URL={url}\n"
+    )
+    assert rest == ""
+    assert f" INFO powerp_async.simulator: simulator serving {url}\n" in errors
+
+
+def test_a_secret_of_ones_own_is_never_printed() -> None:
+    lines, rest, errors = simulate(
+        "simulate", "--port", "0", "--client-secret", "own-secret-91"
+    )
+
+    assert SERVING.fullmatch(lines[0]), (lines, errors)
+    assert rest == ""
+    assert "own-secret-91" not in lines[0] + rest + errors
+
+
+def test_simulate_help_shows_the_public_defaults() -> None:
+    done = powerp("simulate", "--help")
+
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--client-id CLIENT_ID default: demo" in text
+    assert (
+        "the secret clients must send (default: demo-secret, the public demo "
+        "secret)" in text
+    )
+
+
+def test_verbose_before_and_after_a_command_add_up() -> None:
+    options = cli.build_parser().parse_args(["-v", "export", "--out", "x", "-v"])
+
+    assert (options.verbose, options.verbose_after) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["-vv", "simulate", "--client-secret", "hidden-77", "--bogus"],
+            "powerp simulate: unrecognized arguments: --bogus (see powerp simulate "
+            "--help)\n",
+        ),
+        (
+            ["simulate", "--port", "0", "--client=hidden-77"],
+            "powerp simulate: ambiguous option: --client=*** could match --client-id, "
+            "--client-secret (see powerp simulate --help)\n",
+        ),
+        (
+            ["export", "--out", "x", "--client-secret", "hidden-77"],
+            "powerp: error: unrecognized arguments: --client-secret *** (see powerp "
+            "--help)\n",
+        ),
+        (
+            ["-vv", "measurements", "--client-sec=hidden-77"],
+            "powerp: error: unrecognized arguments: --client-sec=*** (see powerp "
+            "--help)\n",
+        ),
+        (
+            ["frobnicate"],
+            "powerp: error: argument command: invalid choice: 'frobnicate' (choose "
+            "from 'export', 'measurements', 'query', 'simulate') (see powerp --help)\n",
+        ),
+        (
+            ["export", "--format", "xls", "--out", "x"],
+            "powerp: error: argument --format: invalid choice: 'xls' (choose from "
+            "'parquet', 'csv', 'jsonl') (see powerp export --help)\n",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_with_no_secret(capsys, argv, error) -> None:
+    code = cli.main(argv)
+
+    assert code == 2
+    assert capsys.readouterr().err == error
+
+
+def test_query_csv_is_written_as_the_export_writes_it(served: str, tmp_path) -> None:
+    asked = [  # both signals are aggregated by their mean, as the export asks
+        *("--database", "1", "--index", "1", "--index", "2"),
+        *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T11:00:03Z"),
+    ]
+    exported = powerp(
+        *("export", "--out", str(tmp_path), "--format", "csv", *asked),
+        env=environment(served),
+    )
+    queried = subprocess.run(
+        [
+            *(sys.executable, "-m", "powerp_async", "query", *asked),
+            *("--agg", "mean", "--format", "csv"),
+        ],
+        capture_output=True,
+        env=environment(served),
+        timeout=60,
+        check=False,
+    )
+
+    assert exported.returncode == queried.returncode == 0, queried.stderr
+    (part,) = tmp_path.glob("database=1/day=2026-12-04/*.csv")
+    assert queried.stdout == part.read_bytes()
+    lines = queried.stdout.decode("utf-8").splitlines()
+    assert lines[0] == (
+        '\ufeff"database_id","index","aggregation","timestamp","value_float",'
+        '"value_int","value_bool","value_text"'
+    )
+    assert [line.split(",")[:4] for line in lines[1:]] == [
+        ["1", f'"{index}"', '"mean"', f'"2026-12-04T11:00:0{second}.000000Z"']
+        for index in (1, 2)
+        for second in (1, 2, 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        (
+            ("--block-size", "30"),
+            "--block-size: expected an integer from 1 to 20 (the API's limit), got 30",
+        ),
+        (("--flush-points", "0"), "--flush-points: expected at least 1, got 0"),
+        (("--max-in-flight", "0"), "--max-in-flight: expected 1 to 1024, got 0"),
+        (
+            ("--max-rate", "0"),
+            "--max-rate: expected requests per second from 0.001 up, or None to "
+            "discover it, got 0.0",
+        ),
+    ],
+)
+def test_a_wrong_option_is_named_as_typed(
+    monkeypatch, capsys, tmp_path, option, error
+) -> None:
+    # Refused before any request: the address is never contacted.
+    for name, value in environment("http://127.0.0.1:9/rt-api/api").items():
+        monkeypatch.setenv(name, value)
+
+    code = cli.main(["export", "--out", str(tmp_path / "never"), *option])
+
+    assert code == 2
+    assert capsys.readouterr().err == f"powerp: error: {error}\n"
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_wrong_setting_from_a_file_keeps_its_name(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    config = tmp_path / "powerp.toml"
+    config.write_text('base_url = "http://127.0.0.1:9/rt-api/api"\nblock_size = 30\n')
+    monkeypatch.setenv("POWERP_CLIENT_ID", "cli")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", "cli-secret")
+
+    code = cli.main(["measurements", "--config", str(config)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: block_size: expected an integer from 1 to 20 (the API's "
+        "limit), got 30\n"
+    )
+
+
+def test_one_failed_block_is_one_block() -> None:
+    from powerp_async._usage import plural
+
+    assert [plural(n, "block") for n in (0, 1, 2, 1500)] == [
+        "0 blocks",
+        "1 block",
+        "2 blocks",
+        "1,500 blocks",
+    ]
+    assert plural(1, "retry", "retries") + ", " + plural(3, "retry", "retries") == (
+        "1 retry, 3 retries"
+    )
