@@ -134,15 +134,16 @@ def summary(report: ExportReport) -> str:
     pace = report.points_this_run / report.elapsed_s if report.elapsed_s else 0.0
     state = "complete" if report.complete else "INCOMPLETE"
     lines = [
-        f"Export {state}: {report.points:,} points in {report.parts} files, "
+        f"Export {state}: {report.points:,} points in {plural(report.parts, 'file')}, "
         f"{report.blocks_committed:,}/{report.blocks_total:,} blocks",
         f"This run: {report.points_this_run:,} points, {report.requests:,} requests, "
-        f"{report.retries} retries, {report.throttled} throttled, "
+        f"{plural(report.retries, 'retry', 'retries')}, {report.throttled} throttled, "
         f"{report.elapsed_s:.1f} s ({pace:,.0f} points/s)",
     ]
     if report.gaps:
         lines.append(
-            f"{len(report.gaps)} signal ranges returned no data (see _report.json)"
+            f"{plural(len(report.gaps), 'signal range')} returned no data "
+            "(see _report.json)"
         )
     if report.dropped_points:
         lines.append(
@@ -151,11 +152,12 @@ def summary(report: ExportReport) -> str:
         )
     if report.unchecked_parts:
         lines.append(
-            f"{report.unchecked_parts} files were committed by a version that "
+            f"{plural(report.unchecked_parts, 'file')} committed by a version that "
             "recorded no sizes or checksums: a resume checks only that they exist"
         )
     if report.failures:
         lines.append(
-            f"{report.blocks_failed} blocks failed; first: {report.failures[0]}"
+            f"{plural(report.blocks_failed, 'block')} failed; "
+            f"first: {report.failures[0]}"
         )
     return "\n".join(lines)

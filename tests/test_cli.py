@@ -180,8 +180,8 @@ def test_query_prints_a_table(served: str) -> None:
         ),
         (
             ["export", "--out", "X", "--database", "42", "--index", "7"],
-            "expected signals of database 42 and index 7, but none of the 1016 "
-            "signals listed matches (their databases: 1, 2, 3)",
+            "expected signals of database 42 and index 7, but none of the signals "
+            "listed matches (1,016 in databases 1, 2, 3)",
             2,
         ),
         (

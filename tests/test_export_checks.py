@@ -13,6 +13,7 @@ from powerp_async import cli, export
 from powerp_async._export import _manifest
 from powerp_async._export._manifest import read_manifest
 from powerp_async._progress import summary
+from powerp_async._usage import plural
 from powerp_async.errors import ConfigurationError
 
 from .conftest import ANCHOR
@@ -131,8 +132,8 @@ async def test_a_journal_without_sizes_resumes_checking_presence_only(
     assert report.complete
     assert report.unchecked_parts == len(parts)
     assert summary(report).splitlines()[-1] == (
-        f"{len(parts)} files were committed by a version that recorded no sizes or "
-        "checksums: a resume checks only that they exist"
+        f"{plural(len(parts), 'file')} committed by a version that recorded no "
+        "sizes or checksums: a resume checks only that they exist"
     )
     assert caplog.messages == [
         f"{len(parts)} of {len(parts)} committed parts in {spec.out} were written "

@@ -259,7 +259,7 @@ def test_the_command_names_the_failures_and_how_to_resume(
         "--resume\n"
     )
     assert "Export INCOMPLETE" in failed.out
-    assert f"1 blocks failed; first: {reason}\n" in failed.out
+    assert f"1 block failed; first: {reason}\n" in failed.out
     assert CLI_SECRET not in failed.err + failed.out
 
     assert refused == 1

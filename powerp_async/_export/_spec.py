@@ -214,7 +214,7 @@ def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
     databases = ", ".join(map(str, sorted({m.database_id for m in listed}))) or "none"
     return excerpt(
         f"expected signals of {' and '.join(asked) or 'any database'}, but none of "
-        f"the {len(listed)} signals listed matches (their databases: {databases}); "
+        f"the signals listed matches ({len(listed):,} in databases {databases}); "
         "check --database and --index",
         400,
     )
