@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print((options.out / "hotpath.md").read_text())
 
     print("memory: peak memory as an export grows", file=sys.stderr, flush=True)
-    memory.run(quick=not options.full, out_dir=options.out)
+    memory.run_isolated(quick=not options.full, out_dir=options.out)
     print((options.out / "memory.md").read_text())
 
     if options.throttling:
