@@ -14,29 +14,27 @@ import io
 import logging
 import math
 import os
-import re
 import shlex
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from ._cli_spec import export_spec
+from ._cli_times import time_range
 from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
 from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
     MANIFEST_NAME,
     ExportReport,
-    ExportSpec,
-    Format,
     export,
     failure_reason,
     plan_export,
@@ -48,9 +46,6 @@ from ._redact import scrub
 from ._time import (
     floor_to_grid,
     format_wire,
-    from_epoch_us,
-    parse_duration_us,
-    parse_wire,
     to_epoch_us,
 )
 from ._usage import (
@@ -61,7 +56,7 @@ from ._usage import (
     split_verbosity,
 )
 from .client import PowerPClient
-from .config import DEFAULT_BLOCK_SIZE, ClientConfig
+from .config import ClientConfig
 from .errors import (
     ConfigurationError,
     ExportWriteError,
@@ -371,7 +366,7 @@ def _demo_anchor(options: argparse.Namespace) -> str:
 async def _export(options: argparse.Namespace, target: _Target) -> int:
     config = target.config
     spec = dataclasses.replace(
-        _export_spec(options),
+        export_spec(options),
         source=target.source,
         source_details=target.source_details,
     )
@@ -421,133 +416,6 @@ def _print_failed_summary(out: Path) -> None:
     print(summary(report))
 
 
-def _export_spec(options: argparse.Namespace) -> ExportSpec:
-    """The export asked for; on --resume, the one recorded in --out."""
-    if options.resume:
-        return _resumed_spec(options)
-
-    start, end = _time_range(options)
-    return ExportSpec(
-        out=options.out,
-        start=start,
-        end=end,
-        window=options.window or "1s",
-        format=_export_format(options),
-        databases=tuple(options.databases),
-        indexes=tuple(options.indexes),
-        block_size=options.block_size,
-        rows_per_flush=options.flush_points,
-        neutralise_formulas=options.csv_for_spreadsheets,
-    )
-
-
-def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
-    """The recorded export, if every parameter the user gave agrees with it.
-
-    Only what was typed is compared: a default (the range's end is now, say) would
-    never match a journal written earlier, and the user did not ask for it.
-    """
-    recorded = ExportSpec.recorded(options.out)
-    if options.csv_for_spreadsheets and not recorded.neutralise_formulas:
-        raise ConfigurationError(
-            f"cannot resume into {options.out} with --csv-for-spreadsheets: its "
-            "files so far were written exactly; resume without the flag"
-        )
-
-    asked = dataclasses.replace(recorded, **_given_parameters(options))
-    before, after = (
-        spec.plan_parameters(spec.block_size or DEFAULT_BLOCK_SIZE)
-        for spec in (recorded, asked)
-    )
-    wrong = {
-        flag: key
-        for flag, key in _given_flags(options).items()
-        if before[key] != after[key]
-    }
-    if wrong:
-        raise ConfigurationError(_mismatch(options.out, wrong, before, after))
-
-    return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
-
-
-def _given_parameters(options: argparse.Namespace) -> dict[str, Any]:
-    """The ExportSpec fields the command line sets explicitly, and their values."""
-    given: dict[str, Any] = {}
-    if options.window:
-        given["window"] = options.window
-    if options.format or options.csv_for_spreadsheets:
-        given["format"] = _export_format(options)
-        if given["format"] != "csv":
-            given["neutralise_formulas"] = False
-    if options.databases:
-        given["databases"] = tuple(options.databases)
-    if options.indexes:
-        given["indexes"] = tuple(options.indexes)
-    if options.block_size is not None:
-        given["block_size"] = options.block_size
-    if options.start or options.since or options.end:
-        start, end = _time_range(options)
-        if options.start or options.since:
-            given["start"] = start
-        if options.end:
-            given["end"] = end
-    return given
-
-
-_PARAMETER_OF_FLAG: Final = {
-    "since": ("--since", "start"),
-    "start": ("--start", "start"),
-    "end": ("--end", "end"),
-    "window": ("--window", "window"),
-    "format": ("--format", "format"),
-    "databases": ("--database", "databases"),
-    "indexes": ("--index", "indexes"),
-    "block_size": ("--block-size", "block_size"),
-}
-"""The options a resume compares, by ``dest``: the flag and the plan key it sets."""
-
-
-def _given_flags(options: argparse.Namespace) -> dict[str, str]:
-    """The flags given on the command line that set a plan key, with that key."""
-    return {
-        flag: key
-        for dest, (flag, key) in _PARAMETER_OF_FLAG.items()
-        if getattr(options, dest) not in (None, [])
-    }
-
-
-def _mismatch(
-    out: Path, wrong: dict[str, str], before: dict[str, Any], after: dict[str, Any]
-) -> str:
-    details = "; ".join(
-        f"{flag}: recorded {_shown(before[key])}, given {_shown(after[key])}"
-        for flag, key in wrong.items()
-    )
-    return (
-        f"cannot resume into {out}: it was made with other parameters ({details}); "
-        f"resume without {' and '.join(wrong)}, or export into a new folder"
-    )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "all"
-    return str(value)
-
-
-def _export_format(options: argparse.Namespace) -> Format:
-    """The format asked for; --csv-for-spreadsheets alone means CSV."""
-    if not options.csv_for_spreadsheets:
-        return options.format or "parquet"
-
-    if options.format not in (None, "csv"):
-        raise ConfigurationError(
-            "--csv-for-spreadsheets: expected --format csv or no --format, got "
-            f"--format {options.format}"
-        )
-    return "csv"
-
-
 async def _measurements(options: argparse.Namespace, config: ClientConfig) -> int:
     async with PowerPClient(config) as client:
         signals = await client.measurements()
@@ -570,7 +438,7 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
 
 
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
-    start, end = _time_range(options)
+    start, end = time_range(options)
     async with PowerPClient(config) as client:
         table = await client.query(
             options.database,
@@ -597,77 +465,6 @@ def _print_points_csv(table: pa.Table) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(text)
     sys.stdout.buffer.flush()
-
-
-def _time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
-    zone = _zone(options.tz)
-    end = _parse_time(options.end, "--end", zone) if options.end else datetime.now(UTC)
-    if options.start:
-        if options.since:
-            raise ConfigurationError("give either --since or --start, not both")
-        return _parse_time(options.start, "--start", zone), end
-    since = options.since or options.default_since
-    try:
-        return end - timedelta(microseconds=parse_duration_us(since)), end
-    except ValueError as error:
-        raise ConfigurationError(f"--since: {error}") from None
-    except OverflowError:
-        raise ConfigurationError(
-            f"--since: {since!r} reaches before the year 1; give a shorter duration"
-        ) from None
-
-
-def _zone(name: str | None) -> tzinfo:
-    if name is None:
-        return UTC
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError(
-            f"--tz: expected an IANA time zone such as Europe/Berlin, got {name!r}"
-        ) from None
-
-
-def _parse_time(text: str, flag: str, zone: tzinfo) -> datetime:
-    """A time from the command line; without an offset, a wall time in ``zone``."""
-    try:
-        moment = from_epoch_us(parse_wire(text))
-    except ValueError as error:
-        raise ConfigurationError(f"{flag}: {error}") from None
-
-    if zone is UTC or _OFFSET.search(text.strip()):
-        return moment
-
-    return _wall_time(moment.replace(tzinfo=None), zone, flag)
-
-
-_OFFSET: Final = re.compile(r"[T ]\d\d.*([Zz]|[+-]\d\d(:?\d\d){0,2}(\.\d+)?)$")
-"""A time of day followed by ``Z`` or a numeric offset."""
-
-
-def _wall_time(naive: datetime, zone: tzinfo, flag: str) -> datetime:
-    """``naive`` as read on a clock in ``zone``, if it names exactly one instant."""
-    first = naive.replace(tzinfo=zone, fold=0)
-    second = naive.replace(tzinfo=zone, fold=1)
-    shown = f"{naive.isoformat()} in {zone}"
-    if first.utcoffset() != second.utcoffset():
-        round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-        if round_trip != naive:
-            raise ConfigurationError(
-                f"{flag}: expected a time that exists, got {shown}, skipped when "
-                "the clocks went forward; give an offset or another time"
-            )
-        offsets = " or ".join(_offset(m) for m in (first, second))
-        raise ConfigurationError(
-            f"{flag}: expected a time that happened once, got {shown}, which "
-            f"happened twice as the clocks went back; add the offset ({offsets})"
-        )
-    return first
-
-
-def _offset(moment: datetime) -> str:
-    return moment.isoformat()[-6:]
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:

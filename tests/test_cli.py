@@ -313,9 +313,10 @@ def test_dry_run_reads_local_times_across_a_daylight_saving_change(
 
 def local_range(*arguments: str) -> tuple[str, str]:
     from powerp_async import cli
+    from powerp_async._cli_times import time_range
 
     options = cli.build_parser().parse_args(["export", "--out", "x", *arguments])
-    start, end = cli._time_range(options)
+    start, end = time_range(options)
     return start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
 
 
