@@ -45,6 +45,7 @@ class TokenManager:
         client_secret: str,
         *,
         timeout_s: float = 30.0,
+        max_wait_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
@@ -53,6 +54,9 @@ class TokenManager:
         self._client_secret = client_secret
         remember_secret(client_secret)
         self._timeout_s = timeout_s
+        # The token endpoint's retries wait no longer in all than queries would for a
+        # server that fails everything (``max_outage_s``), however long its Retry-After.
+        self._max_wait_s = max_wait_s
         self._clock = clock
         self._token: str | None = None
         self._renew_at = 0.0
@@ -100,14 +104,17 @@ class TokenManager:
         return (self._client_secret, self._token)
 
     async def _renew(self) -> None:
+        waited_s = 0.0
         for attempt in range(TOKEN_ATTEMPTS):
             try:
                 self._store(await self._request())
                 return
             except (ServerError, ThrottledError, TransportError) as error:
-                if attempt == TOKEN_ATTEMPTS - 1:
-                    raise
                 delay = _retry_delay(error, attempt)
+                if attempt == TOKEN_ATTEMPTS - 1 or waited_s >= self._max_wait_s:
+                    raise
+                delay = min(delay, self._max_wait_s - waited_s)
+                waited_s += delay
                 logger.warning(
                     "token request failed (%s); retrying in %.1f s", error, delay
                 )

@@ -120,6 +120,7 @@ class PowerPClient:
             self.config.client_id,
             self.config.client_secret,
             timeout_s=self.config.timeout_s,
+            max_wait_s=self.config.max_outage_s,
         )
         return self
 

@@ -12,7 +12,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from powerp_async._token import TokenManager
-from powerp_async.errors import AuthenticationError, MalformedResponseError
+from powerp_async.errors import (
+    AuthenticationError,
+    MalformedResponseError,
+    ServerError,
+)
 
 SECRET = "s3cret-value-never-shown"
 
@@ -25,6 +29,7 @@ class FakeAuthServer:
     refuse: bool = False
     body: bytes | None = None
     failures_first: int = 0
+    retry_after: str | None = None
     issued: list[str] = field(default_factory=list)
 
     async def token(self, request: web.Request) -> web.Response:
@@ -32,7 +37,8 @@ class FakeAuthServer:
         await anyio.sleep(0.05)
         if self.failures_first:
             self.failures_first -= 1
-            return web.Response(status=503, text="<html>busy</html>")
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return web.Response(status=503, text="<html>busy</html>", headers=headers)
         if self.refuse or form.get("client_secret") != SECRET:
             return web.json_response({"error": "invalid_client"}, status=401)
         if self.body is not None:
@@ -150,6 +156,19 @@ async def test_transient_failures_are_retried(auth, session, monkeypatch) -> Non
 
     assert await manager.token() == "token-1"
     assert manager.requests_made == 3
+
+
+async def test_retries_wait_no_longer_than_max_wait_in_all(auth, session) -> None:
+    fake, url = auth
+    fake.failures_first, fake.retry_after = 10, "100"
+    manager = TokenManager(session, url, "demo", SECRET, max_wait_s=0.2)
+
+    with pytest.raises(ServerError, match="503"):
+        await manager.token()
+
+    # One wait, cut from the server's 100 s to what was left of 0.2 s, then it gives up.
+    assert manager.requests_made == 2
+    assert fake.failures_first == 8
 
 
 async def test_a_body_without_token_is_malformed_and_not_echoed(auth, session) -> None:
