@@ -19,7 +19,19 @@ from .test_export_failures import command_against_simulator
 from .test_export_recovery import JOURNAL, spec_for
 
 FIRST = datetime(2026, 12, 4, 12, tzinfo=UTC)
-TEXTS = ("=1+2", "+41 79", "-5", "@SUM(A1)", "\tpad", "\rline", "plain", "a=b", "")
+TEXTS = (
+    "=1+2",
+    "+41 79",
+    "-5",
+    "@SUM(A1)",
+    "\tpad",
+    "\rline",
+    "plain",
+    "a=b",
+    "",
+    "-9223372036854775809",
+    "-2+3",
+)
 
 
 def risky_points() -> pa.Table:
@@ -76,12 +88,16 @@ def test_csv_is_exact_by_default(tmp_path) -> None:
         b'1,"7","last","2026-12-04T12:00:06.000000Z",,,,"plain"\n'
         b'1,"7","last","2026-12-04T12:00:07.000000Z",,,,"a=b"\n'
         b'1,"7","last","2026-12-04T12:00:08.000000Z",,,,""\n'
+        b'1,"7","last","2026-12-04T12:00:09.000000Z",,,,"-9223372036854775809"\n'
+        b'1,"7","last","2026-12-04T12:00:10.000000Z",,,,"-2+3"\n'
         b'1,"-8","min","2026-12-04T12:00:20.000000Z",-1.5,,,\n'
         b'1,"9","min","2026-12-04T12:00:21.000000Z",,-3,,\n'
     )
 
 
-def test_csv_for_spreadsheets_quotes_formulas_and_leaves_numbers(tmp_path) -> None:
+def test_csv_for_spreadsheets_quotes_formulas_and_leaves_numbers_even_as_text(
+    tmp_path,
+) -> None:
     path = tmp_path / "points.csv"
 
     _formats.write_file(risky_points(), path, "csv", neutralise_formulas=True)
@@ -89,14 +105,16 @@ def test_csv_for_spreadsheets_quotes_formulas_and_leaves_numbers(tmp_path) -> No
     assert path.read_bytes() == HEADER + (
         b'1,"\'=7","last","2026-12-04T12:00:00.000000Z",,,,"\'=1+2"\n'
         b'1,"7","last","2026-12-04T12:00:01.000000Z",,,,"\'+41 79"\n'
-        b'1,"7","last","2026-12-04T12:00:02.000000Z",,,,"\'-5"\n'
+        b'1,"7","last","2026-12-04T12:00:02.000000Z",,,,"-5"\n'
         b'1,"7","last","2026-12-04T12:00:03.000000Z",,,,"\'@SUM(A1)"\n'
         b'1,"7","last","2026-12-04T12:00:04.000000Z",,,,"\'\tpad"\n'
         b'1,"7","last","2026-12-04T12:00:05.000000Z",,,,"\'\rline"\n'
         b'1,"7","last","2026-12-04T12:00:06.000000Z",,,,"plain"\n'
         b'1,"7","last","2026-12-04T12:00:07.000000Z",,,,"a=b"\n'
         b'1,"7","last","2026-12-04T12:00:08.000000Z",,,,""\n'
-        b'1,"\'-8","min","2026-12-04T12:00:20.000000Z",-1.5,,,\n'
+        b'1,"7","last","2026-12-04T12:00:09.000000Z",,,,"-9223372036854775809"\n'
+        b'1,"7","last","2026-12-04T12:00:10.000000Z",,,,"\'-2+3"\n'
+        b'1,"-8","min","2026-12-04T12:00:20.000000Z",-1.5,,,\n'
         b'1,"9","min","2026-12-04T12:00:21.000000Z",,-3,,\n'
     )
 

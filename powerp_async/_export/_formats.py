@@ -23,7 +23,8 @@ CSV stays exact by default: a text starting with ``=`` is written as it is. For 
 meant to be opened in a spreadsheet, ``neutralise_formulas`` prefixes every text cell
 that a spreadsheet could run as a formula (one starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return, the triggers OWASP lists for CSV injection) with a
-single quote, so it shows as text. Only text columns are touched, never a number, and
+single quote, so it shows as text. Only text columns are touched, never a number (nor
+a text that is one, such as an integer too large for 64 bits), and
 the quote is then part of the value: such a file no longer reads back exactly.
 
 The CSV text is built column by column with Arrow compute rather than by pyarrow's CSV
@@ -68,6 +69,9 @@ _INFINITY_TEXTS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _FORMULA_START: Final = r"^[=+\-@\t\r]"
 """Text a spreadsheet may take as a formula, per OWASP's CSV injection advice."""
 _FORMULA_GUARD: Final = "'"
+_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+"""A number written as text, such as an integer too large for 64 bits: never guarded,
+since a spreadsheet reads it as the number it is and a quote would change it."""
 
 
 def write_file(
@@ -157,7 +161,10 @@ def _csv_field(column: pa.Array, neutralise_formulas: bool = False) -> pa.Array:
 
 def _neutralised(column: pa.Array) -> pa.Array:
     """``column`` with a quote before each text a spreadsheet could run."""
-    risky = pc.match_substring_regex(column, _FORMULA_START)
+    risky = pc.and_(
+        pc.match_substring_regex(column, _FORMULA_START),
+        pc.invert(pc.match_substring_regex(column, _NUMBER)),
+    )
     guarded = pc.binary_join_element_wise(_FORMULA_GUARD, column, "")
     return pc.if_else(risky, guarded, column)
 
