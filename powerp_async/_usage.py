@@ -44,16 +44,32 @@ class UsageParser(argparse.ArgumentParser):
 
 
 def secret_values(arguments: Sequence[str]) -> Iterator[str]:
-    """The values given to ``--client-secret`` (or an abbreviation of it)."""
+    """The values given to ``--client-secret``, an abbreviation of it, or any option
+    whose name looks like a secret's, so that a typo (``--client_secret``,
+    ``--secret``) is masked as well."""
     for position, argument in enumerate(arguments):
         name, equals, value = argument.partition("=")
-        if len(name) < len("--c") or not SECRET_OPTION.startswith(name):
+        if not _names_a_secret(name):
             continue
 
         if equals:
             yield value
         elif position + 1 < len(arguments):
             yield arguments[position + 1]
+
+
+def _names_a_secret(name: str) -> bool:
+    if not name.startswith("-"):
+        return False
+
+    if len(name) >= len("--c") and SECRET_OPTION.startswith(name):
+        return True
+
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+_SECRET_WORDS: Final = ("secret", "token", "passw")
 
 
 def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], list[str]]:

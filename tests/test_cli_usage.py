@@ -103,6 +103,16 @@ def test_verbose_before_and_after_a_command_add_up() -> None:
             "--help)\n",
         ),
         (
+            ["simulate", "--client_secret", "hidden-77"],
+            "powerp simulate: unrecognized arguments: --client_secret *** (see powerp "
+            "simulate --help)\n",
+        ),
+        (
+            ["export", "--out", "x", "--Secret=hidden-77", "--api-token", "tok-5"],
+            "powerp: error: unrecognized arguments: --Secret=*** --api-token *** (see "
+            "powerp --help)\n",
+        ),
+        (
             ["frobnicate"],
             "powerp: error: argument command: invalid choice: 'frobnicate' (choose "
             "from 'export', 'measurements', 'query', 'simulate') (see powerp --help)\n",
