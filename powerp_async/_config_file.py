@@ -99,6 +99,12 @@ def _parse(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         # The parser's message gives a line and column, never the file's text.
         raise ConfigurationError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        # Its text quotes the bytes, which could be part of a secret: give the place.
+        raise ConfigurationError(
+            f"{path}: expected a TOML file in UTF-8, got a byte that is not UTF-8 at "
+            f"offset {error.start}"
+        ) from None
 
 
 def _field_kinds(config_type: type[Any]) -> dict[str, type]:

@@ -222,6 +222,20 @@ def test_broken_toml_names_the_line_and_never_the_text(tmp_path: Path) -> None:
     assert SECRET not in message
 
 
+def test_a_file_not_in_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "powerp.toml"
+    path.write_bytes(b'client_id = "a"\n\xff\xfe bad')
+    path.chmod(0o600)
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    assert str(caught.value) == (
+        f"{path}: expected a TOML file in UTF-8, got a byte that is not UTF-8 at "
+        "offset 16"
+    )
+
+
 def test_a_path_from_the_home_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     write(tmp_path, 'client_id = "home"\n')
