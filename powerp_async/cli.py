@@ -440,6 +440,8 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
     start, end = time_range(options)
     async with PowerPClient(config) as client:
+        # The listing gives each signal's type, so values land as an export puts them.
+        await client.measurements()
         table = await client.query(
             options.database,
             options.indexes,
@@ -565,12 +567,19 @@ def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:
 
 def _resume_command(arguments: Sequence[str]) -> str | None:
     """The command that resumes the export ``arguments`` ran, if they ran one."""
-    folder = _option_value(arguments, "--out")
-    if arguments[:1] != ["export"] or folder is None:
+    _, command = split_verbosity(arguments)
+    folder = _option_value(command, "--out")
+    if command[:1] != ["export"] or folder is None:
         return None
 
-    demo = " --demo" if "--demo" in arguments else ""
-    return f"powerp export --out {shlex.quote(folder)} --resume{demo}"
+    resume = ["powerp", "export", "--out", folder, "--resume"]
+    # The settings file holds where the data came from; the journal refuses another.
+    settings = _option_value(command, "--config")
+    if settings is not None:
+        resume += ["--config", settings]
+    if "--demo" in command:
+        resume.append("--demo")
+    return shlex.join(resume)
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

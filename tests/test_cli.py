@@ -394,3 +394,24 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
         "powerp: unexpected error (RuntimeError: a fault inside); this is a fault in "
         "powerp: please report it with the output of the same command run with -vv\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "resume"),
+    [
+        (["export", "--out", "o b"], "powerp export --out 'o b' --resume"),
+        (
+            ["-v", "export", "--out=o", "--demo"],
+            "powerp export --out o --resume --demo",
+        ),
+        (
+            ["-vv", "export", "--config", "p.toml", "--out", "o", "-v"],
+            "powerp export --out o --resume --config p.toml",
+        ),
+        (["query", "--out", "o"], None),
+    ],
+)
+def test_the_resume_command_keeps_what_a_resume_needs(arguments, resume) -> None:
+    from powerp_async import cli
+
+    assert cli._resume_command(arguments) == resume
