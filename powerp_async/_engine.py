@@ -351,7 +351,7 @@ class Engine:
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
         self.stats.blocks_failed += 1
         # A warning, not an error: the caller receives the failure and decides.
-        logger.warning("giving up on %s: %s", block.describe(), error)
+        logger.warning("giving up on %s", block.describe_failure(error))
         self._events.emit(BlockFailed(block, error))
         return BlockResult(block, None, error)
 

@@ -255,10 +255,7 @@ class FetchFailedError(PowerPError):
     def __init__(self, failures: Sequence[tuple[Block, BaseException]]) -> None:
         self.failures = tuple(failures)
         first_block, first_error = self.failures[0]
-        # Most errors of a block name it already; naming it twice reads as two blocks.
-        reason = str(first_error)
-        described = first_block.describe()
-        first = reason if described in reason else f"{described}: {reason}"
+        first = first_block.describe_failure(first_error)
         super().__init__(
             f"{len(self.failures)} block(s) failed after retries; first: {first}"
         )

@@ -180,6 +180,15 @@ class Block:
             f"{format_wire(self.start_us)}..{format_wire(self.end_us)}"
         )
 
+    def describe_failure(self, error: BaseException) -> str:
+        """What ended the block: ``error``, after the block unless the error names it.
+
+        Most errors of a block name it already; naming it twice reads as two blocks.
+        """
+        reason = str(error)
+        described = self.describe()
+        return reason if described in reason else f"{described}: {reason}"
+
 
 POINT_SCHEMA: Final = pa.schema(
     [

@@ -112,13 +112,8 @@ class ExportReport:
 
 
 def failure_reason(block: Block, error: BaseException) -> str:
-    """What ended a block: its error, after the block unless the error names it."""
-    text = str(error)
-    described = block.describe()
-    if described not in text:
-        text = f"{described}: {text}"
-
-    return excerpt(text, MAX_REASON_CHARS)
+    """What ended a block, short enough for a report line."""
+    return excerpt(block.describe_failure(error), MAX_REASON_CHARS)
 
 
 def merge_gaps(empty: Iterable[dict[str, Any]]) -> list[Gap]:
