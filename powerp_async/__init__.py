@@ -6,6 +6,7 @@ start with an underscore is private and may change.
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from ._engine import BlockResult, RunStats
@@ -42,6 +43,10 @@ try:
     __version__ = version("powerp-async")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+# A library stays quiet unless its user configures logging: without a handler of its
+# own, Python's last resort would print every warning (each retry) to stderr.
+logging.getLogger("powerp_async").addHandler(logging.NullHandler())
 
 __all__ = [
     "MEASUREMENT_SCHEMA",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import powerp_async
@@ -104,3 +106,17 @@ def test_the_examples_run() -> None:
     outcome = runner.summarize(verbose=False)
     assert outcome.failed == 0
     assert outcome.attempted >= 40
+
+
+def test_the_library_is_quiet_unless_logging_is_configured() -> None:
+    script = (
+        "import logging, powerp_async\n"
+        "logging.getLogger('powerp_async.engine').warning('retrying a block')\n"
+        "logging.basicConfig()\n"
+        "logging.getLogger('powerp_async.engine').warning('now shown')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+
+    assert done.stderr == "WARNING:powerp_async.engine:now shown\n"
