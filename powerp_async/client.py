@@ -93,6 +93,8 @@ class PowerPClient:
         self.config = config
         self._pacer = pacer or default_pacer(config)
         self._on_event = on_event
+        # The signals of the latest listing: query() places values by their types.
+        self._listed: list[Measurement] = []
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._closed = False
@@ -162,7 +164,8 @@ class PowerPClient:
         attempts = min(LISTING_ATTEMPTS, self.config.max_attempts)
         for attempt in range(1, attempts + 1):
             try:
-                return await self._list_measurements()
+                self._listed = await self._list_measurements()
+                return self._listed
             except (ThrottledError, ServerError, TransportError) as error:
                 if attempt == attempts:
                     raise
@@ -205,10 +208,14 @@ class PowerPClient:
 
         The times are not moved to the window grid, so an unaligned start gives a
         partial first window, exactly as the server computes it. Use :meth:`fetch` for
-        more signals, longer ranges or exact window alignment.
+        more signals, longer ranges or exact window alignment. Values go to the column
+        of their signal's type when :meth:`measurements` was called on this client
+        before (a float signal's ``20`` is then a float, as in a fetch); otherwise to
+        the column of their JSON type.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
         engine = self._engine(max_in_flight=1)
+        engine.learn_types(self._listed)
         async with engine.run([block]) as results:
             outcome = [result async for result in results]
         _raise_failures(outcome)
