@@ -51,7 +51,17 @@ def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
             "files so far were written exactly; resume without the flag"
         )
 
-    asked = dataclasses.replace(recorded, **_given_parameters(options))
+    try:
+        asked = dataclasses.replace(recorded, **_given_parameters(options))
+    except ConfigurationError as error:
+        # A range given now may not even fit the recorded one (--since 10m against
+        # an export that ended hours ago): the folder is what the user must change.
+        flags = " and ".join(_given_flags(options)) or "the options given"
+        raise ConfigurationError(
+            f"cannot resume into {options.out} with {flags}: {error}; resume "
+            "without them, or export into a new folder"
+        ) from None
+
     before, after = (
         spec.plan_parameters(spec.block_size or DEFAULT_BLOCK_SIZE)
         for spec in (recorded, asked)

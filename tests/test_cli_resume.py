@@ -30,6 +30,7 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
         *("--start", START.isoformat()),
     )
     other_end_and_size = resume("--end", "2026-12-04T11:55:00Z", "--block-size", "10")
+    after_the_end = resume("--start", "2026-12-04T11:55:00Z")
 
     assert (made.returncode, retyped.returncode) == (0, 0), retyped.stderr
     assert retyped.stdout.startswith("Export complete: 180 points")
@@ -42,6 +43,13 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
         "--end: recorded 2026-12-04T11:50:00Z, given 2026-12-04T11:55:00Z; "
         "--block-size: recorded 20, given 10",
         "--end and --block-size",
+    )
+    assert (after_the_end.returncode, after_the_end.stdout) == (2, "")
+    assert after_the_end.stderr.startswith(
+        f"powerp: error: cannot resume into {out} with --start: end must be after start"
+    )
+    assert after_the_end.stderr.endswith(
+        "; resume without them, or export into a new folder\n"
     )
     assert sorted(p.suffix for p in out.rglob("part-*")) == [".parquet"]
 
