@@ -139,11 +139,14 @@ def _is_kind(value: object, kind: type) -> bool:
 
 
 def _describe(value: object, *, show: bool) -> str:
-    """What came, in TOML's words; the value itself only where it is no secret."""
+    """What came, in TOML's words; the value itself only where it is no secret.
+
+    No string is shown under any key: a secret pasted under the wrong one would be.
+    """
     kinds = [(bool, "a boolean"), (int, "an integer"), (float, "a float")]
     kinds += [(str, "a string"), (list, "an array"), (dict, "a table")]
     name = next((text for t, text in kinds if isinstance(value, t)), "a date or time")
-    scalar = isinstance(value, bool | int | float | str)
+    scalar = isinstance(value, bool | int | float)
     return f"{name} ({value!r})" if show and scalar else name
 
 

@@ -93,11 +93,11 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('block_size = "20"', "block_size: expected an integer, got a string ('20')"),
+        ('block_size = "20"', "block_size: expected an integer, got a string"),
         ("block_size = 2.5", "block_size: expected an integer, got a float (2.5)"),
         ("adaptive = 1", "adaptive: expected true or false, got an integer (1)"),
         ("timeout_s = true", "timeout_s: expected a number, got a boolean (True)"),
-        ('max_rate = "fast"', "max_rate: expected a number, got a string ('fast')"),
+        ('max_rate = "fast"', "max_rate: expected a number, got a string"),
         ("base_url = 8765", "base_url: expected a string, got an integer (8765)"),
         ("compression = [true]", "compression: expected true or false, got an array"),
         ("verify_tls = 2026-12-04", "verify_tls: expected true or false, got a date"),
@@ -112,6 +112,17 @@ def test_wrong_types_name_field_expectation_and_value(
         ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
 
     assert str(caught.value).startswith(f"{path}: {expected}")
+
+
+def test_a_secret_under_the_wrong_key_is_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path, 'client_id = "a"\nblock_size = "Zq9-pasted-secret"\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
+
+    assert str(caught.value) == (
+        f"{path}: block_size: expected an integer, got a string"
+    )
 
 
 def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
