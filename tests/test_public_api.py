@@ -59,18 +59,6 @@ def test_modules_are_private_unless_listed() -> None:
         assert importlib.import_module(f"powerp_async.{name}").__doc__
 
 
-# Names whose docstrings live in the engine and export modules and carry no example
-# yet; listed so that the list can only shrink (the test fails once one gets one).
-WITHOUT_EXAMPLES = {
-    "ExportPlan",
-    "ExportReport",
-    "ExportSpec",
-    "Gap",
-    "export",
-    "plan_export",
-}
-
-
 def documented_objects() -> dict[str, object]:
     """Every public function and class: the package's names and ``blocking``'s."""
     objects = {
@@ -91,7 +79,7 @@ def test_every_public_name_shows_an_example() -> None:
         if not any(mark in (item.__doc__ or "") for mark in (">>>", "Example::"))
     }
 
-    assert lacking == WITHOUT_EXAMPLES
+    assert lacking == set()
 
 
 def test_the_examples_run() -> None:

@@ -15,7 +15,14 @@ ASSUMED_RATES = (5.0, 20.0, 100.0)
 
 @dataclass(frozen=True, slots=True)
 class ExportPlan:
-    """The shape of an export: how many signals, queries and points at most."""
+    """The shape of an export: how many signals, queries and points at most.
+
+    Example::
+
+        plan = await plan_export(client, spec)
+        print(plan.describe())    # what powerp export --dry-run prints
+        plan.estimate_s(50.0)     # seconds of queries at 50 requests per second
+    """
 
     spec: ExportSpec
     signals: int
@@ -53,7 +60,13 @@ class ExportPlan:
 
 
 async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
-    """List the signals and count the export's queries, without fetching any data."""
+    """List the signals and count the export's queries, without fetching any data.
+
+    Example::
+
+        plan = await plan_export(client, spec)
+        print(plan.requests, plan.max_points)
+    """
     signals = await select_signals(client, spec)
     span = spec.time_range()
     block_size = spec.block_size or client.config.block_size

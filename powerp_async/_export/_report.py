@@ -28,7 +28,14 @@ MAX_REASON_CHARS: Final = 300
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """A range ``[start, end)`` in which one signal returned no point."""
+    """A range ``[start, end)`` in which one signal returned no point.
+
+    Example::
+
+        report = ExportReport.read(Path("demo-export"))
+        for gap in report.gaps:
+            print(gap.database_id, gap.index, gap.start, gap.end)
+    """
 
     database_id: int
     index: str
@@ -39,7 +46,14 @@ class Gap:
 
 @dataclass(frozen=True, slots=True)
 class ExportReport:
-    """Counts of the whole export (all runs into the folder) and of this run."""
+    """Counts of the whole export (all runs into the folder) and of this run.
+
+    Example::
+
+        report = await export(client, spec)
+        print(report.points, report.requests, report.complete)
+        ExportReport.read(spec.out) == report  # what _report.json holds
+    """
 
     blocks_total: int
     blocks_committed: int

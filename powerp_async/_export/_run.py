@@ -65,6 +65,13 @@ async def export(
     :class:`ExportWriteError` if the folder cannot be written during the run, and
     :class:`~powerp_async.ConfigurationError`, before anything is fetched, if the
     folder cannot be used or does not match what is resumed.
+
+    Example::
+
+        async with PowerPClient.from_env() as client:
+            report = await export(client, spec)         # spec: an ExportSpec
+            # after a crash or Ctrl-C, the same call with resume=True goes on:
+            report = await export(client, spec, resume=True)
     """
     check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size

@@ -56,6 +56,17 @@ class ExportSpec:
     a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
     gets a leading ``'``. Numbers are never touched. Off by default, since it changes
     the text values; the journal records it, so a resume writes the same way.
+
+    Example::
+
+        spec = ExportSpec(
+            out=Path("week-export"),
+            start=datetime(2026, 11, 27, tzinfo=UTC),
+            end=datetime(2026, 12, 4, tzinfo=UTC),
+            window="1m",
+            databases=(1,),
+            format="csv",
+        )
     """
 
     out: Path
