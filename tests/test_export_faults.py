@@ -2,7 +2,7 @@
 
 Server errors of every kind (500, a proxy's 502 page, 503, 504), connections reset
 halfway through a 200 answer, throttling with ``Retry-After`` in each of its forms, a
-short outage and tokens that expire every three seconds: the dataset must still hold
+short outage and tokens that expire every second: the dataset must still hold
 every point the simulator defines, once.
 
 The client's breaker probes after a fraction of a second instead of 5 to 30 s, its
@@ -84,7 +84,7 @@ async def test_an_export_through_every_fault_is_exact(
     settings, tmp_path, monkeypatch, retry_after
 ) -> None:
     monkeypatch.setattr("powerp_async._engine.backoff_s", short_backoff_s)
-    faulty = replace(settings, scenario=everything_at_once(retry_after), token_ttl_s=3)
+    faulty = replace(settings, scenario=everything_at_once(retry_after), token_ttl_s=1)
     simulator = Simulator(faulty)
     listed = map(Measurement.from_api, orjson.loads(simulator.tenant.metadata_json()))
     signals = [m for m in listed if m.database_id == 1][:40]
