@@ -219,6 +219,19 @@ def test_the_command_names_the_option_and_masks_the_password(tmp_path: Path) -> 
     assert PASSWORD not in unpaced.stdout + elsewhere.stdout
 
 
+def test_a_wrong_key_is_named_by_its_option(tmp_path: Path) -> None:
+    done = powerp(
+        *("export", "--out", str(tmp_path / "x"), "--demo", "--fixed-rate", "5"),
+        *("--rate-backend", "redis://127.0.0.1:6379", "--rate-key", "two words"),
+    )
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        "powerp: error: --rate-key: expected 1 to 200 printable characters without "
+        "spaces, got 'two words'\n"
+    )
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o600])
 def test_a_backend_password_in_a_file_others_can_read_is_refused(
     tmp_path: Path, mode: int
