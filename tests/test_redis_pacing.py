@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import doctest
 import hashlib
 import itertools
 import logging
@@ -152,6 +153,15 @@ async def test_the_tenant_key_is_the_api_address_and_client_id_never_the_secret(
         f"powerp:{{{digest}}}:schedule",
         f"powerp:{{{digest}}}:members",
     )
+
+
+def test_the_examples_run() -> None:
+    from powerp_async import _rate_backend
+    from powerp_async.redis_pacing import _pacer
+
+    outcomes = [doctest.testmod(module) for module in (_pacer, _rate_backend)]
+
+    assert [(o.failed, o.attempted) for o in outcomes] == [(0, 1), (0, 1)]
 
 
 def test_spacings_are_whole_microseconds_never_shorter_than_the_rate() -> None:

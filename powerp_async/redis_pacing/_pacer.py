@@ -196,7 +196,8 @@ class RedisPacer:
             with contextlib.suppress(*_UNREACHABLE):
                 await self._schedule.leave()
 
-        await self._redis.aclose()
+        with contextlib.suppress(*_UNREACHABLE):  # a connection broken already
+            await self._redis.aclose()
 
     async def _wait_for_slot(self) -> None:
         if self._spare:
