@@ -12,7 +12,8 @@ variables, then the file, then the defaults. The client secret may sit in the fi
 only if neither group nor others can read it (``chmod 600``); otherwise it belongs in
 ``POWERP_CLIENT_SECRET``. Fields whose default is ``None`` (``max_rate``,
 ``compression``) are left out of the file to keep that default, since TOML has no
-null. On Windows, where POSIX modes mean nothing, the permission check is skipped.
+null. A ``rate_backend`` URL with a password in it is held to the same rule as the
+secret. On Windows, where POSIX modes mean nothing, the permission check is skipped.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ._rate_backend import backend_password
 from .errors import ConfigurationError
 
 SECRET_FIELD: Final = "client_secret"
+BACKEND_FIELD: Final = "rate_backend"
 
 ENVIRONMENT: Final = {
     "client_id": "POWERP_CLIENT_ID",
@@ -83,6 +86,8 @@ def read_settings(config_type: type[Any], path: Path) -> dict[str, Any]:
 
     if SECRET_FIELD in raw:
         _check_private(path)
+    if isinstance(raw.get(BACKEND_FIELD), str) and backend_password(raw[BACKEND_FIELD]):
+        _check_private(path, holds="a password in rate_backend")
     return {
         name: _checked(path, name, value, kinds[name]) for name, value in raw.items()
     }
@@ -150,15 +155,20 @@ def _describe(value: object, *, show: bool) -> str:
     return f"{name} ({value!r})" if show and scalar else name
 
 
-def _check_private(path: Path) -> None:
+def _check_private(path: Path, holds: str = SECRET_FIELD) -> None:
     """Refuse a secret in a file that others can read: it would be theirs too."""
     if sys.platform == "win32":
         return
 
     mode = os.stat(path).st_mode
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        raise ConfigurationError(
-            f"{path} holds client_secret but can be read by group or others (mode "
-            f"{stat.S_IMODE(mode):03o}); run 'chmod 600 {path}', or remove "
-            f"client_secret from it and set {ENVIRONMENT[SECRET_FIELD]} instead"
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return
+
+    shown = f"{path} holds {holds} but can be read by group or others (mode "
+    shown += f"{stat.S_IMODE(mode):03o}); run 'chmod 600 {path}'"
+    if holds == SECRET_FIELD:
+        shown += (
+            f", or remove client_secret from it and set {ENVIRONMENT[SECRET_FIELD]} "
+            "instead"
         )
+    raise ConfigurationError(shown)

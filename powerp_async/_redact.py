@@ -27,6 +27,8 @@ _SECRET_QUERY_KEYS: Final = re.compile(
     r"(?i)((?:client_secret|secret|token|access_token|password|api_key|key)=)[^&]*"
 )
 _BEARER: Final = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_USER_INFO: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
+"""``user:password@`` in a URL quoted inside a message, such as a Redis address."""
 _SHORTEST_SECRET: Final = 4  # shorter strings would mask ordinary words
 
 _secrets: set[str] = set()
@@ -69,8 +71,10 @@ def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` with bearer tokens, every remembered secret and ``secrets`` masked."""
+    """``text`` with bearer tokens, the user info of URLs, every remembered secret and
+    ``secrets`` masked."""
     text = _BEARER.sub(rf"\g<1>{MASK}", text)
+    text = _USER_INFO.sub(rf"\g<1>{MASK}@", text)
     with _secrets_lock:
         known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
     for secret in known:

@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range(exporter)
     _add_selection(exporter)
     _add_connection(exporter)
+    _add_shared_rate(exporter)
 
     listing = commands.add_parser("measurements", help="list the signals")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -199,6 +200,21 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_shared_rate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-backend",
+        metavar="URL",
+        help="share --fixed-rate with every process naming this Redis server "
+        "(redis://HOST:PORT[/DB]; needs the redis extra)",
+    )
+    parser.add_argument(
+        "--rate-key",
+        metavar="KEY",
+        help="the tenant's schedule in Redis (default: derived from the API address "
+        "and client id)",
+    )
+
+
 def _positive_seconds(text: str) -> float:
     """An argparse type: a positive, finite number of seconds."""
     try:
@@ -265,6 +281,8 @@ _FLAGS: Final = {
     "max_in_flight": (("--max-in-flight", "max_in_flight"),),
     "max_outage_s": (("--max-outage", "max_outage"),),
     "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
+    "rate_backend": (("--rate-backend", "rate_backend"),),
+    "rate_key": (("--rate-key", "rate_key"),),
 }
 """The options that set a setting, by the setting's name, and their ``dest``."""
 
@@ -302,6 +320,8 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
         "max_outage_s": options.max_outage,
+        "rate_backend": getattr(options, "rate_backend", None),
+        "rate_key": getattr(options, "rate_key", None),
     }
     if fixed_rate is not None:
         tuning["adaptive"] = False

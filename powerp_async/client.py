@@ -91,6 +91,9 @@ class PowerPClient:
         elif settings:
             config = config.with_changes(**settings)
         self.config = config
+        # A pacer the client made is the client's to close (a shared one holds a
+        # connection); one it was given stays open for its owner.
+        self._owns_pacer = pacer is None
         self._pacer = pacer or default_pacer(config)
         self._on_event = on_event
         # The signals of the latest listing: query() places values by their types.
@@ -135,11 +138,16 @@ class PowerPClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session; safe to call twice."""
+        """Close the session, and the pacer the client made; safe to call twice."""
         self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+        close_pacer = getattr(self._pacer, "aclose", None)
+        if self._owns_pacer and close_pacer is not None:
+            self._owns_pacer = False
+            await close_pacer()
 
     def __del__(self) -> None:
         session = getattr(self, "_session", None)  # __init__ may have failed early
@@ -369,7 +377,11 @@ class PowerPClient:
 
 
 def default_pacer(config: ClientConfig) -> Pacer:
-    """The pacer a client gets unless it is given one: adaptive, or fixed if asked."""
+    """The pacer a client gets unless it is given one: adaptive, or fixed if asked,
+    shared through ``config.rate_backend`` if one is named."""
+    if config.rate_backend is not None:
+        return _shared_pacer(config)
+
     if not config.adaptive:
         assert config.max_rate is not None  # checked by ClientConfig
         return FixedPacer(config.max_rate)
@@ -383,6 +395,22 @@ def default_pacer(config: ClientConfig) -> Pacer:
     return AdaptivePacer(
         max_in_flight=config.max_in_flight, controller=RateController(limits)
     )
+
+
+def _shared_pacer(config: ClientConfig) -> Pacer:
+    """A :class:`~powerp_async.redis_pacing.RedisPacer`; Redis is imported only here,
+    since it is an optional extra."""
+    try:
+        from .redis_pacing import RedisPacer
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.partition(".")[0] != "redis":
+            raise
+        raise ConfigurationError(
+            "rate_backend: expected the redis extra to be installed, got no 'redis' "
+            "module; pip install 'powerp-async[redis]'"
+        ) from None
+
+    return RedisPacer.for_tenant(config)
 
 
 async def _successes(

@@ -12,6 +12,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ._config_file import settings_from_file
+from ._rate_backend import check_backend_url, check_key
 from ._redact import MASK, mask_url
 from .errors import ConfigurationError
 from .models import MAX_SIGNALS_PER_QUERY
@@ -45,6 +46,11 @@ class ClientConfig:
     loopback unless ``allow_insecure_http`` is set, so credentials never cross a
     network in clear text by accident.
 
+    ``rate_backend`` (``redis://HOST:PORT[/DB]``, needs the ``redis`` extra) shares
+    the fixed pace of ``max_rate`` with every process that names the same backend and
+    tenant key: together they send at most ``max_rate`` requests per second. The key
+    is derived from ``base_url`` and ``client_id`` unless ``rate_key`` names it.
+
     >>> ClientConfig("demo", "s", base_url="http://127.0.0.1:8765/rt-api/api")
     ... # doctest: +ELLIPSIS
     ClientConfig(base_url='http://127.0.0.1:8765/rt-api/api', client_id='demo', ...)
@@ -64,6 +70,8 @@ class ClientConfig:
     compression: bool | None = None
     verify_tls: bool = True
     allow_insecure_http: bool = False
+    rate_backend: str | None = None
+    rate_key: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
@@ -111,14 +119,18 @@ class ClientConfig:
             self.max_attempts >= 1, "max_attempts", "at least 1", self.max_attempts
         )
         self._check_url()
+        self._check_rate_backend()
 
     def __repr__(self) -> str:
+        shared = ""
+        if self.rate_backend is not None:
+            shared = f", rate_backend={mask_url(self.rate_backend)!r}"
         return (
             f"ClientConfig(base_url={mask_url(self.base_url)!r}, "
             f"client_id={self.client_id!r}, client_secret={MASK!r}, "
             f"block_size={self.block_size}, max_rate={self.max_rate}, "
             f"adaptive={self.adaptive}, max_in_flight={self.max_in_flight}, "
-            f"timeout_s={self.timeout_s})"
+            f"timeout_s={self.timeout_s}{shared})"
         )
 
     @classmethod
@@ -207,6 +219,21 @@ class ClientConfig:
                 f"base_url: plain http to {host!r} would send credentials unencrypted; "
                 "use https, or set allow_insecure_http=True if you really mean it"
             )
+
+    def _check_rate_backend(self) -> None:
+        if self.rate_backend is None:
+            _require(self.rate_key is None, "rate_key", "a rate_backend to go with it")
+            return
+
+        check_backend_url(self.rate_backend)
+        _require(
+            not self.adaptive,
+            "rate_backend",
+            "a fixed rate with it (adaptive=False and max_rate; --fixed-rate on the "
+            "command line): the processes share a pace they are told",
+        )
+        if self.rate_key is not None:
+            check_key(self.rate_key)
 
 
 def is_loopback(host: str) -> bool:

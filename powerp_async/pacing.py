@@ -69,8 +69,9 @@ class Pacer(Protocol):
         """How long the server has been taken as down (0 when it is not)."""
 
 
-class _FixedPermit:
-    """A permit that only remembers when it was granted."""
+class TimedPermit:
+    """A permit that only remembers when it was granted, for pacers that learn
+    nothing from answers."""
 
     def __init__(self) -> None:
         self.sent_at = time.monotonic()
@@ -118,7 +119,7 @@ class FixedPacer:
         await self._limiter.acquire()
         self._in_flight += 1
         try:
-            yield _FixedPermit()
+            yield TimedPermit()
         finally:
             self._in_flight -= 1
 

@@ -39,6 +39,8 @@ def test_every_field_can_be_set(tmp_path: Path) -> None:
         compression = true
         verify_tls = false
         allow_insecure_http = true
+        rate_backend = "redis://127.0.0.1:6379/2"
+        rate_key = "reporting"
         """,
     )
 
@@ -59,6 +61,8 @@ def test_every_field_can_be_set(tmp_path: Path) -> None:
         compression=True,
         verify_tls=False,
         allow_insecure_http=True,
+        rate_backend="redis://127.0.0.1:6379/2",
+        rate_key="reporting",
     )
     assert {f.name for f in dataclasses.fields(ClientConfig)} == {
         *[line.split("=")[0].strip() for line in path.read_text().split("\n")[1:-1]]

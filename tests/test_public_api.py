@@ -25,6 +25,7 @@ PUBLIC_MODULES = {
     "pacing",
     "planning",
     "pytest_plugin",
+    "redis_pacing",
     "simulator",
     "testing",
 }

@@ -229,7 +229,8 @@ async def _query(request: web.Request) -> web.StreamResponse:
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:
-    """The counters; ``?since=<unix second>`` keeps only the seconds from then on."""
+    """The counters; ``?since=<unix second>`` keeps only the seconds from then on,
+    ``?endpoint=query`` (or ``token``, ``measurements``) only that endpoint's."""
     since = request.query.get("since")
     if since is not None and not since.isdigit():
         message = (
@@ -237,7 +238,14 @@ async def _stats(request: web.Request) -> web.StreamResponse:
         )
         return error_response(request, 400, "invalid_parameter", message)
 
-    snapshot = request.app[STATS].snapshot(None if since is None else int(since))
+    endpoint = request.query.get("endpoint")
+    known = sorted({*_ENDPOINT_BY_PATH.values(), "other"})
+    if endpoint is not None and endpoint not in known:
+        message = f"endpoint must be one of {', '.join(known)}, got {endpoint!r}"
+        return error_response(request, 400, "invalid_parameter", message)
+
+    first = None if since is None else int(since)
+    snapshot = request.app[STATS].snapshot(first, endpoint)
     return json_response(request, orjson.dumps(snapshot))
 
 

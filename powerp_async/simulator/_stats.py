@@ -4,7 +4,8 @@ Counting is a few dictionary increments per request. Per-second counts are keyed
 wall-clock second, so they line up with what a client logs; they are kept for a day.
 Each second holds the requests accepted, throttled and failed, and the points that
 accepted queries delivered: a benchmark polls ``GET /_simulator/stats?since=<second>``
-and appends the seconds it has not seen yet to its time series.
+and appends the seconds it has not seen yet to its time series; ``&endpoint=query``
+gives the seconds of the queries alone, without the token and listing requests.
 """
 
 from __future__ import annotations
@@ -22,14 +23,55 @@ client (load testers such as k6 report these the same way)."""
 _ACCEPTED, _THROTTLED, _FAILED, _POINTS = range(4)
 
 
+class _Seconds:
+    """Counts per wall-clock second, kept for ``RETAINED_SECONDS``."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[int, list[int]] = {}
+
+    def at(self, second: int) -> list[int]:
+        counts = self._counts.get(second)
+        if counts is None:
+            counts = self._counts[second] = [0, 0, 0, 0]
+            self._forget_before(second - RETAINED_SECONDS)
+
+        return counts
+
+    def _forget_before(self, oldest: int) -> None:
+        # Seconds are inserted in order, so the stale ones are at the front.
+        while self._counts:
+            first = next(iter(self._counts))
+            if first >= oldest:
+                break
+
+            del self._counts[first]
+
+    def rows(self, since_second: int | None) -> list[dict[str, int]]:
+        return [
+            {
+                "second": second,
+                "accepted": a,
+                "throttled": t,
+                "failed": f,
+                "points": p,
+            }
+            for second, (a, t, f, p) in self._counts.items()
+            if since_second is None or second >= since_second
+        ]
+
+
 class SimulatorStats:
     """Requests by endpoint and status, tokens issued, points served, per-second load.
 
     A request is *accepted* when answered below 400, *throttled* on 429 and *failed*
-    on any other status from 400 up, or when its answer was cut off (status 0).
+    on any other status from 400 up, or when its answer was cut off (status 0). The
+    per-second counts cover every endpoint, and are kept for each one apart too.
     """
 
     __slots__ = (
+        "_by_endpoint",
         "_per_second",
         "_wall_clock",
         "points_served",
@@ -42,40 +84,41 @@ class SimulatorStats:
         self.requests: dict[str, dict[int, int]] = {}
         self.tokens_issued = 0
         self.points_served = 0
-        self._per_second: dict[int, list[int]] = {}
+        self._per_second = _Seconds()
+        self._by_endpoint: dict[str, _Seconds] = {}
 
     def record(self, endpoint: str, status: int, points: int = 0) -> None:
         """Count one answer; ``points`` only count for an accepted one."""
         by_status = self.requests.setdefault(endpoint, {})
         by_status[status] = by_status.get(status, 0) + 1
-        counts = self._counts_now()
+        second = int(self._wall_clock())
         outcome = _outcome(status)
-        counts[outcome] += 1
         if outcome == _ACCEPTED and points:
             self.points_served += points
-            counts[_POINTS] += points
 
-    def _counts_now(self) -> list[int]:
-        second = int(self._wall_clock())
-        counts = self._per_second.get(second)
-        if counts is None:
-            counts = self._per_second[second] = [0, 0, 0, 0]
-            self._forget_before(second - RETAINED_SECONDS)
+        for seconds in (self._per_second, self._endpoint_seconds(endpoint)):
+            counts = seconds.at(second)
+            counts[outcome] += 1
+            if outcome == _ACCEPTED and points:
+                counts[_POINTS] += points
 
-        return counts
+    def _endpoint_seconds(self, endpoint: str) -> _Seconds:
+        seconds = self._by_endpoint.get(endpoint)
+        if seconds is None:
+            seconds = self._by_endpoint[endpoint] = _Seconds()
 
-    def _forget_before(self, oldest: int) -> None:
-        # Seconds are inserted in order, so the stale ones are at the front.
-        while self._per_second:
-            first = next(iter(self._per_second))
-            if first >= oldest:
-                break
+        return seconds
 
-            del self._per_second[first]
-
-    def snapshot(self, since_second: int | None = None) -> dict[str, object]:
+    def snapshot(
+        self, since_second: int | None = None, endpoint: str | None = None
+    ) -> dict[str, object]:
         """The counters as plain JSON-ready data; ``per_second`` from ``since_second``
-        on when given (the totals always cover the whole run)."""
+        on when given, and of ``endpoint`` alone when given (the totals always cover
+        the whole run and every endpoint)."""
+        if endpoint is None:
+            seconds = self._per_second
+        else:
+            seconds = self._by_endpoint.get(endpoint, _Seconds())
         return {
             "requests": {
                 endpoint: {str(status): n for status, n in sorted(by_status.items())}
@@ -83,17 +126,7 @@ class SimulatorStats:
             },
             "tokens_issued": self.tokens_issued,
             "points_served": self.points_served,
-            "per_second": [
-                {
-                    "second": second,
-                    "accepted": a,
-                    "throttled": t,
-                    "failed": f,
-                    "points": p,
-                }
-                for second, (a, t, f, p) in self._per_second.items()
-                if since_second is None or second >= since_second
-            ],
+            "per_second": seconds.rows(since_second),
         }
 
 

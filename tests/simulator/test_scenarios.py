@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -346,6 +348,20 @@ async def _two_queries_and_stats(base_url: str) -> tuple[list[int], str, list[in
     return statuses, answers[-1].headers.get("Retry-After", ""), totals
 
 
+@asynccontextmanager
+async def stats_served(stats: SimulatorStats) -> AsyncIterator[str]:
+    """A simulator app counting into ``stats``; yields its stats URL."""
+    runner = web.AppRunner(
+        build_app(SimulatorSettings(anchor_us=ANCHOR_US), stats=stats)
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/_simulator/stats"
+    finally:
+        await runner.cleanup()
+
+
 async def test_stats_give_points_per_second_from_a_chosen_second(http) -> None:
     now = [100.0]
     stats = SimulatorStats(wall_clock=lambda: now[0])
@@ -353,20 +369,12 @@ async def test_stats_give_points_per_second_from_a_chosen_second(http) -> None:
         now[0] = second + 0.5
         stats.record("query", status, points)
 
-    runner = web.AppRunner(
-        build_app(SimulatorSettings(anchor_us=ANCHOR_US), stats=stats)
-    )
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/_simulator/stats"
+    async with stats_served(stats) as url:
         async with http.get(f"{url}?since=101") as response:
             recent = (await response.json())["per_second"]
 
         async with http.get(f"{url}?since=soon") as response:
             refused = response.status, await response.json()
-    finally:
-        await runner.cleanup()
 
     assert recent == [
         {"second": 101, "accepted": 0, "throttled": 1, "failed": 0, "points": 0},
@@ -379,6 +387,38 @@ async def test_stats_give_points_per_second_from_a_chosen_second(http) -> None:
             "message": "since must be a whole number of seconds since the epoch, "
             "got 'soon'",
         },
+    )
+
+
+async def test_stats_give_one_endpoints_seconds_apart(http) -> None:
+    now = [100.0]
+    stats = SimulatorStats(wall_clock=lambda: now[0])
+    answers = [(100, "token", 200), (100, "query", 200), (101, "measurements", 200)]
+    answers += [(101, "query", 429), (101, "query", 200)]
+    for second, endpoint, status in answers:
+        now[0] = second + 0.5
+        stats.record(endpoint, status, 20 if endpoint == "query" else 0)
+
+    async with stats_served(stats) as url:
+        async with http.get(f"{url}?endpoint=query") as response:
+            queries = (await response.json())["per_second"]
+
+        async with http.get(f"{url}?since=101") as response:
+            every = (await response.json())["per_second"]
+
+        async with http.get(f"{url}?endpoint=Query") as response:
+            refused = response.status, (await response.json())["message"]
+
+    assert queries == [
+        {"second": 100, "accepted": 1, "throttled": 0, "failed": 0, "points": 20},
+        {"second": 101, "accepted": 1, "throttled": 1, "failed": 0, "points": 20},
+    ]
+    assert every == [
+        {"second": 101, "accepted": 2, "throttled": 1, "failed": 0, "points": 20},
+    ]
+    assert refused == (
+        400,
+        "endpoint must be one of measurements, other, query, token, got 'Query'",
     )
 
 
