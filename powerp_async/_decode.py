@@ -373,12 +373,9 @@ def _first_occurrences(
     index_codes: Int64Array, times_us: Int64Array, candidates: BoolArray, block: Block
 ) -> BoolArray:
     """``candidates`` without the repeats of an (index, timestamp) seen before."""
-    if candidates.all():
-        positions, codes, times = np.arange(len(candidates)), index_codes, times_us
-    else:
-        positions = np.flatnonzero(candidates)
-        codes, times = index_codes[positions], times_us[positions]
-
+    every_point = candidates.all()  # then the columns need no copy
+    codes = index_codes if every_point else index_codes[candidates]
+    times = times_us if every_point else times_us[candidates]
     if _signal_by_signal(codes, times) or _window_by_window(
         codes, times - block.start_us, block
     ):
@@ -390,7 +387,7 @@ def _first_occurrences(
     keys = codes * len(distinct_times) + time_ranks
     _, first_positions = np.unique(keys, return_index=True)
     keep = np.zeros_like(candidates)
-    keep[positions[first_positions]] = True
+    keep[np.flatnonzero(candidates)[first_positions]] = True
     return keep
 
 

@@ -75,6 +75,9 @@ def _run_end(indexes: list[Any], start: int, key: str) -> int | None:
         else:
             high = middle
 
+    if low > start + 1 and indexes[start + 1] != key:
+        return None  # halving ran past a key that comes back, as window by window
+
     return low if indexes[start:low].count(key) == low - start else None
 
 
