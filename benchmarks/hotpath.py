@@ -37,8 +37,9 @@ import powerp_async._decode as decoding
 import powerp_async._wire as wire
 from powerp_async._decode import decode_block
 from powerp_async._export._formats import _write_parquet as write_parquet
+from powerp_async._runs import IndexRuns, index_runs
 from powerp_async._time import parse_duration_us, parse_wire
-from powerp_async._values import float_signals_only
+from powerp_async._values import float_columns, float_signals_only
 from powerp_async.models import Block, DataType, Measurement
 from powerp_async.simulator import Simulator, SimulatorSettings
 
@@ -238,25 +239,50 @@ def steps(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
     def read() -> wire.Fields:
         return wire.read_fields(body, block.indexes, floats_only=floats_only, url=URL)
 
+    def signals() -> object:
+        runs = index_runs(fields.indexes, len(block.indexes))
+        return None if runs is None else decoding._run_codes(runs, block)
+
     fields = read()
-    indexes = decoding._index_strings(fields.indexes)
-    times_us = decoding._parse_times(fields.times, body=body, url=URL)
+    runs, codes, times_us = _by_run(fields, block)
+    if fields.floats is None:
+        raise ValueError(f"the answer of {block.describe()} is not read as floats")
+
+    columns = float_columns(fields.floats)
     table = pa.Table.from_batches(
         [decode_block(body, block, data_types, url=URL).batch]
     )
     return {
         "msgspec records, then lists and the float64 column": read,
-        "index column": lambda: decoding._index_strings(fields.indexes),
-        "timestamps parsed": lambda: decoding._parse_times(
-            fields.times, body=body, url=URL
+        "signals: runs of one index, each looked up once": signals,
+        "timestamps: the texts of each distinct run parsed once": lambda: (
+            decoding._times_by_run(fields.times, runs.lengths)
         ),
         "points to drop: unrequested, out of range, repeats": lambda: decoding._select(
-            indexes, times_us, block
+            codes, times_us, block
+        ),
+        "the batch: index, label and timestamp columns": lambda: decoding._batch(
+            block, codes, times_us, columns
         ),
         "Parquet write, the export's options": lambda: write_parquet(
             table, folder / "steps.parquet"
         ),
     }
+
+
+def _by_run(
+    fields: wire.Fields, block: Block
+) -> tuple[IndexRuns, decoding.Int64Array, decoding.Int64Array]:
+    """The runs, signals and times of an answer grouped by signal, as decode_block
+    finds them."""
+    runs = index_runs(fields.indexes, len(block.indexes))
+    if runs is not None:
+        codes = decoding._run_codes(runs, block)
+        times_us = decoding._times_by_run(fields.times, runs.lengths)
+        if codes is not None and times_us is not None:
+            return runs, codes, times_us
+
+    raise ValueError(f"the answer of {block.describe()} is not grouped by signal")
 
 
 def measure(answer: Case, rounds: int) -> dict[str, Any]:

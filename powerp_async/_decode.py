@@ -2,9 +2,12 @@
 
 This is the client's hot path: an answer holds up to 20 signals times some 1,800
 windows, so every step after reading the JSON (``_wire``) works on whole columns
-(pyarrow and numpy) rather than on one point at a time. Timestamps go through Arrow's
-parser first and through ``parse_wire`` only when Arrow refuses one; which column each
-value goes to is decided in ``_values``.
+(pyarrow and numpy) rather than on one point at a time. An answer grouped by signal,
+as servers send them, is looked up and parsed per run of one signal (``_runs``);
+any other goes point by point. Timestamps go through Arrow's parser first and
+through ``parse_wire`` only when Arrow refuses one; which column each value goes to
+is decided in ``_values``. Each point's signal is carried as its position among the
+block's indexes, and the index column is built from those positions at the end.
 
 Known shortcomings: an ``index`` sent as a number beyond 64 bits reaches us rounded by
 orjson and counts as unrequested; a float ``index`` (``12.0`` as well as ``12.5``)
@@ -24,6 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._runs import IndexRuns, index_runs, shared_texts
 from ._time import parse_wire
 from ._values import (
     ValueColumns,
@@ -136,22 +140,21 @@ def _decode_fields(
     body: bytes,
     url: str,
 ) -> DecodedBlock:
-    indexes = _index_strings(fields.indexes)
-    times_us = _parse_times(fields.times, body=body, url=url)
-    selection = _select(indexes, times_us, block)
+    codes, times_us = _codes_and_times(fields, block, body=body, url=url)
+    selection = _select(codes, times_us, block)
     if not selection.keep.all():
-        indexes = indexes.filter(pa.array(selection.keep))
+        codes = codes[selection.keep]
         times_us = times_us[selection.keep]
         fields = _kept_values(fields, selection.keep)
 
     if fields.floats is not None:
         columns = float_columns(fields.floats)
     else:
-        is_int, is_float = numeric_kinds(indexes, block, data_types)
+        is_int, is_float = numeric_kinds(codes, block, data_types)
         columns = value_columns(fields.values, is_int, is_float, url=url)
 
     return DecodedBlock(
-        batch=_batch(block, indexes, times_us, columns),
+        batch=_batch(block, codes, times_us, columns),
         dropped_unrequested=selection.unrequested,
         dropped_out_of_range=selection.out_of_range,
         dropped_duplicates=selection.duplicates,
@@ -167,6 +170,73 @@ def _kept_values(fields: Fields, keep: BoolArray) -> Fields:
 
 
 # Indexes and timestamps ---------------------------------------------------------------
+
+
+def _codes_and_times(
+    fields: Fields, block: Block, *, body: bytes, url: str
+) -> tuple[Int64Array, Int64Array]:
+    """Per point: the position of its signal among the block's indexes (-1 for one
+    not asked for) and its time in epoch microseconds."""
+    by_run = _codes_and_times_by_run(fields, block)
+    if by_run is not None:
+        return by_run
+
+    codes = _index_codes(_index_strings(fields.indexes), block)
+    return codes, _parse_times(fields.times, body=body, url=url)
+
+
+def _codes_and_times_by_run(
+    fields: Fields, block: Block
+) -> tuple[Int64Array, Int64Array] | None:
+    """The same, run by run of one signal; ``None`` for an answer not grouped so, or
+    with an index not asked for or a timestamp that Arrow's parser refuses (the
+    general path says what it makes of them)."""
+    runs = index_runs(fields.indexes, len(block.indexes))
+    if runs is None:
+        return None
+
+    codes = _run_codes(runs, block)
+    if codes is None:
+        return None
+
+    times_us = _times_by_run(fields.times, runs.lengths)
+    return None if times_us is None else (codes, times_us)
+
+
+def _run_codes(runs: IndexRuns, block: Block) -> Int64Array | None:
+    """Each point's position among the block's indexes, looked up once per run."""
+    positions_of = _positions_of(block)
+    run_codes = [positions_of.get(key) for key in runs.keys]
+    if None in run_codes:
+        return None
+
+    return np.repeat(np.array(run_codes, np.int64), runs.lengths)
+
+
+def _times_by_run(raw_times: list[Any], lengths: list[int]) -> Int64Array | None:
+    """Each point's time, the texts of runs that repeat another's parsed once."""
+    shared = shared_texts(raw_times, lengths)
+    if shared is None:
+        return None
+
+    texts, positions = shared
+    times_us = _parse_times_quietly(texts)
+    return None if times_us is None else times_us[positions]
+
+
+def _positions_of(block: Block) -> dict[str, int]:
+    """Each index of ``block`` and its first position, as Arrow's ``index_in`` finds."""
+    positions: dict[str, int] = {}
+    for position, index in enumerate(block.indexes):
+        positions.setdefault(index, position)
+
+    return positions
+
+
+def _index_codes(indexes: pa.Array, block: Block) -> Int64Array:
+    found = pc.index_in(indexes, value_set=pa.array(block.indexes, type=pa.string()))
+    codes: Int64Array = found.fill_null(-1).to_numpy().astype(np.int64)
+    return codes
 
 
 def _index_strings(raw_indexes: list[Any]) -> pa.Array:
@@ -212,6 +282,17 @@ def _parse_times(raw_times: list[Any], *, body: bytes, url: str) -> Int64Array:
 
     _LOGGER.debug("timestamps of %s need the per-value parser", url)
     return _parse_times_slowly(raw_times, body=body, url=url)
+
+
+def _parse_times_quietly(texts: list[str]) -> Int64Array | None:
+    """Epoch microseconds by Arrow's parser, or ``None`` where ``_parse_times`` has
+    more to do: a text that is none, or one that Arrow refuses."""
+    try:
+        array = pa.array(texts, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
+        return None
+
+    return None if array.null_count else _cast_times(array)
 
 
 def _cast_times(texts: pa.Array) -> Int64Array | None:
@@ -269,22 +350,20 @@ class _Selection(NamedTuple):
     duplicates: int
 
 
-def _select(indexes: pa.Array, times_us: Int64Array, block: Block) -> _Selection:
+def _select(codes: Int64Array, times_us: Int64Array, block: Block) -> _Selection:
     """Which points to keep; each dropped point is counted for its first reason."""
-    codes = pc.index_in(indexes, value_set=pa.array(block.indexes, type=pa.string()))
-    requested = codes.is_valid().to_numpy(zero_copy_only=False)
+    requested = codes >= 0
 
     # Both ends count: a window may be labelled by its start or by its stop.
     in_range = (times_us >= block.start_us) & (times_us <= block.end_us)
     candidates = requested & in_range
-    index_codes = codes.fill_null(0).to_numpy().astype(np.int64)
-    keep = _first_occurrences(index_codes, times_us, candidates, block)
+    keep = _first_occurrences(codes, times_us, candidates, block)
 
     requested_count = int(requested.sum())
     candidate_count = int(candidates.sum())
     return _Selection(
         keep=keep,
-        unrequested=len(indexes) - requested_count,
+        unrequested=len(codes) - requested_count,
         out_of_range=requested_count - candidate_count,
         duplicates=candidate_count - int(keep.sum()),
     )
@@ -294,10 +373,12 @@ def _first_occurrences(
     index_codes: Int64Array, times_us: Int64Array, candidates: BoolArray, block: Block
 ) -> BoolArray:
     """``candidates`` without the repeats of an (index, timestamp) seen before."""
-    positions = np.flatnonzero(candidates)
-    codes = index_codes[positions]
-    times = times_us[positions]
-    if _in_strict_order(codes, times - block.start_us, block):
+    every_point = candidates.all()  # then the columns need no copy
+    codes = index_codes if every_point else index_codes[candidates]
+    times = times_us if every_point else times_us[candidates]
+    if _signal_by_signal(codes, times) or _window_by_window(
+        codes, times - block.start_us, block
+    ):
         return candidates  # nothing can repeat, as in almost every answer
 
     # Ranking the distinct times keeps the combined key small, so it cannot overflow
@@ -306,40 +387,64 @@ def _first_occurrences(
     keys = codes * len(distinct_times) + time_ranks
     _, first_positions = np.unique(keys, return_index=True)
     keep = np.zeros_like(candidates)
-    keep[positions[first_positions]] = True
+    keep[np.flatnonzero(candidates)[first_positions]] = True
     return keep
 
 
-def _in_strict_order(codes: Int64Array, offsets_us: Int64Array, block: Block) -> bool:
-    """Whether the points come signal by signal or window by window, each pair of
-    signal and time after the one before: then no pair can repeat, and one pass over
-    the points shows it, where finding repeats in any order takes a sort."""
+def _signal_by_signal(codes: Int64Array, times_us: Int64Array) -> bool:
+    """Whether each signal's points come in one stretch, each after the one before:
+    then no pair of signal and time can repeat, and one pass over the points shows
+    it, where finding repeats in any order takes a sort."""
+    if len(codes) < 2:
+        return True
+
+    same_signal = codes[1:] == codes[:-1]
+    if not ((times_us[1:] > times_us[:-1]) | ~same_signal).all():
+        return False
+
+    last_of_stretch = np.append(~same_signal, True)
+    stretch_codes = codes[last_of_stretch]
+    return len(np.unique(stretch_codes)) == len(stretch_codes)
+
+
+def _window_by_window(codes: Int64Array, offsets_us: Int64Array, block: Block) -> bool:
+    """Whether the points come window by window, each pair of time and signal after
+    the one before (in the order of the block's indexes)."""
     span_us = block.end_us - block.start_us + 1
     signals = len(block.indexes)
     if span_us * signals >= _TWO_TO_62:
         return False  # the keys below could overflow
 
-    by_signal = codes * span_us + offsets_us
     by_window = offsets_us * signals + codes
-    return bool((np.diff(by_signal) > 0).all() or (np.diff(by_window) > 0).all())
+    return bool((np.diff(by_window) > 0).all())
 
 
 # Output -------------------------------------------------------------------------------
 
 
 def _batch(
-    block: Block, indexes: pa.Array, times_us: Int64Array, columns: ValueColumns
+    block: Block, codes: Int64Array, times_us: Int64Array, columns: ValueColumns
 ) -> pa.RecordBatch:
-    count = len(indexes)
+    count = len(codes)
     return pa.RecordBatch.from_arrays(
         [
-            pa.repeat(pa.scalar(block.database_id, pa.int64()), count),
-            indexes,
-            pa.repeat(pa.scalar(block.aggregation, pa.string()), count),
+            pa.array(np.full(count, block.database_id, np.int64)),
+            pa.array(block.indexes, type=pa.string()).take(codes),
+            _repeated_text(block.aggregation, count),
             pa.array(times_us, type=_TIMESTAMP_US),
             *columns,
         ],
         schema=POINT_SCHEMA,
+    )
+
+
+def _repeated_text(text: str, count: int) -> pa.Array:
+    """``text`` on ``count`` rows, built from its bytes at once (``pa.repeat`` takes
+    ten times as long)."""
+    encoded = text.encode()
+    offsets = np.arange(count + 1, dtype=np.int32) * np.int32(len(encoded))
+    return pa.StringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(encoded * count)
     )
 
 

@@ -89,32 +89,20 @@ def float_signals_only(block: Block, data_types: Mapping[str, DataType | None]) 
 
 
 def numeric_kinds(
-    indexes: pa.Array, block: Block, data_types: Mapping[str, DataType | None]
-) -> tuple[BoolArray, BoolArray]:
-    """Per point: is its signal an int signal, and is it a float signal."""
-    if block.aggregation.lower() == "count":
-        # A count is an integer, whatever the signal it counts.
-        return np.ones(len(indexes), np.bool_), np.zeros(len(indexes), np.bool_)
-
-    return (
-        _has_type(indexes, block, data_types, DataType.INT),
-        _has_type(indexes, block, data_types, DataType.FLOAT),
-    )
-
-
-def _has_type(
-    indexes: pa.Array,
+    codes: npt.NDArray[np.int64],
     block: Block,
     data_types: Mapping[str, DataType | None],
-    wanted: DataType,
-) -> BoolArray:
-    matching = [index for index in block.indexes if data_types.get(index) is wanted]
-    if len(matching) in (0, len(block.indexes)):
-        # Only requested signals are left, so one type for all needs no lookup.
-        return np.full(len(indexes), bool(matching))
+) -> tuple[BoolArray, BoolArray]:
+    """Per point, given as the position of its signal among ``block.indexes``: is it
+    an int signal, and is it a float signal."""
+    if block.aggregation.lower() == "count":
+        # A count is an integer, whatever the signal it counts.
+        return np.ones(len(codes), np.bool_), np.zeros(len(codes), np.bool_)
 
-    found = pc.is_in(indexes, value_set=pa.array(matching, type=pa.string()))
-    return found.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+    kinds = [data_types.get(index) for index in block.indexes]
+    is_int = np.array([kind is DataType.INT for kind in kinds], np.bool_)
+    is_float = np.array([kind is DataType.FLOAT for kind in kinds], np.bool_)
+    return is_int[codes], is_float[codes]
 
 
 # Columns ------------------------------------------------------------------------------

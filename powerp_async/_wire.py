@@ -23,9 +23,9 @@ from operator import itemgetter
 from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._redact import excerpt
 from .errors import MalformedResponseError
@@ -142,8 +142,9 @@ def _all_exact(floats: pa.Array) -> bool:
     refuses their tokens, the strings that spell them, and numbers too large for a
     float64.
     """
-    largest = pc.max(pc.abs(floats)).as_py()
-    return largest is None or largest < _TWO_TO_53
+    # Nulls come out as NaN, which no comparison counts.
+    numbers = floats.to_numpy(zero_copy_only=False)
+    return not (np.abs(numbers) >= _TWO_TO_53).any()
 
 
 @functools.lru_cache(maxsize=_DECODERS_KEPT)

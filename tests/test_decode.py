@@ -870,6 +870,117 @@ def test_odd_values_take_the_per_point_path(values: list[Any]) -> None:
     assert values_module._columns_quickly(values, nowhere, nowhere) is None
 
 
+# Answers grouped by signal -----------------------------------------------------------
+
+
+def grouped_body(runs: Sequence[tuple[Any, Sequence[str]]], value: Any = 1.5) -> bytes:
+    """An answer that sends each signal's points together, in the order given."""
+    return body_of(
+        [point(index, value, text) for index, texts in runs for text in texts]
+    )
+
+
+def by_run(body: bytes, block: Block = BLOCK) -> tuple[list[int], list[int]] | None:
+    """The signal and time of each point as found run by run, or ``None``."""
+    fields = wire_module.read_fields(body, block.indexes, floats_only=False, url=URL)
+    found = decode_module._codes_and_times_by_run(fields, block)
+    return None if found is None else (found[0].tolist(), found[1].tolist())
+
+
+TEN: Final = ["2026-12-04T10:00:00Z", "2026-12-04T10:00:01Z", "2026-12-04T10:00:02Z"]
+
+
+def test_an_answer_grouped_by_signal_is_taken_run_by_run() -> None:
+    body = grouped_body([("102", TEN), ("101", TEN[:2]), ("103", [TEN[0], TEN[2]])])
+    moments = [START_US, START_US + SECOND_US, START_US + 2 * SECOND_US]
+
+    assert by_run(body) == (
+        [1, 1, 1, 0, 0, 2, 2],
+        [*moments, *moments[:2], moments[0], moments[2]],
+    )
+    decoded = decode(body)
+    assert decoded.batch.column("index").to_pylist() == [
+        *["102"] * 3,
+        *["101"] * 2,
+        *["103"] * 2,
+    ]
+    assert times_us(decoded) == [*moments, *moments[:2], moments[0], moments[2]]
+
+
+@pytest.mark.parametrize(
+    "runs",
+    [
+        [("101", TEN), ("999", TEN)],
+        [("101", TEN), (101, TEN)],
+        [("101", TEN), ("102", ["2026-12-04T10:00:00z"])],
+        [("101", [TEN[0], 1796378400])],
+        [("101", TEN[:1]), ("102", TEN[:1]), ("101", TEN[1:2])] * 2,
+    ],
+)
+def test_what_runs_cannot_vouch_for_goes_the_general_way(
+    runs: list[tuple[Any, list[Any]]],
+) -> None:
+    body = body_of([point(index, 1.0, text) for index, texts in runs for text in texts])
+
+    assert by_run(body) is None
+
+
+def test_repeats_within_a_run_and_a_signal_sent_twice_are_dropped() -> None:
+    body = grouped_body(
+        [("103", [TEN[0], TEN[1], TEN[1]]), ("101", TEN[:1]), ("103", TEN[:1])]
+    )
+
+    assert by_run(body) is not None
+    decoded = decode(body)
+    assert decoded.batch.column("index").to_pylist() == ["103", "103", "101"]
+    assert times_us(decoded) == [START_US, START_US + SECOND_US, START_US]
+    assert decoded.dropped_duplicates == 2
+
+
+@st.composite
+def grouped_answers(draw: st.DrawFn) -> tuple[bytes, Block, dict[str, DataType | None]]:
+    """Answers sent signal by signal over one grid of windows, some missing, some
+    repeated or out of range, spelled one way or another."""
+    grid = sorted(draw(st.sets(st.integers(-2, 22), min_size=1, max_size=12)))
+    # Now and then an index not asked for, or a spelling Arrow refuses ("z").
+    odd = draw(st.integers(0, 3)) == 0
+    style = draw(st.sampled_from(["Z", "ns", "+00:00", "+01:00", *["z"] * odd]))
+    signals = st.sampled_from([*BLOCK_INDEXES, *["999", 101] * odd])
+    points = []
+    for index in draw(st.lists(signals, min_size=1, max_size=6)):
+        seconds = draw(st.sampled_from([grid, grid[: len(grid) // 2]]))
+        seconds = draw(st.sampled_from([seconds, sorted(draw(st.permutations(grid)))]))
+        seconds = seconds + draw(st.lists(st.sampled_from(grid or [0]), max_size=1))
+        run_style = draw(st.sampled_from([style, style, "Z", "+00:00"]))
+        points += [
+            point(
+                index,
+                draw(plain_values),
+                wire_time(START_US + second * SECOND_US, run_style),
+            )
+            for second in seconds
+        ]
+
+    kinds = st.sampled_from([None, FLOAT, INT, DataType.BOOL, DataType.STRING])
+    data_types = {index: draw(kinds) for index in BLOCK_INDEXES}
+    block = Block(7, "mean", BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US)
+    return body_of(points), block, data_types
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(grouped_answers())
+def test_runs_give_what_the_point_by_point_path_gives(
+    answer: tuple[bytes, Block, dict[str, DataType | None]],
+) -> None:
+    body, block, data_types = answer
+    event("taken run by run" if by_run(body, block) else "left point by point")
+
+    with mock.patch.object(decode_module, "_codes_and_times_by_run", return_value=None):
+        point_by_point = outcome(body, block, data_types)
+
+    assert outcome(body, block, data_types) == point_by_point
+
+
 # The quick reader and the general one ------------------------------------------------
 
 FLOAT_TYPES: Final = dict.fromkeys(BLOCK.indexes, FLOAT)
