@@ -286,7 +286,7 @@ def run_contender(name: str, setting: Setting) -> dict[str, Any]:
     """Run ``name`` on ``setting`` against a fresh simulator; its raw figures."""
     with simulator(setting.server_args) as server:
         limit_s = setting.time_limit_s if name in TIME_LIMITED else None
-        job = _job(setting, server.base_url, limit_s)
+        job = job_for(setting, server.base_url, limit_s)
         cpu_before_s = server.cpu_s()
         child = _run_child(name, job)
         server_cpu_s = server.cpu_s() - cpu_before_s
@@ -307,7 +307,8 @@ def run_contender(name: str, setting: Setting) -> dict[str, Any]:
     return child
 
 
-def _job(setting: Setting, base_url: str, time_limit_s: float | None) -> Job:
+def job_for(setting: Setting, base_url: str, time_limit_s: float | None) -> Job:
+    """What every contender of ``setting`` fetches from the server at ``base_url``."""
     span = setting.span
     return Job(
         base_url=base_url,

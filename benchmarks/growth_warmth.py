@@ -30,11 +30,9 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from powerp_async.simulator._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
-
 from ._compare_goals import steady_cpu_us_per_point
 from ._contender_engine import run_engine
-from .compare import CLIENT_CPU, Setting, make_plan, simulator
+from .compare import CLIENT_CPU, Setting, job_for, make_plan, simulator
 from .contenders import Job, Tally
 
 FAST_START_PER_S: Final = 1000.0
@@ -66,17 +64,8 @@ def steady_us_per_point(job: Job, initial_rate: float | None) -> float:
 def measure(rounds: int) -> dict[str, list[float]]:
     """``rounds`` runs of each start, alternating, against one simulator."""
     setting = smallest_step()
-    span = setting.span
     with simulator(setting.server_args) as server:
-        job = Job(
-            base_url=server.base_url,
-            client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET,
-            signal_count=setting.signal_count,
-            start_us=span.start_us,
-            end_us=span.end_us,
-            window=setting.window,
-        )
+        job = job_for(setting, server.base_url, None)
         steady_us_per_point(job, None)  # imports and first pages, not counted
         costs: dict[str, list[float]] = {name: [] for name in STARTS}
         for _ in range(rounds):
