@@ -18,6 +18,10 @@ tenant, 10,160 signals), then a longer range. Expected points come from the
 simulator's own tenant, per signal; a contender that receives fewer points for a
 signal lost them, more duplicated them. A run stopped at its time limit is checked
 against the queries it completed.
+
+``--only growth`` runs the growth steps alone, measured as in the whole comparison,
+and writes them to ``growth_only.json``, ``growth_only.md`` and ``growth_only.png``,
+so the figures of the last whole comparison (``compare.*``) stay as they are.
 """
 
 from __future__ import annotations
@@ -282,7 +286,7 @@ def run_contender(name: str, setting: Setting) -> dict[str, Any]:
     """Run ``name`` on ``setting`` against a fresh simulator; its raw figures."""
     with simulator(setting.server_args) as server:
         limit_s = setting.time_limit_s if name in TIME_LIMITED else None
-        job = _job(setting, server.base_url, limit_s)
+        job = job_for(setting, server.base_url, limit_s)
         cpu_before_s = server.cpu_s()
         child = _run_child(name, job)
         server_cpu_s = server.cpu_s() - cpu_before_s
@@ -303,7 +307,8 @@ def run_contender(name: str, setting: Setting) -> dict[str, Any]:
     return child
 
 
-def _job(setting: Setting, base_url: str, time_limit_s: float | None) -> Job:
+def job_for(setting: Setting, base_url: str, time_limit_s: float | None) -> Job:
+    """What every contender of ``setting`` fetches from the server at ``base_url``."""
     span = setting.span
     return Job(
         base_url=base_url,
@@ -482,18 +487,39 @@ def check_points(result: dict[str, Any], expected: dict[tuple[int, str], int]) -
 # The whole comparison.
 
 
-def run(mode: str = "quick", out_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    """Run every setting and growth step of ``mode``; write and return the results."""
+SECTIONS: Final = ("growth",)
+"""What ``only`` may name: a part of the comparison that runs alone."""
+
+GROWTH_ONLY_STEM: Final = "growth_only"
+
+
+def run(
+    mode: str = "quick", out_dir: Path = RESULTS_DIR, *, only: str | None = None
+) -> dict[str, Any]:
+    """Run every setting and growth step of ``mode``; write and return the results.
+
+    With ``only="growth"`` the growth steps run alone, and their figures go to
+    ``growth_only.*`` rather than over those of the whole comparison.
+    """
+    if only is not None and only not in SECTIONS:
+        raise ValueError(f"only must be one of {SECTIONS} or None, got {only!r}")
+
     plan = make_plan(mode)
+    settings = () if only == "growth" else plan.settings
     started_s = time.perf_counter()
     results: dict[str, Any] = {
         "mode": mode,
+        "only": only,
         "machine": machine(),
-        "settings": [_run_setting(s) for s in plan.settings],
+        "settings": [_run_setting(s) for s in settings],
         "growth": [_run_setting(s) for s in plan.growth],
     }
     results["elapsed_s"] = time.perf_counter() - started_s
-    write_compare_outputs(results, out_dir)
+    if only is None:
+        write_compare_outputs(results, out_dir)
+    else:
+        write_growth_outputs(results, out_dir)
+
     return results
 
 
@@ -527,6 +553,15 @@ def write_compare_outputs(results: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "compare.md").write_text(markdown(results))
     plot_throughput(results["settings"], out_dir / "compare_throughput.png")
     plot_growth(results["growth"], out_dir / "compare_growth.png")
+
+
+def write_growth_outputs(results: dict[str, Any], out_dir: Path) -> None:
+    """The figures of the growth steps run alone, beside the whole comparison's."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / GROWTH_ONLY_STEM
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results))
+    plot_growth(results["growth"], stem.with_suffix(".png"))
 
 
 COLUMNS: Final = (
@@ -773,9 +808,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--full", action="store_true", help="longer ranges (not timed here)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        help="run this part alone; its figures go to growth_only.json, .md and .png",
+    )
     options = parser.parse_args(argv)
-    results = run("full" if options.full else "quick", options.out)
-    print((options.out / "compare.md").read_text())
+    mode = "full" if options.full else "quick"
+    results = run(mode, options.out, only=options.only)
+    stem = "compare" if options.only is None else GROWTH_ONLY_STEM
+    print((options.out / f"{stem}.md").read_text())
     print(f"done in {results['elapsed_s']:.0f} s", file=sys.stderr)
     return 0
 

@@ -127,6 +127,44 @@ def test_outputs_are_written(results: dict[str, Any]) -> None:
     assert stored["mode"] == "tiny"
 
 
+@pytest.mark.timeout(300)
+def test_the_growth_steps_run_alone_beside_the_whole_comparison(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "compare.md").write_text("the last whole comparison\n")
+
+    stored = compare.run("tiny", tmp_path, only="growth")
+
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [
+        "compare.md",
+        "growth_only.json",
+        "growth_only.md",
+        "growth_only.png",
+    ]
+    assert (tmp_path / "compare.md").read_text() == "the last whole comparison\n"
+    assert (stored["only"], stored["settings"]) == ("growth", [])
+    assert {
+        g["setting"]["name"]: (g["runs"][0]["rows"], g["runs"][0]["lost"])
+        for g in stored["growth"]
+    } == {
+        "growth-signals-20x60s": (1_200, 0),
+        "growth-range-20x120s": (2_400, 0),
+    }
+    table = (tmp_path / "growth_only.md").read_text()
+    exact = "| no point lost or duplicated | 0 lost, 0 duplicated of 3,600 points |"
+    assert f"| every powerp-async run (2) {exact} pass |" in table
+    assert "### Growth: powerp-async alone, 1 s windows, no limits" in table
+    assert "request-bound" not in table
+
+
+def test_only_names_a_part_of_the_comparison(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="only must be one of \\('growth',\\)"):
+        compare.run("tiny", tmp_path, only="byte-bound")
+
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_lost_and_duplicated_points_are_counted_per_signal() -> None:
     result: dict[str, Any] = {"counts": [[1, "1", 10], [1, "2", 12], [2, "1", 3]]}
     expected = {(1, "1"): 11, (1, "2"): 11, (1, "3"): 5}

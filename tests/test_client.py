@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from powerp_async import PowerPClient
+from powerp_async._engine import Engine
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import (
     AuthenticationError,
@@ -85,6 +86,34 @@ async def test_fetch_streams_blocks_as_they_finish(client) -> None:
             seen.append((len(result.block.indexes), result.batch.num_rows > 0))
 
     assert sorted(seen) == [(10, True)] * 2 + [(20, True)] * 2
+
+
+@pytest.mark.parametrize(
+    ("max_in_flight", "blocks", "workers"), [(128, 2, 2), (3, 5, 3)]
+)
+async def test_a_fetch_starts_workers_only_as_its_blocks_need_them(
+    simulator, monkeypatch, max_in_flight, blocks, workers
+) -> None:
+    started = []
+    work = Engine._work
+
+    async def counted(self, *args):
+        started.append(len(started))
+        await work(self, *args)
+
+    monkeypatch.setattr(Engine, "_work", counted)
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        max_in_flight=max_in_flight,
+    ) as client:
+        signals = (await client.measurements())[:1]
+        end = START + timedelta(minutes=29 * blocks)
+        # One 29-minute window per query: a block per window, each its own point.
+        table = await client.fetch_table(signals, START, end, window="29m")
+
+    assert (len(started), table.num_rows) == (workers, blocks)
 
 
 async def test_token_expiry_mid_run_renews_and_continues(client, simulator) -> None:
