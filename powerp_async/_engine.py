@@ -12,10 +12,12 @@ behind, workers wait, and memory stays flat.
 Each block is retried on throttling, server errors, broken connections and malformed
 bodies. A block the server finds too large (413) is cut into pieces, by time first,
 and the size the server took is remembered, so later blocks of the same database and
-aggregation go out already cut to fit (``control.SizeMemory``); the pieces' points are
-joined back into the block as planned. A block that still fails is reported as a
-failed result, never dropped silently. Refused credentials end the whole run at once,
-since every block would fail.
+aggregation go out already cut to fit (``control.SizeMemory``), in queries packed
+across the boundaries of the planned blocks (``control.Packer``); the answers' points
+are put back together into the blocks as planned (``_assembly``), and a block's
+points count as in flight until it is handed on whole. A block that still fails is
+reported as a failed result, never dropped silently. Refused credentials end the whole
+run at once, since every block would fail.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from anyio.streams.memory import (
     MemoryObjectSendStream,
 )
 
+from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
 from ._http import Response, error_for, send
@@ -43,7 +46,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
-from .control import AdaptivePacer, PointsInFlight, SizeMemory
+from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -88,28 +91,6 @@ MAX_BUDGET_HOLD_S = 5.0
 
 MAX_THROTTLED_ATTEMPTS = 60
 """429s do not count as failures, but a block throttled this often is given up."""
-
-
-@dataclass(frozen=True, slots=True)
-class BlockResult:
-    """The outcome of one block: its points, or the error that ended it.
-
-    >>> block = Block(1, "last", ("7",), 0, 60_000_000, 1_000_000)
-    >>> error = ServerError(
-    ...     "the server answered 503", method="POST", url="http://[::1]/", status=503
-    ... )
-    >>> result = BlockResult(block, None, error)
-    >>> result.ok, result.error.status
-    (False, 503)
-    """
-
-    block: Block
-    batch: pa.RecordBatch | None
-    error: PowerPError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(slots=True)
@@ -237,34 +218,57 @@ class Engine:
         results: MemoryObjectSendStream[BlockResult],
         scope: anyio.CancelScope,
     ) -> None:
-        queue_in, queue_out = anyio.create_memory_object_stream[Block](0)
-        async with results, anyio.create_task_group() as workers:
-            for _ in range(self._settings.max_in_flight):
-                workers.start_soon(
-                    self._work, queue_out.clone(), results.clone(), scope
-                )
-            queue_out.close()
-            async with queue_in:
-                for block in blocks:
-                    # Taken from the plan only once its points fit: a block a worker
-                    # took would otherwise wait unstarted while later ones finish.
-                    await self._points.acquire(block.max_points)
-                    try:
-                        await queue_in.send(block)
-                    except BaseException:
-                        self._points.release(block.max_points)
-                        raise
+        queue_in, queue_out = anyio.create_memory_object_stream[Piece](0)
+        assembly = Assembly()
+        try:
+            async with results, anyio.create_task_group() as workers:
+                for _ in range(self._settings.max_in_flight):
+                    workers.start_soon(
+                        self._work, queue_out.clone(), results.clone(), assembly, scope
+                    )
+                queue_out.close()
+                async with queue_in:
+                    await self._feed(blocks, queue_in, assembly)
+        finally:
+            for block in assembly.abandon():
+                self._points.release(block.max_points)
+
+    async def _feed(
+        self,
+        blocks: Iterable[Block],
+        queue: MemoryObjectSendStream[Piece],
+        assembly: Assembly,
+    ) -> None:
+        """The pieces of every block, packed to the size the server takes."""
+        packer = Packer(self.sizes)
+        for serial, block in enumerate(blocks):
+            await _send_all(queue, packer.stale(block.start_us))
+            await _send_all(
+                queue, packer.make_room(block.max_points, self._points.capacity)
+            )
+            # Taken from the plan only once its points fit: a block a worker took
+            # would otherwise wait unstarted while later ones finish. Its points
+            # stay counted until it is handed on whole.
+            await self._points.acquire(block.max_points)
+            assembly.open(serial, block)
+            pieces = packer.take(serial, block, may_span=self.label_side is not None)
+            if all(piece.packed for piece in pieces):
+                self.stats.presplit_blocks += 1
+            await _send_all(queue, pieces)
+
+        await _send_all(queue, packer.flush())
 
     async def _work(
         self,
-        inbox: MemoryObjectReceiveStream[Block],
+        inbox: MemoryObjectReceiveStream[Piece],
         results: MemoryObjectSendStream[BlockResult],
+        assembly: Assembly,
         scope: anyio.CancelScope,
     ) -> None:
         async with inbox, results:
-            async for block in inbox:
+            async for piece in inbox:
                 try:
-                    await self._deliver(block, results)
+                    await self._deliver(piece, results, assembly)
                 except AuthenticationError as error:
                     self._fatal = error
                     scope.cancel()
@@ -273,32 +277,42 @@ class Engine:
                     self._fatal = stop.error
                     scope.cancel()
                     return
-                finally:
-                    self._points.release(block.max_points)
 
     async def _deliver(
-        self, block: Block, results: MemoryObjectSendStream[BlockResult]
+        self,
+        piece: Piece,
+        results: MemoryObjectSendStream[BlockResult],
+        assembly: Assembly,
     ) -> None:
         # A function of its own, so that its points are freed when it returns: as
         # locals of the worker's loop they would live on while the worker waits for
-        # its next block, a whole block's worth of memory per idle worker.
-        parts = [part async for part in self._fetch_splitting(block)]
-        await results.send(_as_planned(block, parts))
+        # its next piece, a whole block's worth of memory per idle worker.
+        parts = [part async for part in self._fetch_splitting(piece)]
+        answer = _as_planned(piece.query, parts)
+        done = assembly.answered(piece, answer, self.label_side)
+        try:
+            for result in done:
+                await results.send(result)
+        finally:
+            for result in done:
+                self._points.release(result.block.max_points)
 
-    async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
-        """Fetch a block in the pieces the server is known to take; on 413 in
-        smaller ones, as small as needed."""
+    async def _fetch_splitting(self, piece: Piece) -> AsyncIterator[BlockResult]:
+        """Fetch a piece in the pieces the server is known to take; on 413 in
+        smaller ones, as small as needed. A packed piece is cut to fit already (or
+        larger on purpose, to try a size)."""
+        block = piece.query
         known = self._refusals.known(block)
         if known is not None:
             yield self._failed(block, known)
             return
 
-        pieces = self.sizes.pieces(block)
-        if len(pieces) > 1:
+        parts = [block] if piece.packed else self.sizes.pieces(block)
+        if len(parts) > 1:
             self.stats.presplit_blocks += 1
 
-        for piece in pieces:
-            async for result in self._fetch_fitting(piece):
+        for part in parts:
+            async for result in self._fetch_fitting(part):
                 yield result
 
     async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
@@ -510,11 +524,12 @@ class _Recut(Exception):
 
 
 def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
-    """One result for the block as planned, however often the server made us split it.
+    """One result for the query as sent, however often the server made us split it.
 
     A caller that records finished blocks (an export's journal) knows only the planned
     ones; handing it halves would let a resume fetch the whole block again after one
-    half was saved. So halves are joined, and if one failed the whole block fails.
+    half was saved. So halves are joined, and if one failed the whole query fails;
+    the assembly then hands the query's points on to the blocks as planned.
     """
     if len(parts) == 1 and parts[0].block == block:
         return parts[0]
@@ -527,6 +542,11 @@ def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
         return BlockResult(block, pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA))
     table = pa.Table.from_batches(batches, POINT_SCHEMA).combine_chunks()
     return BlockResult(block, table.to_batches()[0])
+
+
+async def _send_all(queue: MemoryObjectSendStream[Piece], pieces: list[Piece]) -> None:
+    for piece in pieces:
+        await queue.send(piece)
 
 
 def _headers(token: str, compression: bool) -> dict[str, str]:
