@@ -179,3 +179,26 @@ async def test_a_failed_query_across_two_blocks_fails_both(
         own = TimeRange(block.start_us, block.end_us, WINDOW_US)
         expected |= expected_points(simulator.tenant, signals, own)
     assert_exact(table_of([r for r in results if r.ok]), expected)
+
+
+async def test_with_room_for_one_block_rests_go_alone_and_the_run_ends(
+    settings, monkeypatch
+) -> None:
+    # A block waiting for its rest keeps its points counted: with room for one
+    # block only, each rest is sent alone before the next block may start.
+    monkeypatch.setattr("powerp_async._engine.MAX_POINTS_IN_FLIGHT", 7_000)
+    queries = Queries()
+    results, plan, signals, simulator, stats = await fetch_all(settings, queries)
+
+    # Block 1 as before; the others start once the one before is done, so all are
+    # packed, each in three queries of 78 windows and its rest of 76.
+    assert queries.seen == {
+        (20, 310, 413): 1,
+        (20, 155, 413): 1,
+        (20, 78, 200): 2 + 4 * 3,
+        (20, 77, 200): 2,
+        (20, 76, 200): 4,
+    }
+    assert (stats.splits, stats.presplit_blocks) == (2, 5)
+    assert sorted(r.block.unit_id for r in results) == sorted(p.unit_id for p in plan)
+    assert_exact(table_of(results), expected_points(simulator.tenant, signals, SPAN))
