@@ -202,8 +202,11 @@ class SizeMemory:
 
         if probe and points >= sizes.refused_points:
             sizes.upward_misses += 1
+        if not _found(points, sizes.refused_points):
+            # Tries wait for answers of the new size; a refusal no smaller than one
+            # known (a query sent before that one was answered) changes nothing.
+            sizes.since_probe = 0
         sizes.refused_points = min(sizes.refused_points, points)
-        sizes.since_probe = 0
         if sizes.fitting_points >= points:
             # The limit came down: what fitted before is no evidence any more.
             sizes.fitting_points = 0

@@ -243,3 +243,18 @@ def test_once_found_a_larger_size_is_tried_rarely_and_less_after_refusals() -> N
     memory.on_accepted(block(windows=625))  # the limit was raised: found again
     memory.on_accepted(block(windows=625))
     assert memory.probe_points(block()) == 15_625
+
+
+def test_a_refusal_of_a_known_size_does_not_delay_the_next_try() -> None:
+    memory = SizeMemory(bisect_every=2)
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+    # The other half of the first cut, sent before its twin was refused.
+    memory.on_refused(block(windows=899))
+    memory.on_accepted(block(windows=450))
+
+    assert memory.probe_points(block()) == (9_000 + 17_980) // 2
+
+    memory.on_refused(block(windows=600))  # news: the tries wait again
+    memory.on_accepted(block(windows=450))
+    assert memory.probe_points(block()) is None
