@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from powerp_async import PowerPClient, RunStats
+from powerp_async import RunStats
 from powerp_async._assembly import BlockResult
 from powerp_async.errors import ServerError
 from powerp_async.events import Event, RequestDone
@@ -30,7 +30,7 @@ from powerp_async.simulator._exchange import limited_query
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
-from .helpers import assert_exact, expected_points
+from .helpers import assert_exact, expected_points, largest_group, one_at_a_time
 
 WINDOW_US = 5_000_000
 SLICE_WINDOWS = 310
@@ -66,13 +66,10 @@ class Queries:
 
 def twenty_signals(everything: list[Measurement]) -> list[Measurement]:
     """20 signals of the largest group, all with data before the range starts."""
-    groups = Counter((m.database_id, m.aggregation) for m in everything)
-    group = max(groups, key=lambda key: (groups[key], key))
     return [
         m
-        for m in everything
-        if (m.database_id, m.aggregation) == group
-        and (m.first_data_point is None or m.first_data_point <= START)
+        for m in largest_group(everything)
+        if m.first_data_point is None or m.first_data_point <= START
     ][:20]
 
 
@@ -94,15 +91,7 @@ async def fetch_all(
 
     async with (
         Simulator(limited) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=settings.client_secret,
-            base_url=simulator.base_url,
-            initial_rate=100,
-            max_in_flight=1,
-            max_attempts=2,
-            on_event=count,
-        ) as client,
+        one_at_a_time(simulator, max_attempts=2, on_event=count) as client,
     ):
         signals = twenty_signals(await client.measurements())
         plan = list(plan_blocks(signals, SPAN, block_size=20))
