@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from ._engine import BlockResult, RunStats
+from ._assembly import BlockResult
+from ._engine import RunStats
 from ._export import ExportPlan, ExportReport, ExportSpec, Gap, export, plan_export
 from ._frames import (
     MEASUREMENT_SCHEMA,

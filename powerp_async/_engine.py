@@ -6,26 +6,27 @@ started only when a block is ready and every worker is busy, up to ``max_in_flig
 so a run of two blocks starts two rather than the whole pool (starting and ending 128
 idle tasks cost some 5 ms of CPU per run, measured). The pacer's concurrency gate keeps
 fewer requests in flight than there are workers; the others wait. The dispatcher hands
-a block on
-only while the points of the blocks under way stay within ``MAX_POINTS_IN_FLIGHT``,
-which bounds memory however large the blocks are. Results leave through a
-bounded stream (``RESULT_BUFFER``): when the consumer (an export writer, say) falls
-behind, workers wait, and memory stays flat.
+a block on only while the points of the blocks under way stay within
+``MAX_POINTS_IN_FLIGHT``, which bounds memory however large the blocks are. Results
+leave through a bounded stream (``RESULT_BUFFER``): when the consumer (an export
+writer, say) falls behind, workers wait, and memory stays flat.
 
 Each block is retried on throttling, server errors, broken connections and malformed
 bodies. A block the server finds too large (413) is cut into pieces, by time first,
 and the size the server took is remembered, so later blocks of the same database and
-aggregation go out already cut to fit (``control.SizeMemory``); the pieces' points are
-joined back into the block as planned. A block that still fails is reported as a
-failed result, never dropped silently. Refused credentials end the whole run at once,
-since every block would fail.
+aggregation go out already cut to fit (``control.SizeMemory``), in queries packed
+across the boundaries of the planned blocks (``control.Packer``); the answers' points
+are put back together into the blocks as planned (``_assembly``), and a block's
+points count as in flight until it is handed on whole. A block that still fails is
+reported as a failed result, never dropped silently. Refused credentials end the whole
+run at once, since every block would fail.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
@@ -38,6 +39,7 @@ from anyio.streams.memory import (
     MemoryObjectSendStream,
 )
 
+from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
 from ._http import Response, error_for, send
@@ -46,7 +48,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
-from .control import AdaptivePacer, PointsInFlight, SizeMemory
+from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
 from .errors import (
     AuthenticationError,
     MalformedResponseError,
@@ -91,28 +93,6 @@ MAX_BUDGET_HOLD_S = 5.0
 
 MAX_THROTTLED_ATTEMPTS = 60
 """429s do not count as failures, but a block throttled this often is given up."""
-
-
-@dataclass(frozen=True, slots=True)
-class BlockResult:
-    """The outcome of one block: its points, or the error that ended it.
-
-    >>> block = Block(1, "last", ("7",), 0, 60_000_000, 1_000_000)
-    >>> error = ServerError(
-    ...     "the server answered 503", method="POST", url="http://[::1]/", status=503
-    ... )
-    >>> result = BlockResult(block, None, error)
-    >>> result.ok, result.error.status
-    (False, 503)
-    """
-
-    block: Block
-    batch: pa.RecordBatch | None
-    error: PowerPError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(slots=True)
@@ -240,35 +220,61 @@ class Engine:
         results: MemoryObjectSendStream[BlockResult],
         scope: anyio.CancelScope,
     ) -> None:
-        queue_in, queue_out = anyio.create_memory_object_stream[Block](0)
-        limit, started = self._settings.max_in_flight, 0
-        # Left in reverse order: the queue ends, the workers finish, results close.
-        async with results, anyio.create_task_group() as workers, queue_in, queue_out:
-            for block in blocks:
-                # Taken from the plan only once its points fit: a block a worker
-                # took would otherwise wait unstarted while later ones finish.
-                await self._points.acquire(block.max_points)
-                try:
-                    if started < limit and _all_busy(queue_in):
-                        inbox, outbox = queue_out.clone(), results.clone()
-                        workers.start_soon(self._work, inbox, outbox, scope)
-                        started += 1
+        queue_in, queue_out = anyio.create_memory_object_stream[Piece](0)
+        assembly = Assembly()
+        try:
+            # Left in reverse order: the queue ends, the workers finish, results close.
+            async with (
+                results,
+                anyio.create_task_group() as workers,
+                queue_in,
+                queue_out,
+            ):
+                pool = _WorkerPool(
+                    queue_in,
+                    self._settings.max_in_flight,
+                    lambda: workers.start_soon(
+                        self._work, queue_out.clone(), results.clone(), assembly, scope
+                    ),
+                )
+                await self._feed(blocks, pool, assembly)
+        finally:
+            for block in assembly.abandon():
+                self._points.release(block.max_points)
 
-                    await queue_in.send(block)
-                except BaseException:
-                    self._points.release(block.max_points)
-                    raise
+    async def _feed(
+        self, blocks: Iterable[Block], pool: _WorkerPool, assembly: Assembly
+    ) -> None:
+        """The pieces of every block, packed to the size the server takes."""
+        packer = Packer(self.sizes)
+        for serial, block in enumerate(blocks):
+            await pool.send_all(packer.stale(block.start_us))
+            await pool.send_all(
+                packer.make_room(block.max_points, self._points.capacity)
+            )
+            # Taken from the plan only once its points fit: a block a worker took
+            # would otherwise wait unstarted while later ones finish. Its points
+            # stay counted until it is handed on whole.
+            await self._points.acquire(block.max_points)
+            assembly.open(serial, block)
+            pieces = packer.take(serial, block, may_span=self.label_side is not None)
+            if all(piece.packed for piece in pieces):
+                self.stats.presplit_blocks += 1
+            await pool.send_all(pieces)
+
+        await pool.send_all(packer.flush())
 
     async def _work(
         self,
-        inbox: MemoryObjectReceiveStream[Block],
+        inbox: MemoryObjectReceiveStream[Piece],
         results: MemoryObjectSendStream[BlockResult],
+        assembly: Assembly,
         scope: anyio.CancelScope,
     ) -> None:
         async with inbox, results:
-            async for block in inbox:
+            async for piece in inbox:
                 try:
-                    await self._deliver(block, results)
+                    await self._deliver(piece, results, assembly)
                 except AuthenticationError as error:
                     self._fatal = error
                     scope.cancel()
@@ -277,32 +283,42 @@ class Engine:
                     self._fatal = stop.error
                     scope.cancel()
                     return
-                finally:
-                    self._points.release(block.max_points)
 
     async def _deliver(
-        self, block: Block, results: MemoryObjectSendStream[BlockResult]
+        self,
+        piece: Piece,
+        results: MemoryObjectSendStream[BlockResult],
+        assembly: Assembly,
     ) -> None:
         # A function of its own, so that its points are freed when it returns: as
         # locals of the worker's loop they would live on while the worker waits for
-        # its next block, a whole block's worth of memory per idle worker.
-        parts = [part async for part in self._fetch_splitting(block)]
-        await results.send(_as_planned(block, parts))
+        # its next piece, a whole block's worth of memory per idle worker.
+        parts = [part async for part in self._fetch_splitting(piece)]
+        answer = _as_planned(piece.query, parts)
+        done = assembly.answered(piece, answer, self.label_side)
+        try:
+            for result in done:
+                await results.send(result)
+        finally:
+            for result in done:
+                self._points.release(result.block.max_points)
 
-    async def _fetch_splitting(self, block: Block) -> AsyncIterator[BlockResult]:
-        """Fetch a block in the pieces the server is known to take; on 413 in
-        smaller ones, as small as needed."""
+    async def _fetch_splitting(self, piece: Piece) -> AsyncIterator[BlockResult]:
+        """Fetch a piece in the pieces the server is known to take; on 413 in
+        smaller ones, as small as needed. A packed piece is cut to fit already (or
+        larger on purpose, to try a size)."""
+        block = piece.query
         known = self._refusals.known(block)
         if known is not None:
             yield self._failed(block, known)
             return
 
-        pieces = self.sizes.pieces(block)
-        if len(pieces) > 1:
+        parts = [block] if piece.packed else self.sizes.pieces(block)
+        if len(parts) > 1:
             self.stats.presplit_blocks += 1
 
-        for piece in pieces:
-            async for result in self._fetch_fitting(piece):
+        for part in parts:
+            async for result in self._fetch_fitting(part):
                 yield result
 
     async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
@@ -509,21 +525,17 @@ class Engine:
         return BlockResult(block, batch)
 
 
-def _all_busy(queue: MemoryObjectSendStream[Block]) -> bool:
-    """Whether no worker waits for a block: the next one would wait for a worker."""
-    return queue.statistics().tasks_waiting_receive == 0
-
-
 class _Recut(Exception):
     """Internal: a block waiting to go out turned out larger than the server takes."""
 
 
 def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
-    """One result for the block as planned, however often the server made us split it.
+    """One result for the query as sent, however often the server made us split it.
 
     A caller that records finished blocks (an export's journal) knows only the planned
     ones; handing it halves would let a resume fetch the whole block again after one
-    half was saved. So halves are joined, and if one failed the whole block fails.
+    half was saved. So halves are joined, and if one failed the whole query fails;
+    the assembly then hands the query's points on to the blocks as planned.
     """
     if len(parts) == 1 and parts[0].block == block:
         return parts[0]
@@ -536,6 +548,31 @@ def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
         return BlockResult(block, pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA))
     table = pa.Table.from_batches(batches, POINT_SCHEMA).combine_chunks()
     return BlockResult(block, table.to_batches()[0])
+
+
+class _WorkerPool:
+    """Hands pieces to workers, starting one only when every started one is busy."""
+
+    def __init__(
+        self,
+        queue: MemoryObjectSendStream[Piece],
+        limit: int,
+        start_worker: Callable[[], object],
+    ) -> None:
+        self._queue = queue
+        self._limit = limit
+        self._start_worker = start_worker
+        self._started = 0
+
+    async def send_all(self, pieces: list[Piece]) -> None:
+        for piece in pieces:
+            # No worker waiting means the piece would wait for one.
+            idle = self._queue.statistics().tasks_waiting_receive
+            if idle == 0 and self._started < self._limit:
+                self._start_worker()
+                self._started += 1
+
+            await self._queue.send(piece)
 
 
 def _headers(token: str, compression: bool) -> dict[str, str]:

@@ -23,7 +23,8 @@ import anyio
 import orjson
 import pyarrow as pa
 
-from ._engine import BlockResult, Engine, EngineSettings, RunStats
+from ._assembly import BlockResult
+from ._engine import Engine, EngineSettings, RunStats
 from ._frames import import_pandas, points_frame
 from ._http import error_for, send
 from ._redact import excerpt, mask_url

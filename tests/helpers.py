@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
+from powerp_async import PowerPClient
 from powerp_async._time import to_epoch_us
 from powerp_async.models import Measurement
 from powerp_async.planning import TimeRange, time_slices
-from powerp_async.simulator import SimulatorSettings, Tenant
+from powerp_async.simulator import Simulator, SimulatorSettings, Tenant
 from powerp_async.simulator._settings import Policy
 
 from .conftest import ANCHOR, CLIENT_SECRET
@@ -101,3 +103,23 @@ def rewriting_settings(policy: Policy) -> SimulatorSettings:
         gzip_min_bytes=None,
         policies=(policy,),
     )
+
+
+def one_at_a_time(simulator: Simulator, **options: Any) -> PowerPClient:
+    """A client of ``simulator`` sending one query at a time, so that what it sends
+    follows from the answers alone."""
+    return PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        initial_rate=100,
+        max_in_flight=1,
+        **options,
+    )
+
+
+def largest_group(signals: list[Measurement]) -> list[Measurement]:
+    """The signals of the (database, aggregation) with the most of them."""
+    groups = Counter((m.database_id, m.aggregation) for m in signals)
+    group = max(groups, key=lambda key: (groups[key], key))
+    return [m for m in signals if (m.database_id, m.aggregation) == group]

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pyarrow as pa
 
-from powerp_async import PowerPClient, RunStats
+from powerp_async import RunStats
 from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
 
 from .conftest import ANCHOR
-from .helpers import assert_exact, expected_points
+from .helpers import assert_exact, expected_points, largest_group, one_at_a_time
 
 START = ANCHOR - timedelta(hours=2)
 WINDOW_US = 5_000_000
@@ -35,19 +35,9 @@ async def test_later_blocks_go_out_cut_in_time_to_the_size_learnt(settings) -> N
     stats = RunStats()
     async with (
         Simulator(limited) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=settings.client_secret,
-            base_url=simulator.base_url,
-            initial_rate=100,
-            max_in_flight=1,
-            on_event=count,
-        ) as client,
+        one_at_a_time(simulator, on_event=count) as client,
     ):
-        everything = await client.measurements()
-        groups = Counter((m.database_id, m.aggregation) for m in everything)
-        group = max(groups, key=lambda key: (groups[key], key))
-        signals = [m for m in everything if (m.database_id, m.aggregation) == group]
+        signals = largest_group(await client.measurements())
         signals = signals[:20]
         batches: list[pa.RecordBatch] = []
         async with client.fetch(

@@ -24,7 +24,8 @@ from typing import Any, Final
 
 import anyio
 
-from .._engine import BlockResult, RunStats
+from .._assembly import BlockResult
+from .._engine import RunStats
 from .._groups import plain_errors
 from .._redact import mask_url
 from .._time import to_epoch_us

@@ -10,6 +10,7 @@
     └── Clock                MonotonicClock in use, FakeClock in tests
 
     SizeMemory               query sizes a 413 taught; the engine cuts blocks to fit
+    Packer                   cuts queries of that size across planned blocks
     PointsInFlight           bounds the points the engine fetches at once (memory)
 
 :class:`ControlSnapshot` is the frozen state of all of them at one moment.
@@ -22,6 +23,7 @@ from ._circuit import CircuitBreaker, CircuitSettings, CircuitState
 from ._clock import Clock, FakeClock, MonotonicClock
 from ._controller import RateController, RateMode, RateSettings
 from ._pacer import AdaptivePacer, ControlSnapshot, Permit
+from ._packing import Packer, Piece, Segment
 from ._points import PointsInFlight
 from ._sizes import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
 
@@ -35,12 +37,15 @@ __all__ = [
     "ControlSnapshot",
     "FakeClock",
     "MonotonicClock",
+    "Packer",
     "Permit",
+    "Piece",
     "PointsInFlight",
     "RateController",
     "RateMode",
     "RateSettings",
     "RetryBudget",
+    "Segment",
     "SizeMemory",
     "cut_in_count",
     "cut_in_time",

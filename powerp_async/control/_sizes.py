@@ -18,6 +18,12 @@ one piece fewer than the memory says, so a limit that was raised is found again;
 refusal of the probe only lowers the refused size, and the probe's pieces are cut
 again to what is known to fit.
 
+Queries packed across planned blocks (:class:`~powerp_async.control.Packer`) need
+not divide a block evenly, so they can try any size: while the accepted and refused
+sizes lie far apart, one query in ``bisect_every`` tries the size halfway between
+(:meth:`SizeMemory.probe_points`), which finds the limit in a few tries rather than
+leaving queries at the half that halving reached.
+
 Nothing is remembered before the first 413: blocks stay whole.
 """
 
@@ -32,6 +38,21 @@ from ..models import Block
 PROBE_EVERY: Final = 100
 """Accepted pieces of a group between two tries of a larger piece."""
 
+BORROW_EVERY: Final = 5
+"""Accepted pieces of a group between two tries of a size another aggregation of the
+database was answered at."""
+
+BISECT_EVERY: Final = 20
+"""Accepted pieces of a group between two tries halfway to the refused size: a refused
+try costs one request, so the search costs at most one request in 20."""
+
+FOUND_SHARE: Final = 64
+"""The limit counts as found once the refused size is within 1/64 of the fitting one:
+another halving would gain less than 1.6% per query."""
+
+UPWARD_SHARE: Final = 4
+"""Once the limit is found, a packed try asks for a quarter more than fits."""
+
 GroupKey = tuple[int, str]
 
 
@@ -42,16 +63,24 @@ class _GroupSizes:
     fitting_points: int = 0
     """The largest query accepted since; 0 while none is known."""
     since_probe: int = 0
+    upward_misses: int = 0
+    """Tries above the refused size refused in a row; each doubles the wait."""
 
 
 class SizeMemory:
     """Remembers refused and accepted query sizes; see the module docstring."""
 
-    def __init__(self, probe_every: int = PROBE_EVERY) -> None:
+    def __init__(
+        self, probe_every: int = PROBE_EVERY, bisect_every: int = BISECT_EVERY
+    ) -> None:
         if probe_every < 1:
             raise ValueError(f"probe_every must be at least 1, got {probe_every!r}")
 
+        if bisect_every < 1:
+            raise ValueError(f"bisect_every must be at least 1, got {bisect_every!r}")
+
         self._probe_every = probe_every
+        self._bisect_every = bisect_every
         self._groups: dict[GroupKey, _GroupSizes] = {}
         self._probes: set[Block] = set()
 
@@ -97,6 +126,60 @@ class SizeMemory:
 
         return cut_to_fit(block, sizes.fitting_points)
 
+    def packing_points(self, block: Block) -> int | None:
+        """The points a query of this block's group is known to fit, for queries cut
+        free of the planned blocks; ``None`` before a 413 and while halving, when
+        blocks go whole and :meth:`pieces` cuts them."""
+        sizes = self._groups.get(_key(block))
+        if sizes is None or 2 * sizes.fitting_points < sizes.refused_points:
+            return None
+
+        return sizes.fitting_points
+
+    def probe_points(self, block: Block) -> int | None:
+        """A larger query of this block's signals worth one try now, if one is due.
+
+        While the limit is not found: a size another aggregation of the database
+        was answered at, every ``BORROW_EVERY`` accepted queries, since the limit is
+        likely one for the whole database and such a try is seldom refused; else,
+        every ``bisect_every``, halfway to the smallest size refused. Once found, a
+        quarter above it every ``probe_every``, so that a raised limit is found
+        again (twice as long after each such try refused in a row). A try that
+        would give this block's signals no more windows is not due; one returned
+        is counted as made. A packer sending a try at or above the refused size
+        marks it with :meth:`probing`.
+        """
+        key = _key(block)
+        sizes = self._groups.get(key)
+        if sizes is None or not sizes.fitting_points:
+            return None
+
+        fitting = sizes.fitting_points
+        others = [
+            other
+            for (database_id, _), other in self._groups.items()
+            if database_id == key[0] and other is not sizes
+        ]
+        borrowed = _borrowed(sizes, others)
+        if _found(fitting, sizes.refused_points):
+            due = self._probe_every << sizes.upward_misses
+            points = fitting + fitting // UPWARD_SHARE
+        elif borrowed is not None:
+            due, points = BORROW_EVERY, borrowed
+        else:
+            due, points = self._bisect_every, _halfway(sizes, others)
+
+        signals = len(block.indexes)
+        if sizes.since_probe < due or points // signals <= fitting // signals:
+            return None
+
+        sizes.since_probe = 0
+        return points
+
+    def probing(self, block: Block) -> None:
+        """``block`` goes out to try a size: not cut, though as large as one refused."""
+        self._probes.add(block)
+
     def too_large(self, block: Block) -> bool:
         """Whether ``block`` is as large as one already refused (probes aside): a
         block taken before the refusal was learnt is cut before it goes out."""
@@ -108,6 +191,7 @@ class SizeMemory:
 
     def on_refused(self, block: Block) -> None:
         """The server refused ``block`` as too large."""
+        probe = block in self._probes
         self._probes.discard(block)
         key = _key(block)
         points = block.max_points
@@ -116,8 +200,13 @@ class SizeMemory:
             self._groups[key] = _GroupSizes(points)
             return
 
+        if probe and points >= sizes.refused_points:
+            sizes.upward_misses += 1
+        if not _found(points, sizes.refused_points):
+            # Tries wait for answers of the new size; a refusal no smaller than one
+            # known (a query sent before that one was answered) changes nothing.
+            sizes.since_probe = 0
         sizes.refused_points = min(sizes.refused_points, points)
-        sizes.since_probe = 0
         if sizes.fitting_points >= points:
             # The limit came down: what fitted before is no evidence any more.
             sizes.fitting_points = 0
@@ -135,6 +224,7 @@ class SizeMemory:
         if points >= sizes.refused_points:
             # The limit went up: the old refusal no longer bounds anything.
             sizes.refused_points = points + 1
+            sizes.upward_misses = 0
 
 
 def cut_to_fit(block: Block, limit_points: int) -> list[Block]:
@@ -195,6 +285,38 @@ def cut_in_count(block: Block, count: int) -> list[Block]:
         for indexes in halves
         for piece in cut_in_count(_with(block, indexes=indexes), -(-count // 2))
     ]
+
+
+def _borrowed(sizes: _GroupSizes, others: list[_GroupSizes]) -> int | None:
+    """The largest size another group was answered at between this group's fitting
+    and refused sizes, if any."""
+    taken = [
+        other.fitting_points
+        for other in others
+        if sizes.fitting_points < other.fitting_points < sizes.refused_points
+    ]
+    return max(taken, default=None)
+
+
+def _halfway(sizes: _GroupSizes, others: list[_GroupSizes]) -> int:
+    """Halfway from the fitting size to the smallest size any group was refused at
+    above it, or to this group's own refused size once that is reached: another
+    aggregation's limit may be lower, but it does not bound this one's."""
+    fitting = sizes.fitting_points
+    bounds = [
+        other.refused_points for other in others if fitting < other.refused_points
+    ]
+    upper = min([sizes.refused_points, *bounds])
+    if _found(fitting, upper):
+        upper = sizes.refused_points
+
+    return (fitting + upper) // 2
+
+
+def _found(fitting_points: int, refused_points: int) -> bool:
+    """Whether the limit lies so close above ``fitting_points`` that another try
+    between the two would gain little."""
+    return refused_points - fitting_points <= fitting_points // FOUND_SHARE
 
 
 def _piece_count(block: Block, limit_points: int) -> int:

@@ -152,3 +152,109 @@ def test_a_block_as_large_as_a_refused_one_is_too_large_unless_a_probe() -> None
     assert not memory.too_large(probes[0])
     memory.on_refused(probes[0])
     assert memory.too_large(probes[0])
+
+
+def test_packing_needs_a_size_known_to_fit() -> None:
+    memory = SizeMemory()
+    assert memory.packing_points(block()) is None
+
+    memory.on_refused(block())
+    assert memory.packing_points(block()) is None  # halving: blocks go whole
+
+    memory.on_accepted(block(windows=900))
+    assert memory.packing_points(block()) == 18_000
+    assert memory.packing_points(block(aggregation="sum")) is None
+
+
+def test_tries_go_halfway_to_the_refused_size_now_and_then() -> None:
+    memory = SizeMemory(bisect_every=2)
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+
+    assert memory.probe_points(block()) is None  # one accepted, two needed
+    memory.on_accepted(block(windows=450))
+    assert memory.probe_points(block()) == 13_500
+    assert memory.probe_points(block()) is None  # counted as made
+
+    memory.on_refused(block(windows=675))
+    memory.on_accepted(block(windows=450))
+    memory.on_accepted(block(windows=450))
+    assert memory.probe_points(block()) == 11_250
+
+
+def test_a_try_must_give_the_signals_more_windows() -> None:
+    memory = SizeMemory(bisect_every=1)
+    memory.on_refused(block(signals=10, windows=3))
+    memory.on_accepted(block(signals=10, windows=2))
+
+    # Halfway between 20 and 30 points is 25: no more windows of 10 signals, so
+    # the try waits for a block of fewer signals.
+    assert memory.probe_points(block(signals=10)) is None
+    assert memory.probe_points(block(signals=5)) == 25
+    assert memory.probe_points(block(signals=5)) is None
+
+
+def test_a_size_another_aggregation_took_is_tried_soon() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(aggregation="sum", windows=900))
+    memory.on_accepted(block(aggregation="sum", windows=450))
+    memory.on_refused(block(windows=1000))
+    memory.on_accepted(block(windows=499))
+    for _ in range(3):
+        memory.on_accepted(block(aggregation="sum", windows=450))
+
+    # Four accepted queries of its own so far, five needed.
+    assert memory.probe_points(block(aggregation="sum")) is None
+    memory.on_accepted(block(aggregation="sum", windows=450))
+    assert memory.probe_points(block(aggregation="sum")) == 9_980
+
+
+def test_halfway_stops_below_what_another_aggregation_was_refused() -> None:
+    memory = SizeMemory(bisect_every=1)
+    memory.on_refused(block(aggregation="sum", windows=600))
+    memory.on_refused(block(windows=1000))
+    memory.on_accepted(block(windows=400))
+
+    assert memory.probe_points(block()) == 10_000  # halfway to 600 windows, not 1000
+
+    # Once that bound is reached, this aggregation's own refusal bounds the tries.
+    memory.on_accepted(block(windows=599))
+    assert memory.probe_points(block()) == (11_980 + 20_000) // 2
+
+
+def test_once_found_a_larger_size_is_tried_rarely_and_less_after_refusals() -> None:
+    memory = SizeMemory(probe_every=2)
+    memory.on_refused(block(windows=501))
+    memory.on_accepted(block(windows=500))
+    memory.on_accepted(block(windows=500))
+
+    assert memory.probe_points(block()) == 12_500
+    memory.probing(block(windows=625))
+    memory.on_refused(block(windows=625))
+    for _ in range(3):
+        memory.on_accepted(block(windows=500))
+
+    # Refused: the next try waits twice as long.
+    assert memory.probe_points(block()) is None
+    memory.on_accepted(block(windows=500))
+    assert memory.probe_points(block()) == 12_500
+
+    memory.probing(block(windows=625))
+    memory.on_accepted(block(windows=625))  # the limit was raised: found again
+    memory.on_accepted(block(windows=625))
+    assert memory.probe_points(block()) == 15_625
+
+
+def test_a_refusal_of_a_known_size_does_not_delay_the_next_try() -> None:
+    memory = SizeMemory(bisect_every=2)
+    memory.on_refused(block(windows=900))
+    memory.on_accepted(block(windows=450))
+    # The other half of the first cut, sent before its twin was refused.
+    memory.on_refused(block(windows=899))
+    memory.on_accepted(block(windows=450))
+
+    assert memory.probe_points(block()) == (9_000 + 17_980) // 2
+
+    memory.on_refused(block(windows=600))  # news: the tries wait again
+    memory.on_accepted(block(windows=450))
+    assert memory.probe_points(block()) is None
