@@ -298,10 +298,22 @@ class Engine:
         done = assembly.answered(piece, answer, self.label_side)
         try:
             for result in done:
+                self._count_planned(result)
                 await results.send(result)
         finally:
             for result in done:
                 self._points.release(result.block.max_points)
+
+    def _count_planned(self, result: BlockResult) -> None:
+        """Blocks are counted as planned, once each, however many queries (pieces,
+        splits, packed spans) it took to fetch them."""
+        if result.error is None:
+            rows = result.batch.num_rows if result.batch is not None else 0
+            self.stats.blocks_done += 1
+            self._events.emit(BlockDone(result.block, rows))
+        else:
+            self.stats.blocks_failed += 1
+            self._events.emit(BlockFailed(result.block, result.error))
 
     async def _fetch_splitting(self, piece: Piece) -> AsyncIterator[BlockResult]:
         """Fetch a piece in the pieces the server is known to take; on 413 in
@@ -369,10 +381,8 @@ class Engine:
             )
 
     def _failed(self, block: Block, error: PowerPError) -> BlockResult:
-        self.stats.blocks_failed += 1
         # A warning, not an error: the caller receives the failure and decides.
         logger.warning("giving up on %s", block.describe_failure(error))
-        self._events.emit(BlockFailed(block, error))
         return BlockResult(block, None, error)
 
     async def _fetch(self, block: Block) -> BlockResult:
@@ -519,9 +529,7 @@ class Engine:
             )
         self.stats.dropped_points += dropped
         self.stats.points += batch.num_rows
-        self.stats.blocks_done += 1
         self._refusals.on_success(block)
-        self._events.emit(BlockDone(block, batch.num_rows))
         return BlockResult(block, batch)
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from powerp_async import RunStats
 from powerp_async._assembly import BlockResult
 from powerp_async.errors import ServerError
-from powerp_async.events import Event, RequestDone
+from powerp_async.events import BlockDone, BlockFailed, Event, RequestDone
 from powerp_async.models import Block, Measurement
 from powerp_async.planning import TimeRange, plan_blocks
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
@@ -84,10 +84,13 @@ async def fetch_all(
     )
     stats = RunStats()
     sent: list[Block] = []
+    finished: list[Event] = []
 
     def count(event: Event) -> None:
         if isinstance(event, RequestDone):
             sent.append(event.block)
+        elif isinstance(event, BlockDone | BlockFailed):
+            finished.append(event)
 
     async with (
         Simulator(limited) as simulator,
@@ -103,6 +106,11 @@ async def fetch_all(
             results = [result async for result in stream]
 
     assert len(sent) == stats.requests
+    # Blocks are counted and told as planned, once each, however many queries.
+    assert [event.block for event in finished] == [r.block for r in results]
+    assert [isinstance(e, BlockDone) for e in finished] == [r.ok for r in results]
+    assert stats.blocks_done == sum(r.ok for r in results)
+    assert stats.blocks_failed == sum(not r.ok for r in results)
     return results, plan, signals, simulator, stats
 
 
@@ -133,6 +141,7 @@ async def test_packed_queries_bring_every_planned_block_once_whole_and_exact(
         (20, 72, 200): 1,
     }
     assert stats.requests == queries.seen.total() == 22
+    assert (stats.blocks_done, stats.blocks_failed) == (5, 0)
     assert (stats.splits, stats.presplit_blocks) == (2, 5)
     # Each planned block arrives once, and whole: exactly its own points.
     assert sorted(r.block.unit_id for r in results) == sorted(p.unit_id for p in plan)
@@ -153,10 +162,13 @@ async def test_a_failed_query_across_two_blocks_fails_both(
     monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.01)
     queries = Queries()
     # The query joining the rest of the third block to the start of the fourth.
-    results, plan, signals, simulator, _ = await fetch_all(settings, queries, failing=3)
+    results, plan, signals, simulator, stats = await fetch_all(
+        settings, queries, failing=3
+    )
 
     failed = {r.block.unit_id: r.error for r in results if not r.ok}
     assert set(failed) == {plan[2].unit_id, plan[3].unit_id}
+    assert (stats.blocks_done, stats.blocks_failed) == (3, 2)
     assert all(isinstance(error, ServerError) for error in failed.values())
     assert all(r.batch is None for r in results if not r.ok)
     assert queries.seen[(20, 78, 500)] == 2  # tried twice, then given up
