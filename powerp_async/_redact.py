@@ -44,7 +44,16 @@ def remember_secret(secret: str | None) -> None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with user info and secret-looking query values replaced by ``***``."""
+    """The URL with user info and secret-looking query values replaced by ``***``.
+
+    A password holding an unescaped ``/``, ``?``, ``#`` or ``@`` ends what ``urlsplit``
+    takes for the host part early, so everything from the scheme to the last ``@`` is
+    masked first: a path holding an ``@`` is masked too, which only hides more.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        url = f"{scheme}://{MASK}@{rest.rpartition('@')[2]}"
+
     try:
         parts = urlsplit(url)
     except ValueError:

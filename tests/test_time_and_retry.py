@@ -116,6 +116,15 @@ def test_masking_of_urls_and_bodies() -> None:
     assert mask_url(
         "https://user:pw@host.example/rt-api/api?client_secret=abc&x=1"
     ) == ("https://***@host.example/rt-api/api?client_secret=***&x=1")
+    # A password with an unescaped /, #, ? or @ ends urlsplit's host part early.
+    assert mask_url("redis://user:Pa/ssSECRET@127.0.0.1:6379/0") == (
+        "redis://***@127.0.0.1:6379/0"
+    )
+    assert mask_url("redis://:pw:With@Odd/chars@127.0.0.1:16392/0") == (
+        "redis://***@127.0.0.1:16392/0"
+    )
+    assert mask_url("redis://:sec#ret@127.0.0.1/0") == "redis://***@127.0.0.1/0"
+    assert mask_url("redis://:a?b@[::1]:6379") == "redis://***@[::1]:6379"
     body = b"<html>\x00\x1b[31m Bearer abc.def-123 " + b"x" * 500
     shown = excerpt(body)
     assert "abc.def-123" not in shown
