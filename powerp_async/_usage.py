@@ -81,11 +81,17 @@ def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def configure_logging(verbosity: int) -> None:
-    """Quiet by default: failures reach the user as one line, not as log records."""
+    """Quiet by default: failures reach the user as one line, not as log records.
+
+    A shared pace lost to an unreachable rate backend is shown all the same: the run
+    goes on, but at a share of the rate, and the user must know the sharing is off.
+    """
     logging.basicConfig(
         level=_LEVELS.get(verbosity, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if verbosity == 0:
+        logging.getLogger("powerp_async.redis_pacing").setLevel(logging.WARNING)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

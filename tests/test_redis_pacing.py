@@ -229,6 +229,23 @@ def test_the_command_names_the_option_and_masks_the_password(tmp_path: Path) -> 
     assert PASSWORD not in unpaced.stdout + elsewhere.stdout
 
 
+def test_an_unreachable_backend_is_told_without_verbose(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    result = powerp(
+        "export", "--demo", "--since", "5m", "--window", "1m", "--database", "1",
+        "--index", "1", "--fixed-rate", "20", "--rate-backend", url,
+        "--out", str(tmp_path / "x"), "--quiet",
+    )  # fmt: skip
+
+    assert result.returncode == 0
+    assert f"WARNING powerp_async.redis_pacing: rate backend {url} unreachable (" in (
+        result.stderr
+    )
+    assert result.stderr.count("unreachable") == 1
+
+
 def test_a_wrong_key_is_named_by_its_option(tmp_path: Path) -> None:
     done = powerp(
         *("export", "--out", str(tmp_path / "x"), "--demo", "--fixed-rate", "5"),
