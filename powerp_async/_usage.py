@@ -85,12 +85,15 @@ def configure_logging(verbosity: int) -> None:
 
     A shared pace lost to an unreachable rate backend is shown all the same: the run
     goes on, but at a share of the rate, and the user must know the sharing is off.
+    Only where this sets logging up: a host that configured it already (an
+    application calling ``main``, a test runner) keeps its own levels.
     """
+    configured = bool(logging.getLogger().handlers)
     logging.basicConfig(
         level=_LEVELS.get(verbosity, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if verbosity == 0:
+    if verbosity == 0 and not configured:
         logging.getLogger("powerp_async.redis_pacing").setLevel(logging.WARNING)
 
 
