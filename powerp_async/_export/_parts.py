@@ -9,11 +9,14 @@ A flush happens when enough points have gathered, when the oldest buffered block
 waited :data:`MAX_BUFFER_AGE_S`, at the end of a run, and on the way out of a run that
 stops early (Ctrl-C, cancellation, an error elsewhere): every buffered block is
 complete, so committing it saves fetching it again.
+
+Staging and committing are apart (:class:`PartStager`, :func:`commit_parts`), so a
+worker of another process can stage a batch's parts in the folder and hand the driver,
+which alone holds the journal, only their names to commit (:class:`StagedBatch`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -30,10 +33,10 @@ import pyarrow.compute as pc
 
 from .._engine import RunStats
 from ..models import POINT_SCHEMA
-from ._checks import PartCheck
 from ._folder import writing
 from ._formats import SUFFIXES, Format, write_file
 from ._manifest import Manifest
+from ._staged import StagedBatch, StagedPart, discard_files
 
 logger = logging.getLogger("powerp_async.export")
 
@@ -73,10 +76,15 @@ class PartWriter:
     _empty: list[dict[str, Any]] = field(default_factory=list)
     _rows: int = 0
     _oldest_s: float | None = None
-    _sequence: int = 0
+    _stager: PartStager = field(init=False)
     _broken: bool = False
     _dropped_committed: int = 0
     parts_written: int = 0
+
+    def __post_init__(self) -> None:
+        self._stager = PartStager(
+            self.folder, self.fmt, self.run_id, self.neutralise_formulas
+        )
 
     def add(
         self, unit_id: str, batch: pa.RecordBatch, empty: list[dict[str, Any]]
@@ -141,28 +149,35 @@ class PartWriter:
 
         logger.info("committed %d fetched blocks while stopping", blocks)
 
+    def commit_staged(self, batch: StagedBatch) -> None:
+        """Commit a batch another process staged, and reveal its parts.
+
+        Raises :class:`ExportWriteError` when the folder cannot be written; the
+        batch's parts then stay hidden, for a resume to reveal or remove.
+        """
+        if self._broken:
+            raise RuntimeError("a flush failed before; this writer cannot commit more")
+
+        self._broken = True
+        with writing(self.folder):
+            commit_parts(self.folder, self.manifest, batch)
+
+        self._broken = False
+        self._dropped_committed += batch.dropped_points
+        self.parts_written += len(batch.parts)
+
     def _write_commit_reveal(self) -> None:
-        staged = self._stage_all()
+        parts = self._stager.stage(self._batches)
         dropped = self._dropped_since_commit()
-        self.manifest.commit(
-            [part.final for part in staged],
-            self._units,
-            self._rows,
-            self._empty,
-            [part.check for part in staged],
-            dropped,
+        staged = StagedBatch(
+            tuple(self._units), parts, self._rows, tuple(self._empty), dropped
         )
-        self._dropped_committed += dropped
-        points = self._rows
-        blocks = len(self._units)
-        # Committed: from here on a retry must never write these blocks again.
         self._batches, self._units, self._empty, self._rows = [], [], [], 0
         self._oldest_s = None
-        for part in staged:
-            os.replace(self.folder / part.temporary, self.folder / part.final)
-
-        logger.debug("committed %d blocks, %d points", blocks, points)
-        self.parts_written += len(staged)
+        commit_parts(self.folder, self.manifest, staged)
+        self._dropped_committed += dropped
+        logger.debug("committed %d blocks, %d points", len(staged.units), staged.points)
+        self.parts_written += len(parts)
 
     def _dropped_since_commit(self) -> int:
         """Points the engine dropped since the last commit.
@@ -175,22 +190,37 @@ class PartWriter:
 
         return self.stats.dropped_points - self._dropped_committed
 
-    def _stage_all(self) -> list[_Staged]:
+
+@dataclass(slots=True)
+class PartStager:
+    """Writes buffered points as part files under hidden names, committing nothing.
+
+    ``run_id`` is in every name it makes, so stagers of different runs, processes or
+    attempts never write the same file.
+    """
+
+    folder: Path
+    fmt: Format
+    run_id: str
+    neutralise_formulas: bool = False
+    _sequence: int = 0
+
+    def stage(self, batches: list[pa.RecordBatch]) -> tuple[StagedPart, ...]:
         """Write every partition under its hidden name, or none: a part that cannot
         be written (a full disk) takes those of this flush written before it along."""
-        staged: list[_Staged] = []
+        staged: list[StagedPart] = []
         try:
             # One partition at a time, so a flush holds at most one sorted copy of
             # one partition beside the buffer, not a copy of everything buffered.
-            for part in _partitions(self._batches):
+            for part in _partitions(batches):
                 staged.append(self._stage(part))
         except BaseException:
-            _discard(self.folder, [part.temporary for part in staged])
+            discard_files(self.folder, [part.temporary for part in staged])
             raise
 
-        return staged
+        return tuple(staged)
 
-    def _stage(self, part: tuple[int, str, pa.Table]) -> _Staged:
+    def _stage(self, part: tuple[int, str, pa.Table]) -> StagedPart:
         database_id, day, rows = part
         self._sequence += 1
         directory = Path(f"database={database_id}") / f"day={day}"
@@ -205,27 +235,25 @@ class PartWriter:
                 neutralise_formulas=self.neutralise_formulas,
             )
         except BaseException:
-            _discard(self.folder, [temporary])
+            discard_files(self.folder, [temporary])
             raise
 
-        return _Staged(temporary, str(directory / name), check)
+        return StagedPart(temporary, str(directory / name), check)
 
 
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    """A part written under its hidden name, not committed yet."""
-
-    temporary: str
-    final: str
-    check: PartCheck
-
-
-def _discard(folder: Path, temporaries: list[str]) -> None:
-    """Remove parts of a flush that failed before its commit; never raises, so the
-    error that failed the flush is the one reported."""
-    for temporary in temporaries:
-        with contextlib.suppress(OSError):
-            (folder / temporary).unlink(missing_ok=True)
+def commit_parts(folder: Path, manifest: Manifest, batch: StagedBatch) -> None:
+    """Commit ``batch`` with one journal line, then rename its parts into view."""
+    manifest.commit(
+        [part.final for part in batch.parts],
+        list(batch.units),
+        batch.points,
+        list(batch.empty),
+        [part.check for part in batch.parts],
+        batch.dropped_points,
+    )
+    # Committed: from here on a retry must never write these blocks again.
+    for part in batch.parts:
+        os.replace(folder / part.temporary, folder / part.final)
 
 
 def _partitions(

@@ -7,6 +7,10 @@ reaches the dataset exactly once, whatever instant the previous run stopped at.
 A run that stops early (Ctrl-C, cancellation, an error) first commits the blocks it
 had fetched but not yet written, so resuming does not fetch them again.
 
+The blocks are fetched by an executor (``executor=``): by default the client's own
+engine in this process; :mod:`powerp_async.dask_executor` fetches them on a cluster,
+whose workers stage part files that only this driver commits (see ``_executor``).
+
 A block that still fails after its retries is recorded in the journal as failed, with
 its reason, and the run goes on with the others; the report counts and names the
 failed blocks, and a resume fetches them (and only them, if the rest was done). A
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -33,19 +39,37 @@ from ..client import PowerPClient
 from ..errors import ExportWriteError, FetchFailedError, PowerPError
 from ..models import Block, Measurement
 from ..planning import TimeRange, time_slices
+from ._executor import Executor, ExportJob, LocalExecutor, Outcome
 from ._folder import check_folder, writing
 from ._gaps import block_gaps
 from ._manifest import read_manifest
 from ._open import OpenExport, create_folder, reopen_folder
-from ._parts import PartWriter
+from ._outstanding import Outstanding
+from ._parts import TEMP_PREFIX, TEMP_SUFFIX, PartWriter
 from ._report import ExportReport, failure_reason, write_report
 from ._spec import ExportSpec, select_signals
+from ._staged import RemoteBlockError, StagedBatch, check_staged, discard_files
 
 logger = logging.getLogger("powerp_async.export")
 
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
 """How often a run checks whether buffered blocks have waited long enough to commit."""
+
+_COUNTERS: Final = frozenset(
+    {
+        "requests",
+        "retries",
+        "throttled",
+        "server_errors",
+        "transport_errors",
+        "splits",
+        "presplit_blocks",
+        "bytes_received",
+    }
+)
+"""The counters of :class:`RunStats` a staged batch brings from the worker; blocks,
+points and drops are counted from the batch itself, only once it is committed."""
 
 ProgressCallback = Callable[[RunStats, int], None]
 Failures = list[tuple[Block, BaseException]]
@@ -57,8 +81,13 @@ async def export(
     *,
     resume: bool = False,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
 ) -> ExportReport:
     """Run (or resume) an export into ``spec.out``; returns the report it also writes.
+
+    ``executor`` fetches the blocks; by default the client's own engine, in this
+    process. :class:`powerp_async.dask_executor.DaskExecutor` fetches them on a Dask
+    cluster instead, with the same journal, report and exactly-once guarantee.
 
     Raises :class:`~powerp_async.FetchFailedError` after writing everything else if
     some blocks could not be fetched (the report, :meth:`ExportReport.read`, names
@@ -84,7 +113,7 @@ async def export(
         opened = create_folder(spec, block_size, source, signals)
 
     try:
-        return await _run(client, spec, opened, progress)
+        return await _run(client, spec, opened, progress, executor or LocalExecutor())
     finally:
         opened.manifest.close()
 
@@ -94,6 +123,7 @@ async def _run(
     spec: ExportSpec,
     opened: OpenExport,
     progress: ProgressCallback | None,
+    executor: Executor,
 ) -> ExportReport:
     stats = RunStats(blocks_done=len(opened.done), blocks_resumed=len(opened.done))
     writer = PartWriter(
@@ -104,15 +134,19 @@ async def _run(
         neutralise_formulas=spec.neutralise_formulas,
         stats=stats,
     )
-    failures: Failures = []
+    fetch = _Fetch(client, spec, opened, executor, writer, stats, [])
+    failures = fetch.failures
     try:
-        await _fetch_and_write(client, opened, writer, stats, progress, failures)
+        await fetch.run(progress)
     except BaseException as error:
         writer.salvage()
         _account_while_stopping(spec, opened, stats, failures, error)
         raise
 
     with writing(spec.out):
+        if executor.stages_parts:
+            _remove_leftovers(spec.out)
+
         opened.manifest.record_failed(_reasons(failures))
         report = _write_report(spec, opened, stats)
 
@@ -159,28 +193,116 @@ def _reasons(failures: Failures) -> dict[str, str]:
     return {block.unit_id: failure_reason(block, error) for block, error in failures}
 
 
-async def _fetch_and_write(
-    client: PowerPClient,
-    opened: OpenExport,
-    writer: PartWriter,
-    stats: RunStats,
-    progress: ProgressCallback | None,
-    failures: Failures,
-) -> None:
-    engine = client.engine(stats=stats)
-    engine.learn_types(opened.signals)
-    with plain_errors():
-        async with anyio.create_task_group() as group:
-            if progress is not None:
-                group.start_soon(_report_progress, progress, stats, opened.blocks_total)
+@dataclass(slots=True)
+class _Fetch:
+    """One run's fetching: outcomes from the executor into the writer."""
 
-            group.start_soon(_flush_when_due, writer)
-            async with engine.run(opened.pending()) as results:
-                async for result in results:
-                    _take(result, writer, failures, engine.label_side)
+    client: PowerPClient
+    spec: ExportSpec
+    opened: OpenExport
+    executor: Executor
+    writer: PartWriter
+    stats: RunStats
+    failures: Failures
+    outstanding: Outstanding = field(default_factory=Outstanding)
 
-            writer.flush()
-            group.cancel_scope.cancel()
+    async def run(self, progress: ProgressCallback | None) -> None:
+        with plain_errors():
+            async with anyio.create_task_group() as group:
+                if progress is not None:
+                    total = self.opened.blocks_total
+                    group.start_soon(_report_progress, progress, self.stats, total)
+
+                group.start_soon(_flush_when_due, self.writer)
+                async with self.executor.run(
+                    self.client, self._job(), self._blocks(), self.stats
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        self._take(outcome)
+
+                self.writer.flush()
+                self._account_unsettled()
+                group.cancel_scope.cancel()
+
+    def _job(self) -> ExportJob:
+        return ExportJob(
+            self.spec.out,
+            self.spec.format,
+            self.spec.neutralise_formulas,
+            tuple(self.opened.signals),
+        )
+
+    def _blocks(self) -> Iterator[Block]:
+        """The pending blocks, tracked when they come back staged, which may be
+        more than once."""
+        pending = self.opened.pending()
+        if not self.executor.stages_parts:
+            return pending
+
+        return self.outstanding.issue(pending)
+
+    def _take(self, outcome: Outcome) -> None:
+        if isinstance(outcome, StagedBatch):
+            self._commit(outcome)
+        else:
+            _take(outcome, self.writer, self.failures, self.executor.label_side)
+
+    def _commit(self, batch: StagedBatch) -> None:
+        """Commit a staged batch, unless its blocks were settled by another attempt."""
+        _add_counters(self.stats, batch)
+        settled = [*batch.units, *(block.unit_id for block, _ in batch.failed)]
+        if not self.outstanding.holds_all(settled):
+            discard_files(self.spec.out, [part.temporary for part in batch.parts])
+            logger.info(
+                "discarded a repeated attempt at %d blocks; they were settled before",
+                len(settled),
+            )
+            return
+
+        if batch.units:
+            check_staged(self.spec.out, batch)
+            self.writer.commit_staged(batch)
+
+        self.outstanding.settle(settled)
+        self.failures.extend((b, RemoteBlockError(why)) for b, why in batch.failed)
+        _count_staged(self.stats, batch)
+
+    def _account_unsettled(self) -> None:
+        """Blocks an executor never answered for are failed, so a resume fetches
+        them, rather than silently missing from a run that says it is complete."""
+        for block in self.outstanding.left():
+            self.failures.append((block, RemoteBlockError("no result came back")))
+            self.stats.blocks_failed += 1
+
+
+def _add_counters(stats: RunStats, batch: StagedBatch) -> None:
+    """The requests and retries a batch cost, counted even if it is discarded."""
+    for name, value in batch.counters:
+        if name in _COUNTERS:
+            setattr(stats, name, getattr(stats, name) + value)
+
+
+def _count_staged(stats: RunStats, batch: StagedBatch) -> None:
+    stats.blocks_done += len(batch.units)
+    stats.blocks_failed += len(batch.failed)
+    stats.points += batch.points
+    stats.dropped_points += batch.dropped_points
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Delete the staged parts of attempts that died or were discarded.
+
+    Called once every commit of the run is complete, so no hidden part left in the
+    folder is committed; a run that stops early leaves them to the resume instead,
+    which tells committed parts from the others by the journal.
+    """
+    removed = 0
+    for leftover in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+
+    if removed:
+        logger.info("removed %d part files of attempts that did not commit", removed)
 
 
 async def _flush_when_due(writer: PartWriter) -> None:
