@@ -32,6 +32,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._export import ExportReport, ExportSpec
 from ._export import export as export_async
+from ._export._executor import Executor
 from .client import PowerPClient
 from .config import ClientConfig
 from .models import Measurement
@@ -147,7 +148,11 @@ def fetch_batches(
 
 
 def export(
-    config: ClientConfig, spec: ExportSpec, *, resume: bool = False
+    config: ClientConfig,
+    spec: ExportSpec,
+    *,
+    resume: bool = False,
+    executor: Executor | None = None,
 ) -> ExportReport:
     """Run an export to its folder; see :func:`powerp_async.export`.
 
@@ -160,7 +165,7 @@ def export(
 
     async def work() -> ExportReport:
         async with PowerPClient(config) as client:
-            return await export_async(client, spec, resume=resume)
+            return await export_async(client, spec, resume=resume, executor=executor)
 
     return run(work)
 

@@ -19,6 +19,7 @@ PUBLIC_MODULES = {
     "client",
     "config",
     "control",
+    "dask_executor",
     "errors",
     "events",
     "models",

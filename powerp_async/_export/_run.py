@@ -48,28 +48,19 @@ from ._outstanding import Outstanding
 from ._parts import TEMP_PREFIX, TEMP_SUFFIX, PartWriter
 from ._report import ExportReport, failure_reason, write_report
 from ._spec import ExportSpec, select_signals
-from ._staged import RemoteBlockError, StagedBatch, check_staged, discard_files
+from ._staged import (
+    STAGED_COUNTERS,
+    RemoteBlockError,
+    StagedBatch,
+    check_staged,
+    discard_files,
+)
 
 logger = logging.getLogger("powerp_async.export")
 
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
 """How often a run checks whether buffered blocks have waited long enough to commit."""
-
-_COUNTERS: Final = frozenset(
-    {
-        "requests",
-        "retries",
-        "throttled",
-        "server_errors",
-        "transport_errors",
-        "splits",
-        "presplit_blocks",
-        "bytes_received",
-    }
-)
-"""The counters of :class:`RunStats` a staged batch brings from the worker; blocks,
-points and drops are counted from the batch itself, only once it is committed."""
 
 ProgressCallback = Callable[[RunStats, int], None]
 Failures = list[tuple[Block, BaseException]]
@@ -278,7 +269,7 @@ class _Fetch:
 def _add_counters(stats: RunStats, batch: StagedBatch) -> None:
     """The requests and retries a batch cost, counted even if it is discarded."""
     for name, value in batch.counters:
-        if name in _COUNTERS:
+        if name in STAGED_COUNTERS:
             setattr(stats, name, getattr(stats, name) + value)
 
 

@@ -12,11 +12,24 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..errors import ConfigurationError, PowerPError
 from ..models import Block
 from ._checks import PartCheck
+
+STAGED_COUNTERS: Final = (
+    "requests",
+    "retries",
+    "throttled",
+    "server_errors",
+    "transport_errors",
+    "splits",
+    "presplit_blocks",
+    "bytes_received",
+)
+"""The counters of :class:`~powerp_async.RunStats` a staged batch brings along; its
+blocks, points and drops are counted from the batch itself, once it is committed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,199 @@
+"""The driver's side: batches of blocks out to the cluster, staged batches back.
+
+Blocks are cut into batches (see :data:`MIN_BLOCKS_PER_BATCH` for the sizes) and
+submitted a few at a time: at most ``batches_in_flight``, two per worker thread by
+default, so one waits ready on each worker while it runs another, and memory stays
+flat however long the export. Each result is read as it completes (``as_completed``,
+fed as results come in) and its future released at once, so Dask forgets it: a
+worker that dies later does not make Dask compute a finished batch again.
+
+A batch whose worker died is computed again by Dask elsewhere; the dead attempt's
+hidden parts are never committed, and the driver deletes them at the end of the run
+(a resume does, if the run stops first). A batch that killed its workers more often
+than Dask allows (``distributed.scheduler.allowed-failures``) comes back as failed
+blocks, which a resume fetches again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from distributed import Client, Future, as_completed
+from distributed.scheduler import KilledWorker
+
+from .._engine import RunStats
+from .._export._executor import ExportJob, Outcome
+from .._export._staged import StagedBatch
+from ..errors import ConfigurationError
+from ..models import Block
+from ._settings import WorkerSettings
+from ._worker import BatchTask, WorkerStoppedError, run_batch
+
+if TYPE_CHECKING:
+    from ..client import PowerPClient
+
+logger = logging.getLogger("powerp_async.dask_executor")
+
+MIN_BLOCKS_PER_BATCH: Final = 4
+MAX_BLOCKS_PER_BATCH: Final = 64
+POINTS_PER_BATCH: Final = 400_000
+"""A batch takes blocks until its planned points reach this, within the bounds above.
+
+A task costs the scheduler a millisecond or two and makes at least one part file per
+database and day, so a batch should hold a few seconds of one core's decoding (some
+200,000 points a second): 400,000 points, about 20 MB of JSON and 30 MB of Arrow on
+the worker, which is also the most a dead worker's attempt wastes. A worker runs one
+batch at a time and its engine overlaps the requests of that batch only, so a batch
+holds at least four blocks even where they are large (a 200 ms window: 180,000 points
+a block), and at most 64 where they are tiny (a 1-minute window: 600 points), which
+keeps part files from becoming too many and too small.
+"""
+
+BATCHES_PER_THREAD: Final = 2
+"""Batches in flight per worker thread: one running, one ready to start."""
+
+
+class DaskExecutor:
+    """Fetches an export's blocks on a Dask cluster; pass it to ``export()``.
+
+    ``client`` is a :class:`distributed.Client` of a running cluster whose workers
+    have the export folder on a filesystem they share with this process, and the
+    credentials in their environment (``POWERP_CLIENT_ID``, ``POWERP_CLIENT_SECRET``).
+
+    Example::
+
+        with distributed.Client("tcp://127.0.0.1:8786") as cluster:
+            async with PowerPClient.from_env() as client:
+                await export(client, spec, executor=DaskExecutor(cluster))
+    """
+
+    stages_parts = True
+    label_side = None
+
+    def __init__(self, client: Client, *, batches_in_flight: int | None = None) -> None:
+        if batches_in_flight is not None and batches_in_flight < 1:
+            raise ConfigurationError(
+                f"batches_in_flight: expected 1 or more, got {batches_in_flight}"
+            )
+
+        self._client = client
+        self._batches_in_flight = batches_in_flight
+
+    @asynccontextmanager
+    async def run(
+        self,
+        client: PowerPClient,
+        job: ExportJob,
+        blocks: Iterable[Block],
+        stats: RunStats,
+    ) -> AsyncIterator[AsyncIterator[Outcome]]:
+        settings = WorkerSettings.from_config(client.config)
+        tasks = _tasks(job, settings, blocks)
+        limit = self._batches_in_flight or await self._default_limit()
+        submission = _Submission(self._client, tasks, limit)
+        try:
+            yield submission.outcomes()
+        finally:
+            await submission.cancel()
+
+    async def _default_limit(self) -> int:
+        threads: dict[str, int] = await anyio.to_thread.run_sync(self._client.nthreads)
+        return max(1, BATCHES_PER_THREAD * sum(threads.values()))
+
+
+class _Submission:
+    """The batches of one run: submitted, read back and released, a few at a time."""
+
+    def __init__(self, client: Client, tasks: Iterator[BatchTask], limit: int) -> None:
+        self._client = client
+        self._tasks = tasks
+        self._limit = limit
+        self._prefix = f"powerp-batch-{secrets.token_hex(4)}"
+        self._serials = itertools.count()
+        self._completed = as_completed()
+        self._in_flight: dict[str, tuple[Future[StagedBatch], BatchTask]] = {}
+
+    async def outcomes(self) -> AsyncIterator[Outcome]:
+        while len(self._in_flight) < self._limit and self._submit():
+            pass
+
+        while self._in_flight:
+            future = await anyio.to_thread.run_sync(
+                next, self._completed, abandon_on_cancel=True
+            )
+            outcome = await self._read(future)
+            self._submit()
+            yield outcome
+
+    def _submit(self) -> bool:
+        task = next(self._tasks, None)
+        if task is None:
+            return False
+
+        key = f"{self._prefix}-{next(self._serials)}"
+        future = self._client.submit(run_batch, task, key=key, pure=False)
+        self._in_flight[key] = (future, task)
+        self._completed.add(future)
+        return True
+
+    async def _read(self, future: Future[StagedBatch]) -> Outcome:
+        """The batch's outcome; its future released at once, whatever it held."""
+        _, task = self._in_flight.pop(str(future.key))
+        try:
+            result: StagedBatch = await anyio.to_thread.run_sync(future.result)
+        except KilledWorker as error:
+            return _lost(task, f"its workers died while fetching it ({error})")
+        except WorkerStoppedError as error:
+            if error.kind == ConfigurationError.__name__:
+                raise ConfigurationError(f"on a Dask worker: {error}") from None
+            raise
+        finally:
+            future.release()
+
+        return result
+
+    async def cancel(self) -> None:
+        """Cancel the batches still in flight, on the way out of a run."""
+        futures = [future for future, _ in self._in_flight.values()]
+        self._in_flight.clear()
+        if futures:
+            await anyio.to_thread.run_sync(self._client.cancel, futures)
+
+
+def _lost(task: BatchTask, reason: str) -> StagedBatch:
+    logger.warning("%d blocks failed: %s", len(task.blocks), reason)
+    return StagedBatch((), (), 0, failed=tuple((b, reason) for b in task.blocks))
+
+
+def _tasks(
+    job: ExportJob, settings: WorkerSettings, blocks: Iterable[Block]
+) -> Iterator[BatchTask]:
+    """The blocks in batches, lazily, each with the signals it asks for."""
+    by_key = {(m.database_id, m.index): m for m in job.signals}
+    for batch in _batches(blocks):
+        asked = {(b.database_id, index) for b in batch for index in b.indexes}
+        signals = tuple(by_key[key] for key in sorted(asked) if key in by_key)
+        yield BatchTask(
+            settings, str(job.folder), job.fmt, job.neutralise_formulas, batch, signals
+        )
+
+
+def _batches(blocks: Iterable[Block]) -> Iterator[tuple[Block, ...]]:
+    batch: list[Block] = []
+    points = 0
+    for block in blocks:
+        batch.append(block)
+        points += block.max_points
+        full = len(batch) >= MAX_BLOCKS_PER_BATCH or points >= POINTS_PER_BATCH
+        if full and len(batch) >= MIN_BLOCKS_PER_BATCH:
+            yield tuple(batch)
+            batch, points = [], 0
+
+    if batch:
+        yield tuple(batch)

@@ -1,0 +1,164 @@
+"""What a Dask task runs: fetch a batch of blocks, stage its parts, describe them.
+
+:func:`run_batch` runs on a worker. It hands the fetching to the process's engine loop
+(see ``_loop``), where one client and one engine per settings live for the life of
+the process, then writes the batch's parts under hidden names in the export folder
+and returns a :class:`~powerp_async._export.StagedBatch`: names, checks and counts,
+never points. It commits nothing: run twice, it stages twice, and the driver commits
+one of the two.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import anyio
+import pyarrow as pa
+
+from .._engine import Engine, RunStats
+from .._export._formats import Format
+from .._export._gaps import block_gaps
+from .._export._parts import PartStager
+from .._export._report import failure_reason
+from .._export._staged import STAGED_COUNTERS, StagedBatch
+from ..client import PowerPClient
+from ..errors import PowerPError
+from ..models import Block, Measurement
+from ._loop import engine_loop
+from ._settings import WorkerSettings
+
+logger = logging.getLogger("powerp_async.dask_executor")
+
+RUN_ID_BYTES: Final = 6
+"""Random bytes in each attempt's part names: attempts never write the same file."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTask:
+    """One task's blocks, where their parts go, and the settings to fetch them by.
+
+    Nothing in it is secret; its repr is short, since Dask logs the arguments of a
+    task that fails.
+    """
+
+    settings: WorkerSettings
+    folder: str
+    fmt: Format
+    neutralise_formulas: bool
+    blocks: tuple[Block, ...]
+    signals: tuple[Measurement, ...]
+    """The batch's signals, whose declared types guide decoding."""
+
+    def __repr__(self) -> str:
+        return f"<BatchTask of {len(self.blocks)} blocks into {self.folder}>"
+
+
+class WorkerStoppedError(PowerPError):
+    """What ended a batch and, with it, the run (refused credentials, a server down
+    too long), told by its kind and message, since the original error may not
+    survive the trip back to the driver."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message, kind)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(slots=True)
+class _Fetched:
+    done: list[tuple[Block, pa.RecordBatch]]
+    failed: list[tuple[Block, str]]
+    stats: RunStats
+    side: str | None
+
+
+@dataclass(slots=True)
+class _Engines:
+    """This process's clients and engines, one per settings; used on the loop only.
+
+    One engine per process keeps what it learns (query sizes the server takes, the
+    edge it labels windows by) from batch to batch, as one local run does; a lock
+    lets one batch use it at a time.
+    """
+
+    clients: list[PowerPClient] = field(default_factory=list)
+    engines: dict[WorkerSettings, tuple[Engine, anyio.Lock]] = field(
+        default_factory=dict
+    )
+
+    async def fetch(self, task: BatchTask) -> _Fetched:
+        engine, lock = await self._engine(task.settings)
+        async with lock:
+            engine.stats = RunStats()
+            engine.learn_types(task.signals)
+            fetched = _Fetched([], [], engine.stats, None)
+            async with engine.run(task.blocks) as results:
+                async for result in results:
+                    if result.error is None and result.batch is not None:
+                        fetched.done.append((result.block, result.batch))
+                    else:
+                        error = result.error or RuntimeError("no data")
+                        reason = failure_reason(result.block, error)
+                        fetched.failed.append((result.block, reason))
+
+            fetched.side = engine.label_side
+            return fetched
+
+    async def _engine(self, settings: WorkerSettings) -> tuple[Engine, anyio.Lock]:
+        if settings not in self.engines:
+            client = PowerPClient(settings.client_config())
+            await client.__aenter__()
+            self.clients.append(client)
+            self.engines[settings] = (client.engine(), anyio.Lock())
+            logger.info("worker client opened for %r", settings.base_url)
+
+        return self.engines[settings]
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+_ENGINES: Final = _Engines()
+
+
+def run_batch(task: BatchTask) -> StagedBatch:
+    """Fetch ``task``'s blocks and stage their parts; the task Dask runs.
+
+    Raises :class:`WorkerStoppedError` for an error that ends the whole run.
+    """
+    try:
+        fetched = engine_loop(_ENGINES.aclose).run(_ENGINES.fetch(task))
+    except PowerPError as error:
+        raise WorkerStoppedError(str(error), type(error).__name__) from None
+
+    return _stage(task, fetched)
+
+
+def _stage(task: BatchTask, fetched: _Fetched) -> StagedBatch:
+    """Write the fetched points under hidden names, here, off the engine's loop."""
+    run_id = secrets.token_hex(RUN_ID_BYTES)
+    stager = PartStager(Path(task.folder), task.fmt, run_id, task.neutralise_formulas)
+    parts = stager.stage([batch for _, batch in fetched.done if batch.num_rows])
+    gaps = [
+        gap
+        for block, batch in fetched.done
+        for gap in block_gaps(block, batch, fetched.side)
+    ]
+    return StagedBatch(
+        units=tuple(block.unit_id for block, _ in fetched.done),
+        parts=parts,
+        points=sum(batch.num_rows for _, batch in fetched.done),
+        empty=tuple(gaps),
+        dropped_points=fetched.stats.dropped_points,
+        failed=tuple(fetched.failed),
+        counters=tuple(
+            (name, getattr(fetched.stats, name)) for name in STAGED_COUNTERS
+        ),
+    )

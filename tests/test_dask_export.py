@@ -1,0 +1,304 @@
+"""Exports on a real Dask cluster: worker processes on loopback, checked point by point.
+
+One cluster of two worker processes (one thread each) serves the module; the
+simulator runs in the test's own event loop, which stays free while the driver waits
+for the cluster. The workers read their credentials from the environment they were
+started with, as in production: nothing secret travels with a task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import pyarrow.dataset as ds
+import pytest
+
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+from powerp_async import ExportSpec, PowerPClient, export  # noqa: E402
+from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
+from powerp_async._time import to_epoch_us  # noqa: E402
+from powerp_async.dask_executor import (  # noqa: E402
+    BatchTask,
+    DaskExecutor,
+    WorkerSettings,
+    local_cluster,
+    run_batch,
+)
+from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
+from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
+from powerp_async.models import POINT_SCHEMA  # noqa: E402
+from powerp_async.simulator import Simulator, SimulatorSettings  # noqa: E402
+
+from .conftest import ANCHOR, CLIENT_SECRET  # noqa: E402
+from .helpers import assert_exact, expected_points  # noqa: E402
+
+START = ANCHOR - timedelta(minutes=40)
+END = ANCHOR - timedelta(minutes=10)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[distributed.Client]:
+    """Two worker processes that hold the tests' credentials in their environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POWERP_CLIENT_ID", "tester")
+        patch.setenv("POWERP_CLIENT_SECRET", CLIENT_SECRET)
+        patch.delenv("POWERP_API_BASE_URL", raising=False)
+        with local_cluster(2) as client:
+            yield client
+
+
+def spec_for(out: Path, signals, window: str = "2s") -> ExportSpec:
+    return ExportSpec(
+        out=out,
+        start=START,
+        end=END,
+        window=window,
+        databases=tuple(sorted({m.database_id for m in signals})),
+        indexes=tuple(sorted({m.index for m in signals})),
+    )
+
+
+async def some_signals(client: PowerPClient, per_database: int = 30):
+    """The signals an export of the first of each database's indexes selects (an
+    index may name a signal in several databases)."""
+    signals = await client.measurements()
+    indexes = {
+        m.index
+        for database in (1, 3)
+        for m in [s for s in signals if s.database_id == database][:per_database]
+    }
+    return [m for m in signals if m.database_id in (1, 3) and m.index in indexes]
+
+
+def read_points(folder: Path):
+    table = ds.dataset(folder, format="parquet", partitioning="hive").to_table(
+        columns=POINT_SCHEMA.names
+    )
+    return table.sort_by([(name, "ascending") for name in POINT_SCHEMA.names[:4]])
+
+
+def committed_units(folder: Path) -> Counter[str]:
+    lines = (folder / MANIFEST_NAME).read_text().splitlines()
+    commits = [json.loads(line) for line in lines[1:]]
+    return Counter(u for c in commits if c["kind"] == "commit" for u in c["units"])
+
+
+def commit_lines(folder: Path) -> int:
+    lines = (folder / MANIFEST_NAME).read_text().splitlines()
+    return sum(json.loads(line)["kind"] == "commit" for line in lines)
+
+
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of one or two blocks, so that a small export makes many."""
+    monkeypatch.setattr(executor_module, "MIN_BLOCKS_PER_BATCH", 1)
+    monkeypatch.setattr(executor_module, "MAX_BLOCKS_PER_BATCH", 2)
+
+
+def staging_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob(".part-*.tmp"))
+
+
+async def test_a_dask_export_equals_a_local_one(
+    cluster, client, simulator, tmp_path
+) -> None:
+    signals = await some_signals(client)
+    local = spec_for(tmp_path / "local", signals)
+    remote = spec_for(tmp_path / "dask", signals)
+
+    local_report = await export(client, local)
+    report = await export(client, remote, executor=DaskExecutor(cluster))
+
+    assert read_points(remote.out).equals(read_points(local.out))
+    expected = expected_points(simulator.tenant, signals, remote.time_range())
+    assert_exact(read_points(remote.out), expected)
+    units = committed_units(remote.out)
+    assert set(units) == set(committed_units(local.out))
+    assert set(units.values()) == {1}
+    assert report.complete
+    assert report.blocks_total == local_report.blocks_total == len(units)
+    assert report.blocks_committed == report.blocks_total
+    assert report.blocks_failed == 0
+    assert report.points == report.points_this_run == len(expected)
+    assert report.gaps == local_report.gaps
+    assert staging_files(remote.out) == []
+
+
+class Twice:
+    """An executor that runs every batch's worker function twice, here, and hands
+    both attempts to the driver, checking what became of each."""
+
+    stages_parts = True
+    label_side = None
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    @asynccontextmanager
+    async def run(self, client, job, blocks, stats):
+        yield self._outcomes(client, job, blocks)
+
+    async def _outcomes(self, client, job, blocks):
+        settings = WorkerSettings.from_config(client.config)
+        for task in batch_tasks(job, settings, blocks):
+            first = await anyio.to_thread.run_sync(run_batch, task)
+            second = await anyio.to_thread.run_sync(run_batch, task)
+            assert first.units == second.units == tuple(b.unit_id for b in task.blocks)
+            assert all((job.folder / p.temporary).is_file() for p in second.parts)
+
+            yield first
+            yield second
+
+            assert all((job.folder / p.final).is_file() for p in first.parts)
+            assert not any((job.folder / p.final).exists() for p in second.parts)
+            assert not any((job.folder / p.temporary).exists() for p in second.parts)
+            self.batches += 1
+
+
+async def test_a_batch_run_twice_is_committed_once(
+    client, simulator, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("POWERP_CLIENT_ID", "tester")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", CLIENT_SECRET)
+    small_batches(monkeypatch)
+    signals = await some_signals(client, per_database=25)
+    spec = spec_for(tmp_path / "out", signals)
+    twice = Twice()
+
+    report = await export(client, spec, executor=twice)
+
+    expected = expected_points(simulator.tenant, signals, spec.time_range())
+    assert_exact(read_points(spec.out), expected)
+    units = committed_units(spec.out)
+    assert len(units) == report.blocks_total
+    assert set(units.values()) == {1}
+    assert twice.batches == commit_lines(spec.out) > 1
+    assert report.points == report.points_this_run == len(expected)
+    assert staging_files(spec.out) == []
+
+
+def no_secret_in(value: object) -> None:
+    assert CLIENT_SECRET not in repr(value)
+    assert CLIENT_SECRET.encode() not in pickle.dumps(value)
+    assert CLIENT_SECRET.encode() not in cloudpickle.dumps(value)
+
+
+async def test_no_task_argument_holds_a_secret(
+    cluster, client, tmp_path, monkeypatch
+) -> None:
+    submitted = []
+    submit = cluster.submit
+
+    def recording(function, *args, **kwargs):
+        submitted.append((function, args, kwargs))
+        return submit(function, *args, **kwargs)
+
+    monkeypatch.setattr(cluster, "submit", recording)
+    small_batches(monkeypatch)
+    signals = await some_signals(client, per_database=10)
+    assert client.config.client_secret == CLIENT_SECRET  # the driver holds it
+
+    await export(
+        client, spec_for(tmp_path / "out", signals), executor=DaskExecutor(cluster)
+    )
+
+    assert {function for function, _, _ in submitted} == {run_batch}
+    assert all(isinstance(arg, BatchTask) for _, args, _ in submitted for arg in args)
+    for function, args, kwargs in submitted:
+        no_secret_in(function)
+        for value in (*args, *kwargs.values()):
+            no_secret_in(value)
+    logs = await anyio.to_thread.run_sync(cluster.get_worker_logs)
+    assert CLIENT_SECRET not in repr(logs)
+    assert len(submitted) > 1
+
+
+KILL_SEED = 20261205
+QUERY_DELAY_S = 0.1
+"""Each query waits this long at the server, so the export outlasts the kills."""
+
+
+async def slow_queries(request, handler):
+    await anyio.sleep(QUERY_DELAY_S)
+    return await handler(request)
+
+
+async def test_workers_killed_mid_export_lose_and_repeat_nothing(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    settings = SimulatorSettings(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        policies=(slow_queries,),
+    )
+    small_batches(monkeypatch)
+    rng = random.Random(KILL_SEED)
+    moments_s = sorted(rng.uniform(0.5, 4.0) for _ in range(3))
+    async with (
+        Simulator(settings) as simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            initial_rate=1000,
+        ) as client,
+    ):
+        signals = await some_signals(client, per_database=60)
+        local = spec_for(tmp_path / "local", signals, window="5s")
+        remote = spec_for(tmp_path / "dask", signals, window="5s")
+        await export(client, local)
+        killed: list[int] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(kill_workers, cluster, moments_s, rng, killed)
+            report = await export(
+                client, remote, executor=DaskExecutor(cluster, batches_in_flight=2)
+            )
+            finished = len(killed)
+            group.cancel_scope.cancel()
+
+    await anyio.to_thread.run_sync(cluster.wait_for_workers, 2, 60)
+    assert finished == 3, "every kill lands while the export runs"
+    assert len(set(killed)) == 3
+    assert read_points(remote.out).equals(read_points(local.out))
+    units = committed_units(remote.out)
+    assert set(units) == set(committed_units(local.out))
+    assert set(units.values()) == {1}
+    assert report.complete
+    assert report.blocks_committed == report.blocks_total == len(units)
+    assert staging_files(remote.out) == []
+
+
+async def kill_workers(
+    cluster, moments_s: list[float], rng: random.Random, killed: list[int]
+) -> None:
+    """SIGKILL one worker process at each moment (seconds from now); the nanny
+    starts another in its place."""
+    started_s = anyio.current_time()
+    for moment_s in moments_s:
+        await anyio.sleep_until(started_s + moment_s)
+        pids = await anyio.to_thread.run_sync(worker_pids, cluster)
+        victim = rng.choice(sorted(set(pids) - set(killed)))
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+
+
+def worker_pids(cluster) -> list[int]:
+    """The pids of the workers alive now; waits for one if none is."""
+    while True:
+        pids = cluster.run(os.getpid, on_error="ignore")
+        if pids:
+            return list(pids.values())
