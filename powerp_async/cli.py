@@ -27,6 +27,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from ._cli_dask import add_dask_options, check_dask_installed, dask_executor
 from ._cli_spec import export_spec
 from ._cli_times import time_range
 from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
@@ -34,6 +35,7 @@ from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
     MANIFEST_NAME,
+    Executor,
     ExportReport,
     export,
     failure_reason,
@@ -63,6 +65,7 @@ from .errors import (
     FetchFailedError,
     PowerPError,
 )
+from .pacing import Pacer
 
 logger = logging.getLogger("powerp_async.cli")
 
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(exporter)
     _add_connection(exporter)
     _add_shared_rate(exporter)
+    add_dask_options(exporter)
 
     listing = commands.add_parser("measurements", help="list the signals")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -265,9 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(options: argparse.Namespace) -> int:
     try:
+        check_dask_installed(options)
         with _connection(options) as target:
             if options.command == "export":
-                return anyio.run(_export, options, target)
+                # A cluster is started before the event loop, outside of it.
+                with dask_executor(options, target.config) as executor:
+                    return anyio.run(_export, options, target, executor)
             if options.command == "measurements":
                 return anyio.run(_measurements, options, target.config)
             return anyio.run(_query, options, target.config)
@@ -383,7 +390,9 @@ def _demo_anchor(options: argparse.Namespace) -> str:
     return format_wire(floor_to_grid(now_us, 3_600_000_000))
 
 
-async def _export(options: argparse.Namespace, target: _Target) -> int:
+async def _export(
+    options: argparse.Namespace, target: _Target, executor: Executor | None
+) -> int:
     config = target.config
     spec = dataclasses.replace(
         export_spec(options),
@@ -398,10 +407,16 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
 
     show = not options.quiet
     async with PowerPClient(config) as client:
-        progress = _progress_display(client) if show else None
+        # The workers of a cluster pace themselves: this process's pacer is idle.
+        pacer = client.pacer if executor is None else None
+        progress = _progress_display(pacer) if show else None
         try:
             report = await export(
-                client, spec, resume=options.resume, progress=progress
+                client,
+                spec,
+                resume=options.resume,
+                progress=progress,
+                executor=executor,
             )
         except FetchFailedError:
             if show:
@@ -413,16 +428,17 @@ async def _export(options: argparse.Namespace, target: _Target) -> int:
 
     if show:
         print(summary(report))
-        print(f"Final pace: {client.pacer.rate:.1f} requests per second")
+        if pacer is not None:
+            print(f"Final pace: {pacer.rate:.1f} requests per second")
     return 0
 
 
-def _progress_display(client: PowerPClient) -> ProgressLine | ProgressLog:
+def _progress_display(pacer: Pacer | None) -> ProgressLine | ProgressLog:
     """A line redrawn on a terminal; elsewhere, a plain line now and then."""
     if sys.stderr.isatty():
-        return ProgressLine(sys.stderr, client.pacer)
+        return ProgressLine(sys.stderr, pacer)
 
-    return ProgressLog(sys.stderr, client.pacer)
+    return ProgressLog(sys.stderr, pacer)
 
 
 def _print_failed_summary(out: Path) -> None:

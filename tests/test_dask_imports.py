@@ -58,3 +58,24 @@ def test_the_executor_without_the_extra_says_what_to_install() -> None:
         "powerp_async.dask_executor: expected the dask extra to be installed, got no "
         "'distributed' module; pip install 'powerp-async[dask]'\n"
     )
+
+
+def test_the_command_without_the_extra_says_what_to_install(tmp_path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if the extra were not installed\n"
+        "from powerp_async.cli import main\n"
+        "sys.exit(main(['export', '--demo', '--dask-local', '2', '--out', "
+        f"{str(tmp_path / 'out')!r}]))\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "powerp: error: --dask-local: expected the dask extra to be installed, got "
+        "no 'distributed' module; pip install 'powerp-async[dask]'\n"
+    )
+    assert not (tmp_path / "out").exists()

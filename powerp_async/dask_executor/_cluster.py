@@ -17,17 +17,21 @@ LOOPBACK: Final = "127.0.0.1"
 @contextmanager
 def local_cluster(workers: int) -> Iterator[Client]:
     """``workers`` worker processes of one thread each on this machine, listening on
-    loopback only, with no dashboard; they inherit this process's environment."""
+    loopback only, with no dashboard; they inherit this process's environment.
+
+    The scheduler's small HTTP server of status routes (health, metrics) listens on
+    a free loopback port: distributed starts it whatever it is told.
+    """
     with (
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host=LOOPBACK,
-            dashboard_address=None,
             worker_dashboard_address=None,
-            # dashboard_address=None alone still serves one on the default port.
-            scheduler_kwargs={"dashboard": False},
+            # The scheduler serves its status routes whatever is asked; without an
+            # address it takes port 8787, and with one like ":8787" every interface.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"},
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -1,0 +1,125 @@
+"""``powerp export --dask-local N`` and ``--dask-scheduler ADDRESS``.
+
+The cluster is started (or joined) before the export's event loop runs, and its
+workers get their credentials from their environment: for ``--dask-local`` this
+process puts the settings it resolved (from the environment, a ``--config`` file or
+``--demo``) into its own environment before starting them, so they inherit it and
+nothing secret is passed as an argument. Workers of ``--dask-scheduler`` must have
+``POWERP_CLIENT_ID`` and ``POWERP_CLIENT_SECRET`` in theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Final
+
+from .config import ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ClientConfig
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._export import Executor
+
+logger = logging.getLogger("powerp_async.cli")
+
+MAX_LOCAL_WORKERS: Final = 256
+
+
+def add_dask_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--dask-local",
+        type=_worker_count,
+        metavar="N",
+        help="fetch on N local worker processes (a Dask cluster on loopback; needs "
+        "the dask extra)",
+    )
+    group.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="fetch on the workers of this Dask scheduler (tcp://HOST:PORT); they "
+        "need the export folder on a shared filesystem and the credentials in "
+        "their environment",
+    )
+
+
+def wants_dask(options: argparse.Namespace) -> bool:
+    return bool(getattr(options, "dask_local", None) or _scheduler(options))
+
+
+def check_dask_installed(options: argparse.Namespace) -> None:
+    """Fail before anything starts if a Dask option is given without the extra."""
+    if not wants_dask(options):
+        return
+
+    try:
+        import powerp_async.dask_executor  # noqa: F401
+    except ImportError as error:
+        flag = "--dask-local" if options.dask_local else "--dask-scheduler"
+        _, _, rest = str(error).partition(": ")
+        raise ConfigurationError(f"{flag}: {rest or error}") from None
+
+
+@contextlib.contextmanager
+def dask_executor(
+    options: argparse.Namespace, config: ClientConfig
+) -> Iterator[Executor | None]:
+    """The executor the options ask for, its cluster running; None for the local
+    engine."""
+    if options.dry_run or not wants_dask(options):
+        yield None
+        return
+
+    from .dask_executor import DaskExecutor, local_cluster, scheduler_client
+
+    _warn_about_rates(config)
+    address = _scheduler(options)
+    if address is not None:
+        with scheduler_client(address) as client:
+            yield DaskExecutor(client)
+        return
+
+    _export_credentials(config)
+    # Dask logs to stderr through a handler of its own, warnings and up; passed on
+    # to the command's handler as well, its every step would show there.
+    logging.getLogger("distributed").propagate = False
+    with local_cluster(options.dask_local) as client:
+        yield DaskExecutor(client)
+
+
+def _export_credentials(config: ClientConfig) -> None:
+    """Put the resolved settings where the local workers, started next, find them."""
+    os.environ[ENV_CLIENT_ID] = config.client_id
+    os.environ[ENV_CLIENT_SECRET] = config.client_secret
+    os.environ[ENV_BASE_URL] = config.base_url
+
+
+def _warn_about_rates(config: ClientConfig) -> None:
+    if not config.adaptive and config.rate_backend is None:
+        logger.warning(
+            "--fixed-rate without --rate-backend: each Dask worker sends %g "
+            "requests per second on its own; share one budget with --rate-backend",
+            config.max_rate,
+        )
+
+
+def _scheduler(options: argparse.Namespace) -> str | None:
+    address: str | None = getattr(options, "dask_scheduler", None)
+    return address
+
+
+def _worker_count(text: str) -> int:
+    """An argparse type: a number of worker processes."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+
+    if not 1 <= count <= MAX_LOCAL_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"expected 1 to {MAX_LOCAL_WORKERS} worker processes, got {text!r}"
+        )
+    return count

@@ -1,0 +1,65 @@
+"""``powerp export --dask-local N``: worker processes that inherit the credentials."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pyarrow.dataset as ds
+import pytest
+
+from powerp_async.models import POINT_SCHEMA
+
+from .conftest import ANCHOR
+from .processes import SECRET, environment, powerp
+
+pytest.importorskip("distributed")
+
+RANGE = (
+    *("--start", (ANCHOR - timedelta(minutes=45)).isoformat()),
+    *("--end", (ANCHOR - timedelta(minutes=15)).isoformat()),
+    *("--window", "5s", "--database", "2"),
+)
+
+
+def points(out: Path):
+    table = ds.dataset(out, partitioning="hive").to_table(columns=POINT_SCHEMA.names)
+    return table.sort_by([(name, "ascending") for name in POINT_SCHEMA.names[:4]])
+
+
+def test_two_local_workers_export_what_one_process_does(served: str, tmp_path) -> None:
+    env = environment(served)
+
+    alone = powerp("export", "--out", str(tmp_path / "one"), "--quiet", *RANGE, env=env)
+    done = powerp(
+        *("export", "--out", str(tmp_path / "two"), "--dask-local", "2", *RANGE),
+        env=env,
+    )
+
+    assert alone.returncode == 0, alone.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Export complete: ")
+    assert "Final pace" not in done.stdout  # the workers paced themselves
+    assert SECRET not in done.stdout + done.stderr
+    assert points(tmp_path / "two").equals(points(tmp_path / "one"))
+    report = orjson.loads((tmp_path / "two" / "_report.json").read_bytes())
+    assert report["complete"] is True
+    assert report["points"] == points(tmp_path / "one").num_rows > 0
+
+
+def test_a_demo_export_gives_its_workers_the_demo_credentials(tmp_path) -> None:
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
+
+    done = powerp(
+        *("export", "--demo", "--dask-local", "1", "--since", "3m"),
+        *("--database", "1", "--out", str(out)),
+        env=env,
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads((out / "_report.json").read_bytes())
+    assert report["complete"] is True
+    assert report["points"] > 0
