@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
         "each (default: 1)",
     )
     parser.add_argument(
+        "--cache-answers",
+        action="store_true",
+        help="serve a repeated query from memory, rendered once (for benchmarks of "
+        "the client; memory grows with every distinct query)",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a non-loopback --host (the demo credentials are public)",
@@ -148,6 +154,7 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
         anchor_us=anchor_us,
         seed=options.seed,
         copies=options.copies,
+        cache_answers=options.cache_answers,
         scenario=scenario_from_options(options),
     )
 

@@ -44,7 +44,10 @@ class SimulatorSettings:
     ``None`` never compresses. ``scenario`` adds hidden limits and faults; the
     random ones are drawn from ``seed``. ``copies`` repeats the demo tenant's three
     databases under new ids (copy ``k`` holds databases ``3k + 1`` to ``3k + 3``), for
-    tenants of up to some 100,000 signals.
+    tenants of up to some 100,000 signals. ``cache_answers`` keeps each distinct
+    query's answer and serves a repeat of it from memory: the same bytes, without the
+    CPU time of rendering them, for benchmarks that measure the client; memory grows
+    with every distinct query.
     """
 
     client_id: str = DEFAULT_CLIENT_ID
@@ -57,6 +60,7 @@ class SimulatorSettings:
     policies: tuple[Policy, ...] = ()
     scenario: Scenario | None = None
     copies: int = 1
+    cache_answers: bool = False
 
     def __post_init__(self) -> None:
         _check_text("client_id", self.client_id)
