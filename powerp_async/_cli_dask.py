@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -23,7 +24,6 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     from ._export import Executor
 
-logger = logging.getLogger("powerp_async.cli")
 
 MAX_LOCAL_WORKERS: Final = 256
 
@@ -98,11 +98,14 @@ def _export_credentials(config: ClientConfig) -> None:
 
 
 def _warn_about_rates(config: ClientConfig) -> None:
+    """Say on stderr, ``-v`` or not, that a fixed rate is each worker's own: the run
+    may send several times what the user named."""
     if not config.adaptive and config.rate_backend is None:
-        logger.warning(
-            "--fixed-rate without --rate-backend: each Dask worker sends %g "
-            "requests per second on its own; share one budget with --rate-backend",
-            config.max_rate,
+        print(
+            f"powerp: warning: --fixed-rate without --rate-backend: each Dask worker "
+            f"sends {config.max_rate:g} requests per second on its own; give "
+            "--rate-backend to share one budget",
+            file=sys.stderr,
         )
 
 

@@ -63,3 +63,17 @@ def test_a_demo_export_gives_its_workers_the_demo_credentials(tmp_path) -> None:
     report = orjson.loads((out / "_report.json").read_bytes())
     assert report["complete"] is True
     assert report["points"] > 0
+
+
+def test_a_fixed_rate_without_a_backend_is_said_to_be_each_workers(capsys) -> None:
+    from powerp_async._cli_dask import _warn_about_rates
+    from powerp_async.config import ClientConfig
+
+    url = "http://127.0.0.1:8765/rt-api/api"
+    _warn_about_rates(ClientConfig("a", "s", base_url=url))
+    _warn_about_rates(ClientConfig("a", "s", base_url=url, adaptive=False, max_rate=5))
+
+    assert capsys.readouterr().err == (
+        "powerp: warning: --fixed-rate without --rate-backend: each Dask worker sends "
+        "5 requests per second on its own; give --rate-backend to share one budget\n"
+    )

@@ -27,18 +27,21 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from powerp_async import ExportSpec, PowerPClient, export  # noqa: E402
+from powerp_async._export import ExportJob  # noqa: E402
 from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
 from powerp_async._time import to_epoch_us  # noqa: E402
 from powerp_async.dask_executor import (  # noqa: E402
     BatchTask,
     DaskExecutor,
     WorkerSettings,
+    WorkerStoppedError,
     local_cluster,
     run_batch,
 )
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
+from powerp_async.planning import plan_blocks  # noqa: E402
 from powerp_async.simulator import Simulator, SimulatorSettings  # noqa: E402
 
 from .conftest import ANCHOR, CLIENT_SECRET  # noqa: E402
@@ -302,3 +305,28 @@ def worker_pids(cluster) -> list[int]:
         pids = cluster.run(os.getpid, on_error="ignore")
         if pids:
             return list(pids.values())
+
+
+async def test_a_worker_without_credentials_stops_the_run_saying_so(
+    client, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("POWERP_CLIENT_ID", raising=False)
+    monkeypatch.delenv("POWERP_CLIENT_SECRET", raising=False)
+    signals = await some_signals(client, per_database=5)
+    spec = spec_for(tmp_path / "out", signals)
+    job = ExportJob(spec.out, "parquet", False, tuple(signals))
+    settings = WorkerSettings.from_config(client.config)
+    task = next(
+        batch_tasks(job, settings, iter(plan_blocks(signals, spec.time_range())))
+    )
+
+    with pytest.raises(WorkerStoppedError) as stopped:
+        await anyio.to_thread.run_sync(run_batch, task)
+
+    returned = pickle.loads(pickle.dumps(stopped.value))
+    assert (returned.kind, str(returned)) == (
+        "ConfigurationError",
+        "credentials missing: set POWERP_CLIENT_ID and POWERP_CLIENT_SECRET (or pass "
+        "client_id and client_secret)",
+    )
+    assert not spec.out.exists()

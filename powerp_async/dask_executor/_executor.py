@@ -116,7 +116,7 @@ class _Submission:
         self._limit = limit
         self._prefix = f"powerp-batch-{secrets.token_hex(4)}"
         self._serials = itertools.count()
-        self._completed = as_completed()
+        self._completed = as_completed(loop=client.loop)
         self._in_flight: dict[str, tuple[Future[StagedBatch], BatchTask]] = {}
 
     async def outcomes(self) -> AsyncIterator[Outcome]:
