@@ -64,10 +64,10 @@ def cluster() -> Iterator[distributed.Client]:
             yield client
 
 
-def spec_for(out: Path, signals, window: str = "2s") -> ExportSpec:
+def spec_for(out: Path, signals, window: str = "2s", start=START) -> ExportSpec:
     return ExportSpec(
         out=out,
-        start=START,
+        start=start,
         end=END,
         window=window,
         databases=tuple(sorted({m.database_id for m in signals})),
@@ -230,8 +230,11 @@ async def test_no_task_argument_holds_a_secret(
 
 
 KILL_SEED = 20261205
+KILL_START = END - timedelta(hours=2, minutes=30)
 QUERY_DELAY_S = 0.1
-"""Each query waits this long at the server, so the export outlasts the kills."""
+"""Each query waits this long at the server, so that the export's 150 blocks, one
+or two a batch, take some 6 s on two workers without a kill: longer than the 4 s
+within which the kills land."""
 
 
 async def slow_queries(request, handler):
@@ -261,8 +264,8 @@ async def test_workers_killed_mid_export_lose_and_repeat_nothing(
         ) as client,
     ):
         signals = await some_signals(client, per_database=60)
-        local = spec_for(tmp_path / "local", signals, window="5s")
-        remote = spec_for(tmp_path / "dask", signals, window="5s")
+        local = spec_for(tmp_path / "local", signals, "5s", KILL_START)
+        remote = spec_for(tmp_path / "dask", signals, "5s", KILL_START)
         await export(client, local)
         killed: list[int] = []
         async with anyio.create_task_group() as group:
