@@ -192,10 +192,12 @@ class Engine:
                 group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
                 group.start_soon(self._watch_outage, group.cancel_scope)
                 try:
-                    async with results_out:
-                        yield results_out
+                    yield results_out
                 finally:
+                    # Cancelled before the stream closes: a worker waiting to hand
+                    # over a result must meet the cancellation, not a closed stream.
                     group.cancel_scope.cancel()
+                    results_out.close()
 
         if self._fatal is not None:
             raise self._fatal

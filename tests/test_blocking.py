@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -64,3 +65,17 @@ def test_blocking_export(server, tmp_path) -> None:
     )
     assert report.complete
     assert report.points == len(expected) > 0
+
+
+def test_closing_batches_early_with_workers_waiting_is_quiet(server) -> None:
+    config = server.client_config(initial_rate=100)
+    signals = blocking.measurements(config)[:200]
+    batches = blocking.fetch_batches(
+        config, signals, ANCHOR - timedelta(hours=6), ANCHOR
+    )
+
+    first = next(batches)
+    time.sleep(1.0)  # the workers fill the result buffer and wait on it
+    batches.close()
+
+    assert first.num_rows > 0
