@@ -34,6 +34,7 @@ from .errors import (
     ServerError,
     ServerUnavailableError,
     ThrottledError,
+    TokenExpiredError,
     TransportError,
 )
 from .models import POINT_SCHEMA, Block, DataType, Measurement
@@ -79,6 +80,7 @@ __all__ = [
     "ServerUnavailableError",
     "ThrottledError",
     "TimeRange",
+    "TokenExpiredError",
     "TransportError",
     "__version__",
     "export",

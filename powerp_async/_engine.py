@@ -50,6 +50,7 @@ from ._retry import backoff_s, parse_retry_after
 from ._token import TokenManager
 from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
 from .errors import (
+    APIError,
     AuthenticationError,
     MalformedResponseError,
     PayloadTooLargeError,
@@ -57,6 +58,7 @@ from .errors import (
     ServerError,
     ServerUnavailableError,
     ThrottledError,
+    TokenExpiredError,
     TransportError,
 )
 from .events import (
@@ -192,10 +194,12 @@ class Engine:
                 group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
                 group.start_soon(self._watch_outage, group.cancel_scope)
                 try:
-                    async with results_out:
-                        yield results_out
+                    yield results_out
                 finally:
+                    # Cancelled before the stream closes: a worker waiting to hand
+                    # over a result must meet the cancellation, not a closed stream.
                     group.cancel_scope.cancel()
+                    results_out.close()
 
         if self._fatal is not None:
             raise self._fatal
@@ -399,7 +403,12 @@ class Engine:
                 # keeps the server's Retry-After, and goes again at once without one.
                 delay = error.retry_after or 0.0
                 reason = "throttled (429)"
-            except (ServerError, TransportError, MalformedResponseError) as error:
+            except (
+                ServerError,
+                TransportError,
+                MalformedResponseError,
+                TokenExpiredError,
+            ) as error:
                 failures += 1
                 self._count_failure(error)
                 if failures >= self._settings.max_attempts:
@@ -428,18 +437,14 @@ class Engine:
     async def _attempt(self, block: Block) -> BlockResult:
         response, token, renewed = await self._send(block, None)
         for _ in range(TOKEN_REPLACEMENTS):
-            if response.status != 401 or renewed:
+            # A token fetched for this block and refused within its lifetime proves
+            # the credentials cannot query; one that expired on its way proves nothing.
+            if response.status != 401 or (renewed and not self._tokens.outlived(token)):
                 break
             response, token, renewed = await self._send(block, token)
 
         if response.status == 401:
-            raise AuthenticationError(
-                "the server refused a freshly issued token for queries "
-                f"({block.describe()}); the client may lack access to the API",
-                method="POST",
-                url=self._shown_url,
-                status=401,
-            )
+            raise _token_refused(self._tokens.outlived(token), block, self._shown_url)
 
         if response.status >= 300:
             raise error_for(
@@ -581,6 +586,25 @@ class _WorkerPool:
                 self._started += 1
 
             await self._queue.send(piece)
+
+
+def _token_refused(outlived: bool, block: Block, url: str) -> APIError:
+    if outlived:
+        return TokenExpiredError(
+            f"the server refused every token tried for {block.describe()}, each "
+            "expired before its answer came back: its tokens live about as long as "
+            "its queries take",
+            method="POST",
+            url=url,
+            status=401,
+        )
+    return AuthenticationError(
+        "the server refused a freshly issued token for queries "
+        f"({block.describe()}); the client may lack access to the API",
+        method="POST",
+        url=url,
+        status=401,
+    )
 
 
 def _headers(token: str, compression: bool) -> dict[str, str]:

@@ -60,6 +60,7 @@ class TokenManager:
         self._clock = clock
         self._token: str | None = None
         self._renew_at = 0.0
+        self._expires_at = 0.0
         self._lock = anyio.Lock()
         self.requests_made = 0
 
@@ -99,6 +100,11 @@ class TokenManager:
             assert self._token is not None
             return self._token, renewed
 
+    def outlived(self, token: str) -> bool:
+        """Whether ``token`` may have expired by now: replaced since, or its lifetime
+        over. A refusal of such a token says nothing about the credentials."""
+        return token != self._token or self._clock() >= self._expires_at
+
     def secrets(self) -> tuple[str | None, ...]:
         """What must never be shown: used to scrub text before it leaves the client."""
         return (self._client_secret, self._token)
@@ -107,7 +113,8 @@ class TokenManager:
         waited_s = 0.0
         for attempt in range(TOKEN_ATTEMPTS):
             try:
-                self._store(await self._request())
+                requested_at = self._clock()
+                self._store(await self._request(), requested_at)
                 return
             except (ServerError, ThrottledError, TransportError) as error:
                 delay = _retry_delay(error, attempt)
@@ -166,18 +173,22 @@ class TokenManager:
             )
         return answer
 
-    def _store(self, answer: dict[str, object]) -> None:
+    def _store(self, answer: dict[str, object], requested_at: float) -> None:
         token = answer["access_token"]
         assert isinstance(token, str)
         remember_secret(token)
         self._token = token
         expires_in = answer.get("expires_in")
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            margin = min(RENEW_MARGIN_S, float(expires_in) / 10)
-            self._renew_at = self._clock() + max(0.0, float(expires_in) - margin)
+            # Counted from the request, not the answer: the server's clock started
+            # somewhere in between, and a slow answer has used up part of the life.
+            lifetime_s = max(0.0, float(expires_in))
+            margin = min(RENEW_MARGIN_S, lifetime_s / 10)
+            self._expires_at = requested_at + lifetime_s
+            self._renew_at = self._expires_at - margin
         else:
             # No lifetime given (RFC 6749 makes it optional): keep it until a 401.
-            self._renew_at = float("inf")
+            self._expires_at = self._renew_at = float("inf")
         logger.info("token obtained (valid for %s s)", expires_in)
 
 

@@ -25,7 +25,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 import pyarrow as pa
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 T = TypeVar("T")
+
+CANCEL_CHECK_S: Final = 0.1
+"""How often a caller waiting on the work's thread looks for its own cancellation."""
 
 
 def measurements(config: ClientConfig) -> list[Measurement]:
@@ -215,18 +218,71 @@ async def _call(work: Callable[[], Awaitable[T]]) -> T:
 
 
 def _run_on_own_thread(work: Callable[[], Awaitable[T]]) -> T:
-    outcome: list[T] = []
-    failure: list[BaseException] = []
+    """Run ``work`` on a thread with a loop of its own, the caller's thread waiting.
 
-    def target() -> None:
+    If the wait is interrupted (Ctrl-C in a notebook, or the caller's task being
+    cancelled), the work is cancelled and waited for, so what it holds (an export's
+    folder, connections) is released before the interruption reaches the caller.
+    """
+    running = _OwnLoop(work)
+    running.thread.start()
+    try:
+        _wait_or_raise_cancelled(running.finished)
+    except BaseException:
+        running.cancel()
+        # An event, not Thread.join: a join interrupted by Ctrl-C can leave the
+        # thread marked as stopped while it still runs (CPython 3.11).
+        running.finished.wait()
+        raise
+
+    return running.result()
+
+
+class _OwnLoop(Generic[T]):
+    """``work`` run to completion by ``asyncio.run`` on a thread of its own."""
+
+    def __init__(self, work: Callable[[], Awaitable[T]]) -> None:
+        self._work = work
+        self._outcome: list[T] = []
+        self._failure: list[BaseException] = []
+        self._task: asyncio.Task[T] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._target, name="powerp-blocking")
+
+    def cancel(self) -> None:
+        """Cancel the work, whether or not it has started yet."""
+        self._started.wait()
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def result(self) -> T:
+        if self._failure:
+            raise self._failure[0]
+        return self._outcome[0]
+
+    def _target(self) -> None:
         try:
-            outcome.append(asyncio.run(_call(work)))
-        except BaseException as error:  # handed to the caller's thread below
-            failure.append(error)
+            self._outcome.append(asyncio.run(self._main()))
+        except BaseException as error:  # handed to the caller's thread
+            self._failure.append(error)
+        finally:
+            self._started.set()
+            self.finished.set()
 
-    worker = threading.Thread(target=target, name="powerp-blocking")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    async def _main(self) -> T:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._started.set()
+        return await self._work()
+
+
+def _wait_or_raise_cancelled(finished: threading.Event) -> None:
+    """Wait for ``finished``; raise ``CancelledError`` if the caller's task is
+    cancelled meanwhile (``asyncio.run`` answers Ctrl-C that way, and cannot
+    deliver it while this thread is held in a plain wait)."""
+    caller = asyncio.current_task()
+    while not finished.wait(CANCEL_CHECK_S):
+        if caller is not None and caller.cancelling():
+            raise asyncio.CancelledError

@@ -48,6 +48,8 @@ from ._redact import scrub
 from ._time import (
     floor_to_grid,
     format_wire,
+    from_epoch_us,
+    parse_duration_us,
     to_epoch_us,
 )
 from ._usage import (
@@ -66,6 +68,7 @@ from .errors import (
     PowerPError,
 )
 from .pacing import Pacer
+from .planning import TimeRange
 
 logger = logging.getLogger("powerp_async.cli")
 
@@ -474,7 +477,8 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
 
 
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
-    start, end = time_range(options)
+    window = options.window or "1s"
+    start, end = _on_grid(*time_range(options), window)
     async with PowerPClient(config) as client:
         # The listing gives each signal's type, so values land as an export puts them.
         await client.measurements()
@@ -484,13 +488,25 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
             start,
             end,
             aggregation=options.agg,
-            window=options.window or "1s",
+            window=window,
         )
     if options.format == "csv":
         _print_points_csv(table)
     else:
         _print_table(table, options.format)
     return 0
+
+
+def _on_grid(start: datetime, end: datetime, window: str) -> tuple[datetime, datetime]:
+    """The range snapped to whole windows, as an export plans it, so the command's
+    points are the export's: no window is aggregated from a part of itself."""
+    try:
+        window_us = parse_duration_us(window)
+    except ValueError as error:
+        raise ConfigurationError(f"--window: {error}") from None
+
+    span = TimeRange.snap(start, end, window_us)
+    return from_epoch_us(span.start_us), from_epoch_us(span.end_us)
 
 
 def _print_points_csv(table: pa.Table) -> None:

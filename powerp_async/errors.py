@@ -45,6 +45,7 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "ThrottledError",
+    "TokenExpiredError",
     "TransportError",
 ]
 
@@ -131,6 +132,16 @@ class AuthenticationError(APIError):
             signals = await client.measurements()
         except AuthenticationError:
             sys.exit("check POWERP_CLIENT_ID and POWERP_CLIENT_SECRET")
+    """
+
+
+class TokenExpiredError(APIError):
+    """Every token tried for a query expired before the server saw it (401): the
+    server's tokens live about as long as its queries take. Retried like a server
+    error; a block still refused after its retries fails with it.
+
+    >>> issubclass(TokenExpiredError, AuthenticationError)
+    False
     """
 
 

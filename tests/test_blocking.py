@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import signal
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +17,7 @@ from powerp_async.testing import SimulatorThread
 
 from .conftest import ANCHOR
 from .helpers import assert_exact, expected_points, span_of
+from .test_export import read_dataset
 
 START = ANCHOR - timedelta(minutes=5)
 
@@ -64,3 +69,73 @@ def test_blocking_export(server, tmp_path) -> None:
     )
     assert report.complete
     assert report.points == len(expected) > 0
+
+
+def test_closing_batches_early_with_workers_waiting_is_quiet(server) -> None:
+    config = server.client_config(initial_rate=100)
+    signals = blocking.measurements(config)[:200]
+    batches = blocking.fetch_batches(
+        config, signals, ANCHOR - timedelta(hours=6), ANCHOR
+    )
+
+    first = next(batches)
+    time.sleep(1.0)  # the workers fill the result buffer and wait on it
+    batches.close()
+
+    assert first.num_rows > 0
+
+
+def _interrupt_after(delay_s: float) -> threading.Timer:
+    """Ctrl-C, as a terminal would send it to this (the main) thread."""
+    timer = threading.Timer(delay_s, _thread.interrupt_main, args=(signal.SIGINT,))
+    timer.start()
+    return timer
+
+
+def _slow_spec(out) -> ExportSpec:
+    return ExportSpec(
+        out=out,
+        start=ANCHOR - timedelta(hours=2),
+        end=ANCHOR,
+        window="10s",
+        databases=(2,),
+    )
+
+
+def _run_cell(runner: str, cell) -> None:
+    if runner == "asyncio.run":
+        asyncio.run(cell())
+        return
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(cell())
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("runner", ["run_until_complete", "asyncio.run"])
+def test_ctrl_c_in_a_notebook_cell_stops_the_export_and_frees_its_folder(
+    server, tmp_path, runner
+) -> None:
+    # A slow pace, so the export is far from done when Ctrl-C comes.
+    config = server.client_config(max_rate=8, adaptive=False)
+    spec = _slow_spec(tmp_path / "out")
+
+    async def notebook_cell() -> None:
+        blocking.export(config, spec)
+
+    timer = _interrupt_after(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        _run_cell(runner, notebook_cell)
+    timer.join()
+
+    # The folder is free at once; the resumed run fetches the rest, exactly.
+    report = blocking.export(server.client_config(initial_rate=100), spec, resume=True)
+    signals = [m for m in blocking.measurements(config) if m.database_id == 2]
+    expected = expected_points(
+        server.tenant, signals, span_of(spec.start, spec.end, 10**7)
+    )
+    assert report.complete
+    assert report.points == len(expected) > report.points_this_run > 0
+    assert_exact(read_dataset(spec.out), expected)

@@ -131,10 +131,20 @@ def test_usage_errors_are_one_line_with_no_secret(capsys, argv, error) -> None:
     assert capsys.readouterr().err == error
 
 
-def test_query_csv_is_written_as_the_export_writes_it(served: str, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-12-04T11:00:00Z", "2026-12-04T11:00:03Z"),
+        # Off the grid: both commands snap to the same three whole windows.
+        ("2026-12-04T11:00:00.3Z", "2026-12-04T11:00:03.7Z"),
+    ],
+)
+def test_query_csv_is_written_as_the_export_writes_it(
+    served: str, tmp_path, start: str, end: str
+) -> None:
     asked = [  # both signals are aggregated by their mean, as the export asks
         *("--database", "1", "--index", "1", "--index", "2"),
-        *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T11:00:03Z"),
+        *("--start", start, "--end", end),
     ]
     exported = powerp(
         *("export", "--out", str(tmp_path), "--format", "csv", *asked),

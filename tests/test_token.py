@@ -21,6 +21,14 @@ from powerp_async.errors import (
 SECRET = "s3cret-value-never-shown"
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class FakeAuthServer:
     """Issues numbered tokens; answers slowly so concurrent callers overlap."""
@@ -31,10 +39,15 @@ class FakeAuthServer:
     failures_first: int = 0
     retry_after: str | None = None
     issued: list[str] = field(default_factory=list)
+    clock: Clock | None = None
+    answer_takes_s: float = 0.0
+    """How far ``clock`` moves while a token is answered."""
 
     async def token(self, request: web.Request) -> web.Response:
         form = await request.post()
         await anyio.sleep(0.05)
+        if self.clock is not None:
+            self.clock.now += self.answer_takes_s
         if self.failures_first:
             self.failures_first -= 1
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
@@ -61,14 +74,6 @@ async def auth() -> AsyncIterator[tuple[FakeAuthServer, str]]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client_session:
         yield client_session
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_hundred_concurrent_callers_cause_one_request(auth, session) -> None:
@@ -101,6 +106,37 @@ async def test_renews_shortly_before_expiry(auth, session) -> None:
     renewed = await manager.token()
 
     assert (first, kept, renewed) == ("token-1", "token-1", "token-2")
+
+
+async def test_a_slow_answer_counts_against_the_tokens_life(auth, session) -> None:
+    fake, url = auth
+    fake.expires_in, fake.answer_takes_s = 10, 4
+    fake.clock = clock = Clock()
+    manager = TokenManager(session, url, "demo", SECRET, clock=clock)
+
+    first = await manager.token()  # asked at 1000, answered at 1004
+    clock.now += 4.9  # 8.9 s since asked: within 9 s (10 less a tenth)
+    kept, kept_alive = await manager.token(), not manager.outlived(first)
+    clock.now += 0.2
+    renewed = await manager.token()
+
+    assert (first, kept, kept_alive, renewed) == ("token-1", "token-1", True, "token-2")
+
+
+async def test_a_token_outlives_its_life_or_its_replacement(auth, session) -> None:
+    fake, url = auth
+    fake.expires_in = 10
+    clock = Clock()
+    manager = TokenManager(session, url, "demo", SECRET, clock=clock)
+
+    first = await manager.token()
+    alive = manager.outlived(first)
+    clock.now += 10
+    expired = manager.outlived(first)
+    second = await manager.renew_after_rejection(first)
+
+    assert (alive, expired) == (False, True)
+    assert (manager.outlived(first), manager.outlived(second)) == (True, False)
 
 
 async def test_without_expires_in_the_token_is_kept_until_refused(
