@@ -30,9 +30,9 @@ def tokens(monkeypatch) -> list[str]:
     issued: list[str] = []
     original = TokenManager._store
 
-    def remember(self, answer):
+    def remember(self, answer, *rest):
         issued.append(answer["access_token"])
-        original(self, answer)
+        original(self, answer, *rest)
 
     monkeypatch.setattr(TokenManager, "_store", remember)
     return issued
