@@ -17,7 +17,11 @@ leaves the head (served or cancelled) wakes the next, so none is forgotten.
 
 The concurrency limit follows Little's law with a margin:
 ``C = clamp(ceil(1.3 * rate * RTT_p90), 2, max_in_flight)``, and ``max_in_flight``
-until the first round trip is measured.
+until the first round trip is measured. A request out for longer than
+``max(1 s, 4 * RTT_p90)`` (a straggler) no longer counts against it: a query the
+server sits on until the timeout (one too large for it, say) would otherwise hold a
+permit that the law sized for answers in a fraction of a second, and a few of them
+would stop the client while the server has capacity to spare.
 
 :meth:`AdaptivePacer.permit` is the full interface: the permit counts as in flight
 until its outcome is reported or its ``async with`` block ends, whichever comes first,
@@ -29,6 +33,7 @@ breaker, since nothing guarantees that every outcome is reported through them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import deque
@@ -50,6 +55,12 @@ logger = logging.getLogger("powerp_async.control.pacer")
 CONCURRENCY_MARGIN: Final = 1.3
 MIN_CONCURRENCY: Final = 2
 DEFAULT_MAX_IN_FLIGHT: Final = 128
+
+STRAGGLER_RTTS: Final = 4.0
+"""A request out this many times the 90th percentile round trip is a straggler."""
+
+MIN_STRAGGLER_S: Final = 1.0
+"""Nor is any request a straggler before this many seconds."""
 
 CATCH_UP_S: Final = 0.025
 """How late a release may be and still keep the schedule; at most this many seconds'
@@ -107,6 +118,8 @@ class _Waiter:
     holds_permit: bool
     wake: anyio.Event = field(default_factory=anyio.Event)
     deadline: float = math.inf
+    gated: bool = False
+    """Waiting for a concurrency permit, which a release frees before the deadline."""
 
 
 class Permit:
@@ -163,12 +176,12 @@ class Permit:
             raise RuntimeError("this permit's outcome was already reported")
 
         self._pending = False
-        return self._pacer._release()
+        return self._pacer._release(self.sent_at)
 
     def _abandon(self) -> None:
         if self._pending:
             self._pending = False
-            now = self._pacer._release()
+            now = self._pacer._release(self.sent_at)
             self._pacer.breaker.on_abandoned(now, probe=self.probe)
 
 
@@ -212,6 +225,8 @@ class AdaptivePacer:
         self._queue: deque[_Waiter] = deque()
         self._last_slot = -math.inf
         self._in_flight = 0
+        self._sends_in_flight: list[float] = []
+        """Send times of the permits in flight, in order."""
 
     def __repr__(self) -> str:
         return (
@@ -323,9 +338,29 @@ class AdaptivePacer:
         ready = max(slot, self.controller.barrier_until)
         if not waiter.holds_permit:
             return ready
-        if self._in_flight >= self.concurrency_limit():
+
+        free_at = self._permit_free_at(now)
+        waiter.gated = free_at > now
+        return max(ready, free_at, self.breaker.ready_at(now))
+
+    def _permit_free_at(self, now: float) -> float:
+        """When a concurrency permit is free: now, when the oldest request counted
+        becomes a straggler, or at a release (``inf``) with the round trip unknown."""
+        limit = self.concurrency_limit()
+        if self._in_flight < limit:
+            return now
+
+        rtt_s = self.controller.rtt_p90_s
+        if rtt_s is None:
             return math.inf
-        return max(ready, self.breaker.ready_at(now))
+
+        straggler_s = max(MIN_STRAGGLER_S, STRAGGLER_RTTS * rtt_s)
+        sends = self._sends_in_flight
+        first_counted = bisect.bisect_right(sends, now - straggler_s)
+        if len(sends) - first_counted < limit:
+            return now
+
+        return sends[len(sends) - limit] + straggler_s
 
     def _leave(self, waiter: _Waiter) -> None:
         was_head = self._queue[0] is waiter
@@ -349,6 +384,7 @@ class AdaptivePacer:
         probe = False
         if holds_permit:
             self._in_flight += 1
+            bisect.insort(self._sends_in_flight, now)
             probe = self.breaker.on_admitted(now)
         slots = (previous_slot, self._last_slot)
         return Permit(self, now, probe=probe, slots=slots)
@@ -361,8 +397,9 @@ class AdaptivePacer:
         if self._queue:
             self._queue[0].wake.set()
 
-    def _release(self) -> float:
+    def _release(self, sent_at: float) -> float:
         self._in_flight -= 1
+        del self._sends_in_flight[bisect.bisect_left(self._sends_in_flight, sent_at)]
         self._nudge()
         return self.clock.now()
 
@@ -370,7 +407,9 @@ class AdaptivePacer:
         # A head waiting for a permit or a probe result is woken to look again. One
         # waiting for a time re-reads everything then: a cut or a hold only moves
         # that time later, and a faster rate is picked up within one old spacing.
-        if self._queue and self._queue[0].deadline == math.inf:
+        if self._queue and (
+            self._queue[0].deadline == math.inf or self._queue[0].gated
+        ):
             self._queue[0].wake.set()
 
     def _succeeded(self, now: float, latency_s: float, *, probe: bool | None) -> None:

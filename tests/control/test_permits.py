@@ -35,6 +35,26 @@ async def test_the_gate_admits_as_many_as_rate_and_latency_need(
         group.cancel_scope.cancel()
 
 
+async def test_a_request_out_far_longer_than_answers_take_stops_holding_the_gate(
+    clock: FakeClock,
+) -> None:
+    clients = gated_clients(clock)
+    pacer = clients.pacer
+
+    async with anyio.create_task_group() as group:
+        clients.start_holding(group, 5)
+        await clock.advance(0.9)
+        assert (pacer.in_flight, pacer.snapshot().waiting) == (2, 3)
+
+        # Answers take 0.01 s, so after max(1 s, 4 * 0.01 s) a request is a
+        # straggler: each lets one more request out, as its permit would.
+        await clock.advance(0.2)
+        assert (pacer.in_flight, pacer.snapshot().waiting) == (4, 1)
+        assert clients.granted == pytest.approx([0.0, 0.01, 1.0, 1.01])
+
+        group.cancel_scope.cancel()
+
+
 async def test_a_wider_gate_wakes_every_waiter_it_admits(clock: FakeClock) -> None:
     clients = gated_clients(clock)
     pacer = clients.pacer
