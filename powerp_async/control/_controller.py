@@ -27,8 +27,11 @@ the ceiling from 429 answers alone:
 * **Window mode.** A ``Retry-After`` above one second suggests a quota counted per
   fixed window. From then on (the mode is sticky) a new episode holds every send
   until the announced reset, plus up to 10 % jitter so that clients do not return in
-  one wave; the rate becomes 0.9 times the rate accepted since the previous reset,
-  and recovery restarts at the new one.
+  one wave. The requests admitted in the window just used up are its quota, and the
+  next window is paced to spread that quota evenly up to its end (``_windows`` says
+  how long windows last, ``_admitted`` which requests the server admitted); without
+  a count to go by, the rate becomes 0.9 times the rate accepted since the previous
+  reset. Either way recovery (``_recovery``) starts at the reset.
 
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
@@ -50,30 +53,24 @@ from enum import StrEnum
 from typing import Final
 
 from ..errors import ConfigurationError
+from ._admitted import AdmittedSends
+from ._recovery import (
+    CUT_FACTOR,
+    RECOVERY_KNEE_S,
+    WINDOW_PACE_SHARE,
+    RecoveryCurve,
+    common_curve,
+    window_curve,
+)
+from ._windows import QuotaWindows
 
 logger = logging.getLogger("powerp_async.control.rate")
 
 START_RATE: Final = 4.0
 """Requests per second before anything is known; slow enough for any sane server."""
 
-CUT_FACTOR: Final = 0.9
-"""A cut sets the rate to this share of the accepted rate."""
-
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
-
-
-CUBIC_SCALE: Final = 0.004
-"""``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
-
-RECOVERY_KNEE_S: Final = ((1 - CUT_FACTOR) / CUBIC_SCALE) ** (1 / 3)
-"""``K``: seconds after a cut until the cubic curve is back at ``W_max``."""
-
-PROBE_REQUESTS: Final = 100
-"""At low rates ``K`` is stretched so that one probe cycle spans this many requests."""
-
-CONFIRMED_LIMIT: Final = 0.1
-"""``K`` is stretched only if the accepted rate was this close to the throttled one."""
 
 AVERAGED_SAMPLES: Final = 20
 """Successes within ``H`` needed to average over ``H`` when measuring for a cut."""
@@ -171,6 +168,8 @@ class RateController:
         self._accepted: deque[float] = deque()
         self._accepted_sends: deque[float] = deque()
         self._accepted_total = 0
+        self._admitted = AdmittedSends()
+        self._windows = QuotaWindows()
 
         self.mode = RateMode.STARTUP
         self.throttles = 0
@@ -183,9 +182,7 @@ class RateController:
         self._window_s = 1.0
         self._window_sends = 0
 
-        self._w_max = self._rate
-        self._knee_s = RECOVERY_KNEE_S
-        self._epoch = -math.inf
+        self._curve = RecoveryCurve(self._rate, -math.inf, RECOVERY_KNEE_S)
         self._last_cut_at = -math.inf
         self._reset_at: float | None = None
         self._accepted_at_reset = 0
@@ -237,6 +234,7 @@ class RateController:
         self._close_window(now)
         self._window_sends += 1
         self._sent.append((now, self._rate))
+        self._admitted.on_sent(now)
 
     def on_success(self, now: float, latency_s: float) -> None:
         """A request was accepted after ``latency_s`` seconds."""
@@ -250,11 +248,16 @@ class RateController:
         del now  # the same signature as the other answers; only the send time counts
         self._accepted_sends.append(sent_at)
 
+    def on_lost(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` got no answer: not known to be admitted."""
+        self._admitted.on_lost(sent_at)
+
     def on_throttle(
         self, now: float, sent_at: float, retry_after_s: float | None
     ) -> bool:
         """A request sent at ``sent_at`` got a 429; returns whether the rate was cut."""
         self.throttles += 1
+        self._admitted.on_refused(now, sent_at)
         if retry_after_s is not None and retry_after_s > WINDOW_MODE_RETRY_AFTER_S:
             self.mode = RateMode.WINDOW
 
@@ -264,28 +267,27 @@ class RateController:
                 self.barrier_until = max(self.barrier_until, now + retry_after_s)
             return False
 
-        self._cut(now, retry_after_s)
+        self._cut(now, sent_at, retry_after_s)
         return True
 
-    def _cut(self, now: float, retry_after_s: float | None) -> None:
+    def _cut(self, now: float, sent_at: float, retry_after_s: float | None) -> None:
         before = self.rate_at(now)
-        ends_startup = self.mode is RateMode.STARTUP
         if self.mode is RateMode.WINDOW and retry_after_s is not None:
-            accepted, epoch = self._hold_until_reset(now, retry_after_s)
+            accepted, self._curve = self._window_cut(
+                now, sent_at, retry_after_s, before
+            )
         else:
-            accepted, epoch = self._accepted_rate_for_cut(now), now
-            if self.mode is RateMode.STARTUP:
+            # The first 429 may come from a start-up rate that never grew (the
+            # hint), a jitter of arrival times rather than a limit: that episode
+            # probes at the common pace, and only a limit met again in recovery is
+            # taken as known.
+            ends_startup = self.mode is RateMode.STARTUP
+            accepted = self._accepted_rate_for_cut(now)
+            if ends_startup:
                 self.mode = RateMode.RECOVERY
+            w_max = _measured_limit(accepted, before, self.settings.min_rate)
+            self._curve = common_curve(w_max, before, now, stretch=not ends_startup)
 
-        # Nothing accepted in a whole horizon says little about the limit: halve.
-        w_max = min(accepted, before) if accepted > 0 else before / 2
-        w_max = max(w_max, self.settings.min_rate)
-        # The first 429 may come from a start-up rate that never grew (the hint), a
-        # jitter of arrival times rather than a limit: that episode probes at the
-        # common pace, and only a limit met again in recovery is taken as known.
-        self._knee_s = RECOVERY_KNEE_S if ends_startup else _knee_s(w_max, before)
-        self._w_max = w_max
-        self._epoch = epoch
         self._last_cut_at = now
         self.cuts += 1
         self._rate = self._recovery_rate(now)
@@ -296,6 +298,30 @@ class RateController:
             accepted,
             self.mode,
         )
+
+    def _window_cut(
+        self, now: float, sent_at: float, retry_after_s: float, before: float
+    ) -> tuple[float, RecoveryCurve]:
+        """Hold until the reset, then spread the quota over the next window."""
+        previous_hold = self._reset_at
+        accepted, hold_until = self._hold_until_reset(now, retry_after_s)
+        began, next_reset = self._windows.on_refusal(now, retry_after_s)
+        if previous_hold is not None:
+            began = max(began, previous_hold)
+        # The quota: what the window just used up admitted, up to the refused
+        # request (those sent after it are refused too). Paced to be used up by the
+        # earliest next reset: at worst it runs out a little early. A long jitter may
+        # leave little of the next window: then pace over half of one, and let the
+        # next refusal tell the rest.
+        quota = self._admitted.count(began, sent_at)
+        window_s = self._windows.length_s
+        next_reset = max(next_reset, hold_until + window_s / 2)
+        pace = quota / (next_reset - hold_until)
+        # Never below what the windows since the previous reset let through.
+        w_max = _measured_limit(accepted, before, self.settings.min_rate)
+        if WINDOW_PACE_SHARE * pace <= CUT_FACTOR * w_max:
+            return accepted, common_curve(w_max, before, hold_until)
+        return pace, window_curve(pace, hold_until, next_reset, window_s)
 
     def _hold_until_reset(
         self, now: float, retry_after_s: float
@@ -311,14 +337,9 @@ class RateController:
         return accepted / (reset - previous), reset
 
     def _recovery_rate(self, now: float) -> float:
-        w_max = self._w_max
-        elapsed_s = now - self._epoch - self._knee_s
-        # W_max + c (t - K)^3, starting at 0.9 W_max. Past the knee the curve climbs
-        # at the common pace even where the approach was stretched.
-        scale_s = self._knee_s if elapsed_s < 0 else RECOVERY_KNEE_S
-        cubic = w_max * (1 + (1 - CUT_FACTOR) * (elapsed_s / scale_s) ** 3)
+        curve = self._curve
         ceiling = GROWTH_CAP * self.used_rate(now)
-        rate = max(CUT_FACTOR * w_max, min(cubic, ceiling))
+        rate = max(curve.floor, min(curve.rate_at(now), ceiling))
         return min(max(rate, self.settings.min_rate), self.settings.max_rate)
 
     def _start_window(self, start: float) -> None:
@@ -387,12 +408,7 @@ def _spacing_rate(sends: list[float]) -> float:
     return (len(sends) - 1) / span_s if span_s > 0 else 0.0
 
 
-def _knee_s(w_max: float, throttled_rate: float) -> float:
-    """``K`` for a new recovery: common, or stretched near a well-known low limit.
-
-    A limit is well known when the rate that drew the 429 was within 10 % of the
-    rate accepted: the cut then brackets the limit closely.
-    """
-    if w_max < (1 - CONFIRMED_LIMIT) * throttled_rate:
-        return RECOVERY_KNEE_S
-    return max(RECOVERY_KNEE_S, PROBE_REQUESTS / w_max)
+def _measured_limit(accepted: float, throttled: float, min_rate: float) -> float:
+    """``W_max`` from the accepted rate; nothing accepted says little: halve."""
+    w_max = min(accepted, throttled) if accepted > 0 else throttled / 2
+    return max(w_max, min_rate)

@@ -162,7 +162,9 @@ class Permit:
     def failed(self, *, connection: bool = False) -> None:
         """A 5xx, or with ``connection=True`` no answer (refused, reset, timeout)."""
         now = self._close()
-        if not connection:
+        if connection:
+            self._pacer.controller.on_lost(self.sent_at)
+        else:
             self._pacer.controller.on_server_error(now, self.sent_at)
         self._pacer._failed(now, connection=connection, probe=self.probe)
 

@@ -240,6 +240,25 @@ def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:
     assert controller.rate_at(reset) == pytest.approx(0.9 * 4 / reset)
 
 
+def test_a_window_is_paced_to_spread_its_quota_up_to_the_next_reset() -> None:
+    rng_seed = 5
+    controller = RateController(rng=random.Random(rng_seed))
+    # 300 requests admitted in the 3 s before a 429 that says: 7 s to the reset.
+    sends = [10.0 + k / 100 for k in range(300)]
+    send_at(controller, *sends)
+    answer(controller, sends, 0.1)
+
+    assert controller.on_throttle(13.002, 13.0, 7.0) is True
+
+    # The reset lies up to a second before the one announced, so the window (10 s,
+    # the shortest common length a 7 s wait fits in) started between 9.0 and 10.0:
+    # its quota is the 300 sent since 9.5, spread up to the earliest next reset.
+    hold_until = 13.002 + 7.0 * (1 + 0.1 * random.Random(rng_seed).random())
+    assert controller.barrier_until == pytest.approx(hold_until)
+    pace = 300 / (13.002 + 6.0 + 10.0 - hold_until)
+    assert controller.rate_at(hold_until) == pytest.approx(0.98 * pace)
+
+
 def test_a_later_retry_after_of_the_same_episode_extends_the_hold() -> None:
     controller = RateController(rng=random.Random(5))
     send_at(controller, 0.0, 0.25)
