@@ -4,9 +4,10 @@ Acquirers line up in one first-come, first-served queue. The one at the head act
 the dispatcher: it re-reads the rate at every release and waits for the latest of
 
 * its slot, one spacing (``1 / rate``) after the previous release: a GCRA schedule
-  with no burst allowance, so an idle pacer lets one request out, not a burst (a
-  release late by up to ``CATCH_UP_S`` keeps the schedule, so the requests held up
-  by a slow event loop catch up rather than being lost);
+  with no burst allowance, so an idle pacer lets one request out, not a burst (at
+  rates of more than one request per ``CATCH_UP_S``, a release late by up to that
+  long keeps the schedule, so the requests held up by a slow event loop catch up
+  rather than being lost);
 * the end of any hold the controller set after a ``Retry-After`` (window mode);
 * for permits only, the circuit breaker's next probe and a free concurrency permit.
 
@@ -64,7 +65,8 @@ MIN_STRAGGLER_S: Final = 1.0
 
 CATCH_UP_S: Final = 0.025
 """How late a release may be and still keep the schedule; at most this many seconds'
-worth of requests then leave back to back to catch up."""
+worth of requests then leave back to back to catch up. Only where the spacing is
+shorter: at lower rates a late release restarts the schedule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,9 +379,12 @@ class AdaptivePacer:
         # A waiter woken a little late keeps the schedule, so the average rate holds:
         # at hundreds of requests per second the event loop is often later than one
         # spacing, and restarting each time would lose a share of the rate to every
-        # delay. After an idle spell or a hold the schedule restarts now, no burst.
+        # delay. Where the spacing is longer than that, a late release restarts the
+        # schedule: catching up would send two requests closer than one spacing, and
+        # a bucket that holds a single token refuses the second. After an idle spell
+        # or a hold the schedule restarts now, no burst.
         previous_slot = self._last_slot
-        late_s = max(spacing, CATCH_UP_S)
+        late_s = CATCH_UP_S if spacing <= CATCH_UP_S else 0.0
         self._last_slot = slot if slot >= now - late_s else now
         self.controller.on_sent(now)
         self.budget.on_request(now)
