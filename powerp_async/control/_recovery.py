@@ -3,7 +3,7 @@
 After each cut the rate follows ``W_max * (1 - depth * (1 - t / K)**3)`` for the
 first ``K`` seconds, from ``(1 - depth) * W_max`` at the cut back up to ``W_max``,
 flat as it gets there; past ``K`` it goes on as ``W_max + c * (t - K)**3`` with
-``c = 0.004 * W_max``, faster and faster, which finds a raised limit. Two kinds of
+``c = 0.004 * W_max``, faster and faster, which finds a raised limit. Three kinds of
 curve differ in depth and ``K``:
 
 * **common**: depth 0.1 (the cut is to 0.9 times the accepted rate) and ``K`` about
@@ -12,6 +12,10 @@ curve differ in depth and ``K``:
   past the limit costs one 429 out of few requests, the approach to a limit met
   closely (accepted within 10 % of the rate that drew the 429) is stretched to 100
   requests' worth;
+* **known**: the episodes pinned the limit down (``_ceiling``), so the cut is to
+  0.98 times it and the approach lasts at least 4 s and 100 requests: the rate
+  spends its time just below the limit instead of well below it. Past the knee the
+  curve climbs at the common pace, so a raised limit is found as fast;
 * **window**: the quota of a fixed window spread evenly over the next one, from 0.98
   of the pace that would use it all by the window's end up to that pace; past the
   end, if no refusal came, ``c`` is scaled to the window: +10 % after one window.
@@ -38,6 +42,12 @@ CONFIRMED_LIMIT: Final = 0.1
 """A common ``K`` is stretched only if the accepted rate was this close to the
 throttled one."""
 
+KNOWN_CUT_FACTOR: Final = 0.98
+"""A cut near a known limit sets the rate to this share of it."""
+
+KNOWN_KNEE_S: Final = 4.0
+"""The shortest ``K`` near a known limit."""
+
 WINDOW_PACE_SHARE: Final = 0.98
 """A window's quota is paced to be used up to this share by the window's end."""
 
@@ -57,6 +67,11 @@ class RecoveryCurve:
         positive = self.w_max > 0 and self.knee_s > 0 and self.probe_s > 0
         if not (positive and 0 < self.depth < 1):
             raise ValueError(f"RecoveryCurve expects positive figures, got {self!r}")
+
+    @property
+    def known(self) -> bool:
+        """Whether the cut was shallower than a common one."""
+        return self.depth < 1 - CUT_FACTOR
 
     @property
     def floor(self) -> float:
@@ -83,6 +98,12 @@ def common_curve(
     if stretch and w_max >= (1 - CONFIRMED_LIMIT) * throttled_rate:
         knee_s = max(RECOVERY_KNEE_S, PROBE_REQUESTS / w_max)
     return RecoveryCurve(w_max, epoch, knee_s)
+
+
+def known_curve(limit: float, epoch: float) -> RecoveryCurve:
+    """The shallow cut and slow approach near a limit the episodes agree on."""
+    knee_s = max(KNOWN_KNEE_S, PROBE_REQUESTS / limit)
+    return RecoveryCurve(limit, epoch, knee_s, depth=1 - KNOWN_CUT_FACTOR)
 
 
 def window_curve(
