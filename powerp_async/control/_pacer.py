@@ -19,10 +19,11 @@ leaves the head (served or cancelled) wakes the next, so none is forgotten.
 The concurrency limit follows Little's law with a margin:
 ``C = clamp(ceil(1.3 * rate * RTT_p90), 2, max_in_flight)``, and ``max_in_flight``
 until the first round trip is measured. A request out for longer than
-``max(1 s, 4 * RTT_p90)`` (a straggler) no longer counts against it: a query the
-server sits on until the timeout (one too large for it, say) would otherwise hold a
-permit that the law sized for answers in a fraction of a second, and a few of them
-would stop the client while the server has capacity to spare.
+``max(1 s, 4 * RTT_p90)`` while one sent after it was answered (a straggler) no
+longer counts against it: a query the server sits on until the timeout (one too
+large for it, say) would otherwise hold a permit that the law sized for answers in a
+fraction of a second, and a few of them would stop the client while the server has
+capacity to spare. A server slow to answer anything keeps every request counted.
 
 :meth:`AdaptivePacer.permit` is the full interface: the permit counts as in flight
 until its outcome is reported or its ``async with`` block ends, whichever comes first,
@@ -154,6 +155,7 @@ class Permit:
         """A 2xx answer; ``latency_s`` defaults to the time since the permit."""
         now = self._close()
         latency = now - self.sent_at if latency_s is None else latency_s
+        self._pacer._answered(self.sent_at)
         self._pacer._succeeded(now, latency, probe=self.probe)
 
     def throttled(self, retry_after_s: float | None = None) -> None:
@@ -231,6 +233,8 @@ class AdaptivePacer:
         self._in_flight = 0
         self._sends_in_flight: list[float] = []
         """Send times of the permits in flight, in order."""
+        self._latest_answered_send = -math.inf
+        """The send time of the latest request answered 2xx."""
 
     def __repr__(self) -> str:
         return (
@@ -358,13 +362,19 @@ class AdaptivePacer:
         if rtt_s is None:
             return math.inf
 
+        # Only requests sent before one that was answered since: while nothing
+        # comes back the server is slow for all, and sending more would only pile
+        # requests up in its queue.
         straggler_s = max(MIN_STRAGGLER_S, STRAGGLER_RTTS * rtt_s)
+        cutoff = min(now - straggler_s, self._latest_answered_send)
         sends = self._sends_in_flight
-        first_counted = bisect.bisect_right(sends, now - straggler_s)
-        if len(sends) - first_counted < limit:
+        if len(sends) - bisect.bisect_left(sends, cutoff) < limit:
             return now
 
-        return sends[len(sends) - limit] + straggler_s
+        oldest_counted = sends[len(sends) - limit]
+        if oldest_counted < self._latest_answered_send:
+            return oldest_counted + straggler_s
+        return math.inf
 
     def _leave(self, waiter: _Waiter) -> None:
         was_head = self._queue[0] is waiter
@@ -403,6 +413,9 @@ class AdaptivePacer:
         self.breaker.on_abandoned(self.clock.now(), probe=probe)
         if self._queue:
             self._queue[0].wake.set()
+
+    def _answered(self, sent_at: float) -> None:
+        self._latest_answered_send = max(self._latest_answered_send, sent_at)
 
     def _release(self, sent_at: float) -> float:
         self._in_flight -= 1
