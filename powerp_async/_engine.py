@@ -84,6 +84,8 @@ from .pacing import Pacer, Permit
 logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
+OUTAGE_PAST_S: Final = 0.01
+"""How long after the outage passes the limit the run is ended."""
 
 RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
@@ -215,8 +217,11 @@ class Engine:
     async def _watch_outage(self, scope: anyio.CancelScope) -> None:
         """End the run when the server has been down longer than the client waits."""
         # Polling on purpose: the outage grows with time, no event marks the moment.
-        while self._pacer.outage_s <= self._settings.max_outage_s:  # noqa: ASYNC110
-            await anyio.sleep(OUTAGE_CHECK_S)
+        # Once it has begun, wake just after it passes the limit, so that it is
+        # reported as it passes and not up to a check later.
+        limit_s = self._settings.max_outage_s
+        while (outage_s := self._pacer.outage_s) <= limit_s:  # noqa: ASYNC110
+            await anyio.sleep(min(OUTAGE_CHECK_S, limit_s - outage_s + OUTAGE_PAST_S))
 
         self._fatal = ServerUnavailableError(
             f"the server failed every request for {self._pacer.outage_s:.0f} s; "
