@@ -115,6 +115,8 @@ class PowerPClient:
     async def __aenter__(self) -> Self:
         if self._closed:
             raise RuntimeError("this PowerPClient is closed; create a new one")
+
+        await self._check_pacer()
         connector = aiohttp.TCPConnector(
             limit=self.config.max_in_flight + 2,
             ssl=self.config.verify_tls,
@@ -149,6 +151,19 @@ class PowerPClient:
         if self._owns_pacer and close_pacer is not None:
             self._owns_pacer = False
             await close_pacer()
+
+    async def _check_pacer(self) -> None:
+        """Refuse, before anything is sent, a pacer that cannot work (a shared pace
+        whose backend does not answer); the pacer is closed if it is the client's."""
+        check = getattr(self._pacer, "acheck", None)
+        if check is None:
+            return
+
+        try:
+            await check()
+        except BaseException:
+            await self.aclose()
+            raise
 
     def __del__(self) -> None:
         session = getattr(self, "_session", None)  # __init__ may have failed early

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from powerp_async import ClientConfig, ConfigurationError
+from powerp_async import ClientConfig, ConfigurationError, PowerPClient
+from powerp_async._redact import mask_url
 from powerp_async.redis_pacing import (
     RedisPacer,
     SharedSchedule,
@@ -229,21 +230,63 @@ def test_the_command_names_the_option_and_masks_the_password(tmp_path: Path) -> 
     assert PASSWORD not in unpaced.stdout + elsewhere.stdout
 
 
-def test_an_unreachable_backend_is_told_without_verbose(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+def test_a_backend_unreachable_at_the_start_is_refused_before_any_fetch(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
 
     result = powerp(
         "export", "--demo", "--since", "5m", "--window", "1m", "--database", "1",
-        "--index", "1", "--fixed-rate", "20", "--rate-backend", url,
-        "--out", str(tmp_path / "x"), "--quiet",
+        "--fixed-rate", "20", "--rate-backend", url, "--out", str(tmp_path / "x"),
     )  # fmt: skip
 
-    assert result.returncode == 0
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"powerp: error: --rate-backend: redis://***@127.0.0.1:{port}/0 is "
+        f"unreachable (Error 111 connecting to 127.0.0.1:{port}. Connect call failed "
+        f"('127.0.0.1', {port}).); a shared pace needs its Redis server running when "
+        "the run starts\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_backend_lost_after_the_start_is_told_without_verbose(
+    tmp_path: Path,
+) -> None:
+    redis_url_or_skip()
+    # The server answers the check at the start and refuses every booking after it,
+    # as one that went away would: the run goes on alone, and says so.
+    rules = tmp_path / "users.acl"
+    rules.write_text("user default on nopass ~* &* +@all -evalsha -eval\n")
+
+    with own_redis_server(None, None, "--aclfile", str(rules)) as (_, port):
+        url = f"redis://127.0.0.1:{port}/0"
+        result = powerp(
+            "export", "--demo", "--since", "5m", "--window", "1m", "--database", "1",
+            "--index", "1", "--fixed-rate", "20", "--rate-backend", url,
+            "--out", str(tmp_path / "x"), "--quiet",
+        )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
     assert f"WARNING powerp_async.redis_pacing: rate backend {url} unreachable (" in (
         result.stderr
     )
     assert result.stderr.count("unreachable") == 1
+
+
+async def test_a_client_refuses_a_backend_it_cannot_reach_and_closes_it() -> None:
+    port = free_port()
+    client = PowerPClient(config(rate_backend=f"redis://127.0.0.1:{port}/0"))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await client.__aenter__()
+
+    assert str(caught.value).startswith(
+        f"rate_backend: redis://127.0.0.1:{port}/0 is unreachable (Error 111 "
+    )
+    assert repr(client) == "<PowerPClient http://127.0.0.1:8765/rt-api/api closed>"
 
 
 def test_a_wrong_key_is_named_by_its_option(tmp_path: Path) -> None:
@@ -435,3 +478,55 @@ async def test_a_killed_redis_leaves_the_pacer_alone_until_it_is_back(caplog):
         f"rate backend redis://***@127.0.0.1:{port}/0 is back: sharing 200 req/s again",
     ) in messages
     assert PASSWORD not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("credentials", "why"),
+    [
+        ("", "the URL gives no password and the server wants one"),
+        (":wrong-pw-123@", "wrong user or password"),
+        (f"someone:{PASSWORD}@", "wrong user or password"),
+    ],
+)
+async def test_a_backend_refusing_the_credentials_is_refused_masked(
+    credentials: str, why: str
+) -> None:
+    redis_url_or_skip()
+    with own_redis_server(password=PASSWORD) as (_, port):
+        pacer = RedisPacer(f"redis://{credentials}127.0.0.1:{port}/0", 20, key="k")
+        with pytest.raises(ConfigurationError) as caught:
+            await pacer.acheck()
+        await pacer.aclose()
+
+    shown = "redis://***@" if credentials else "redis://"
+    assert str(caught.value) == (
+        f"rate_backend: {shown}127.0.0.1:{port}/0 refused the credentials ({why}): "
+        "check the user and password in the URL"
+    )
+
+
+async def test_a_backend_answering_an_error_is_refused_saying_so() -> None:
+    url = redis_url_or_skip()
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    pacer = RedisPacer(f"{base}/999999", 20, key="k")
+
+    with pytest.raises(ConfigurationError) as caught:
+        await pacer.acheck()
+    await pacer.aclose()
+
+    assert str(caught.value) == (
+        f"rate_backend: {mask_url(base)}/999999 answered the connection check with an "
+        "error (DB index is out of range)"
+    )
+
+
+async def test_a_backend_that_answers_passes_the_check_and_is_shared() -> None:
+    url = redis_url_or_skip()
+    pacer = RedisPacer(url, 20, key=fresh_key())
+
+    await pacer.acheck()
+    async with pacer.permit():
+        pass
+    await pacer.aclose()
+
+    assert (pacer.shared, pacer.live_processes) == (True, 1)

@@ -6,23 +6,27 @@ at most one booked slot, processes interleave slot by slot, and a cancelled requ
 loses one slot at most. Each process also keeps its own requests at least ``1 /
 max_rate`` apart, whatever the schedule says.
 
-Redis going away never stops the export. The first call that fails (refused, reset,
-no answer within ``timeout_s``, or any error from the server) turns the pacer local:
-it paces this process alone at its share of the rate, ``max_rate / n`` for the ``n``
-processes last seen live, continuing from its last slot, and says so once at WARNING.
-Every ``rejoin_every_s`` one booking is tried again, bounded by the wait for the next
-local slot, so a Redis that answers nothing slows nobody down; the first that succeeds
+A backend that cannot be used when the run starts is refused (:meth:`RedisPacer.acheck`,
+called by the client as it opens): a wrong address or password is told at once rather
+than found out as a run that paces alone. Once the run is going, Redis going away
+never stops the export. The first call that fails (refused, reset, no answer within
+``timeout_s``, or any error from the server) turns the pacer local: it paces this
+process alone at its share of the rate, ``max_rate / n`` for the ``n`` processes last
+seen live, continuing from its last slot, and says so once at WARNING. Every
+``rejoin_every_s`` one booking is tried again, bounded by the wait for the next local
+slot, so a Redis that answers nothing slows nobody down; the first that succeeds
 rejoins the shared schedule (logged at INFO). For ``rejoin_every_s + timeout_s``
 after that, the process still keeps to its share, since the others may not have
 rejoined yet and still pace alone: the pace of the whole never exceeds ``max_rate``,
 only the moment of the switch differs from process to process.
 
-Known shortcomings: a process that never reached Redis knows no share and paces at
-the full rate, as if alone; ``n`` is the count at the last booking, so a process
-that joins during an outage is not counted by the others until Redis is back; and a
-process cut off from Redis while the others still reach it paces alone at its share
-on top of their full pace, which exceeds the rate until its membership expires and
-it rejoins: the fallback is made for a Redis that goes away for everybody.
+Known shortcomings: a pacer used without :meth:`RedisPacer.acheck` that never reached
+Redis knows no share and paces at the full rate, as if alone; ``n`` is the count at
+the last booking, so a process that joins during an outage is not counted by the
+others until Redis is back; and a process cut off from Redis while the others still
+reach it paces alone at its share on top of their full pace, which exceeds the rate
+until its membership expires and it rejoins: the fallback is made for a Redis that
+goes away for everybody.
 """
 
 from __future__ import annotations
@@ -42,7 +46,13 @@ import anyio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    RedisError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._rate_backend import (
     backend_password,
@@ -50,7 +60,7 @@ from .._rate_backend import (
     check_key,
     tenant_key,
 )
-from .._redact import mask_url, remember_secret
+from .._redact import mask_url, remember_secret, scrub
 from ..errors import ConfigurationError
 from ..pacing import Permit, TimedPermit
 from ._schedule import CATCH_UP_US, Booking, SharedSchedule, spacing_us
@@ -108,7 +118,8 @@ class RedisPacer:
                 f"max_rate: expected requests per second above 0, got {max_rate!r}"
             )
 
-        remember_secret(backend_password(url))
+        self._password = backend_password(url)
+        remember_secret(self._password)
         self._shown_url = mask_url(url)
         self._redis = Redis.from_url(
             url,
@@ -186,6 +197,37 @@ class RedisPacer:
             yield _SharedPermit(self)
         finally:
             self._in_flight -= 1
+
+    async def acheck(self) -> None:
+        """Refuse a backend that does not answer now, saying why.
+
+        Raises :class:`~powerp_async.ConfigurationError` naming the masked address and
+        whether it was unreachable, refused the credentials, or answered an error.
+        """
+        try:
+            await self._redis.ping()
+        except (AuthenticationError, AuthorizationError) as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} refused the credentials "
+                f"({self._credentials_given()}): check the user and password in the "
+                "URL"
+            ) from error
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} is unreachable ({_said(error)}); a "
+                "shared pace needs its Redis server running when the run starts"
+            ) from error
+        except RedisError as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} answered the connection check with "
+                f"an error ({_said(error)})"
+            ) from error
+
+    def _credentials_given(self) -> str:
+        if self._password is None:
+            return "the URL gives no password and the server wants one"
+
+        return "wrong user or password"
 
     async def before_retry(self, *, after_timeout: bool) -> None:
         pass
@@ -315,6 +357,11 @@ class _SharedPermit(TimedPermit):
         # The slot was booked and has come: the next request of this process takes
         # it at once rather than booking another.
         self._pacer._give_back()
+
+
+def _said(error: BaseException) -> str:
+    """What an error says, secrets masked; its type's name if it says nothing."""
+    return scrub(str(error)) or type(error).__name__
 
 
 def _member_id() -> str:
