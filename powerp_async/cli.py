@@ -2,7 +2,8 @@
 
 Every mistake, of the user's or the server's, ends with one readable line on stderr
 and a non-zero exit code, never a traceback: 2 for bad usage or configuration, 1 for a
-failure at run time, 130 when interrupted.
+failure at run time, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
+SIGTERM stops a run as Ctrl-C does: what was fetched is committed first.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import anyio
@@ -69,6 +73,7 @@ logger = logging.getLogger("powerp_async.cli")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = run([*verbosity, *rest[1:]])
         return code
 
+    with _sigterm_as_ctrl_c() as terminated:
+        return _run(arguments, terminated)
+
+
+def _run(arguments: list[str], terminated: list[int]) -> int:
     try:
         options = build_parser().parse_args(arguments)
         configure_logging(options.verbose + options.verbose_after)
@@ -252,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
+        if terminated:
+            return _fail(_interrupted_message(arguments, "terminated"), EXIT_TERMINATED)
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
     except Exception as error:
         # A bug, not a mistake of the user's: still one line, the traceback on -vv.
@@ -261,6 +273,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             "powerp: please report it with the output of the same command run with -vv",
             EXIT_FAILURE,
         )
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """Handle SIGTERM as Ctrl-C; the list yielded receives the signal when it comes.
+
+    The handler hands the signal on to the one Ctrl-C has at that moment: Python's
+    outside the event loop (a ``KeyboardInterrupt``), the loop's while a run is going
+    (it cancels the run, which commits what was fetched before it stops). Where
+    Ctrl-C is ignored (a background job of a script), ``KeyboardInterrupt`` is raised.
+    Outside the main thread signals cannot be handled, and nothing is set up; the
+    handler before is put back on the way out, for a host that calls :func:`main`.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        on_ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(on_ctrl_c):
+            raise KeyboardInterrupt
+
+        on_ctrl_c(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dispatch(options: argparse.Namespace) -> int:
@@ -548,13 +591,14 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _interrupted_message(arguments: Sequence[str]) -> str:
-    """How to go on after Ctrl-C: for an export, the exact command that resumes it."""
+def _interrupted_message(arguments: Sequence[str], how: str = "interrupted") -> str:
+    """How to go on after Ctrl-C or SIGTERM: for an export, the exact command that
+    resumes it."""
     resume = _resume_command(arguments)
     if resume is None:
-        return "interrupted"
+        return how
 
-    return f"interrupted; everything fetched so far is saved. Resume with: {resume}"
+    return f"{how}; everything fetched so far is saved. Resume with: {resume}"
 
 
 def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import shlex
 import signal
 import sys
+import threading
 from typing import Final
 
 from .._time import parse_wire
@@ -70,7 +71,7 @@ def run(argv: list[str] | None = None) -> int:
 
     simulator = Simulator(settings, host=options.host, port=options.port)
     try:
-        asyncio.run(_serve(simulator))
+        asyncio.run(_serve(simulator, watch_stdin=options.stop_when_stdin_closes))
     except OSError as error:
         print(f"powerp simulate: cannot listen: {error}", file=sys.stderr)
         return 1
@@ -130,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --host (the demo credentials are public)",
     )
     parser.add_argument(
+        "--stop-when-stdin-closes",
+        action="store_true",
+        help="stop when standard input reaches its end: a parent that starts the "
+        "simulator with a pipe there takes it down when it ends, even when killed",
+    )
+    parser.add_argument(
         "--list-scenarios",
         action="store_true",
         help="print the preset scenarios and exit",
@@ -152,11 +159,14 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
     )
 
 
-async def _serve(simulator: Simulator) -> None:
+async def _serve(simulator: Simulator, *, watch_stdin: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+
+    if watch_stdin:
+        _stop_at_end_of_stdin(loop, stop)
 
     async with simulator:
         print(f"PowerP simulator serving {simulator.base_url}", flush=True)
@@ -169,6 +179,25 @@ async def _serve(simulator: Simulator) -> None:
             print(credentials, flush=True)
 
         await stop.wait()
+
+
+def _stop_at_end_of_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` once standard input ends.
+
+    The system closes a process's end of a pipe however the process ends, SIGKILL
+    included, on every platform; a thread reading it (rather than the event loop) also
+    works where the loop cannot watch pipes, as on Windows. Parent-death signals
+    (``prctl``) exist on Linux only, and polling the parent's pid misses a parent
+    whose pid is reused.
+    """
+
+    def read_to_end() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_to_end, name="stdin-watch", daemon=True).start()
 
 
 def _public_credentials(simulator: Simulator) -> str | None:
