@@ -46,7 +46,7 @@ from ._http import Response, error_for, send
 from ._labels import LabelSide
 from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
-from ._retry import backoff_s, parse_retry_after
+from ._retry import backoff_s, outage_error, parse_retry_after
 from ._token import TokenManager
 from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
 from .errors import (
@@ -55,7 +55,6 @@ from .errors import (
     PayloadTooLargeError,
     PowerPError,
     ServerError,
-    ServerUnavailableError,
     ThrottledError,
     TransportError,
 )
@@ -206,11 +205,11 @@ class Engine:
         while self._pacer.outage_s <= self._settings.max_outage_s:  # noqa: ASYNC110
             await anyio.sleep(OUTAGE_CHECK_S)
 
-        self._fatal = ServerUnavailableError(
-            f"the server failed every request for {self._pacer.outage_s:.0f} s; "
-            f"stopped after {self.stats.blocks_done} blocks "
-            f"({self.stats.points:,} points) were fetched. An export keeps them: "
-            "run it again with --resume once the server is back"
+        self._fatal = outage_error(
+            self._pacer.outage_s,
+            f"after {self.stats.blocks_done} blocks ({self.stats.points:,} points) "
+            "were fetched",
+            "An export keeps them: run it again with --resume once the server is back",
         )
         scope.cancel()
 

@@ -21,6 +21,11 @@ VERBOSE_HELP: Final = "log more (-v info, -vv debug) to stderr"
 
 _VERBOSITY: Final = re.compile(r"-v+|--verbose")
 _LEVELS: Final = {0: logging.ERROR, 1: logging.INFO}
+_SHOWN_WITHOUT_VERBOSE: Final = (
+    "powerp_async.redis_pacing",
+    "powerp_async.export.startup",
+    "powerp_async.token",
+)
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -83,8 +88,10 @@ def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
 def configure_logging(verbosity: int) -> None:
     """Quiet by default: failures reach the user as one line, not as log records.
 
-    A shared pace lost to an unreachable rate backend is shown all the same: the run
-    goes on, but at a share of the rate, and the user must know the sharing is off.
+    Some warnings are shown all the same: a shared pace lost to an unreachable rate
+    backend (the run goes on, but at a share of the rate, and the user must know the
+    sharing is off), and a server that is down as an export starts or fails to give a
+    token (the run waits, up to ``--max-outage``, with no progress to show).
     Only where this sets logging up: a host that configured it already (an
     application calling ``main``, a test runner) keeps its own levels.
     """
@@ -94,7 +101,8 @@ def configure_logging(verbosity: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if verbosity == 0 and not configured:
-        logging.getLogger("powerp_async.redis_pacing").setLevel(logging.WARNING)
+        for shown in _SHOWN_WITHOUT_VERBOSE:
+            logging.getLogger(shown).setLevel(logging.WARNING)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

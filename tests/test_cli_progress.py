@@ -17,6 +17,7 @@ from powerp_async._progress import ProgressLog
 
 from .conftest import ANCHOR
 from .processes import environment, powerp, simulator_process
+from .redis_server import free_port
 
 START = ANCHOR - timedelta(minutes=20)
 END = ANCHOR - timedelta(minutes=10)
@@ -117,3 +118,46 @@ def test_max_outage_must_be_positive_seconds(given: str, tmp_path: Path) -> None
         f"powerp: error: argument --max-outage: expected seconds above 0, got "
         f"'{given}' (see powerp export --help)\n"
     )
+
+
+def test_a_server_refusing_connections_as_the_export_starts_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"http://127.0.0.1:{port}/rt-api/api"
+
+    done = export_against(url, tmp_path / "out")
+
+    *waits, error = done.stderr.splitlines()
+    token = f"POST {url}/v1/auth/token: cannot connect (Connect call failed "
+    assert done.returncode == 1
+    assert error == (
+        "powerp: error: the server failed every request for 2 s; stopped before "
+        f"anything was fetched (last: {token}('127.0.0.1', {port}))). Run it again "
+        "once the server is back"
+    )
+    assert waits
+    assert all(
+        "WARNING powerp_async.token: token request failed (" in line
+        or "WARNING powerp_async.export.startup: the server fails the listing (" in line
+        for line in waits
+    ), waits
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_server_down_as_the_export_starts_is_given_up_on_after_max_outage(
+    tmp_path: Path,
+) -> None:
+    outage = ("--outage-at", "0", "--outage-s", "1000")  # Retry-After: the rest
+
+    with simulator_process(ANCHOR, *outage) as url:
+        done = export_against(url, tmp_path / "out", "--dry-run")
+
+    error = done.stderr.splitlines()[-1]
+    assert done.returncode == 1
+    assert error.startswith(
+        "powerp: error: the server failed every request for 2 s; stopped before "
+        'anything was fetched (last: token request: HTTP 503: {"error":"unavailable",'
+        '"message":"the service is down for maintenance; expected back in 99'
+    )
+    assert error.endswith(' s"}). Run it again once the server is back')

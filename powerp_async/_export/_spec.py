@@ -29,6 +29,7 @@ from ..errors import ConfigurationError
 from ..models import MAX_SIGNALS_PER_QUERY, Measurement
 from ..planning import TimeRange, max_slice_us
 from ._formats import FORMATS, Format
+from ._listing import list_through_outage
 from ._manifest import read_manifest
 
 DEFAULT_ROWS_PER_FLUSH: Final = 500_000
@@ -205,7 +206,7 @@ def recorded_source(out: Path) -> RecordedSource:
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
     """The signals an export covers: the listing, narrowed by its selection."""
-    listed = await client.measurements()
+    listed = await list_through_outage(client)
     signals = listed
     if spec.databases:
         signals = [m for m in signals if m.database_id in spec.databases]
