@@ -185,6 +185,18 @@ def test_query_prints_a_table(served: str) -> None:
             2,
         ),
         (
+            ["export", "--out", "X", "--database", "1", "--database", "99"],
+            "powerp: error: expected every database and index asked for to match a "
+            "signal, but none of the 1,016 signals listed (in databases 1, 2, 3) "
+            "matches database 99; nothing was fetched: check --database and --index\n",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--database", "1", "--index", "1", "--index", "x"],
+            "matches index 'x'; nothing was fetched",
+            2,
+        ),
+        (
             ["export", "--out", "X", "--tz", "Mars/Olympus", "--start", "2026-12-04"],
             "--tz: expected an IANA time zone such as Europe/Berlin, got "
             "'Mars/Olympus'",

@@ -182,6 +182,30 @@ def _as_text_rows(table: pa.Table) -> list[tuple]:
     return rows
 
 
+async def test_asked_for_values_that_match_nothing_are_refused_before_a_fetch(
+    client, simulator, tmp_path
+) -> None:
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=START,
+        end=END,
+        databases=(1, 3, 98, 99),
+        indexes=("1", "2", "no-such", "nor-this"),
+    )
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec)
+
+    assert str(caught.value) == (
+        "expected every database and index asked for to match a signal, but none of "
+        "the 1,016 signals listed (in databases 1, 2, 3) matches databases 98, 99 or "
+        "indexes 'no-such', 'nor-this'; nothing was fetched: check --database and "
+        "--index"
+    )
+    assert simulator.stats.requests.get("query", {}) == {}
+    assert not spec.out.exists()
+
+
 async def test_refuses_to_mix_two_exports(client, tmp_path) -> None:
     signals = await selected(client, databases=(1,), per_database=5)
     spec = ExportSpec(
