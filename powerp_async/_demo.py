@@ -39,6 +39,8 @@ def demo_simulator(*extra_args: str) -> Iterator[str]:
         "--port",
         "0",
         "--stop-when-stdin-closes",
+        # Named, so that a POWERP_CLIENT_SECRET of the user's is not taken instead.
+        *("--client-secret", DEMO_CLIENT_SECRET),
         *extra_args,
     ]
     # Its log goes to a file, not a pipe: a full pipe nobody reads would stall it.

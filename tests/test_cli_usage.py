@@ -91,7 +91,7 @@ def test_verbose_before_and_after_a_command_add_up() -> None:
         (
             ["simulate", "--port", "0", "--client=hidden-77"],
             "powerp simulate: ambiguous option: --client=*** could match --client-id, "
-            "--client-secret (see powerp simulate --help)\n",
+            "--client-secret, --client-secret-file (see powerp simulate --help)\n",
         ),
         (
             ["export", "--out", "x", "--client-secret", "hidden-77"],
