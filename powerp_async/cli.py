@@ -46,7 +46,7 @@ from ._export import (
 )
 from ._export._formats import write_file
 from ._progress import ProgressLine, ProgressLog, summary
-from ._redact import scrub
+from ._redact import MASK, mask_url, scrub
 from ._time import (
     floor_to_grid,
     format_wire,
@@ -643,7 +643,41 @@ def _resume_command(arguments: Sequence[str]) -> str | None:
         resume += ["--config", settings]
     if "--demo" in command:
         resume.append("--demo")
-    return shlex.join(resume)
+
+    resume += _behaviour(command)
+    backend = _option_value(command, "--rate-backend")
+    if backend is None or mask_url(backend) == backend:
+        return shlex.join(resume)
+
+    hint = f"(the Redis password is left out: put it back in place of {MASK})"
+    return f"{shlex.join(resume)} {hint}"
+
+
+_BEHAVIOUR_OPTIONS: Final = (
+    "--fixed-rate",
+    "--max-rate",
+    "--rate-backend",
+    "--rate-key",
+    "--max-in-flight",
+    "--max-outage",
+    "--flush-points",
+)
+"""Options that change how a run goes, not what it exports (the journal holds that):
+a resume is given them again, so it runs as the run it continues."""
+
+
+def _behaviour(command: Sequence[str]) -> list[str]:
+    """The behaviour options of ``command`` as given, a backend's password masked."""
+    kept = []
+    for option in _BEHAVIOUR_OPTIONS:
+        value = _option_value(command, option)
+        if value is not None:
+            shown = mask_url(value) if option == "--rate-backend" else value
+            kept += [option, shown]
+
+    if "--quiet" in command:
+        kept.append("--quiet")
+    return kept
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

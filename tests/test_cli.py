@@ -421,6 +421,24 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
             "powerp export --out o --resume --config p.toml",
         ),
         (["query", "--out", "o"], None),
+        (
+            [
+                *("export", "--out", "o", "--since", "2h", "--database", "1"),
+                *("--quiet", "--max-rate=50", "--max-in-flight", "8"),
+                *("--max-outage", "60", "--flush-points", "100", "--window", "1m"),
+            ],
+            "powerp export --out o --resume --max-rate 50 --max-in-flight 8 "
+            "--max-outage 60 --flush-points 100 --quiet",
+        ),
+        (
+            [
+                *("export", "--out", "o", "--fixed-rate", "20", "--rate-key", "k"),
+                *("--rate-backend", "redis://:pw-71c2@127.0.0.1:6379/0"),
+            ],
+            "powerp export --out o --resume --fixed-rate 20 --rate-backend "
+            "'redis://***@127.0.0.1:6379/0' --rate-key k (the Redis password is left "
+            "out: put it back in place of ***)",
+        ),
     ],
 )
 def test_the_resume_command_keeps_what_a_resume_needs(arguments, resume) -> None:

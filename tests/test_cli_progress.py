@@ -68,7 +68,7 @@ def test_a_server_that_fails_everything_is_given_up_on_after_max_outage(
         "powerp: error: the server failed every request for 2 s; stopped after 0 "
         "blocks (0 points) were fetched. An export keeps them: run it again with "
         "--resume once the server is back. Resume with: powerp export --out "
-        f"{out} --resume\n"
+        f"{out} --resume --max-outage 2\n"
     )
 
 

@@ -96,7 +96,9 @@ def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
     _, stderr = child.communicate(timeout=60)
 
     assert child.returncode == 130, stderr
-    assert stderr.strip().endswith("--resume --demo"), stderr
+    assert stderr.strip().endswith(
+        "--resume --demo --flush-points 5000 --quiet"  # as the run went
+    ), stderr
     assert "Traceback" not in stderr
     saved = read(out).num_rows
     resume = stderr.strip().split("Resume with: ")[1].split()[1:]
@@ -158,7 +160,8 @@ def test_sigterm_on_a_demo_export_saves_tells_and_ends_its_simulator(
     assert child.returncode == 143, stderr
     assert stderr.strip().splitlines()[-1] == (
         "powerp: terminated; everything fetched so far is saved. Resume with: "
-        f"powerp export --out {out} --resume --demo"
+        f"powerp export --out {out} --resume --demo --fixed-rate 20 --flush-points 1 "
+        "--quiet"
     )
     assert "Traceback" not in stderr
     assert _ended(simulator)
