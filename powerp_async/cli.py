@@ -595,10 +595,17 @@ def _interrupted_message(arguments: Sequence[str], how: str = "interrupted") -> 
     """How to go on after Ctrl-C or SIGTERM: for an export, the exact command that
     resumes it."""
     resume = _resume_command(arguments)
-    if resume is None:
+    if resume is None or not _has_journal(arguments):
         return how
 
     return f"{how}; everything fetched so far is saved. Resume with: {resume}"
+
+
+def _has_journal(arguments: Sequence[str]) -> bool:
+    """Whether the export's folder holds a journal, which a resume needs: a run
+    stopped before it wrote one (while it listed the signals, say) saved nothing."""
+    folder = _option_value(arguments, "--out")
+    return folder is not None and (Path(folder) / MANIFEST_NAME).is_file()
 
 
 def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) -> str:
@@ -618,12 +625,8 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
 def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:
     """The error; for an export that has a journal, the command that resumes it."""
     resume = _resume_command(arguments)
-    folder = _option_value(arguments, "--out")
     kept = not isinstance(error, ExportWriteError) or error.resumable
-    if resume is None or folder is None or not kept:
-        return f"error: {error}"
-
-    if not (Path(folder) / MANIFEST_NAME).is_file():
+    if resume is None or not kept or not _has_journal(arguments):
         return f"error: {error}"
 
     return f"error: {error}. Resume with: {resume}"

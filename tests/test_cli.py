@@ -445,3 +445,28 @@ def test_the_resume_command_keeps_what_a_resume_needs(arguments, resume) -> None
     from powerp_async import cli
 
     assert cli._resume_command(arguments) == resume
+
+
+@pytest.mark.parametrize("journal", [False, True])
+def test_a_stop_tells_how_to_resume_only_where_something_was_saved(
+    tmp_path: Path, journal: bool
+) -> None:
+    from powerp_async import cli
+
+    out = tmp_path / "out"
+    if journal:
+        out.mkdir()
+        (out / "_manifest.journal").write_text("")
+    arguments = ["export", "--out", str(out)]
+
+    messages = [
+        cli._interrupted_message(arguments),
+        cli._interrupted_message(arguments, "terminated"),
+    ]
+
+    if journal:
+        resume = "everything fetched so far is saved. Resume with: powerp export "
+        resume += f"--out {out} --resume"
+        assert messages == [f"interrupted; {resume}", f"terminated; {resume}"]
+    else:
+        assert messages == ["interrupted", "terminated"]
