@@ -48,6 +48,7 @@ from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, outage_error, parse_retry_after
 from ._token import TokenManager
+from ._words import plural
 from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
 from .errors import (
     AuthenticationError,
@@ -207,8 +208,7 @@ class Engine:
 
         self._fatal = outage_error(
             self._pacer.outage_s,
-            f"after {self.stats.blocks_done} blocks ({self.stats.points:,} points) "
-            "were fetched",
+            stopped_after(self.stats),
             "An export keeps them: run it again with --resume once the server is back",
         )
         scope.cancel()
@@ -605,3 +605,12 @@ def _report(permit: Permit, response: Response) -> None:
 
 def _timed_out(error: PowerPError) -> bool:
     return isinstance(error, TransportError) and error.timed_out
+
+
+def stopped_after(stats: RunStats) -> str:
+    """What a run stopped by an outage had fetched, in words."""
+    blocks = stats.blocks_done
+    return (
+        f"after {plural(blocks, 'block')} ({plural(stats.points, 'point')}) "
+        f"{'was' if blocks == 1 else 'were'} fetched"
+    )

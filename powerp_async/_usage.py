@@ -1,4 +1,4 @@
-"""What the ``powerp`` commands share: one-line usage errors, verbosity, wording.
+"""What the ``powerp`` commands share: one-line usage errors and verbosity.
 
 argparse echoes what it could not use, and that may be the value given to
 ``--client-secret``; every usage error is therefore masked before it is shown.
@@ -103,9 +103,3 @@ def configure_logging(verbosity: int) -> None:
     if verbosity == 0 and not configured:
         for shown in _SHOWN_WITHOUT_VERBOSE:
             logging.getLogger(shown).setLevel(logging.WARNING)
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``count`` and the noun that agrees with it: ``1 file``, ``2 files``."""
-    word = noun if count == 1 else nouns or f"{noun}s"
-    return f"{count:,} {word}"

@@ -56,9 +56,9 @@ from ._usage import (
     VERBOSE_HELP,
     UsageParser,
     configure_logging,
-    plural,
     split_verbosity,
 )
+from ._words import plural
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -326,6 +326,7 @@ _FLAGS: Final = {
     "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
     "rate_backend": (("--rate-backend", "rate_backend"),),
     "rate_key": (("--rate-key", "rate_key"),),
+    "window": (("--window", "window"),),
 }
 """The options that set a setting, by the setting's name, and their ``dest``."""
 

@@ -215,7 +215,7 @@ def test_a_wrong_setting_from_a_file_keeps_its_name(
 
 
 def test_one_failed_block_is_one_block() -> None:
-    from powerp_async._usage import plural
+    from powerp_async._words import plural
 
     assert [plural(n, "block") for n in (0, 1, 2, 1500)] == [
         "0 blocks",

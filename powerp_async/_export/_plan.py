@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._time import format_duration, format_wire, to_epoch_us
+from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
@@ -42,15 +43,17 @@ class ExportPlan:
         span = self.spec.time_range()
         lines = [
             f"Range: {format_wire(span.start_us)} to {format_wire(span.end_us)}, "
-            f"{span.window_count:,} windows of {format_duration(span.window_us)}",
-            f"Signals: {self.signals:,} in {self.groups} (database, aggregation) groups"
+            f"{plural(span.window_count, 'window')} of "
+            f"{format_duration(span.window_us)}",
+            f"Signals: {self.signals:,} in "
+            f"{plural(self.groups, '(database, aggregation) group')}"
             + (
                 f", {self.late_signals} starting inside the range"
                 if self.late_signals
                 else ""
             ),
-            f"Queries: {self.requests:,} ({self.slices} time slices), "
-            f"at most {self.max_points:,} points",
+            f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}), "
+            f"at most {plural(self.max_points, 'point')}",
         ]
         rates = (known_rate,) if known_rate else ASSUMED_RATES
         estimates = ", ".join(

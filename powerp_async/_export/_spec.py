@@ -24,6 +24,7 @@ from .._time import (
     parse_duration_us,
     parse_wire,
 )
+from .._words import plural
 from ..client import PowerPClient
 from ..errors import ConfigurationError
 from ..models import MAX_SIGNALS_PER_QUERY, Measurement
@@ -246,10 +247,10 @@ def _named(noun: str, values: Iterable[str], nouns: str | None = None) -> str:
 
 
 def _some_unmatched(unmatched: list[str], listed: list[Measurement]) -> str:
-    databases = ", ".join(map(str, sorted({m.database_id for m in listed})))
+    databases = _named("database", map(str, sorted({m.database_id for m in listed})))
     return excerpt(
         "expected every database and index asked for to match a signal, but none "
-        f"of the {len(listed):,} signals listed (in databases {databases}) matches "
+        f"of the {plural(len(listed), 'signal')} listed (in {databases}) matches "
         f"{' or '.join(unmatched)}; nothing was fetched: check --database and --index",
         400,
     )
