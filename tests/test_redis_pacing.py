@@ -8,11 +8,14 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
@@ -530,3 +533,68 @@ async def test_a_backend_that_answers_passes_the_check_and_is_shared() -> None:
     await pacer.aclose()
 
     assert (pacer.shared, pacer.live_processes) == (True, 1)
+
+
+FAR_WAIT: Final = re.compile(
+    r"rate backend (?P<url>\S+), key '(?P<key>[^']+)': a booked slot is "
+    r"(?P<wait>[0-9.]+) s away, (?P<times>\d+) times what (?P<rate>[0-9.]+) req/s "
+    r"for (?P<live>\d) process(es)? implies; do all of them share the same rate\? "
+    r"Each wait is cut at (?P<cut>[0-9.]+) s, after which the request goes"
+)
+
+
+def far_waits(caplog) -> list[dict[str, str]]:
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    found = [FAR_WAIT.fullmatch(message) for message in messages]
+    assert None not in found, messages
+    return [match.groupdict() for match in found if match is not None]
+
+
+async def test_a_process_paced_by_a_slower_rate_on_its_key_says_so_once(
+    caplog,
+) -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    slow = RedisPacer(url, 4, key=key)
+    fast = RedisPacer(url, 40, key=key)
+
+    async def take(pacer: RedisPacer, permits: int) -> None:
+        for _ in range(permits):
+            async with pacer.permit():
+                pass
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(take, slow, 4)
+            group.start_soon(take, fast, 6)
+    await slow.aclose()
+    await fast.aclose()
+
+    (told,) = far_waits(caplog)
+    assert (told["url"], told["key"]) == (mask_url(url), key)
+    assert (told["rate"], told["live"], told["cut"]) == ("40", "2", "60")
+    assert int(told["times"]) >= 4
+
+
+async def test_a_slot_booked_far_ahead_is_waited_for_at_most_the_cap(caplog) -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    async with Redis.from_url(url) as connection:
+        seconds, micros = await connection.time()
+        far_us = seconds * 1_000_000 + micros + 1_000_000_000  # 1,000 s ahead
+        await connection.set(schedule_keys(key)[0], far_us, px=60_000)
+    pacer = RedisPacer(url, 20, key=key, max_wait_s=0.3)
+
+    with anyio.fail_after(20):
+        async with pacer.permit():
+            pass
+    await pacer.aclose()
+
+    (told,) = far_waits(caplog)
+    assert (told["key"], told["rate"], told["live"], told["cut"]) == (
+        key,
+        "20",
+        "1",
+        "0.3",
+    )
+    assert 1000 < float(told["wait"]) <= 1000.1  # one spacing after the slot set

@@ -61,6 +61,7 @@ from .._rate_backend import (
     tenant_key,
 )
 from .._redact import mask_url, remember_secret, scrub
+from .._words import plural
 from ..errors import ConfigurationError
 from ..pacing import Permit, TimedPermit
 from ._schedule import CATCH_UP_US, Booking, SharedSchedule, spacing_us
@@ -81,6 +82,19 @@ REJOIN_EVERY_S: Final = 1.0
 
 PROBE_MIN_S: Final = 0.01
 """A rejoin attempt gets at least this long, even when the local slot is due."""
+
+FAR_WAIT_FACTOR: Final = 4.0
+"""A booked wait this many times what the process's own rate implies for the live
+processes (``n / max_rate``) is told: another process books at a slower rate, or the
+schedule holds a slot far ahead."""
+
+FAR_WAIT_MIN_S: Final = 0.1
+"""Shorter waits are never told, however long next to the rate: at high rates, a
+stall of the event loop or of Redis alone makes waits of that order."""
+
+MAX_WAIT_S: Final = 60.0
+"""The longest single wait for a booked slot (unless the own rate implies longer):
+a slot further ahead means a schedule that no sane rate made, and the request goes."""
 
 _UNREACHABLE: Final = (RedisError, OSError)
 """What a Redis call may raise when the server is gone, busy or refusing."""
@@ -110,6 +124,7 @@ class RedisPacer:
         timeout_s: float = REDIS_TIMEOUT_S,
         member_ttl_s: float = MEMBER_TTL_S,
         rejoin_every_s: float = REJOIN_EVERY_S,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         check_backend_url(url)
         check_key(key)
@@ -133,6 +148,8 @@ class RedisPacer:
         )
         self._rate = max_rate
         self._spacing_us = spacing_us(max_rate)
+        self._max_wait_s = max_wait_s
+        self._told_far_wait = False
         self._rejoin_every_s = rejoin_every_s
         self._grace_s = rejoin_every_s + timeout_s
         self._share_until = -math.inf
@@ -247,9 +264,33 @@ class RedisPacer:
             return
 
         earliest = self._last_slot + self._own_spacing_s()
-        slot = max(await self._next_slot(earliest), earliest)
+        slot = self._within_reason(max(await self._next_slot(earliest), earliest))
         self._last_slot = slot
         await anyio.sleep(max(0.0, slot - time.monotonic()))
+
+    def _within_reason(self, slot: float) -> float:
+        """The slot, or the longest wait allowed if it is further; a wait far longer
+        than this process's rate implies is told once, naming the key."""
+        now = time.monotonic()
+        implied_s = FAR_WAIT_FACTOR * self._live / self._rate
+        longest_s = max(self._max_wait_s, implied_s)
+        wait_s = slot - now
+        if wait_s > max(implied_s, FAR_WAIT_MIN_S) and not self._told_far_wait:
+            self._told_far_wait = True
+            logger.warning(
+                "rate backend %s, key %r: a booked slot is %.2f s away, %.0f times "
+                "what %.3g req/s for %s implies; do all of them share the "
+                "same rate? Each wait is cut at %.3g s, after which the request goes",
+                self._shown_url,
+                self.key,
+                wait_s,
+                wait_s * self._rate / self._live,
+                self._rate,
+                plural(self._live, "process", "processes"),
+                longest_s,
+            )
+
+        return min(slot, now + longest_s)
 
     def _own_spacing_s(self) -> float:
         """The least time between two requests of this process."""
