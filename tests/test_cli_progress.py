@@ -136,10 +136,10 @@ def test_a_server_refusing_connections_as_the_export_starts_is_waited_for(
         f"anything was fetched (last: {token}('127.0.0.1', {port}))). Run it again "
         "once the server is back"
     )
-    assert waits
+    # Each try of the listing that failed, as the run waits (the first token's own
+    # retries may have spent the 2 s already).
     assert all(
-        "WARNING powerp_async.token: token request failed (" in line
-        or "WARNING powerp_async.export.startup: the server fails the listing (" in line
+        "WARNING powerp_async.export.startup: the server fails the listing (" in line
         for line in waits
     ), waits
     assert not (tmp_path / "out").exists()
@@ -161,3 +161,42 @@ def test_a_server_down_as_the_export_starts_is_given_up_on_after_max_outage(
         '"message":"the service is down for maintenance; expected back in 99'
     )
     assert error.endswith(' s"}). Run it again once the server is back')
+
+
+def test_a_fixed_pace_gives_up_after_max_outage_too(
+    failing: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+
+    done = export_against(failing, out, "--fixed-rate", "50", "--quiet")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        "blocks (0 points) were fetched. An export keeps them: run it again with "
+        "--resume once the server is back. Resume with: powerp export --out "
+        f"{out} --resume --fixed-rate 50 --max-outage 2 --quiet\n"
+    )
+
+
+def test_a_resume_whose_server_is_gone_gives_up_after_max_outage(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    with simulator_process(ANCHOR, "--fault-rate", "1", "--fault-mix", "500=1") as url:
+        first = export_against(url, out, "--quiet")
+    assert first.returncode == 1, first.stderr  # stopped, its journal written
+
+    # The server is gone now: the first token of the resume is refused a connection.
+    resumed = powerp(
+        *("export", "--out", str(out), "--resume", "--max-outage", "2", "--quiet"),
+        env=environment(url),
+    )
+
+    assert resumed.returncode == 1
+    assert resumed.stderr == (
+        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        "blocks (0 points) were fetched. An export keeps them: run it again with "
+        "--resume once the server is back. Resume with: powerp export --out "
+        f"{out} --resume --max-outage 2 --quiet\n"
+    )
