@@ -7,7 +7,7 @@ refused before a request is sent or a file is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,11 +24,13 @@ from .._time import (
     parse_duration_us,
     parse_wire,
 )
+from .._words import plural
 from ..client import PowerPClient
 from ..errors import ConfigurationError
 from ..models import MAX_SIGNALS_PER_QUERY, Measurement
 from ..planning import TimeRange, max_slice_us
 from ._formats import FORMATS, Format
+from ._listing import list_through_outage
 from ._manifest import read_manifest
 
 DEFAULT_ROWS_PER_FLUSH: Final = 500_000
@@ -43,8 +45,10 @@ PARAMETERS_ADDED_LATER: Final[Mapping[str, Any]] = MappingProxyType(
 class ExportSpec:
     """What to export and where.
 
-    ``databases`` and ``indexes`` narrow the tenant (empty: everything). The range is
-    snapped to whole windows, as for :meth:`PowerPClient.fetch`.
+    ``databases`` and ``indexes`` narrow the tenant (empty: everything); each value
+    must match a signal listed (an index, in the databases asked for), or the export
+    is refused before anything is fetched, naming the values that match none. The
+    range is snapped to whole windows, as for :meth:`PowerPClient.fetch`.
 
     ``source`` names where the data comes from; by default it is the client's base URL
     with any credentials masked. The journal records it, and a resume refuses to mix in
@@ -205,7 +209,7 @@ def recorded_source(out: Path) -> RecordedSource:
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
     """The signals an export covers: the listing, narrowed by its selection."""
-    listed = await client.measurements()
+    listed = await list_through_outage(client)
     signals = listed
     if spec.databases:
         signals = [m for m in signals if m.database_id in spec.databases]
@@ -213,7 +217,43 @@ async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measure
         signals = [m for m in signals if m.index in spec.indexes]
     if not signals:
         raise ConfigurationError(_nothing_selected(spec, listed))
+
+    unmatched = _unmatched(spec, listed)
+    if unmatched:
+        raise ConfigurationError(_some_unmatched(unmatched, listed))
     return signals
+
+
+def _unmatched(spec: ExportSpec, listed: list[Measurement]) -> list[str]:
+    """The databases and indexes asked for that match no signal listed, an index
+    counting only in the databases asked for: a typo is told, never a partial
+    dataset exported without a word."""
+    asked = spec.databases
+    in_databases = [m for m in listed if not asked or m.database_id in asked]
+    databases = sorted(set(spec.databases) - {m.database_id for m in listed})
+    indexes = sorted(set(spec.indexes) - {m.index for m in in_databases})
+    unmatched = []
+    if databases:
+        unmatched.append(_named("database", map(str, databases)))
+    if indexes:
+        unmatched.append(_named("index", map(repr, indexes), "indexes"))
+    return unmatched
+
+
+def _named(noun: str, values: Iterable[str], nouns: str | None = None) -> str:
+    shown = list(values)
+    word = noun if len(shown) == 1 else nouns or f"{noun}s"
+    return f"{word} {', '.join(shown)}"
+
+
+def _some_unmatched(unmatched: list[str], listed: list[Measurement]) -> str:
+    databases = _named("database", map(str, sorted({m.database_id for m in listed})))
+    return excerpt(
+        "expected every database and index asked for to match a signal, but none "
+        f"of the {plural(len(listed), 'signal')} listed (in {databases}) matches "
+        f"{' or '.join(unmatched)}; nothing was fetched: check --database and --index",
+        400,
+    )
 
 
 def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
