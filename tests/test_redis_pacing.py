@@ -523,6 +523,22 @@ async def test_a_backend_answering_an_error_is_refused_saying_so() -> None:
     )
 
 
+async def test_a_pacer_counts_as_it_opens_before_its_first_booking() -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    first, second = RedisPacer(url, 20, key=key), RedisPacer(url, 20, key=key)
+
+    await first.acheck()
+    alone = first.live_processes
+    await second.acheck()
+    async with first.permit():
+        pass
+    await first.aclose()
+    await second.aclose()
+
+    assert (alone, second.live_processes, first.live_processes) == (1, 2, 2)
+
+
 async def test_a_backend_that_answers_passes_the_check_and_is_shared() -> None:
     url = redis_url_or_skip()
     pacer = RedisPacer(url, 20, key=fresh_key())

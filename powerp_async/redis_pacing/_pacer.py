@@ -216,13 +216,14 @@ class RedisPacer:
             self._in_flight -= 1
 
     async def acheck(self) -> None:
-        """Refuse a backend that does not answer now, saying why.
+        """Refuse a backend that does not answer now, saying why; register this
+        process among the tenant's, so the others count it from their next booking.
 
         Raises :class:`~powerp_async.ConfigurationError` naming the masked address and
         whether it was unreachable, refused the credentials, or answered an error.
         """
         try:
-            await self._redis.ping()
+            self._live = await self._schedule.join()
         except (AuthenticationError, AuthorizationError) as error:
             raise ConfigurationError(
                 f"rate_backend: {self._shown_url} refused the credentials "
