@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import warnings
@@ -101,6 +103,7 @@ class PowerPClient:
         self._listed: list[Measurement] = []
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @classmethod
@@ -116,6 +119,10 @@ class PowerPClient:
         if self._closed:
             raise RuntimeError("this PowerPClient is closed; create a new one")
 
+        if self._session is not None:
+            raise RuntimeError("this PowerPClient is open already; enter it once")
+
+        self._loop = asyncio.get_running_loop()
         await self._check_pacer()
         connector = aiohttp.TCPConnector(
             limit=self.config.max_in_flight + 2,
@@ -167,7 +174,12 @@ class PowerPClient:
 
     def __del__(self) -> None:
         session = getattr(self, "_session", None)  # __init__ may have failed early
-        if session is not None and not session.closed:
+        if session is None or session.closed:
+            return
+
+        # At interpreter exit the warnings machinery may be gone already; a client
+        # left open then is not worth a traceback on the way out.
+        with contextlib.suppress(Exception):
             warnings.warn(
                 f"{self!r} was not closed; use 'async with PowerPClient(...)'",
                 ResourceWarning,
@@ -399,6 +411,13 @@ class PowerPClient:
             state = "closed" if self._closed else "not open yet"
             raise RuntimeError(
                 f"the client is {state}: use it inside 'async with PowerPClient(...)'"
+            )
+
+        if asyncio.get_running_loop() is not self._loop:
+            # Its connections belong to the loop it was opened in.
+            raise RuntimeError(
+                "this PowerPClient was opened in another event loop; open a client "
+                "in each loop that uses one"
             )
         return self._session, self._tokens
 

@@ -57,7 +57,10 @@ async def test_parquet_export_is_exact_and_reports(client, simulator, tmp_path) 
         rows_per_flush=20_000,
     )
 
-    report = await export(client, spec)
+    seen = []
+    report = await export(
+        client, spec, progress=lambda stats, total: seen.append((stats.points, total))
+    )
 
     table = read_dataset(spec.out)
     everything = await client.measurements()
@@ -65,6 +68,7 @@ async def test_parquet_export_is_exact_and_reports(client, simulator, tmp_path) 
         simulator.tenant, _matching(everything, spec), spec.time_range()
     )
     assert_exact(table, expected)
+    assert seen[-1] == (len(expected), report.blocks_total)
     assert report.complete
     assert report.blocks_failed == 0
     assert report.points == report.points_this_run == len(expected)

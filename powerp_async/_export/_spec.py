@@ -7,6 +7,7 @@ refused before a request is sent or a file is written.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,6 +88,10 @@ class ExportSpec:
     neutralise_formulas: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "out", _as_path(self.out))
+        object.__setattr__(self, "databases", _as_databases(self.databases))
+        object.__setattr__(self, "indexes", _as_indexes(self.indexes))
+        _check_types(self)
         _check_format(self.format)
         if self.neutralise_formulas and self.format != "csv":
             raise ConfigurationError(
@@ -148,6 +153,79 @@ class ExportSpec:
 
     def time_range(self) -> TimeRange:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
+
+
+def _as_path(out: object) -> Path:
+    if isinstance(out, str | os.PathLike) and str(out).strip():
+        return Path(out)
+
+    raise ConfigurationError(f"out: expected a folder path, got {out!r:.60}")
+
+
+def _as_databases(databases: object) -> tuple[int, ...]:
+    """The database ids as a tuple of ints; a bare value is refused, not iterated."""
+    if isinstance(databases, int | str | bytes):
+        raise ConfigurationError(
+            "databases: expected a sequence of integer database ids, such as (1, 2), "
+            f"got the bare value {databases!r:.60}"
+        )
+
+    ids = _as_tuple("databases", databases)
+    for value in ids:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigurationError(
+                f"databases: expected integer database ids, got {value!r:.60}"
+            )
+    return ids
+
+
+def _as_indexes(indexes: object) -> tuple[str, ...]:
+    """The signal indexes as a tuple of texts, as the API names them; a whole number
+    is taken as its digits, a bare text is refused rather than split into letters."""
+    if isinstance(indexes, str | bytes | int):
+        raise ConfigurationError(
+            "indexes: expected a sequence of signal indexes, such as "
+            f"({str(indexes)!r:.20},) for one, got the bare value {indexes!r:.60}"
+        )
+
+    texts = []
+    for value in _as_tuple("indexes", indexes):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ConfigurationError(
+                f"indexes: expected signal indexes (texts), got {value!r:.60}"
+            )
+        texts.append(str(value))
+    return tuple(texts)
+
+
+def _as_tuple(name: str, values: object) -> tuple[Any, ...]:
+    if not isinstance(values, Iterable):
+        raise ConfigurationError(f"{name}: expected a sequence, got {values!r:.60}")
+
+    return tuple(values)
+
+
+def _check_types(spec: ExportSpec) -> None:
+    """The fields that the checks after this one compare or parse."""
+    for name in ("start", "end"):
+        moment = getattr(spec, name)
+        if not isinstance(moment, datetime):
+            raise ConfigurationError(
+                f"{name}: expected a datetime, got {type(moment).__name__} "
+                f"{moment!r:.60}"
+            )
+
+    for name in ("window", "format"):
+        if not isinstance(getattr(spec, name), str):
+            raise ConfigurationError(
+                f"{name}: expected a text, got {getattr(spec, name)!r:.60}"
+            )
+
+    for name in ("block_size", "rows_per_flush"):
+        value = getattr(spec, name)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not whole:
+            raise ConfigurationError(f"{name}: expected an integer, got {value!r:.60}")
 
 
 def _check_format(fmt: str) -> None:
