@@ -2,7 +2,9 @@
 
 A child process gives the simulator a core of its own, so a demo export measures the
 client rather than a server sharing its event loop. It listens on a free loopback port
-and prints its base URL on its first line, which is all the parent needs.
+and prints its base URL on its first line, which is all the parent needs. Its standard
+input is a pipe from the parent, and it stops when that pipe closes: when the parent
+ends, however it ends (SIGKILL included), the simulator ends too.
 """
 
 from __future__ import annotations
@@ -36,11 +38,20 @@ def demo_simulator(*extra_args: str) -> Iterator[str]:
         "127.0.0.1",
         "--port",
         "0",
+        "--stop-when-stdin-closes",
+        # Named, so that a POWERP_CLIENT_SECRET of the user's is not taken instead.
+        *("--client-secret", DEMO_CLIENT_SECRET),
         *extra_args,
     ]
     # Its log goes to a file, not a pipe: a full pipe nobody reads would stall it.
     with tempfile.TemporaryFile("w+") as log:
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
         try:
             yield _await_ready(child, log)
         finally:
@@ -61,6 +72,10 @@ def _await_ready(child: subprocess.Popen[str], log: IO[str]) -> str:
 
 
 def _stop(child: subprocess.Popen[str]) -> None:
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
+
     if child.poll() is None:
         child.terminate()
         try:
@@ -68,5 +83,3 @@ def _stop(child: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    if child.stdout is not None:
-        child.stdout.close()

@@ -44,10 +44,12 @@ from ._decode import decode_block
 from ._groups import plain_errors
 from ._http import Response, error_for, send
 from ._labels import LabelSide
+from ._outage import OutageClock
 from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
-from ._retry import backoff_s, parse_retry_after
+from ._retry import backoff_s, outage_error, parse_retry_after
 from ._token import TokenManager
+from ._words import plural
 from .control import (
     AdaptivePacer,
     Packer,
@@ -63,7 +65,6 @@ from .errors import (
     PayloadTooLargeError,
     PowerPError,
     ServerError,
-    ServerUnavailableError,
     ThrottledError,
     TokenExpiredError,
     TransportError,
@@ -85,7 +86,7 @@ logger = logging.getLogger("powerp_async.engine")
 
 OUTAGE_CHECK_S = 1.0
 OUTAGE_PAST_S: Final = 0.01
-"""How long after the outage passes the limit the run is ended."""
+"""How far past ``max_outage_s`` the watch looks, so that one look is enough."""
 
 RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
@@ -170,6 +171,7 @@ class Engine:
         self.data_types: Mapping[tuple[int, str], DataType | None] = data_types or {}
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
+        self._outage = OutageClock()
         self._refusals = Refusals()
         self._labels = LabelSide()
         self._events = EventSink(on_event)
@@ -217,19 +219,22 @@ class Engine:
     async def _watch_outage(self, scope: anyio.CancelScope) -> None:
         """End the run when the server has been down longer than the client waits."""
         # Polling on purpose: the outage grows with time, no event marks the moment.
-        # Once it has begun, wake just after it passes the limit, so that it is
-        # reported as it passes and not up to a check later.
+        # Near the limit, the next look is at the moment it would be passed, so the
+        # run stops then, not up to a polling interval later.
         limit_s = self._settings.max_outage_s
-        while (outage_s := self._pacer.outage_s) <= limit_s:  # noqa: ASYNC110
+        while (outage_s := self._outage_s()) <= limit_s:  # noqa: ASYNC110
             await anyio.sleep(min(OUTAGE_CHECK_S, limit_s - outage_s + OUTAGE_PAST_S))
 
-        self._fatal = ServerUnavailableError(
-            f"the server failed every request for {self._pacer.outage_s:.0f} s; "
-            f"stopped after {self.stats.blocks_done} blocks "
-            f"({self.stats.points:,} points) were fetched. An export keeps them: "
-            "run it again with --resume once the server is back"
+        self._fatal = outage_error(
+            self._outage_s(),
+            stopped_after(self.stats),
+            "An export keeps them: run it again with --resume once the server is back",
         )
         scope.cancel()
+
+    def _outage_s(self) -> float:
+        """The longer of the pacer's account of the outage and the engine's own."""
+        return max(self._pacer.outage_s, self._outage.outage_s)
 
     async def _dispatch(
         self,
@@ -484,10 +489,7 @@ class Engine:
                 # Learnt while this block waited for its turn; the slot goes back.
                 permit.unused()
                 raise _Recut
-            if refused_token is None:
-                token, renewed = await self._tokens.token(), False
-            else:
-                token, renewed = await self._tokens.replace(refused_token)
+            token, renewed = await self._token(permit, refused_token)
             self.stats.requests += 1
             try:
                 response = await send(
@@ -501,8 +503,10 @@ class Engine:
             except TransportError as error:
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
+                # Unanswered for its size, it says nothing of the server's health.
                 self._judge_silence(block, permit, error)
                 permit.failed(connection=True)
+                self._outage.failed()
                 self._report_control()
                 raise
 
@@ -512,7 +516,7 @@ class Engine:
                 self._judge_silence(block, permit, self._error(block, response))
             elif response.status < 300:
                 self._timeouts.on_answered(time.monotonic(), block.max_points)
-            _report(permit, response)
+            _report(permit, response, self._outage)
             self._events.pace(self._pacer.rate)
             self._report_control()
             return response, token, renewed
@@ -529,6 +533,21 @@ class Engine:
         points = block.max_points
         if self._timeouts.too_large(now, permit.sent_at, points, gateway=gateway):
             raise _TooSlow(error)
+
+    async def _token(
+        self, permit: Permit, refused_token: str | None
+    ) -> tuple[str, bool]:
+        """The token to send, and whether it was fetched for this block; a token
+        endpoint that is down counts as a failed request, as the server is down."""
+        try:
+            if refused_token is None:
+                return await self._tokens.token(), False
+
+            return await self._tokens.replace(refused_token)
+        except (ServerError, TransportError) as error:
+            permit.failed(connection=isinstance(error, TransportError))
+            self._outage.failed()
+            raise
 
     def _report_control(self) -> None:
         """An event when the controller's mode or the breaker's state changed."""
@@ -667,16 +686,28 @@ def _headers(token: str, compression: bool) -> dict[str, str]:
     }
 
 
-def _report(permit: Permit, response: Response) -> None:
-    """Tell the pacer how an answer went; 401 and other 4xx say nothing of load."""
+def _report(permit: Permit, response: Response, outage: OutageClock) -> None:
+    """Tell the pacer and the outage clock how an answer went; 401 and other 4xx
+    say nothing of load."""
     status = response.status
     if status == 429:
         permit.throttled(parse_retry_after(response.headers))
     elif status >= 500:
         permit.failed()
+        outage.failed()
     elif status < 300:
         permit.succeeded(response.elapsed_s)
+        outage.succeeded()
 
 
 def _timed_out(error: PowerPError) -> bool:
     return isinstance(error, TransportError) and error.timed_out
+
+
+def stopped_after(stats: RunStats) -> str:
+    """What a run stopped by an outage had fetched, in words."""
+    blocks = stats.blocks_done
+    return (
+        f"after {plural(blocks, 'block')} ({plural(stats.points, 'point')}) "
+        f"{'was' if blocks == 1 else 'were'} fetched"
+    )

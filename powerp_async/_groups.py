@@ -2,7 +2,8 @@
 
 Task groups wrap whatever a child or the body raises in an exception group. This
 package promises plain exceptions to its callers: when a group holds one error (the
-usual case, since the first error cancels the rest), that error is raised as it is.
+usual case, since the first error cancels the rest), that error is raised as it is;
+so is the first of several that say the same (workers meeting one cause together).
 A group of several distinct errors is raised unchanged, as it would be from anyio.
 """
 
@@ -19,7 +20,7 @@ def plain_errors() -> Iterator[None]:
         yield
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))
-        if len(leaves) == 1:
+        if len({(type(leaf), str(leaf)) for leaf in leaves}) == 1:
             raise leaves[0] from leaves[0].__cause__
         raise
 

@@ -59,6 +59,10 @@ async def send(
     if json_body is not None:
         all_headers["Content-Type"] = "application/json"
 
+    if session.closed:
+        # Closed by another task (``aclose``) while this request waited its turn.
+        raise RuntimeError("the client was closed while this request waited to be sent")
+
     started = time.monotonic()
     try:
         async with session.request(

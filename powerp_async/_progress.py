@@ -8,7 +8,7 @@ from typing import Final, TextIO
 
 from ._engine import RunStats
 from ._export import ExportReport
-from ._usage import plural
+from ._words import plural
 from .control import AdaptivePacer, CircuitState
 from .pacing import Pacer
 
@@ -134,9 +134,11 @@ def summary(report: ExportReport) -> str:
     pace = report.points_this_run / report.elapsed_s if report.elapsed_s else 0.0
     state = "complete" if report.complete else "INCOMPLETE"
     lines = [
-        f"Export {state}: {report.points:,} points in {plural(report.parts, 'file')}, "
+        f"Export {state}: {plural(report.points, 'point')} in "
+        f"{plural(report.parts, 'file')}, "
         f"{report.blocks_committed:,}/{report.blocks_total:,} blocks",
-        f"This run: {report.points_this_run:,} points, {report.requests:,} requests, "
+        f"This run: {plural(report.points_this_run, 'point')}, "
+        f"{plural(report.requests, 'request')}, "
         f"{plural(report.retries, 'retry', 'retries')}, {report.throttled} throttled, "
         f"{report.elapsed_s:.1f} s ({pace:,.0f} points/s)",
     ]
@@ -147,8 +149,8 @@ def summary(report: ExportReport) -> str:
         )
     if report.dropped_points:
         lines.append(
-            f"Dropped {report.dropped_points:,} points the server sent twice or "
-            "outside what was asked (see _report.json)"
+            f"Dropped {plural(report.dropped_points, 'point')} the server sent twice "
+            "or outside what was asked (see _report.json)"
         )
     if report.unchecked_parts:
         lines.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._words import plural
 from .errors import BadRequestError, PermissionDeniedError, PowerPError
 from .models import Block
 
@@ -52,7 +53,8 @@ class Refusals:
             if self._bad_requests >= BAD_REQUESTS_BEFORE_STOPPING:
                 raise RunStopped(
                     BadRequestError(
-                        f"the first {self._bad_requests} queries were all refused as "
+                        f"the first {plural(self._bad_requests, 'query', 'queries')} "
+                        "were all refused as "
                         "bad requests, so every query would be; stopping. "
                         f"Last: {error}",
                         method=error.method,

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from .errors import ServerUnavailableError
+
 MAX_RETRY_AFTER_S: Final = 300.0
 """Longer waits are capped: the run goes on and the wait is logged as such."""
 
@@ -83,3 +85,12 @@ def backoff_s(
     """
     ceiling = min(cap_s, base_s * 2 ** min(attempt, 30))
     return (rng or random).uniform(0, ceiling)
+
+
+def outage_error(outage_s: float, stopped: str, advice: str) -> ServerUnavailableError:
+    """The error that ends a run the server failed for ``outage_s``, in mid-run or as
+    it started: one wording for both; ``stopped`` tells what was fetched before."""
+    return ServerUnavailableError(
+        f"the server failed every request for {outage_s:.0f} s; stopped {stopped}. "
+        f"{advice}"
+    )

@@ -1,4 +1,4 @@
-"""What the ``powerp`` commands share: one-line usage errors, verbosity, wording.
+"""What the ``powerp`` commands share: one-line usage errors and verbosity.
 
 argparse echoes what it could not use, and that may be the value given to
 ``--client-secret``; every usage error is therefore masked before it is shown.
@@ -21,6 +21,10 @@ VERBOSE_HELP: Final = "log more (-v info, -vv debug) to stderr"
 
 _VERBOSITY: Final = re.compile(r"-v+|--verbose")
 _LEVELS: Final = {0: logging.ERROR, 1: logging.INFO}
+_SHOWN_WITHOUT_VERBOSE: Final = (
+    "powerp_async.redis_pacing",
+    "powerp_async.export.startup",
+)
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -83,8 +87,11 @@ def split_verbosity(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
 def configure_logging(verbosity: int) -> None:
     """Quiet by default: failures reach the user as one line, not as log records.
 
-    A shared pace lost to an unreachable rate backend is shown all the same: the run
-    goes on, but at a share of the rate, and the user must know the sharing is off.
+    Some warnings are shown all the same: a shared pace lost to an unreachable rate
+    backend (the run goes on, but at a share of the rate, and the user must know the
+    sharing is off), and a server that is down as an export starts (the run waits, up
+    to ``--max-outage``, with no progress to show). The token's own retries are not:
+    in an outage every block renews in vain, and the lines would bury the rest.
     Only where this sets logging up: a host that configured it already (an
     application calling ``main``, a test runner) keeps its own levels.
     """
@@ -94,10 +101,5 @@ def configure_logging(verbosity: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if verbosity == 0 and not configured:
-        logging.getLogger("powerp_async.redis_pacing").setLevel(logging.WARNING)
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``count`` and the noun that agrees with it: ``1 file``, ``2 files``."""
-    word = noun if count == 1 else nouns or f"{noun}s"
-    return f"{count:,} {word}"
+        for shown in _SHOWN_WITHOUT_VERBOSE:
+            logging.getLogger(shown).setLevel(logging.WARNING)

@@ -12,12 +12,17 @@ Where a value goes (``POINT_SCHEMA`` keeps one column per type, so nothing is
 converted behind the caller's back):
 
 - a number follows the signal's declared type, since JSON writers disagree on whether
-  ``5.0`` prints as ``5``: a float signal's integer goes to ``value_float`` when a
-  float64 holds it exactly (every float64 a server prints does; an integer it cannot
-  hold is a true integer and stays in ``value_int``); an int signal's float goes to
-  ``value_int`` when it is whole and fits 64 bits. The aggregation ``count`` makes every
-  signal an int signal. Without a declared type an integer is an integer and a float
-  is a float;
+  ``5.0`` prints as ``5``, whenever that type's column holds it exactly: a float
+  signal's integer goes to ``value_float`` when a float64 holds it exactly (every
+  float64 a server prints does); an int signal's float goes to ``value_int`` when it
+  is whole, fits 64 bits and is no ``-0.0``. A number the declared column cannot hold
+  exactly is never changed to fit: it stays in the column that holds it as sent (an
+  integer a float64 would round, such as 2**53 + 1, in ``value_int``; an int
+  signal's 5.5, 1e300 or ``-0.0`` in ``value_float``), so a value outside its
+  declared column is a value that column would have changed. The aggregation
+  ``count`` makes every signal an int signal. Without a declared type an integer is
+  an integer and a float is a float. The JSON token ``-0`` is an integer zero, which
+  has no sign: a float signal gets ``0.0`` for it;
 - a boolean goes to ``value_bool`` and a string to ``value_text``, whatever the
   declared type, except the spellings of NaN and the infinities on float signals
   (``"NaN"``, ``"Infinity"``, ``"-inf"`` and the like, in any ASCII case);
@@ -277,6 +282,7 @@ def _floats_quickly(floats: pa.Array, is_int: BoolArray) -> ValueColumns:
     numbers = floats.to_numpy(zero_copy_only=False)
     whole = is_int & valid & np.isfinite(numbers) & (np.trunc(numbers) == numbers)
     whole &= (numbers >= -_TWO_TO_63) & (numbers < _TWO_TO_63)
+    whole &= ~((numbers == 0) & np.signbit(numbers))  # -0.0: no integer holds its sign
     return _columns(
         len(floats),
         floats=pa.array(numbers, mask=~(valid & ~whole)),
@@ -388,10 +394,18 @@ def _float_holds(value: int) -> bool:
 
 
 def _place_float(value: float, *, int_signal: bool) -> tuple[int, Any]:
-    if int_signal and value.is_integer() and -_TWO_TO_63 <= value < _TWO_TO_63:
+    if int_signal and _int_holds(value):
         return _INT, int(value)
 
     return _FLOAT, value
+
+
+def _int_holds(value: float) -> bool:
+    """Whether an int64 holds ``value`` exactly: whole, in range, and no -0.0."""
+    if not value.is_integer() or not -_TWO_TO_63 <= value < _TWO_TO_63:
+        return False
+
+    return value != 0 or math.copysign(1.0, value) > 0
 
 
 def _place_text(value: str, *, float_signal: bool) -> tuple[int, Any]:

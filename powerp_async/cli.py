@@ -2,7 +2,8 @@
 
 Every mistake, of the user's or the server's, ends with one readable line on stderr
 and a non-zero exit code, never a traceback: 2 for bad usage or configuration, 1 for a
-failure at run time, 130 when interrupted.
+failure at run time, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
+SIGTERM stops a run as Ctrl-C does: what was fetched is committed first.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import logging
 import math
 import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import anyio
@@ -44,7 +48,7 @@ from ._export import (
 )
 from ._export._formats import write_file
 from ._progress import ProgressLine, ProgressLog, summary
-from ._redact import scrub
+from ._redact import MASK, mask_url, scrub
 from ._time import (
     floor_to_grid,
     format_wire,
@@ -56,9 +60,9 @@ from ._usage import (
     VERBOSE_HELP,
     UsageParser,
     configure_logging,
-    plural,
     split_verbosity,
 )
+from ._words import plural
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -75,6 +79,7 @@ logger = logging.getLogger("powerp_async.cli")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = run([*verbosity, *rest[1:]])
         return code
 
+    with _sigterm_as_ctrl_c() as terminated:
+        return _run(arguments, terminated)
+
+
+def _run(arguments: list[str], terminated: list[int]) -> int:
     try:
         options = build_parser().parse_args(arguments)
         configure_logging(options.verbose + options.verbose_after)
@@ -259,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
+        if terminated:
+            return _fail(_interrupted_message(arguments, "terminated"), EXIT_TERMINATED)
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
     except Exception as error:
         # A bug, not a mistake of the user's: still one line, the traceback on -vv.
@@ -268,6 +280,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             "powerp: please report it with the output of the same command run with -vv",
             EXIT_FAILURE,
         )
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """Handle SIGTERM as Ctrl-C; the list yielded receives the signal when it comes.
+
+    The handler hands the signal on to the one Ctrl-C has at that moment: Python's
+    outside the event loop (a ``KeyboardInterrupt``), the loop's while a run is going
+    (it cancels the run, which commits what was fetched before it stops). Where
+    Ctrl-C is ignored (a background job of a script), ``KeyboardInterrupt`` is raised.
+    Outside the main thread signals cannot be handled, and nothing is set up; the
+    handler before is put back on the way out, for a host that calls :func:`main`.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        on_ctrl_c = signal.getsignal(signal.SIGINT)
+        if not callable(on_ctrl_c):
+            raise KeyboardInterrupt
+
+        on_ctrl_c(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _dispatch(options: argparse.Namespace) -> int:
@@ -293,6 +336,7 @@ _FLAGS: Final = {
     "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
     "rate_backend": (("--rate-backend", "rate_backend"),),
     "rate_key": (("--rate-key", "rate_key"),),
+    "window": (("--window", "window"),),
 }
 """The options that set a setting, by the setting's name, and their ``dest``."""
 
@@ -580,13 +624,21 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _interrupted_message(arguments: Sequence[str]) -> str:
-    """How to go on after Ctrl-C: for an export, the exact command that resumes it."""
+def _interrupted_message(arguments: Sequence[str], how: str = "interrupted") -> str:
+    """How to go on after Ctrl-C or SIGTERM: for an export, the exact command that
+    resumes it."""
     resume = _resume_command(arguments)
-    if resume is None:
-        return "interrupted"
+    if resume is None or not _has_journal(arguments):
+        return how
 
-    return f"interrupted; everything fetched so far is saved. Resume with: {resume}"
+    return f"{how}; everything fetched so far is saved. Resume with: {resume}"
+
+
+def _has_journal(arguments: Sequence[str]) -> bool:
+    """Whether the export's folder holds a journal, which a resume needs: a run
+    stopped before it wrote one (while it listed the signals, say) saved nothing."""
+    folder = _option_value(arguments, "--out")
+    return folder is not None and (Path(folder) / MANIFEST_NAME).is_file()
 
 
 def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) -> str:
@@ -606,12 +658,8 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
 def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:
     """The error; for an export that has a journal, the command that resumes it."""
     resume = _resume_command(arguments)
-    folder = _option_value(arguments, "--out")
     kept = not isinstance(error, ExportWriteError) or error.resumable
-    if resume is None or folder is None or not kept:
-        return f"error: {error}"
-
-    if not (Path(folder) / MANIFEST_NAME).is_file():
+    if resume is None or not kept or not _has_journal(arguments):
         return f"error: {error}"
 
     return f"error: {error}. Resume with: {resume}"
@@ -631,7 +679,41 @@ def _resume_command(arguments: Sequence[str]) -> str | None:
         resume += ["--config", settings]
     if "--demo" in command:
         resume.append("--demo")
-    return shlex.join(resume)
+
+    resume += _behaviour(command)
+    backend = _option_value(command, "--rate-backend")
+    if backend is None or mask_url(backend) == backend:
+        return shlex.join(resume)
+
+    hint = f"(the Redis password is left out: put it back in place of {MASK})"
+    return f"{shlex.join(resume)} {hint}"
+
+
+_BEHAVIOUR_OPTIONS: Final = (
+    "--fixed-rate",
+    "--max-rate",
+    "--rate-backend",
+    "--rate-key",
+    "--max-in-flight",
+    "--max-outage",
+    "--flush-points",
+)
+"""Options that change how a run goes, not what it exports (the journal holds that):
+a resume is given them again, so it runs as the run it continues."""
+
+
+def _behaviour(command: Sequence[str]) -> list[str]:
+    """The behaviour options of ``command`` as given, a backend's password masked."""
+    kept = []
+    for option in _BEHAVIOUR_OPTIONS:
+        value = _option_value(command, option)
+        if value is not None:
+            shown = mask_url(value) if option == "--rate-backend" else value
+            kept += [option, shown]
+
+    if "--quiet" in command:
+        kept.append("--quiet")
+    return kept
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import warnings
@@ -101,6 +103,7 @@ class PowerPClient:
         self._listed: list[Measurement] = []
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @classmethod
@@ -115,6 +118,12 @@ class PowerPClient:
     async def __aenter__(self) -> Self:
         if self._closed:
             raise RuntimeError("this PowerPClient is closed; create a new one")
+
+        if self._session is not None:
+            raise RuntimeError("this PowerPClient is open already; enter it once")
+
+        self._loop = asyncio.get_running_loop()
+        await self._check_pacer()
         connector = aiohttp.TCPConnector(
             limit=self.config.max_in_flight + 2,
             ssl=self.config.verify_tls,
@@ -150,9 +159,27 @@ class PowerPClient:
             self._owns_pacer = False
             await close_pacer()
 
+    async def _check_pacer(self) -> None:
+        """Refuse, before anything is sent, a pacer that cannot work (a shared pace
+        whose backend does not answer); the pacer is closed if it is the client's."""
+        check = getattr(self._pacer, "acheck", None)
+        if check is None:
+            return
+
+        try:
+            await check()
+        except BaseException:
+            await self.aclose()
+            raise
+
     def __del__(self) -> None:
         session = getattr(self, "_session", None)  # __init__ may have failed early
-        if session is not None and not session.closed:
+        if session is None or session.closed:
+            return
+
+        # At interpreter exit the warnings machinery may be gone already; a client
+        # left open then is not worth a traceback on the way out.
+        with contextlib.suppress(Exception):
             warnings.warn(
                 f"{self!r} was not closed; use 'async with PowerPClient(...)'",
                 ResourceWarning,
@@ -163,22 +190,33 @@ class PowerPClient:
     def pacer(self) -> Pacer:
         return self._pacer
 
-    async def measurements(self) -> list[Measurement]:
+    async def measurements(self, *, attempts: int | None = None) -> list[Measurement]:
         """Every signal the credentials can see (``GET /v1/measurements``).
 
-        Throttling, server errors and broken connections are retried, as for queries.
+        Throttling, server errors and broken connections are retried, as for queries:
+        up to ``attempts`` tries in all (default 4, or ``max_attempts`` if fewer).
         """
-        # Fewer tries than for a block: this is the first request of a run, and a
-        # wrong address should fail in seconds, not after a minute of backoff.
-        attempts = min(LISTING_ATTEMPTS, self.config.max_attempts)
+        # Fewer tries than for a block: a wrong address fails in seconds, not after
+        # a minute of backoff; and no longer a wait in all than ``max_outage_s``,
+        # whatever Retry-After says. An export waits longer for a server that is
+        # down as it starts (``_export._listing``).
+        if attempts is None:
+            attempts = min(LISTING_ATTEMPTS, self.config.max_attempts)
+        elif attempts < 1:
+            raise ConfigurationError(f"attempts: expected 1 or more, got {attempts}")
+
+        waited_s = 0.0
         for attempt in range(1, attempts + 1):
             try:
                 self._listed = await self._list_measurements()
                 return self._listed
             except (ThrottledError, ServerError, TransportError) as error:
-                if attempt == attempts:
+                left_s = self.config.max_outage_s - waited_s
+                if attempt == attempts or left_s <= 0:
                     raise
                 delay = getattr(error, "retry_after", None) or backoff_s(attempt)
+                delay = min(delay, left_s)
+                waited_s += delay
                 logger.warning("listing failed (%s); retrying in %.1f s", error, delay)
                 await anyio.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
@@ -373,6 +411,13 @@ class PowerPClient:
             state = "closed" if self._closed else "not open yet"
             raise RuntimeError(
                 f"the client is {state}: use it inside 'async with PowerPClient(...)'"
+            )
+
+        if asyncio.get_running_loop() is not self._loop:
+            # Its connections belong to the loop it was opened in.
+            raise RuntimeError(
+                "this PowerPClient was opened in another event loop; open a client "
+                "in each loop that uses one"
             )
         return self._session, self._tokens
 

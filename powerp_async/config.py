@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -74,6 +75,7 @@ class ClientConfig:
     rate_key: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self)
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
         _require(bool(self.client_id), "client_id", "a non-empty client id")
         _require(bool(self.client_secret), "client_secret", "a non-empty secret")
@@ -244,6 +246,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+_FIELD_TYPES: Final[Mapping[str, tuple[tuple[type, ...], str]]] = MappingProxyType(
+    {
+        "client_id": ((str,), "a string"),
+        "client_secret": ((str,), "a string"),
+        "base_url": ((str,), "a string"),
+        "block_size": ((int,), "an integer"),
+        "max_rate": ((int, float, type(None)), "a number or None"),
+        "initial_rate": ((int, float), "a number"),
+        "adaptive": ((bool,), "True or False"),
+        "max_in_flight": ((int,), "an integer"),
+        "timeout_s": ((int, float), "a number"),
+        "max_attempts": ((int,), "an integer"),
+        "max_outage_s": ((int, float), "a number"),
+        "compression": ((bool, type(None)), "True, False or None"),
+        "verify_tls": ((bool,), "True or False"),
+        "allow_insecure_http": ((bool,), "True or False"),
+        "rate_backend": ((str, type(None)), "a URL or None"),
+        "rate_key": ((str, type(None)), "a string or None"),
+    }
+)
+"""Each setting's accepted types, checked before its value is: a value of the wrong
+type is named as such, not met later as an error of Python's own."""
+
+
+def _check_types(config: ClientConfig) -> None:
+    for name, (types, expected) in _FIELD_TYPES.items():
+        value = getattr(config, name)
+        # bool is an int to Python, never a count or a rate to a user.
+        if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+            continue
+
+        # The secret's value is never shown, even a wrong one.
+        kind = type(value).__name__
+        shown = kind if name == "client_secret" else f"{kind} {value!r:.60}"
+        raise ConfigurationError(f"{name}: expected {expected}, got {shown}")
 
 
 def _require(ok: bool, name: str, expected: str, got: object = None) -> None:

@@ -33,10 +33,11 @@ def simulator_process(anchor: datetime, *options: str) -> Iterator[str]:
     """``powerp simulate [OPTIONS]`` in its own process; yields its base URL."""
     command = [
         *(sys.executable, "-m", "powerp_async", "simulate", "--port", "0"),
-        *("--client-id", "cli", "--client-secret", SECRET),
+        *("--client-id", "cli"),
         *("--anchor", format_wire(to_epoch_us(anchor)), *options),
     ]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    secret = {**os.environ, "POWERP_CLIENT_SECRET": SECRET}  # never on the command line
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=secret)
     assert server.stdout is not None
     try:
         line = server.stdout.readline().strip()

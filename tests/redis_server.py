@@ -50,15 +50,16 @@ def free_port() -> int:
 
 @contextmanager
 def own_redis_server(
-    port: int | None = None, password: str | None = None
+    port: int | None = None, password: str | None = None, *options: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A Redis server of the test's own on loopback, no persistence; yields its
-    process and port, and stops it by its process id (if the test has not)."""
+    """A Redis server of the test's own on loopback, no persistence, given more
+    ``options``; yields its process and port, and stops it by its process id (if the
+    test has not)."""
     program = shutil.which("redis-server")
     assert program, f"{REDIS_URL_VARIABLE} is set, so redis-server must be on PATH"
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="powerp-redis-") as folder:
-        server = start_redis(program, port, folder, password)
+        server = start_redis(program, port, folder, password, *options)
         try:
             yield server, port
         finally:
@@ -67,13 +68,14 @@ def own_redis_server(
 
 
 def start_redis(
-    program: str, port: int, folder: str, password: str | None = None
+    program: str, port: int, folder: str, password: str | None = None, *options: str
 ) -> subprocess.Popen[bytes]:
     """``redis-server`` on ``port``, answering before this returns."""
     command = [program, "--port", str(port), "--bind", "127.0.0.1"]
     command += ["--save", "", "--appendonly", "no", "--dir", folder]
     if password is not None:
         command += ["--requirepass", password]
+    command += options
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

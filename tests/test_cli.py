@@ -185,6 +185,18 @@ def test_query_prints_a_table(served: str) -> None:
             2,
         ),
         (
+            ["export", "--out", "X", "--database", "1", "--database", "99"],
+            "powerp: error: expected every database and index asked for to match a "
+            "signal, but none of the 1,016 signals listed (in databases 1, 2, 3) "
+            "matches database 99; nothing was fetched: check --database and --index\n",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--database", "1", "--index", "1", "--index", "x"],
+            "matches index 'x'; nothing was fetched",
+            2,
+        ),
+        (
             ["export", "--out", "X", "--tz", "Mars/Olympus", "--start", "2026-12-04"],
             "--tz: expected an IANA time zone such as Europe/Berlin, got "
             "'Mars/Olympus'",
@@ -409,9 +421,52 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
             "powerp export --out o --resume --config p.toml",
         ),
         (["query", "--out", "o"], None),
+        (
+            [
+                *("export", "--out", "o", "--since", "2h", "--database", "1"),
+                *("--quiet", "--max-rate=50", "--max-in-flight", "8"),
+                *("--max-outage", "60", "--flush-points", "100", "--window", "1m"),
+            ],
+            "powerp export --out o --resume --max-rate 50 --max-in-flight 8 "
+            "--max-outage 60 --flush-points 100 --quiet",
+        ),
+        (
+            [
+                *("export", "--out", "o", "--fixed-rate", "20", "--rate-key", "k"),
+                *("--rate-backend", "redis://:pw-71c2@127.0.0.1:6379/0"),
+            ],
+            "powerp export --out o --resume --fixed-rate 20 --rate-backend "
+            "'redis://***@127.0.0.1:6379/0' --rate-key k (the Redis password is left "
+            "out: put it back in place of ***)",
+        ),
     ],
 )
 def test_the_resume_command_keeps_what_a_resume_needs(arguments, resume) -> None:
     from powerp_async import cli
 
     assert cli._resume_command(arguments) == resume
+
+
+@pytest.mark.parametrize("journal", [False, True])
+def test_a_stop_tells_how_to_resume_only_where_something_was_saved(
+    tmp_path: Path, journal: bool
+) -> None:
+    from powerp_async import cli
+
+    out = tmp_path / "out"
+    if journal:
+        out.mkdir()
+        (out / "_manifest.journal").write_text("")
+    arguments = ["export", "--out", str(out)]
+
+    messages = [
+        cli._interrupted_message(arguments),
+        cli._interrupted_message(arguments, "terminated"),
+    ]
+
+    if journal:
+        resume = "everything fetched so far is saved. Resume with: powerp export "
+        resume += f"--out {out} --resume"
+        assert messages == [f"interrupted; {resume}", f"terminated; {resume}"]
+    else:
+        assert messages == ["interrupted", "terminated"]

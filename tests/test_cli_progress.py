@@ -17,6 +17,7 @@ from powerp_async._progress import ProgressLog
 
 from .conftest import ANCHOR
 from .processes import environment, powerp, simulator_process
+from .redis_server import free_port
 
 START = ANCHOR - timedelta(minutes=20)
 END = ANCHOR - timedelta(minutes=10)
@@ -67,7 +68,7 @@ def test_a_server_that_fails_everything_is_given_up_on_after_max_outage(
         "powerp: error: the server failed every request for 2 s; stopped after 0 "
         "blocks (0 points) were fetched. An export keeps them: run it again with "
         "--resume once the server is back. Resume with: powerp export --out "
-        f"{out} --resume\n"
+        f"{out} --resume --max-outage 2\n"
     )
 
 
@@ -116,4 +117,86 @@ def test_max_outage_must_be_positive_seconds(given: str, tmp_path: Path) -> None
     assert done.stderr == (
         f"powerp: error: argument --max-outage: expected seconds above 0, got "
         f"'{given}' (see powerp export --help)\n"
+    )
+
+
+def test_a_server_refusing_connections_as_the_export_starts_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"http://127.0.0.1:{port}/rt-api/api"
+
+    done = export_against(url, tmp_path / "out")
+
+    *waits, error = done.stderr.splitlines()
+    token = f"POST {url}/v1/auth/token: cannot connect (Connect call failed "
+    assert done.returncode == 1
+    assert error == (
+        "powerp: error: the server failed every request for 2 s; stopped before "
+        f"anything was fetched (last: {token}('127.0.0.1', {port}))). Run it again "
+        "once the server is back"
+    )
+    # Each try of the listing that failed, as the run waits (the first token's own
+    # retries may have spent the 2 s already).
+    assert all(
+        "WARNING powerp_async.export.startup: the server fails the listing (" in line
+        for line in waits
+    ), waits
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_server_down_as_the_export_starts_is_given_up_on_after_max_outage(
+    tmp_path: Path,
+) -> None:
+    outage = ("--outage-at", "0", "--outage-s", "1000")  # Retry-After: the rest
+
+    with simulator_process(ANCHOR, *outage) as url:
+        done = export_against(url, tmp_path / "out", "--dry-run")
+
+    error = done.stderr.splitlines()[-1]
+    assert done.returncode == 1
+    assert error.startswith(
+        "powerp: error: the server failed every request for 2 s; stopped before "
+        'anything was fetched (last: token request: HTTP 503: {"error":"unavailable",'
+        '"message":"the service is down for maintenance; expected back in 99'
+    )
+    assert error.endswith(' s"}). Run it again once the server is back')
+
+
+def test_a_fixed_pace_gives_up_after_max_outage_too(
+    failing: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+
+    done = export_against(failing, out, "--fixed-rate", "50", "--quiet")
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        "blocks (0 points) were fetched. An export keeps them: run it again with "
+        "--resume once the server is back. Resume with: powerp export --out "
+        f"{out} --resume --fixed-rate 50 --max-outage 2 --quiet\n"
+    )
+
+
+def test_a_resume_whose_server_is_gone_gives_up_after_max_outage(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    with simulator_process(ANCHOR, "--fault-rate", "1", "--fault-mix", "500=1") as url:
+        first = export_against(url, out, "--quiet")
+    assert first.returncode == 1, first.stderr  # stopped, its journal written
+
+    # The server is gone now: the first token of the resume is refused a connection.
+    resumed = powerp(
+        *("export", "--out", str(out), "--resume", "--max-outage", "2", "--quiet"),
+        env=environment(url),
+    )
+
+    assert resumed.returncode == 1
+    assert resumed.stderr == (
+        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        "blocks (0 points) were fetched. An export keeps them: run it again with "
+        "--resume once the server is back. Resume with: powerp export --out "
+        f"{out} --resume --max-outage 2 --quiet\n"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 
@@ -90,7 +91,7 @@ def test_verbose_before_and_after_a_command_add_up() -> None:
         (
             ["simulate", "--port", "0", "--client=hidden-77"],
             "powerp simulate: ambiguous option: --client=*** could match --client-id, "
-            "--client-secret (see powerp simulate --help)\n",
+            "--client-secret, --client-secret-file (see powerp simulate --help)\n",
         ),
         (
             ["export", "--out", "x", "--client-secret", "hidden-77"],
@@ -224,7 +225,7 @@ def test_a_wrong_setting_from_a_file_keeps_its_name(
 
 
 def test_one_failed_block_is_one_block() -> None:
-    from powerp_async._usage import plural
+    from powerp_async._words import plural
 
     assert [plural(n, "block") for n in (0, 1, 2, 1500)] == [
         "0 blocks",
@@ -235,3 +236,25 @@ def test_one_failed_block_is_one_block() -> None:
     assert plural(1, "retry", "retries") + ", " + plural(3, "retry", "retries") == (
         "1 retry, 3 retries"
     )
+
+
+def test_the_command_gives_a_host_its_sigterm_handler_back(monkeypatch, capsys):
+    def host_handler(signum, frame) -> None:
+        raise AssertionError("not called here")
+
+    for name, value in environment("http://127.0.0.1:9/rt-api/api").items():
+        monkeypatch.setenv(name, value)
+
+    previous = signal.signal(signal.SIGTERM, host_handler)
+    try:
+        code = cli.main(["export", "--out", "x", "--block-size", "30"])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --block-size: expected an integer from 1 to 20 (the API's "
+        "limit), got 30\n"
+    )
+    assert after is host_handler

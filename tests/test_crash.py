@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pytest
 
 from powerp_async.models import POINT_SCHEMA
 
@@ -95,7 +96,9 @@ def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
     _, stderr = child.communicate(timeout=60)
 
     assert child.returncode == 130, stderr
-    assert stderr.strip().endswith("--resume --demo"), stderr
+    assert stderr.strip().endswith(
+        "--resume --demo --flush-points 5000 --quiet"  # as the run went
+    ), stderr
     assert "Traceback" not in stderr
     saved = read(out).num_rows
     resume = stderr.strip().split("Resume with: ")[1].split()[1:]
@@ -107,3 +110,72 @@ def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
     assert report["complete"] is True
     assert 0 < saved < report["points"] == read(out).num_rows
     assert report["points"] == len(actual_points(read(out)))  # no duplicates
+
+
+def _demo_export(out: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """A slow ``powerp -v export --demo`` under way; it and its simulator's pid."""
+    command = [
+        *(sys.executable, "-m", "powerp_async", "-v", "export", "--demo", "--quiet"),
+        *("--since", "30m", "--database", "1", "--out", str(out)),
+        *("--fixed-rate", "20", "--flush-points", "1"),
+    ]
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stderr is not None
+    for line in child.stderr:
+        if "demo simulator serving" in line:
+            return child, int(line.rsplit("(pid ", 1)[1].rstrip(")\n"))
+
+    raise AssertionError(f"no simulator started: {child.wait()}")
+
+
+def _ended(pid: int, deadline_s: float = 15.0) -> bool:
+    """Whether process ``pid`` ends (or is a zombie nobody reaps) in ``deadline_s``."""
+    stop = time.monotonic() + deadline_s
+    while time.monotonic() < stop:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_on_a_demo_export_saves_tells_and_ends_its_simulator(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
+    child, simulator = _demo_export(out, env)
+    while not list(out.rglob("*.parquet")) and child.poll() is None:
+        time.sleep(0.05)  # until a part is committed
+
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "powerp: terminated; everything fetched so far is saved. Resume with: "
+        f"powerp export --out {out} --resume --demo --fixed-rate 20 --flush-points 1 "
+        "--quiet"
+    )
+    assert "Traceback" not in stderr
+    assert _ended(simulator)
+    assert read(out).num_rows > 0
+    assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_demo_simulator_ends_with_its_parent_even_on_sigkill(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
+    child, simulator = _demo_export(tmp_path / "demo", env)
+
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=60)
+
+    assert child.returncode == -signal.SIGKILL
+    assert _ended(simulator)

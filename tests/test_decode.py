@@ -84,8 +84,15 @@ def times_us(decoded: DecodedBlock) -> list[int]:
 
 
 def nan_as_text(value: Any) -> Any:
-    """NaN made equal to itself, so that rows holding it can be compared."""
-    return "NaN" if isinstance(value, float) and math.isnan(value) else value
+    """NaN made equal to itself, and -0.0 unequal to 0.0, so that rows holding them
+    can be compared and a lost sign is seen."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+
+    if isinstance(value, float) and value == 0 and math.copysign(1, value) < 0:
+        return "-0.0"
+
+    return value
 
 
 # Shape of the batch ------------------------------------------------------------------
@@ -193,6 +200,28 @@ def test_nan_on_a_float_signal_is_a_float(raw: str) -> None:
 )
 def test_places_values_of_an_int_signal(raw: str, expected: tuple[Any, ...]) -> None:
     assert only_value(raw, {"101": INT}) == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-0.0],  # one JSON type: whole columns
+        [-0.0, 5, None],  # numbers of both types on numeric signals
+        [-0.0, "idle", True],  # split by type, then put back in order
+        [-0.0, 2**64],  # a value no column holds: the others by whole columns
+    ],
+)
+def test_an_int_signals_negative_zero_keeps_its_sign(values: list[Any]) -> None:
+    is_int = np.ones(len(values), np.bool_)
+    is_float = np.zeros(len(values), np.bool_)
+
+    quick = values_module.value_columns(values, is_int, is_float, url=URL)
+    slow = values_module._columns_slowly(values, is_int, is_float)
+
+    for columns in (quick, slow):
+        assert repr(columns.floats[0].as_py()) == "-0.0"
+        assert columns.ints[0].as_py() is None
+    assert column_rows(quick) == column_rows(slow)
 
 
 @pytest.mark.parametrize(
@@ -955,7 +984,7 @@ def grouped_answers(draw: st.DrawFn) -> tuple[bytes, Block, dict[str, DataType |
         points += [
             point(
                 index,
-                draw(plain_values),
+                draw(plain_values | edge_numbers),
                 wire_time(START_US + second * SECOND_US, run_style),
             )
             for second in seconds
@@ -1177,6 +1206,11 @@ def key_text(key: str, escaped: bool) -> str:
     return '"' + "".join(f"\\u{ord(char):04x}" for char in key) + '"'
 
 
+edge_numbers = st.sampled_from(
+    [-0.0, 0.0, -7.0, 2**53 + 1, -(2**53) - 1, 2.0**53, 2.0**63, -(2.0**63), 2**63]
+)
+"""Numbers at the edges of what the other column holds: a signed zero, integers a
+float64 rounds, floats just inside and outside 64-bit integers."""
 plain_values = st.one_of(
     st.none(),
     st.booleans(),
@@ -1193,6 +1227,7 @@ numbers = (
     | st.floats(-1e15, 1e15)
     | st.integers(-(2**53) + 1, 2**53 - 1)
     | st.sampled_from([2.0**53, 1e300, -(2**53) - 1])
+    | edge_numbers
 )
 odd_values = plain_values | st.sampled_from([math.nan, math.inf, -math.inf, [1], {}])
 plain_times = st.builds(

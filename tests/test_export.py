@@ -17,7 +17,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pytest
 
-from powerp_async import ExportSpec, export
+from powerp_async import ExportSpec, export, plan_export
 from powerp_async._export import _formats, _manifest
 from powerp_async._time import format_wire, to_epoch_us
 from powerp_async.errors import ConfigurationError
@@ -57,7 +57,10 @@ async def test_parquet_export_is_exact_and_reports(client, simulator, tmp_path) 
         rows_per_flush=20_000,
     )
 
-    report = await export(client, spec)
+    seen = []
+    report = await export(
+        client, spec, progress=lambda stats, total: seen.append((stats.points, total))
+    )
 
     table = read_dataset(spec.out)
     everything = await client.measurements()
@@ -65,6 +68,7 @@ async def test_parquet_export_is_exact_and_reports(client, simulator, tmp_path) 
         simulator.tenant, _matching(everything, spec), spec.time_range()
     )
     assert_exact(table, expected)
+    assert seen[-1] == (len(expected), report.blocks_total)
     assert report.complete
     assert report.blocks_failed == 0
     assert report.points == report.points_this_run == len(expected)
@@ -180,6 +184,54 @@ def _as_text_rows(table: pa.Table) -> list[tuple]:
         record["timestamp"] = record["timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         rows.append(_key(record))
     return rows
+
+
+async def test_asked_for_values_that_match_nothing_are_refused_before_a_fetch(
+    client, simulator, tmp_path
+) -> None:
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=START,
+        end=END,
+        databases=(1, 3, 98, 99),
+        indexes=("1", "2", "no-such", "nor-this"),
+    )
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec)
+
+    assert str(caught.value) == (
+        "expected every database and index asked for to match a signal, but none of "
+        "the 1,016 signals listed (in databases 1, 2, 3) matches databases 98, 99 or "
+        "indexes 'no-such', 'nor-this'; nothing was fetched: check --database and "
+        "--index"
+    )
+    assert simulator.stats.requests.get("query", {}) == {}
+    assert not spec.out.exists()
+
+
+async def test_a_dry_run_counts_what_the_export_fetches(client, tmp_path) -> None:
+    # Late signals start 20 to 120 minutes before the anchor: some before this
+    # range, some inside it, some after its end (which the export never asks for).
+    start, end = ANCHOR - timedelta(minutes=90), ANCHOR - timedelta(minutes=50)
+    spec = ExportSpec(out=tmp_path / "never", start=start, end=end, window="1m")
+    span = spec.time_range()
+
+    plan = await plan_export(client, spec)
+
+    blocks = list(plan_blocks(await client.measurements(), span, block_size=20))
+    fetched = {(b.database_id, b.aggregation, i) for b in blocks for i in b.indexes}
+    firsts = {
+        (m.database_id, m.aggregation, m.index): m.first_data_point
+        for m in await client.measurements()
+    }
+    after_end = [k for k, first in firsts.items() if first and first >= end]
+    late = [k for k in fetched if firsts[k] and to_epoch_us(firsts[k]) > span.start_us]
+    assert (len(after_end), len(late)) == (14, 20)  # the range shows both kinds
+    assert (plan.signals, plan.late_signals) == (len(fetched), len(late))
+    assert plan.groups == len({(b.database_id, b.aggregation) for b in blocks})
+    assert plan.requests == len(blocks)
+    assert plan.signals == len(firsts) - len(after_end)
 
 
 async def test_refuses_to_mix_two_exports(client, tmp_path) -> None:

@@ -13,7 +13,7 @@ from powerp_async import cli, export
 from powerp_async._export import _manifest
 from powerp_async._export._manifest import read_manifest
 from powerp_async._progress import summary
-from powerp_async._usage import plural
+from powerp_async._words import plural
 from powerp_async.errors import ConfigurationError
 
 from .conftest import ANCHOR

@@ -8,15 +8,19 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
-from powerp_async import ClientConfig, ConfigurationError
+from powerp_async import ClientConfig, ConfigurationError, PowerPClient
+from powerp_async._redact import mask_url
 from powerp_async.redis_pacing import (
     RedisPacer,
     SharedSchedule,
@@ -229,21 +233,63 @@ def test_the_command_names_the_option_and_masks_the_password(tmp_path: Path) -> 
     assert PASSWORD not in unpaced.stdout + elsewhere.stdout
 
 
-def test_an_unreachable_backend_is_told_without_verbose(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+def test_a_backend_unreachable_at_the_start_is_refused_before_any_fetch(
+    tmp_path: Path,
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
 
     result = powerp(
         "export", "--demo", "--since", "5m", "--window", "1m", "--database", "1",
-        "--index", "1", "--fixed-rate", "20", "--rate-backend", url,
-        "--out", str(tmp_path / "x"), "--quiet",
+        "--fixed-rate", "20", "--rate-backend", url, "--out", str(tmp_path / "x"),
     )  # fmt: skip
 
-    assert result.returncode == 0
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"powerp: error: --rate-backend: redis://***@127.0.0.1:{port}/0 is "
+        f"unreachable (Error 111 connecting to 127.0.0.1:{port}. Connect call failed "
+        f"('127.0.0.1', {port}).); a shared pace needs its Redis server running when "
+        "the run starts\n"
+    )
+    assert result.stdout == ""
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_backend_lost_after_the_start_is_told_without_verbose(
+    tmp_path: Path,
+) -> None:
+    redis_url_or_skip()
+    # The server answers the check at the start and refuses every booking after it,
+    # as one that went away would: the run goes on alone, and says so.
+    rules = tmp_path / "users.acl"
+    rules.write_text("user default on nopass ~* &* +@all -evalsha -eval\n")
+
+    with own_redis_server(None, None, "--aclfile", str(rules)) as (_, port):
+        url = f"redis://127.0.0.1:{port}/0"
+        result = powerp(
+            "export", "--demo", "--since", "5m", "--window", "1m", "--database", "1",
+            "--index", "1", "--fixed-rate", "20", "--rate-backend", url,
+            "--out", str(tmp_path / "x"), "--quiet",
+        )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
     assert f"WARNING powerp_async.redis_pacing: rate backend {url} unreachable (" in (
         result.stderr
     )
     assert result.stderr.count("unreachable") == 1
+
+
+async def test_a_client_refuses_a_backend_it_cannot_reach_and_closes_it() -> None:
+    port = free_port()
+    client = PowerPClient(config(rate_backend=f"redis://127.0.0.1:{port}/0"))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await client.__aenter__()
+
+    assert str(caught.value).startswith(
+        f"rate_backend: redis://127.0.0.1:{port}/0 is unreachable (Error 111 "
+    )
+    assert repr(client) == "<PowerPClient http://127.0.0.1:8765/rt-api/api closed>"
 
 
 def test_a_wrong_key_is_named_by_its_option(tmp_path: Path) -> None:
@@ -435,3 +481,136 @@ async def test_a_killed_redis_leaves_the_pacer_alone_until_it_is_back(caplog):
         f"rate backend redis://***@127.0.0.1:{port}/0 is back: sharing 200 req/s again",
     ) in messages
     assert PASSWORD not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("credentials", "why"),
+    [
+        ("", "the URL gives no password and the server wants one"),
+        (":wrong-pw-123@", "wrong user or password"),
+        (f"someone:{PASSWORD}@", "wrong user or password"),
+    ],
+)
+async def test_a_backend_refusing_the_credentials_is_refused_masked(
+    credentials: str, why: str
+) -> None:
+    redis_url_or_skip()
+    with own_redis_server(password=PASSWORD) as (_, port):
+        pacer = RedisPacer(f"redis://{credentials}127.0.0.1:{port}/0", 20, key="k")
+        with pytest.raises(ConfigurationError) as caught:
+            await pacer.acheck()
+        await pacer.aclose()
+
+    shown = "redis://***@" if credentials else "redis://"
+    assert str(caught.value) == (
+        f"rate_backend: {shown}127.0.0.1:{port}/0 refused the credentials ({why}): "
+        "check the user and password in the URL"
+    )
+
+
+async def test_a_backend_answering_an_error_is_refused_saying_so() -> None:
+    url = redis_url_or_skip()
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    pacer = RedisPacer(f"{base}/999999", 20, key="k")
+
+    with pytest.raises(ConfigurationError) as caught:
+        await pacer.acheck()
+    await pacer.aclose()
+
+    assert str(caught.value) == (
+        f"rate_backend: {mask_url(base)}/999999 answered the connection check with an "
+        "error (DB index is out of range)"
+    )
+
+
+async def test_a_pacer_counts_as_it_opens_before_its_first_booking() -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    first, second = RedisPacer(url, 20, key=key), RedisPacer(url, 20, key=key)
+
+    await first.acheck()
+    alone = first.live_processes
+    await second.acheck()
+    async with first.permit():
+        pass
+    await first.aclose()
+    await second.aclose()
+
+    assert (alone, second.live_processes, first.live_processes) == (1, 2, 2)
+
+
+async def test_a_backend_that_answers_passes_the_check_and_is_shared() -> None:
+    url = redis_url_or_skip()
+    pacer = RedisPacer(url, 20, key=fresh_key())
+
+    await pacer.acheck()
+    async with pacer.permit():
+        pass
+    await pacer.aclose()
+
+    assert (pacer.shared, pacer.live_processes) == (True, 1)
+
+
+FAR_WAIT: Final = re.compile(
+    r"rate backend (?P<url>\S+), key '(?P<key>[^']+)': a booked slot is "
+    r"(?P<wait>[0-9.]+) s away, (?P<times>\d+) times what (?P<rate>[0-9.]+) req/s "
+    r"for (?P<live>\d) process(es)? implies; do all of them share the same rate\? "
+    r"Each wait is cut at (?P<cut>[0-9.]+) s, after which the request goes"
+)
+
+
+def far_waits(caplog) -> list[dict[str, str]]:
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    found = [FAR_WAIT.fullmatch(message) for message in messages]
+    assert None not in found, messages
+    return [match.groupdict() for match in found if match is not None]
+
+
+async def test_a_process_paced_by_a_slower_rate_on_its_key_says_so_once(
+    caplog,
+) -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    slow = RedisPacer(url, 4, key=key)
+    fast = RedisPacer(url, 40, key=key)
+
+    async def take(pacer: RedisPacer, permits: int) -> None:
+        for _ in range(permits):
+            async with pacer.permit():
+                pass
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(take, slow, 4)
+            group.start_soon(take, fast, 6)
+    await slow.aclose()
+    await fast.aclose()
+
+    (told,) = far_waits(caplog)
+    assert (told["url"], told["key"]) == (mask_url(url), key)
+    assert (told["rate"], told["live"], told["cut"]) == ("40", "2", "60")
+    assert int(told["times"]) >= 4
+
+
+async def test_a_slot_booked_far_ahead_is_waited_for_at_most_the_cap(caplog) -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    async with Redis.from_url(url) as connection:
+        seconds, micros = await connection.time()
+        far_us = seconds * 1_000_000 + micros + 1_000_000_000  # 1,000 s ahead
+        await connection.set(schedule_keys(key)[0], far_us, px=60_000)
+    pacer = RedisPacer(url, 20, key=key, max_wait_s=0.3)
+
+    with anyio.fail_after(20):
+        async with pacer.permit():
+            pass
+    await pacer.aclose()
+
+    (told,) = far_waits(caplog)
+    assert (told["key"], told["rate"], told["live"], told["cut"]) == (
+        key,
+        "20",
+        "1",
+        "0.3",
+    )
+    assert 1000 < float(told["wait"]) <= 1000.1  # one spacing after the slot set

@@ -28,10 +28,12 @@ from typing import Any, Final
 
 import pyarrow.dataset as ds
 import pytest
+import redis
 import requests
 
 from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import TimeRange, plan_totals
+from powerp_async.redis_pacing._schedule import schedule_keys
 
 from .conftest import ANCHOR
 from .helpers import actual_points
@@ -103,7 +105,11 @@ def test_an_export_outlives_its_redis_exact_and_within_rate(reference, tmp_path)
     ):
         since = int(time.time())
         redis_url = f"redis://127.0.0.1:{port}/0"
-        exports = start_halves(base_url, redis_url, fresh_key(), tmp_path)
+        key = fresh_key()
+        exports = start_halves(base_url, redis_url, key, tmp_path)
+        # Lost mid-run, once both share the pace: a process that never met Redis
+        # cannot know the others, and paces as if alone (a known limit).
+        wait_for_members(port, key, len(exports))
         wait_for_queries(base_url, since, reference.queries // 4)
         os.kill(redis.pid, signal.SIGKILL)
         redis.wait(timeout=10)
@@ -144,6 +150,16 @@ def finish(export: subprocess.Popen[str]) -> tuple[int, str]:
     """The exit code and log of an export, once it has ended."""
     _, log = export.communicate(timeout=150)
     return export.returncode, log
+
+
+def wait_for_members(port: int, key: str, count: int) -> None:
+    """Return once ``count`` processes have registered under the tenant ``key``."""
+    members = schedule_keys(key)[1]
+    deadline = time.monotonic() + 60
+    with redis.Redis(host="127.0.0.1", port=port) as connection:
+        while connection.zcard(members) < count:
+            assert time.monotonic() < deadline, f"fewer than {count} members in 60 s"
+            time.sleep(0.05)
 
 
 def wait_for_queries(base_url: str, since: int, count: int) -> None:

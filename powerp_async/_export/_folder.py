@@ -40,7 +40,7 @@ def check_folder(out: Path, *, fresh: bool) -> None:
         raise ConfigurationError(
             f"output folder {out} is not empty; refusing to mix two exports"
             + (
-                " (add --resume to continue it)"
+                " (continue it with resume=True; --resume on the command line)"
                 if (out / MANIFEST_NAME).exists()
                 else ""
             )

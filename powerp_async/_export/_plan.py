@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._time import format_duration, format_wire, to_epoch_us
+from .._words import plural
 from ..client import PowerPClient
+from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
 from ._spec import ExportSpec, select_signals
 
@@ -41,15 +43,17 @@ class ExportPlan:
         span = self.spec.time_range()
         lines = [
             f"Range: {format_wire(span.start_us)} to {format_wire(span.end_us)}, "
-            f"{span.window_count:,} windows of {format_duration(span.window_us)}",
-            f"Signals: {self.signals:,} in {self.groups} (database, aggregation) groups"
+            f"{plural(span.window_count, 'window')} of "
+            f"{format_duration(span.window_us)}",
+            f"Signals: {self.signals:,} in "
+            f"{plural(self.groups, '(database, aggregation) group')}"
             + (
                 f", {self.late_signals} starting inside the range"
                 if self.late_signals
                 else ""
             ),
-            f"Queries: {self.requests:,} ({self.slices} time slices), "
-            f"at most {self.max_points:,} points",
+            f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}), "
+            f"at most {plural(self.max_points, 'point')}",
         ]
         rates = (known_rate,) if known_rate else ASSUMED_RATES
         estimates = ", ".join(
@@ -67,11 +71,14 @@ async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
         plan = await plan_export(client, spec)
         print(plan.requests, plan.max_points)
     """
-    signals = await select_signals(client, spec)
     span = spec.time_range()
+    # As the plan does: a signal whose first point comes at or after the range's end
+    # is never asked for, so it is not counted.
+    signals = [
+        m for m in await select_signals(client, spec) if _first_us(m) < span.end_us
+    ]
     block_size = spec.block_size or client.config.block_size
     requests, max_points = plan_totals(signals, span, block_size=block_size)
-    first_us = span.start_us
     return ExportPlan(
         spec=spec,
         signals=len(signals),
@@ -79,12 +86,14 @@ async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
         slices=sum(1 for _ in time_slices(span)),
         requests=requests,
         max_points=max_points,
-        late_signals=sum(
-            1
-            for m in signals
-            if m.first_data_point and to_epoch_us(m.first_data_point) > first_us
-        ),
+        late_signals=sum(1 for m in signals if _first_us(m) > span.start_us),
     )
+
+
+def _first_us(signal: Measurement) -> int:
+    """The signal's first point in epoch microseconds; one without is as old as any."""
+    first = signal.first_data_point
+    return -(2**62) if first is None else to_epoch_us(first)
 
 
 def _duration(seconds: float) -> str:

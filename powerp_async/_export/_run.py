@@ -215,6 +215,10 @@ class _Fetch:
                 self._account_unsettled()
                 group.cancel_scope.cancel()
 
+        if progress is not None:
+            # The last word on a finished run, not the state up to half a second ago.
+            progress(self.stats, self.opened.blocks_total)
+
     def _job(self) -> ExportJob:
         return ExportJob(
             self.spec.out,

@@ -7,7 +7,8 @@ refused before a request is sent or a file is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,11 +25,13 @@ from .._time import (
     parse_duration_us,
     parse_wire,
 )
+from .._words import plural
 from ..client import PowerPClient
 from ..errors import ConfigurationError
 from ..models import MAX_SIGNALS_PER_QUERY, Measurement
 from ..planning import TimeRange, max_slice_us
 from ._formats import FORMATS, Format
+from ._listing import list_through_outage
 from ._manifest import read_manifest
 
 DEFAULT_ROWS_PER_FLUSH: Final = 500_000
@@ -43,8 +46,10 @@ PARAMETERS_ADDED_LATER: Final[Mapping[str, Any]] = MappingProxyType(
 class ExportSpec:
     """What to export and where.
 
-    ``databases`` and ``indexes`` narrow the tenant (empty: everything). The range is
-    snapped to whole windows, as for :meth:`PowerPClient.fetch`.
+    ``databases`` and ``indexes`` narrow the tenant (empty: everything); each value
+    must match a signal listed (an index, in the databases asked for), or the export
+    is refused before anything is fetched, naming the values that match none. The
+    range is snapped to whole windows, as for :meth:`PowerPClient.fetch`.
 
     ``source`` names where the data comes from; by default it is the client's base URL
     with any credentials masked. The journal records it, and a resume refuses to mix in
@@ -83,6 +88,10 @@ class ExportSpec:
     neutralise_formulas: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "out", _as_path(self.out))
+        object.__setattr__(self, "databases", _as_databases(self.databases))
+        object.__setattr__(self, "indexes", _as_indexes(self.indexes))
+        _check_types(self)
         _check_format(self.format)
         if self.neutralise_formulas and self.format != "csv":
             raise ConfigurationError(
@@ -146,6 +155,79 @@ class ExportSpec:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
 
 
+def _as_path(out: object) -> Path:
+    if isinstance(out, str | os.PathLike) and str(out).strip():
+        return Path(out)
+
+    raise ConfigurationError(f"out: expected a folder path, got {out!r:.60}")
+
+
+def _as_databases(databases: object) -> tuple[int, ...]:
+    """The database ids as a tuple of ints; a bare value is refused, not iterated."""
+    if isinstance(databases, int | str | bytes):
+        raise ConfigurationError(
+            "databases: expected a sequence of integer database ids, such as (1, 2), "
+            f"got the bare value {databases!r:.60}"
+        )
+
+    ids = _as_tuple("databases", databases)
+    for value in ids:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigurationError(
+                f"databases: expected integer database ids, got {value!r:.60}"
+            )
+    return ids
+
+
+def _as_indexes(indexes: object) -> tuple[str, ...]:
+    """The signal indexes as a tuple of texts, as the API names them; a whole number
+    is taken as its digits, a bare text is refused rather than split into letters."""
+    if isinstance(indexes, str | bytes | int):
+        raise ConfigurationError(
+            "indexes: expected a sequence of signal indexes, such as "
+            f"({str(indexes)!r:.20},) for one, got the bare value {indexes!r:.60}"
+        )
+
+    texts = []
+    for value in _as_tuple("indexes", indexes):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ConfigurationError(
+                f"indexes: expected signal indexes (texts), got {value!r:.60}"
+            )
+        texts.append(str(value))
+    return tuple(texts)
+
+
+def _as_tuple(name: str, values: object) -> tuple[Any, ...]:
+    if not isinstance(values, Iterable):
+        raise ConfigurationError(f"{name}: expected a sequence, got {values!r:.60}")
+
+    return tuple(values)
+
+
+def _check_types(spec: ExportSpec) -> None:
+    """The fields that the checks after this one compare or parse."""
+    for name in ("start", "end"):
+        moment = getattr(spec, name)
+        if not isinstance(moment, datetime):
+            raise ConfigurationError(
+                f"{name}: expected a datetime, got {type(moment).__name__} "
+                f"{moment!r:.60}"
+            )
+
+    for name in ("window", "format"):
+        if not isinstance(getattr(spec, name), str):
+            raise ConfigurationError(
+                f"{name}: expected a text, got {getattr(spec, name)!r:.60}"
+            )
+
+    for name in ("block_size", "rows_per_flush"):
+        value = getattr(spec, name)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not whole:
+            raise ConfigurationError(f"{name}: expected an integer, got {value!r:.60}")
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ConfigurationError(
@@ -205,7 +287,7 @@ def recorded_source(out: Path) -> RecordedSource:
 
 async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measurement]:
     """The signals an export covers: the listing, narrowed by its selection."""
-    listed = await client.measurements()
+    listed = await list_through_outage(client)
     signals = listed
     if spec.databases:
         signals = [m for m in signals if m.database_id in spec.databases]
@@ -213,7 +295,43 @@ async def select_signals(client: PowerPClient, spec: ExportSpec) -> list[Measure
         signals = [m for m in signals if m.index in spec.indexes]
     if not signals:
         raise ConfigurationError(_nothing_selected(spec, listed))
+
+    unmatched = _unmatched(spec, listed)
+    if unmatched:
+        raise ConfigurationError(_some_unmatched(unmatched, listed))
     return signals
+
+
+def _unmatched(spec: ExportSpec, listed: list[Measurement]) -> list[str]:
+    """The databases and indexes asked for that match no signal listed, an index
+    counting only in the databases asked for: a typo is told, never a partial
+    dataset exported without a word."""
+    asked = spec.databases
+    in_databases = [m for m in listed if not asked or m.database_id in asked]
+    databases = sorted(set(spec.databases) - {m.database_id for m in listed})
+    indexes = sorted(set(spec.indexes) - {m.index for m in in_databases})
+    unmatched = []
+    if databases:
+        unmatched.append(_named("database", map(str, databases)))
+    if indexes:
+        unmatched.append(_named("index", map(repr, indexes), "indexes"))
+    return unmatched
+
+
+def _named(noun: str, values: Iterable[str], nouns: str | None = None) -> str:
+    shown = list(values)
+    word = noun if len(shown) == 1 else nouns or f"{noun}s"
+    return f"{word} {', '.join(shown)}"
+
+
+def _some_unmatched(unmatched: list[str], listed: list[Measurement]) -> str:
+    databases = _named("database", map(str, sorted({m.database_id for m in listed})))
+    return excerpt(
+        "expected every database and index asked for to match a signal, but none "
+        f"of the {plural(len(listed), 'signal')} listed (in {databases}) matches "
+        f"{' or '.join(unmatched)}; nothing was fetched: check --database and --index",
+        400,
+    )
 
 
 def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:

@@ -6,23 +6,27 @@ at most one booked slot, processes interleave slot by slot, and a cancelled requ
 loses one slot at most. Each process also keeps its own requests at least ``1 /
 max_rate`` apart, whatever the schedule says.
 
-Redis going away never stops the export. The first call that fails (refused, reset,
-no answer within ``timeout_s``, or any error from the server) turns the pacer local:
-it paces this process alone at its share of the rate, ``max_rate / n`` for the ``n``
-processes last seen live, continuing from its last slot, and says so once at WARNING.
-Every ``rejoin_every_s`` one booking is tried again, bounded by the wait for the next
-local slot, so a Redis that answers nothing slows nobody down; the first that succeeds
+A backend that cannot be used when the run starts is refused (:meth:`RedisPacer.acheck`,
+called by the client as it opens): a wrong address or password is told at once rather
+than found out as a run that paces alone. Once the run is going, Redis going away
+never stops the export. The first call that fails (refused, reset, no answer within
+``timeout_s``, or any error from the server) turns the pacer local: it paces this
+process alone at its share of the rate, ``max_rate / n`` for the ``n`` processes last
+seen live, continuing from its last slot, and says so once at WARNING. Every
+``rejoin_every_s`` one booking is tried again, bounded by the wait for the next local
+slot, so a Redis that answers nothing slows nobody down; the first that succeeds
 rejoins the shared schedule (logged at INFO). For ``rejoin_every_s + timeout_s``
 after that, the process still keeps to its share, since the others may not have
 rejoined yet and still pace alone: the pace of the whole never exceeds ``max_rate``,
 only the moment of the switch differs from process to process.
 
-Known shortcomings: a process that never reached Redis knows no share and paces at
-the full rate, as if alone; ``n`` is the count at the last booking, so a process
-that joins during an outage is not counted by the others until Redis is back; and a
-process cut off from Redis while the others still reach it paces alone at its share
-on top of their full pace, which exceeds the rate until its membership expires and
-it rejoins: the fallback is made for a Redis that goes away for everybody.
+Known shortcomings: a pacer used without :meth:`RedisPacer.acheck` that never reached
+Redis knows no share and paces at the full rate, as if alone; ``n`` is the count at
+the last booking, so a process that joins during an outage is not counted by the
+others until Redis is back; and a process cut off from Redis while the others still
+reach it paces alone at its share on top of their full pace, which exceeds the rate
+until its membership expires and it rejoins: the fallback is made for a Redis that
+goes away for everybody.
 """
 
 from __future__ import annotations
@@ -42,7 +46,13 @@ import anyio
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    RedisError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._rate_backend import (
     backend_password,
@@ -50,7 +60,8 @@ from .._rate_backend import (
     check_key,
     tenant_key,
 )
-from .._redact import mask_url, remember_secret
+from .._redact import mask_url, remember_secret, scrub
+from .._words import plural
 from ..errors import ConfigurationError
 from ..pacing import Permit, TimedPermit
 from ._schedule import CATCH_UP_US, Booking, SharedSchedule, spacing_us
@@ -71,6 +82,19 @@ REJOIN_EVERY_S: Final = 1.0
 
 PROBE_MIN_S: Final = 0.01
 """A rejoin attempt gets at least this long, even when the local slot is due."""
+
+FAR_WAIT_FACTOR: Final = 4.0
+"""A booked wait this many times what the process's own rate implies for the live
+processes (``n / max_rate``) is told: another process books at a slower rate, or the
+schedule holds a slot far ahead."""
+
+FAR_WAIT_MIN_S: Final = 0.1
+"""Shorter waits are never told, however long next to the rate: at high rates, a
+stall of the event loop or of Redis alone makes waits of that order."""
+
+MAX_WAIT_S: Final = 60.0
+"""The longest single wait for a booked slot (unless the own rate implies longer):
+a slot further ahead means a schedule that no sane rate made, and the request goes."""
 
 _UNREACHABLE: Final = (RedisError, OSError)
 """What a Redis call may raise when the server is gone, busy or refusing."""
@@ -100,6 +124,7 @@ class RedisPacer:
         timeout_s: float = REDIS_TIMEOUT_S,
         member_ttl_s: float = MEMBER_TTL_S,
         rejoin_every_s: float = REJOIN_EVERY_S,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         check_backend_url(url)
         check_key(key)
@@ -108,7 +133,8 @@ class RedisPacer:
                 f"max_rate: expected requests per second above 0, got {max_rate!r}"
             )
 
-        remember_secret(backend_password(url))
+        self._password = backend_password(url)
+        remember_secret(self._password)
         self._shown_url = mask_url(url)
         self._redis = Redis.from_url(
             url,
@@ -122,6 +148,8 @@ class RedisPacer:
         )
         self._rate = max_rate
         self._spacing_us = spacing_us(max_rate)
+        self._max_wait_s = max_wait_s
+        self._told_far_wait = False
         self._rejoin_every_s = rejoin_every_s
         self._grace_s = rejoin_every_s + timeout_s
         self._share_until = -math.inf
@@ -187,6 +215,38 @@ class RedisPacer:
         finally:
             self._in_flight -= 1
 
+    async def acheck(self) -> None:
+        """Refuse a backend that does not answer now, saying why; register this
+        process among the tenant's, so the others count it from their next booking.
+
+        Raises :class:`~powerp_async.ConfigurationError` naming the masked address and
+        whether it was unreachable, refused the credentials, or answered an error.
+        """
+        try:
+            self._live = await self._schedule.join()
+        except (AuthenticationError, AuthorizationError) as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} refused the credentials "
+                f"({self._credentials_given()}): check the user and password in the "
+                "URL"
+            ) from error
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} is unreachable ({_said(error)}); a "
+                "shared pace needs its Redis server running when the run starts"
+            ) from error
+        except RedisError as error:
+            raise ConfigurationError(
+                f"rate_backend: {self._shown_url} answered the connection check with "
+                f"an error ({_said(error)})"
+            ) from error
+
+    def _credentials_given(self) -> str:
+        if self._password is None:
+            return "the URL gives no password and the server wants one"
+
+        return "wrong user or password"
+
     async def before_retry(self, *, after_timeout: bool) -> None:
         pass
 
@@ -205,9 +265,33 @@ class RedisPacer:
             return
 
         earliest = self._last_slot + self._own_spacing_s()
-        slot = max(await self._next_slot(earliest), earliest)
+        slot = self._within_reason(max(await self._next_slot(earliest), earliest))
         self._last_slot = slot
         await anyio.sleep(max(0.0, slot - time.monotonic()))
+
+    def _within_reason(self, slot: float) -> float:
+        """The slot, or the longest wait allowed if it is further; a wait far longer
+        than this process's rate implies is told once, naming the key."""
+        now = time.monotonic()
+        implied_s = FAR_WAIT_FACTOR * self._live / self._rate
+        longest_s = max(self._max_wait_s, implied_s)
+        wait_s = slot - now
+        if wait_s > max(implied_s, FAR_WAIT_MIN_S) and not self._told_far_wait:
+            self._told_far_wait = True
+            logger.warning(
+                "rate backend %s, key %r: a booked slot is %.2f s away, %.0f times "
+                "what %.3g req/s for %s implies; do all of them share the "
+                "same rate? Each wait is cut at %.3g s, after which the request goes",
+                self._shown_url,
+                self.key,
+                wait_s,
+                wait_s * self._rate / self._live,
+                self._rate,
+                plural(self._live, "process", "processes"),
+                longest_s,
+            )
+
+        return min(slot, now + longest_s)
 
     def _own_spacing_s(self) -> float:
         """The least time between two requests of this process."""
@@ -315,6 +399,11 @@ class _SharedPermit(TimedPermit):
         # The slot was booked and has come: the next request of this process takes
         # it at once rather than booking another.
         self._pacer._give_back()
+
+
+def _said(error: BaseException) -> str:
+    """What an error says, secrets masked; its type's name if it says nothing."""
+    return scrub(str(error)) or type(error).__name__
 
 
 def _member_id() -> str:

@@ -8,10 +8,11 @@ and no clock of any client is ever compared with another's: the script reads the
 time, books, and says how long to wait, in one call that nothing can interleave.
 
 Each booking also registers its process in a sorted set under the same tenant, with
-an expiry a few seconds ahead: the number of live members is how many processes
-share the pace, which each needs to know to pace alone at its share when Redis goes
-away. A process is counted while it books, and for ``member_ttl_s`` after its last
-booking; one waiting longer than that between two requests drops out of the count.
+an expiry a few seconds ahead, and so does :meth:`SharedSchedule.join` as a pacer
+opens: the number of live members is how many processes share the pace, which each
+needs to know to pace alone at its share when Redis goes away. A process is counted
+while it books, and for ``member_ttl_s`` after its last booking; one waiting longer
+than that between two requests drops out of the count.
 
 Spacings are whole microseconds, rounded up, so the arithmetic in the script is exact
 (slots stay below 2**53) and the pace never exceeds the rate: at 500 requests per
@@ -139,6 +140,23 @@ class SharedSchedule:
 
         slot_us, now_us, live = (int(value) for value in answer)
         return Booking(slot_us, now_us, live)
+
+    async def join(self) -> int:
+        """Register this process before its first booking; returns the processes
+        registered, this one included. Run once, as the pacer opens: the others then
+        count it from their next booking, not only from its first."""
+        seconds, micros = await self._redis.time()
+        now_us = seconds * 1_000_000 + micros
+        members = self._keys[1]
+        # Plain commands in one transaction, not a script: a server whose scripts
+        # fail is found out by the first booking, as a server lost mid-run.
+        async with self._redis.pipeline(transaction=True) as steps:
+            steps.zadd(members, {self.member: now_us + self._member_ttl_us})
+            steps.zremrangebyscore(members, "-inf", now_us)
+            steps.pexpire(members, self._member_ttl_us // 1000 + 1)
+            steps.zcard(members)
+            *_, live = await steps.execute()
+        return int(live)
 
     async def leave(self) -> None:
         """Stop being counted among the tenant's processes."""

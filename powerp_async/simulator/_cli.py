@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import signal
 import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 from .._time import parse_wire
@@ -23,6 +27,9 @@ from ._server import Simulator
 from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorSettings
 
 DEFAULT_PORT: Final = 8765
+
+SECRET_VARIABLE: Final = "POWERP_CLIENT_SECRET"
+"""Where the secret is best given: unlike an argument, no other user can read it."""
 
 MAX_PORT: Final = 65_535
 
@@ -70,7 +77,7 @@ def run(argv: list[str] | None = None) -> int:
 
     simulator = Simulator(settings, host=options.host, port=options.port)
     try:
-        asyncio.run(_serve(simulator))
+        asyncio.run(_serve(simulator, watch_stdin=options.stop_when_stdin_closes))
     except OSError as error:
         print(f"powerp simulate: cannot listen: {error}", file=sys.stderr)
         return 1
@@ -94,11 +101,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--client-id", default=DEFAULT_CLIENT_ID, help="default: %(default)s"
     )
-    parser.add_argument(
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
         "--client-secret",
-        default=DEFAULT_CLIENT_SECRET,
-        help="the secret clients must send (default: %(default)s, the public demo "
-        "secret)",
+        help=f"the secret clients must send (default: {DEFAULT_CLIENT_SECRET}, the "
+        "public demo secret); every user of this machine sees it in the process "
+        f"list, so give a secret of your own in {SECRET_VARIABLE} or a file",
+    )
+    secret.add_argument(
+        "--client-secret-file",
+        type=Path,
+        metavar="PATH",
+        help="read the secret clients must send from the first line of this file; "
+        f"without either option, {SECRET_VARIABLE} is used if it is set",
     )
     parser.add_argument(
         "--token-ttl", type=float, default=3600.0, help="token lifetime in seconds"
@@ -136,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --host (the demo credentials are public)",
     )
     parser.add_argument(
+        "--stop-when-stdin-closes",
+        action="store_true",
+        help="stop when standard input reaches its end: a parent that starts the "
+        "simulator with a pipe there takes it down when it ends, even when killed",
+    )
+    parser.add_argument(
         "--list-scenarios",
         action="store_true",
         help="print the preset scenarios and exit",
@@ -148,7 +169,7 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
     anchor_us = None if options.anchor is None else parse_wire(options.anchor)
     return SimulatorSettings(
         client_id=options.client_id,
-        client_secret=options.client_secret,
+        client_secret=_client_secret(options, os.environ),
         token_ttl_s=options.token_ttl,
         label=options.label,
         anchor_us=anchor_us,
@@ -159,11 +180,51 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
     )
 
 
-async def _serve(simulator: Simulator) -> None:
+def _client_secret(options: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """The secret from a file, the environment, or the command line (with a warning,
+    the secret never shown): the demo secret if none is given."""
+    if options.client_secret_file is not None:
+        return _secret_in(options.client_secret_file)
+
+    if options.client_secret is None:
+        return environ.get(SECRET_VARIABLE) or DEFAULT_CLIENT_SECRET
+
+    if options.client_secret != DEFAULT_CLIENT_SECRET:
+        print(
+            "powerp simulate: warning: a secret given with --client-secret is seen by "
+            "every user of this machine in the process list; give it in "
+            f"{SECRET_VARIABLE} or with --client-secret-file instead",
+            file=sys.stderr,
+        )
+    return str(options.client_secret)
+
+
+def _secret_in(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as lines:
+            secret = lines.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigurationError(
+            f"--client-secret-file: cannot read {path}: {reason}"
+        ) from None
+
+    if not secret:
+        raise ConfigurationError(
+            f"--client-secret-file: expected the secret on the first line of {path}, "
+            "got an empty line"
+        )
+    return secret
+
+
+async def _serve(simulator: Simulator, *, watch_stdin: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+
+    if watch_stdin:
+        _stop_at_end_of_stdin(loop, stop)
 
     async with simulator:
         print(f"PowerP simulator serving {simulator.base_url}", flush=True)
@@ -176,6 +237,25 @@ async def _serve(simulator: Simulator) -> None:
             print(credentials, flush=True)
 
         await stop.wait()
+
+
+def _stop_at_end_of_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` once standard input ends.
+
+    The system closes a process's end of a pipe however the process ends, SIGKILL
+    included, on every platform; a thread reading it (rather than the event loop) also
+    works where the loop cannot watch pipes, as on Windows. Parent-death signals
+    (``prctl``) exist on Linux only, and polling the parent's pid misses a parent
+    whose pid is reused.
+    """
+
+    def read_to_end() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_to_end, name="stdin-watch", daemon=True).start()
 
 
 def _public_credentials(simulator: Simulator) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -10,7 +11,7 @@ import sys
 import aiohttp
 import pytest
 
-from powerp_async.simulator._cli import run
+from powerp_async.simulator._cli import _client_secret, _parser, run
 
 READY = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
 
@@ -25,8 +26,6 @@ async def test_serves_on_a_free_port_until_interrupted(stop_signal) -> None:
         "0",
         "--client-id",
         "cli",
-        "--client-secret",
-        "cli-secret",
         "--token-ttl",
         "30",
         "--label",
@@ -37,6 +36,7 @@ async def test_serves_on_a_free_port_until_interrupted(stop_signal) -> None:
         "3",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "POWERP_CLIENT_SECRET": "cli-secret"},  # as documented
     )
     try:
         line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
@@ -117,3 +117,66 @@ def test_help_and_bad_options_return_codes_instead_of_exiting(capsys) -> None:
     assert "usage: powerp simulate" in capsys.readouterr().out
     assert run(["--port", "eighty"]) == 2
     assert "invalid int value: 'eighty'" in capsys.readouterr().err
+
+
+def secret_of(*args: str, environ: dict[str, str] | None = None) -> str:
+    return _client_secret(_parser().parse_args(list(args)), environ or {})
+
+
+def test_the_secret_comes_from_a_file_the_environment_or_the_demo(
+    tmp_path, capsys
+) -> None:
+    path = tmp_path / "secret"
+    path.write_text("from-a-file-1\nnot this line\n", encoding="utf-8")
+    environ = {"POWERP_CLIENT_SECRET": "from-the-environment-2"}
+
+    chosen = [
+        secret_of("--client-secret-file", str(path), environ=environ),
+        secret_of(environ=environ),
+        secret_of(),
+        secret_of("--client-secret", "demo-secret"),
+    ]
+
+    assert chosen == [
+        "from-a-file-1",
+        "from-the-environment-2",
+        "demo-secret",
+        "demo-secret",
+    ]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_secret_on_the_command_line_is_warned_about_never_shown(capsys) -> None:
+    secret = secret_of("--client-secret", "own-secret-63")
+
+    assert secret == "own-secret-63"
+    assert capsys.readouterr().err == (
+        "powerp simulate: warning: a secret given with --client-secret is seen by "
+        "every user of this machine in the process list; give it in "
+        "POWERP_CLIENT_SECRET or with --client-secret-file instead\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "\nsecret-on-line-two\n",
+            "expected the secret on the first line of {path}, got an empty line",
+        ),
+        (None, "cannot read {path}: No such file or directory"),
+    ],
+)
+def test_a_secret_file_without_a_secret_is_a_usage_error(
+    tmp_path, capsys, content, message
+) -> None:
+    path = tmp_path / "secret"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+
+    code = run(["--client-secret-file", str(path)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"powerp simulate: --client-secret-file: {message.format(path=path)}\n"
+    )

@@ -1,0 +1,73 @@
+"""A client used out of its life: entered twice, closed under a fetch, moved to
+another loop; each a clear error, nothing leaked."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from powerp_async import PowerPClient
+from powerp_async.testing import SimulatorThread
+
+from .conftest import ANCHOR, CLIENT_SECRET
+
+
+def _client(simulator) -> PowerPClient:
+    return PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        initial_rate=100,
+    )
+
+
+async def test_entering_an_open_client_again_is_refused(simulator) -> None:
+    client = _client(simulator)
+    async with client:
+        with pytest.raises(RuntimeError, match="open already; enter it once"):
+            await client.__aenter__()
+
+        signals = await client.measurements()
+
+    assert len(signals) == len(simulator.tenant.signals)
+    assert repr(client).endswith(" closed>")
+
+
+async def test_closing_under_a_running_fetch_is_a_clear_error(simulator) -> None:
+    client = _client(simulator)
+    async with client:
+        signals = (await client.measurements())[:200]
+
+        async def close_soon() -> None:
+            await anyio.sleep(0.3)
+            await client.aclose()
+
+        closing = asyncio.create_task(close_soon())
+        with pytest.raises(RuntimeError, match="closed while this request waited"):
+            await client.fetch_table(signals, ANCHOR - timedelta(hours=6), ANCHOR)
+
+        await closing
+
+
+def test_a_client_used_from_another_loop_says_so() -> None:
+    with SimulatorThread() as server:
+        opened = PowerPClient(server.client_config())
+        home = asyncio.new_event_loop()
+        home.run_until_complete(opened.__aenter__())
+
+        async def list_elsewhere() -> None:
+            await opened.measurements()
+
+        try:
+            with pytest.raises(RuntimeError, match="opened in another event loop"):
+                asyncio.run(list_elsewhere())
+
+            listed = home.run_until_complete(opened.measurements())
+        finally:
+            home.run_until_complete(opened.aclose())
+            home.close()
+
+    assert len(listed) == len(server.tenant.signals)

@@ -1,0 +1,106 @@
+"""Counts in messages agree with their nouns; options are named as the user types
+them, on the command line and in the library."""
+
+from __future__ import annotations
+
+import doctest
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from powerp_async import ConfigurationError, ExportPlan, ExportSpec, blocking, cli
+from powerp_async._engine import RunStats, stopped_after
+from powerp_async._export import ExportReport
+from powerp_async._export._spec import _some_unmatched
+from powerp_async._progress import summary
+from powerp_async.config import ClientConfig
+from powerp_async.models import Measurement
+
+from .conftest import ANCHOR
+from .processes import environment
+
+
+def test_a_plan_of_one_of_everything_speaks_in_the_singular() -> None:
+    spec = ExportSpec(
+        out=Path("x"), start=ANCHOR - timedelta(seconds=1), end=ANCHOR, window="1s"
+    )
+    plan = ExportPlan(spec, 1, 1, 1, requests=1, max_points=1, late_signals=1)
+
+    lines = plan.describe(known_rate=1.0).splitlines()
+
+    assert lines[:3] == [
+        "Range: 2026-12-04T11:59:59Z to 2026-12-04T12:00:00Z, 1 window of 1s",
+        "Signals: 1 in 1 (database, aggregation) group, 1 starting inside the range",
+        "Queries: 1 (1 time slice), at most 1 point",
+    ]
+
+
+def test_a_summary_of_one_point_and_one_request_speaks_in_the_singular() -> None:
+    report = ExportReport(
+        *(1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 2.0, 1, True, (), (), ()),
+        dropped_points=1,
+    )
+
+    assert summary(report).splitlines() == [
+        "Export complete: 1 point in 1 file, 1/1 blocks",
+        "This run: 1 point, 1 request, 0 retries, 0 throttled, 2.0 s (0 points/s)",
+        "Dropped 1 point the server sent twice or outside what was asked (see "
+        "_report.json)",
+    ]
+
+
+def test_a_run_stopped_after_one_block_says_so_in_the_singular() -> None:
+    stats = RunStats(points=1)
+    stats.blocks_done = 1
+
+    assert stopped_after(stats) == "after 1 block (1 point) was fetched"
+
+
+def test_a_listing_of_one_signal_speaks_in_the_singular() -> None:
+    listed = [Measurement(1, "1")]
+
+    message = _some_unmatched(["database 2"], listed)
+
+    assert message == (
+        "expected every database and index asked for to match a signal, but none of "
+        "the 1 signal listed (in database 1) matches database 2; nothing was fetched: "
+        "check --database and --index"
+    )
+
+
+def test_a_wrong_window_is_named_by_its_option(monkeypatch, capsys) -> None:
+    for name, value in environment("http://127.0.0.1:9/rt-api/api").items():
+        monkeypatch.setenv(name, value)
+
+    code = cli.main(["export", "--out", "x", "--window", "5q"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --window: invalid duration '5q': expected a number with a "
+        "unit (us, ms, s, m, h, d, w), such as '200ms', '1s' or '1h30m'\n"
+    )
+
+
+def test_the_library_is_told_to_resume_with_its_own_argument(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_manifest.journal").write_text("")
+    config = ClientConfig("a", "s", base_url="http://127.0.0.1:9/rt-api/api")
+    spec = ExportSpec(out=out, start=ANCHOR - timedelta(minutes=1), end=ANCHOR)
+
+    with pytest.raises(ConfigurationError) as caught:
+        blocking.export(config, spec)
+
+    assert str(caught.value) == (
+        f"output folder {out} is not empty; refusing to mix two exports (continue "
+        "it with resume=True; --resume on the command line)"
+    )
+
+
+def test_the_wording_examples_run() -> None:
+    from powerp_async import _words
+
+    outcome = doctest.testmod(_words)
+
+    assert (outcome.failed, outcome.attempted) == (0, 1)
