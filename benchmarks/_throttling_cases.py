@@ -57,6 +57,8 @@ class Case:
     """The request limit at the start; ``None`` when requests are not counted."""
     changes: tuple[tuple[float, float], ...] = ()
     """``(seconds after the server started, new limit)`` for each step of the limit."""
+    timeout_s: float | None = None
+    """The client's timeout per request; ``None`` keeps the default client's."""
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:
@@ -141,6 +143,20 @@ def size_case(duration_s: float) -> Case:
     )
 
 
+def size_timeout_case(duration_s: float) -> Case:
+    """``size-limit``, but queries above the size are held for 90 s instead of
+    refused; the client gives up on an answer after 2 s, as a user who knows that
+    answers take well under a second would have it do (the default waits 60 s)."""
+    limit = RequestLimit(20.0, burst=2)
+    return dataclasses.replace(
+        size_case(duration_s),
+        name="size-timeout",
+        scenario=dataclasses.replace(named_scenario("size-timeout"), requests=limit),
+        simulator_args=("--scenario", "size-timeout", "--rate", "20", "--burst", "2"),
+        timeout_s=2.0,
+    )
+
+
 def faults_case(duration_s: float) -> Case:
     return Case(
         name="faults-5pct",
@@ -185,6 +201,7 @@ def cases(*, quick: bool) -> tuple[Case, ...]:
             # queries, so in 10 s no client starting cold could reach 90% of the
             # ceiling.
             size_case(30.0),
+            size_timeout_case(30.0),
             faults_case(12.0),
             outage_case(5.0, 45.0),
         )
@@ -197,6 +214,7 @@ def cases(*, quick: bool) -> tuple[Case, ...]:
         window_case(60, 190.0),
         cost_case(60.0),
         size_case(60.0),
+        size_timeout_case(60.0),
         faults_case(60.0),
         outage_case(20.0, 90.0),
     )

@@ -2,10 +2,11 @@
 
 The simulator runs in its own process, pinned to the last core while the client keeps
 the first (when the machine has two), so neither steals the other's time. The client
-is a :class:`~powerp_async.PowerPClient` with default settings: adaptive pacing, told
-nothing about the limits. Once a second the pacer's state and the engine's counters
-are sampled; at the end the server's own per-second counts are read from
-``/_simulator/stats``, which are the ground truth every figure is judged by.
+is a :class:`~powerp_async.PowerPClient` with default settings but for the timeout,
+where a case sets one: adaptive pacing, told nothing about the limits. Once a second
+the pacer's state and the engine's counters are sampled; at the end the server's own
+per-second counts are read from ``/_simulator/stats``, which are the ground truth
+every figure is judged by.
 """
 
 from __future__ import annotations
@@ -192,11 +193,13 @@ async def _drive(case: Case, server: Server) -> tuple[Job, Outcome, list[Row]]:
         if isinstance(event, RequestDone):
             outcome.signals_sent += len(event.block.indexes)
 
+    options = {} if case.timeout_s is None else {"timeout_s": case.timeout_s}
     async with PowerPClient(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
         base_url=server.base_url,
         on_event=count_signals,
+        **options,
     ) as client:
         job = plan_job(case, cheap_signals(await client.measurements()))
         async with anyio.create_task_group() as group:

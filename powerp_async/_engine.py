@@ -50,7 +50,14 @@ from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, outage_error, parse_retry_after
 from ._token import TokenManager
 from ._words import plural
-from .control import AdaptivePacer, Packer, Piece, PointsInFlight, SizeMemory
+from .control import (
+    AdaptivePacer,
+    Packer,
+    Piece,
+    PointsInFlight,
+    SizeMemory,
+    TimeoutJudge,
+)
 from .errors import (
     APIError,
     AuthenticationError,
@@ -169,9 +176,10 @@ class Engine:
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
+        """Query sizes the server took or refused, for the life of this engine."""
+        self._timeouts = TimeoutJudge(settings.timeout_s)
         self._points = PointsInFlight(MAX_POINTS_IN_FLIGHT)
         self._control_state = ("startup", "closed")
-        """Query sizes the server took or refused, for the life of this engine."""
 
     @property
     def label_side(self) -> str | None:
@@ -355,14 +363,15 @@ class Engine:
             for part in self.sizes.pieces(block):
                 async for result in self._fetch_fitting(part):
                     yield result
-        except PayloadTooLargeError as error:
+        except (PayloadTooLargeError, _TooSlow) as refusal:
+            error = refusal.error if isinstance(refusal, _TooSlow) else refusal
             self._learn_size(block, refused=True)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
                 yield self._failed(block, error)
                 return
             self.stats.splits += 1
-            logger.info("server refused %s as too large; splitting", block.describe())
+            logger.info("%s: %s; splitting", block.describe(), _refused_as(refusal))
             for part in parts:
                 async for result in self._fetch_fitting(part):
                     yield result
@@ -457,10 +466,13 @@ class Engine:
             raise _token_refused(self._tokens.outlived(token), block, self._shown_url)
 
         if response.status >= 300:
-            raise error_for(
-                response, method="POST", url=self._shown_url, what=block.describe()
-            )
+            raise self._error(block, response)
         return self._decoded(block, response)
+
+    def _error(self, block: Block, response: Response) -> PowerPError:
+        return error_for(
+            response, method="POST", url=self._shown_url, what=block.describe()
+        )
 
     async def _send(
         self, block: Block, refused_token: str | None
@@ -488,20 +500,39 @@ class Engine:
                     json_body=block.payload(),
                     timeout_s=self._settings.timeout_s,
                 )
-            except TransportError:
-                permit.failed(connection=True)
-                self._outage.failed()
+            except TransportError as error:
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
+                # Unanswered for its size, it says nothing of the server's health.
+                self._judge_silence(block, permit, error)
+                permit.failed(connection=True)
+                self._outage.failed()
                 self._report_control()
                 raise
 
             self.stats.bytes_received += len(response.body)
-            _report(permit, response, self._outage)
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
+            if response.status == 504:
+                self._judge_silence(block, permit, self._error(block, response))
+            elif response.status < 300:
+                self._timeouts.on_answered(time.monotonic(), block.max_points)
+            _report(permit, response, self._outage)
             self._events.pace(self._pacer.rate)
             self._report_control()
             return response, token, renewed
+
+    def _judge_silence(self, block: Block, permit: Permit, error: PowerPError) -> None:
+        """Raise :class:`_TooSlow` if ``block`` went unanswered for its size; its
+        permit then reports nothing, as for a 413: neither the breaker nor the rate
+        controller learns anything of the server's health from it."""
+        gateway = not isinstance(error, TransportError)
+        if not gateway and not _timed_out(error):
+            return
+
+        now = time.monotonic()
+        points = block.max_points
+        if self._timeouts.too_large(now, permit.sent_at, points, gateway=gateway):
+            raise _TooSlow(error)
 
     async def _token(
         self, permit: Permit, refused_token: str | None
@@ -563,6 +594,21 @@ class Engine:
 
 class _Recut(Exception):
     """Internal: a block waiting to go out turned out larger than the server takes."""
+
+
+class _TooSlow(Exception):
+    """Internal: a query went unanswered (timeout, 504) because of its size."""
+
+    def __init__(self, error: PowerPError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _refused_as(refusal: Exception) -> str:
+    if isinstance(refusal, _TooSlow):
+        return f"no answer in time ({refusal.error}), taken for a query too large"
+
+    return "server refused it as too large"
 
 
 def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pyarrow as pa
+import pytest
 
-from powerp_async import RunStats
+from powerp_async import RunStats, ServerUnavailableError
 from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
@@ -21,24 +22,50 @@ WINDOW_US = 5_000_000
 
 
 async def test_later_blocks_go_out_cut_in_time_to_the_size_learnt(settings) -> None:
-    limited = replace(settings, scenario=Scenario(size=SizeLimit(max_points=2_000)))
-    requests: Counter[tuple[int, int, int | None]] = Counter()
-    learnt: list[int | None] = []
+    size = SizeLimit(max_points=2_000)
+    requests, stats, table, expected = await _fetch_twenty(settings, size)
+    learnt = requests.learnt
 
-    def count(event: Event) -> None:
+    # Five slices of 20 signals x 288 windows (5,760 points): the first is refused,
+    # then its first half; quarters (1,440 points) are taken. The second half was
+    # cut before it left, and so was every later block: 20 quarters, all 20 signals.
+    assert Counter(requests.sent) == {
+        (20, 288, 413): 1,
+        (20, 144, 413): 1,
+        (20, 72, 200): 20,
+    }
+    assert (stats.splits, stats.presplit_blocks) == (2, 5)
+    assert learnt == [None, None, 1_440]
+    assert_exact(table, expected)
+
+
+class Requests:
+    """Queries as sent, by signals, windows and the answer's status (``None`` for
+    none in time), in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, int | None]] = []
+        self.learnt: list[int | None] = []
+
+    def __call__(self, event: Event) -> None:
         if isinstance(event, BlockSizeLearned):
-            learnt.append(event.max_points)
+            self.learnt.append(event.max_points)
         if isinstance(event, RequestDone):
             block = event.block
-            requests[len(block.indexes), block.window_count, event.status] += 1
+            self.sent.append((len(block.indexes), block.window_count, event.status))
 
+
+async def _fetch_twenty(
+    settings, size: SizeLimit, **options
+) -> tuple[Requests, RunStats, pa.Table, dict]:
+    limited = replace(settings, scenario=Scenario(size=size))
+    requests = Requests()
     stats = RunStats()
     async with (
         Simulator(limited) as simulator,
-        one_at_a_time(simulator, on_event=count) as client,
+        one_at_a_time(simulator, on_event=requests, **options) as client,
     ):
-        signals = largest_group(await client.measurements())
-        signals = signals[:20]
+        signals = largest_group(await client.measurements())[:20]
         batches: list[pa.RecordBatch] = []
         async with client.fetch(
             signals, START, ANCHOR, window="5s", stats=stats
@@ -47,16 +74,79 @@ async def test_later_blocks_go_out_cut_in_time_to_the_size_learnt(settings) -> N
                 assert result.batch is not None
                 batches.append(result.batch)
 
-    # Five slices of 20 signals x 288 windows (5,760 points): the first is refused,
-    # then its first half; quarters (1,440 points) are taken. The second half was
-    # cut before it left, and so was every later block: 20 quarters, all 20 signals.
-    assert requests == {
-        (20, 288, 413): 1,
-        (20, 144, 413): 1,
+    span = TimeRange.snap(START, ANCHOR, WINDOW_US)
+    expected = expected_points(simulator.tenant, signals, span)
+    return requests, stats, pa.Table.from_batches(batches), expected
+
+
+@pytest.mark.parametrize(
+    ("hold_s", "timeout_s", "status"),
+    [
+        pytest.param(0.4, 0.2, None, id="client timeout"),
+        pytest.param(0.15, 0.4, 504, id="gateway timeout"),
+    ],
+)
+async def test_heavy_queries_left_unanswered_teach_the_size_as_a_413_does(
+    settings, hold_s: float, timeout_s: float, status: int | None
+) -> None:
+    size = SizeLimit(max_points=2_000, answer="timeout", hold_s=hold_s)
+    requests, stats, table, expected = await _fetch_twenty(
+        settings, size, timeout_s=timeout_s
+    )
+
+    # As with 413 (above), but that the first slice goes out twice, since one query
+    # unanswered with nothing to compare it with is bad luck: then it and its first
+    # half go unanswered, so every later query is a quarter slice; nothing is lost.
+    assert Counter(requests.sent) == {
+        (20, 288, status): 2,
+        (20, 144, status): 1,
         (20, 72, 200): 20,
     }
-    assert (stats.splits, stats.presplit_blocks) == (2, 5)
-    assert learnt == [None, None, 1_440]
-    span = TimeRange.snap(START, ANCHOR, WINDOW_US)
-    table = pa.Table.from_batches(batches)
-    assert_exact(table, expected_points(simulator.tenant, signals, span))
+    assert (stats.splits, stats.retries, stats.blocks_failed) == (2, 1, 0)
+    failures = (0, 1) if status == 504 else (1, 0)
+    assert (stats.transport_errors, stats.server_errors) == failures
+    assert requests.learnt == [None, None, 1_440]
+    assert_exact(table, expected)
+
+
+async def test_a_server_silent_to_small_queries_too_is_down(
+    settings, monkeypatch
+) -> None:
+    monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.0)
+    size = SizeLimit(max_points=1, answer="timeout", hold_s=0.3)
+    limited = replace(settings, scenario=Scenario(size=size))
+    requests = Requests()
+    stats = RunStats()
+    async with (
+        Simulator(limited) as simulator,
+        one_at_a_time(
+            simulator,
+            on_event=requests,
+            timeout_s=0.1,
+            max_attempts=2,
+            max_outage_s=0.5,
+        ) as client,
+    ):
+        signals = largest_group(await client.measurements())[:1]
+        start = ANCHOR - timedelta(seconds=80)
+        with pytest.raises(ServerUnavailableError, match="failed every request"):
+            await _drain(client.fetch(signals, start, ANCHOR, window="5s", stats=stats))
+
+    # 16 windows of one signal sent twice, then halved down to an eighth (2 points)
+    # with nothing answered: those fail as on a server that is down, and the outage,
+    # counted from the first failure that is not put down to size, ends the run.
+    # How many tries of 2 points fit before it ends is a matter of timing.
+    halving = [(1, 16, None)] * 2 + [(1, 8, None), (1, 4, None)]
+    floor = requests.sent[len(halving) :]
+    assert requests.sent[: len(halving)] == halving
+    assert floor
+    assert set(floor) == {(1, 2, None)}
+    # The first query of 16, and every one of 2: the failures not put down to size.
+    assert (stats.splits, stats.transport_errors) == (3, 1 + len(floor))
+    assert requests.learnt == [None, None, None]
+
+
+async def _drain(fetch) -> None:
+    async with fetch as results:
+        async for result in results:
+            assert result.batch is None

@@ -10,6 +10,7 @@
     └── Clock                MonotonicClock in use, FakeClock in tests
 
     SizeMemory               query sizes a 413 taught; the engine cuts blocks to fit
+    TimeoutJudge             whether a query left unanswered was too large
     Packer                   cuts queries of that size across planned blocks
     PointsInFlight           bounds the points the engine fetches at once (memory)
 
@@ -26,6 +27,7 @@ from ._pacer import AdaptivePacer, ControlSnapshot, Permit
 from ._packing import Packer, Piece, Segment
 from ._points import PointsInFlight
 from ._sizes import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
+from ._timeouts import TimeoutJudge
 
 __all__ = [
     "AdaptivePacer",
@@ -47,6 +49,7 @@ __all__ = [
     "RetryBudget",
     "Segment",
     "SizeMemory",
+    "TimeoutJudge",
     "cut_in_count",
     "cut_in_time",
     "cut_to_fit",

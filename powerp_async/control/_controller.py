@@ -10,13 +10,15 @@ the ceiling from 429 answers alone:
   limit by up to twice, and the cut then lands at half of it, from where the cubic
   curve takes longer to climb back than the gentler growth takes to arrive.)
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
-  once, to 0.9 times the accepted rate; 429s for requests already in flight at the
+  once, to 0.9 times the admitted rate; 429s for requests already in flight at the
   cut belong to the same episode, so a burst of them is one signal, not a collapse.
-  The accepted rate is measured over ``H = max(1 s, 2 * RTT_p90 + 0.5 s)`` from the
-  spacing of the send times of accepted requests. With fewer than 20 of them a
-  count is too coarse (at 5 req/s one answer is a fifth), so the rate at which the
-  latest accepted request was sent is taken instead; so it is when that is higher
-  at the end of start-up, where an average lags behind the climbing rate.
+  The rate the server admitted is measured over ``H = max(1 s, 2 * RTT_p90 + 0.5 s)``
+  (at least 5 admitted sends), from the spacing of their send times, up to a few
+  milliseconds before the 429: a 429 comes back at once, so a request not refused by
+  then was admitted (``_admitted``), and the record of answers alone would end a slow
+  round trip back, before the rate that drew the 429. At the end of start-up, where
+  an average lags behind the climbing rate, the rate of the latest sends whose
+  answers are all in counts instead if it is higher.
 * **Recovery.** Then the rate follows ``W_max + c * (t - K)**3`` with
   ``c = 0.004 * W_max``, ``W_max`` being the accepted rate: back quickly, flat near
   ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
@@ -24,18 +26,30 @@ the ceiling from 429 answers alone:
   costs one 429 out of few requests, the approach to a well-known limit (accepted
   within 10 % of the rate that drew the 429, in an episode after the one that ended
   start-up) is stretched to 100 requests' worth.
+* **Known limit.** Each cut after start-up also measures the rate admitted since the
+  previous refusal: a token bucket was empty at both, so that is its own rate. Where
+  an episode pins the limit down (``_ceiling``), cuts go to 0.98 times it and the
+  approach back takes at least 4 s and 100 requests, so the rate spends its time
+  just below the limit. A 429 within a quarter of ``H`` after a cut (the cut fell
+  short of a lower limit), or one met well past the curve's ``W_max`` (probing found
+  a raised limit), makes it unknown again, and the common cut keeps probing upward
+  at the common pace. The rate that drew a 429 is the pacer's, or the client's own
+  where it had fewer requests to send.
 * **Window mode.** A ``Retry-After`` above one second suggests a quota counted per
   fixed window. From then on (the mode is sticky) a new episode holds every send
   until the announced reset, plus up to 10 % jitter so that clients do not return in
-  one wave; the rate becomes 0.9 times the rate accepted since the previous reset,
-  and recovery restarts at the new one.
+  one wave. The requests admitted in the window just used up are its quota, and the
+  next window is paced to spread that quota evenly up to its end (``_windows`` says
+  how long windows last, ``_admitted`` which requests the server admitted); without
+  a count to go by, the rate becomes 0.9 times the rate accepted since the previous
+  reset. Either way recovery (``_recovery``) starts at the reset.
 
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
 
-A 5xx answer never changes the rate, but it counts as accepted when a cut measures
-the accepted rate: the server admitted the request before it failed, so leaving it
-out would cut deeper the more faults there are.
+A 5xx answer never changes the rate, but it counts as admitted when a cut measures:
+the server admitted the request before it failed, so leaving it out would cut deeper
+the more faults there are. A request that got no answer at all is not counted.
 """
 
 from __future__ import annotations
@@ -50,33 +64,36 @@ from enum import StrEnum
 from typing import Final
 
 from ..errors import ConfigurationError
+from ._admitted import AdmittedSends
+from ._ceiling import KnownCeiling
+from ._recovery import (
+    CUT_FACTOR,
+    RECOVERY_KNEE_S,
+    WINDOW_PACE_SHARE,
+    RecoveryCurve,
+    common_curve,
+    known_curve,
+    window_curve,
+)
+from ._windows import QuotaWindows
 
 logger = logging.getLogger("powerp_async.control.rate")
 
 START_RATE: Final = 4.0
 """Requests per second before anything is known; slow enough for any sane server."""
 
-CUT_FACTOR: Final = 0.9
-"""A cut sets the rate to this share of the accepted rate."""
-
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
 
+MIN_SAMPLES: Final = 5
+"""Admitted sends a cut measures over at the least, however long they took."""
 
-CUBIC_SCALE: Final = 0.004
-"""``c = CUBIC_SCALE * W_max``; steeper curves probe faster but overshoot more."""
+APP_LIMITED_SHARE: Final = 0.05
+"""Sends spaced this much wider than the pacer's rate show a client that had fewer
+requests to send."""
 
-RECOVERY_KNEE_S: Final = ((1 - CUT_FACTOR) / CUBIC_SCALE) ** (1 / 3)
-"""``K``: seconds after a cut until the cubic curve is back at ``W_max``."""
-
-PROBE_REQUESTS: Final = 100
-"""At low rates ``K`` is stretched so that one probe cycle spans this many requests."""
-
-CONFIRMED_LIMIT: Final = 0.1
-"""``K`` is stretched only if the accepted rate was this close to the throttled one."""
-
-AVERAGED_SAMPLES: Final = 20
-"""Successes within ``H`` needed to average over ``H`` when measuring for a cut."""
+RECUT_SHARE: Final = 0.25
+"""A 429 within this share of ``H`` after a cut means the cut fell short."""
 
 RECENT_SAMPLES: Final = 10
 """The latest successes whose spacing shows the rate reached at the end of start-up."""
@@ -171,6 +188,9 @@ class RateController:
         self._accepted: deque[float] = deque()
         self._accepted_sends: deque[float] = deque()
         self._accepted_total = 0
+        self._admitted = AdmittedSends()
+        self._windows = QuotaWindows()
+        self._ceiling = KnownCeiling()
 
         self.mode = RateMode.STARTUP
         self.throttles = 0
@@ -183,10 +203,9 @@ class RateController:
         self._window_s = 1.0
         self._window_sends = 0
 
-        self._w_max = self._rate
-        self._knee_s = RECOVERY_KNEE_S
-        self._epoch = -math.inf
+        self._curve = RecoveryCurve(self._rate, -math.inf, RECOVERY_KNEE_S)
         self._last_cut_at = -math.inf
+        self._last_refused_at = -math.inf
         self._reset_at: float | None = None
         self._accepted_at_reset = 0
 
@@ -202,6 +221,11 @@ class RateController:
     def horizon_s(self) -> float:
         """``H``: how far back accepted and used rates are measured."""
         return max(1.0, 2 * (self.rtt_p90_s or 0.0) + 0.5)
+
+    @property
+    def known_limit(self) -> float | None:
+        """The limit the throttling episodes pinned down, in req/s; ``None`` if not."""
+        return self._ceiling.rate
 
     def rate_at(self, now: float) -> float:
         """The rate allowed at ``now``, in requests per second."""
@@ -237,6 +261,7 @@ class RateController:
         self._close_window(now)
         self._window_sends += 1
         self._sent.append((now, self._rate))
+        self._admitted.on_sent(now)
 
     def on_success(self, now: float, latency_s: float) -> None:
         """A request was accepted after ``latency_s`` seconds."""
@@ -250,11 +275,16 @@ class RateController:
         del now  # the same signature as the other answers; only the send time counts
         self._accepted_sends.append(sent_at)
 
+    def on_lost(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` got no answer: not known to be admitted."""
+        self._admitted.on_lost(sent_at)
+
     def on_throttle(
         self, now: float, sent_at: float, retry_after_s: float | None
     ) -> bool:
         """A request sent at ``sent_at`` got a 429; returns whether the rate was cut."""
         self.throttles += 1
+        self._admitted.on_refused(now, sent_at)
         if retry_after_s is not None and retry_after_s > WINDOW_MODE_RETRY_AFTER_S:
             self.mode = RateMode.WINDOW
 
@@ -264,38 +294,105 @@ class RateController:
                 self.barrier_until = max(self.barrier_until, now + retry_after_s)
             return False
 
-        self._cut(now, retry_after_s)
+        self._cut(now, sent_at, retry_after_s)
         return True
 
-    def _cut(self, now: float, retry_after_s: float | None) -> None:
+    def _cut(self, now: float, sent_at: float, retry_after_s: float | None) -> None:
         before = self.rate_at(now)
-        ends_startup = self.mode is RateMode.STARTUP
+        throttled = min(before, self._sending_rate(sent_at))
         if self.mode is RateMode.WINDOW and retry_after_s is not None:
-            accepted, epoch = self._hold_until_reset(now, retry_after_s)
+            self._ceiling.forget()
+            accepted, self._curve = self._window_cut(
+                now, sent_at, retry_after_s, before
+            )
+        elif self.mode is RateMode.STARTUP:
+            accepted, self._curve = self._startup_cut(now, throttled)
         else:
-            accepted, epoch = self._accepted_rate_for_cut(now), now
-            if self.mode is RateMode.STARTUP:
-                self.mode = RateMode.RECOVERY
+            accepted, self._curve = self._recovery_cut(now, sent_at, throttled)
 
-        # Nothing accepted in a whole horizon says little about the limit: halve.
-        w_max = min(accepted, before) if accepted > 0 else before / 2
-        w_max = max(w_max, self.settings.min_rate)
-        # The first 429 may come from a start-up rate that never grew (the hint), a
-        # jitter of arrival times rather than a limit: that episode probes at the
-        # common pace, and only a limit met again in recovery is taken as known.
-        self._knee_s = RECOVERY_KNEE_S if ends_startup else _knee_s(w_max, before)
-        self._w_max = w_max
-        self._epoch = epoch
         self._last_cut_at = now
+        self._last_refused_at = sent_at
         self.cuts += 1
         self._rate = self._recovery_rate(now)
+        known = ", limit known" if self._ceiling.rate is not None else ""
         logger.info(
-            "throttled: rate %.3g -> %.3g req/s (accepted %.3g req/s, mode %s)",
+            "throttled: rate %.3g -> %.3g req/s (accepted %.3g req/s, mode %s%s)",
             before,
             self._rate,
             accepted,
             self.mode,
+            known,
         )
+
+    def _startup_cut(self, now: float, throttled: float) -> tuple[float, RecoveryCurve]:
+        """The cut that ends start-up: common, its limit only a guess to confirm.
+
+        The first 429 may come from a start-up rate that never grew (the hint), a
+        jitter of arrival times rather than a limit: that episode probes at the
+        common pace, and only a limit met again in recovery is taken as known.
+        """
+        accepted = self._accepted_rate_for_cut(now)
+        self.mode = RateMode.RECOVERY
+        w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
+        self._ceiling.suppose(w_max)
+        return accepted, common_curve(w_max, throttled, now, stretch=False)
+
+    def _recovery_cut(
+        self, now: float, sent_at: float, throttled: float
+    ) -> tuple[float, RecoveryCurve]:
+        """A cut after start-up: shallow where the episodes agree on the limit."""
+        accepted = self._admitted_rate(now)
+        w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
+        # Throttled again right after a cut: the limit is lower than it was. Or well
+        # past the curve's W_max: probing found a raised limit, and the fast climb
+        # past it says little about where it lies. Either way the limit is unknown,
+        # and the common cut keeps probing upward at the common pace.
+        recut = now - self._last_cut_at < RECUT_SHARE * self.horizon_s
+        probing = throttled > (2 - CUT_FACTOR) * self._curve.w_max
+        if recut or probing:
+            self._ceiling.forget()
+            return accepted, common_curve(w_max, throttled, now)
+
+        since_last = self._cycle_rate(sent_at)
+        known = self._ceiling.learn(accepted, since_last, throttled)
+        if known is None:
+            return accepted, common_curve(w_max, throttled, now)
+
+        limit = max(min(known, throttled), self.settings.min_rate)
+        return accepted, known_curve(limit, now)
+
+    def _cycle_rate(self, refused_at: float) -> float:
+        """The rate admitted between the requests that started this episode and the
+        previous one, both refused: a token bucket is empty at both, so this is its
+        own rate, less what overflowed while the client sent less."""
+        since = self._last_refused_at
+        if not refused_at > since:
+            return 0.0
+        return self._admitted.count(since, refused_at) / (refused_at - since)
+
+    def _window_cut(
+        self, now: float, sent_at: float, retry_after_s: float, before: float
+    ) -> tuple[float, RecoveryCurve]:
+        """Hold until the reset, then spread the quota over the next window."""
+        previous_hold = self._reset_at
+        accepted, hold_until = self._hold_until_reset(now, retry_after_s)
+        began, next_reset = self._windows.on_refusal(now, retry_after_s)
+        if previous_hold is not None:
+            began = max(began, previous_hold)
+        # The quota: what the window just used up admitted, up to the refused
+        # request (those sent after it are refused too). Paced to be used up by the
+        # earliest next reset: at worst it runs out a little early. A long jitter may
+        # leave little of the next window: then pace over half of one, and let the
+        # next refusal tell the rest.
+        quota = self._admitted.count(began, sent_at)
+        window_s = self._windows.length_s
+        next_reset = max(next_reset, hold_until + window_s / 2)
+        pace = quota / (next_reset - hold_until)
+        # Never below what the windows since the previous reset let through.
+        w_max = _measured_limit(accepted, before, self.settings.min_rate)
+        if WINDOW_PACE_SHARE * pace <= CUT_FACTOR * w_max:
+            return accepted, common_curve(w_max, before, hold_until)
+        return pace, window_curve(pace, hold_until, next_reset, window_s)
 
     def _hold_until_reset(
         self, now: float, retry_after_s: float
@@ -311,14 +408,9 @@ class RateController:
         return accepted / (reset - previous), reset
 
     def _recovery_rate(self, now: float) -> float:
-        w_max = self._w_max
-        elapsed_s = now - self._epoch - self._knee_s
-        # W_max + c (t - K)^3, starting at 0.9 W_max. Past the knee the curve climbs
-        # at the common pace even where the approach was stretched.
-        scale_s = self._knee_s if elapsed_s < 0 else RECOVERY_KNEE_S
-        cubic = w_max * (1 + (1 - CUT_FACTOR) * (elapsed_s / scale_s) ** 3)
+        curve = self._curve
         ceiling = GROWTH_CAP * self.used_rate(now)
-        rate = max(CUT_FACTOR * w_max, min(cubic, ceiling))
+        rate = max(curve.floor, min(curve.rate_at(now), ceiling))
         return min(max(rate, self.settings.min_rate), self.settings.max_rate)
 
     def _start_window(self, start: float) -> None:
@@ -341,16 +433,38 @@ class RateController:
         self._start_window(end if now < end + self._window_s else now)
 
     def _accepted_rate_for_cut(self, now: float) -> float:
-        sends = self._complete_accepted_sends(now)
-        if len(sends) < AVERAGED_SAMPLES or sends[-1] <= sends[0]:
-            return self._latest_accepted_rate()
-
-        averaged = _spacing_rate(sends)
+        admitted = self._admitted_rate(now)
         if self.mode is not RateMode.STARTUP:
-            return averaged
-        # The rate was climbing: an average over the horizon lags behind it, and
-        # would cut the first episode to well below a rate known to pass.
-        return max(averaged, _spacing_rate(sends[-RECENT_SAMPLES:]))
+            return admitted
+
+        sends = self._complete_accepted_sends(now)
+        if len(sends) < RECENT_SAMPLES or sends[-1] <= sends[0]:
+            return admitted
+        # The rate was climbing, and an average over the horizon lags behind it. The
+        # latest sends whose answers are all in passed for sure, at their rate.
+        return max(admitted, _spacing_rate(sends[-RECENT_SAMPLES:]))
+
+    def _admitted_rate(self, now: float) -> float:
+        """The rate admitted over ``H`` up to the latest send whose fate is known.
+
+        With fewer than two admitted sends to space, the rate at which the latest
+        of them left: the first 429 may come after a single request.
+        """
+        admitted = self._admitted
+        until = admitted.known_until(now, self._latency.max_s)
+        # Not across the previous refusal, where the request refused leaves a gap
+        # that reads as a slower rate; unless that was right before, and the few
+        # sent since went at a pace the 429 says is too fast.
+        after = self._last_refused_at
+        recut = now - self._last_cut_at < RECUT_SHARE * self.horizon_s
+        if recut or admitted.count(after, until) < 2:
+            after = -math.inf
+        rate = admitted.rate(until, self.horizon_s, MIN_SAMPLES, after)
+        if rate > 0:
+            return rate
+
+        latest = admitted.latest(until)
+        return 0.0 if latest is None else self._paced_rate(latest)
 
     def _complete_accepted_sends(self, now: float) -> list[float]:
         """Send times of the accepted requests over ``H``, in order."""
@@ -364,14 +478,33 @@ class RateController:
         # Answers come back out of order, so their send times are sorted here.
         return sorted(t for t in self._accepted_sends if since < t <= complete_until)
 
-    def _latest_accepted_rate(self) -> float:
-        # The rate at which the latest accepted request was sent; with few answers
-        # an average over them would lag behind a rate that has just been climbing.
-        latest = max(self._accepted_sends, default=-math.inf)
-        for sent_at, rate in reversed(self._sent):
-            if sent_at <= latest:
+    def _sending_rate(self, sent_at: float) -> float:
+        """How fast requests left when the one sent at ``sent_at`` did: the pacer's
+        rate then, or less where the client had fewer requests to send: at least
+        10 sends went out at about that rate, and further apart than it."""
+        paced = self._paced_rate(sent_at)
+        least = (1 - APP_LIMITED_SHARE) * paced
+        at_pace: list[float] = []
+        for moment, rate in reversed(self._sent):
+            if moment > sent_at:
+                continue
+            if rate < least:
+                break
+            at_pace.append(moment)
+
+        if len(at_pace) < RECENT_SAMPLES:
+            return paced
+        at_pace.reverse()
+
+        spaced = _spacing_rate(at_pace)
+        return spaced if spaced < least else paced
+
+    def _paced_rate(self, sent_at: float) -> float:
+        """The pacer's rate when the request sent at ``sent_at`` left, if known."""
+        for moment, rate in reversed(self._sent):
+            if moment <= sent_at:
                 return rate
-        return 0.0
+        return self._rate
 
     def _trimmed(self, times: deque[float], now: float) -> deque[float]:
         oldest = now - self.horizon_s
@@ -387,12 +520,7 @@ def _spacing_rate(sends: list[float]) -> float:
     return (len(sends) - 1) / span_s if span_s > 0 else 0.0
 
 
-def _knee_s(w_max: float, throttled_rate: float) -> float:
-    """``K`` for a new recovery: common, or stretched near a well-known low limit.
-
-    A limit is well known when the rate that drew the 429 was within 10 % of the
-    rate accepted: the cut then brackets the limit closely.
-    """
-    if w_max < (1 - CONFIRMED_LIMIT) * throttled_rate:
-        return RECOVERY_KNEE_S
-    return max(RECOVERY_KNEE_S, PROBE_REQUESTS / w_max)
+def _measured_limit(accepted: float, throttled: float, min_rate: float) -> float:
+    """``W_max`` from the accepted rate; nothing accepted says little: halve."""
+    w_max = min(accepted, throttled) if accepted > 0 else throttled / 2
+    return max(w_max, min_rate)

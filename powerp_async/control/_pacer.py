@@ -4,9 +4,10 @@ Acquirers line up in one first-come, first-served queue. The one at the head act
 the dispatcher: it re-reads the rate at every release and waits for the latest of
 
 * its slot, one spacing (``1 / rate``) after the previous release: a GCRA schedule
-  with no burst allowance, so an idle pacer lets one request out, not a burst (a
-  release late by up to ``CATCH_UP_S`` keeps the schedule, so the requests held up
-  by a slow event loop catch up rather than being lost);
+  with no burst allowance, so an idle pacer lets one request out, not a burst (at
+  rates of more than one request per ``CATCH_UP_S``, a release late by up to that
+  long keeps the schedule, so the requests held up by a slow event loop catch up
+  rather than being lost);
 * the end of any hold the controller set after a ``Retry-After`` (window mode);
 * for permits only, the circuit breaker's next probe and a free concurrency permit.
 
@@ -17,7 +18,12 @@ leaves the head (served or cancelled) wakes the next, so none is forgotten.
 
 The concurrency limit follows Little's law with a margin:
 ``C = clamp(ceil(1.3 * rate * RTT_p90), 2, max_in_flight)``, and ``max_in_flight``
-until the first round trip is measured.
+until the first round trip is measured. A request out for longer than
+``max(1 s, 4 * RTT_p90)`` while one sent after it was answered (a straggler) no
+longer counts against it: a query the server sits on until the timeout (one too
+large for it, say) would otherwise hold a permit that the law sized for answers in a
+fraction of a second, and a few of them would stop the client while the server has
+capacity to spare. A server slow to answer anything keeps every request counted.
 
 :meth:`AdaptivePacer.permit` is the full interface: the permit counts as in flight
 until its outcome is reported or its ``async with`` block ends, whichever comes first,
@@ -29,6 +35,7 @@ breaker, since nothing guarantees that every outcome is reported through them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from collections import deque
@@ -51,9 +58,16 @@ CONCURRENCY_MARGIN: Final = 1.3
 MIN_CONCURRENCY: Final = 2
 DEFAULT_MAX_IN_FLIGHT: Final = 128
 
+STRAGGLER_RTTS: Final = 4.0
+"""A request out this many times the 90th percentile round trip is a straggler."""
+
+MIN_STRAGGLER_S: Final = 1.0
+"""Nor is any request a straggler before this many seconds."""
+
 CATCH_UP_S: Final = 0.025
 """How late a release may be and still keep the schedule; at most this many seconds'
-worth of requests then leave back to back to catch up."""
+worth of requests then leave back to back to catch up. Only where the spacing is
+shorter: at lower rates a late release restarts the schedule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,8 @@ class _Waiter:
     holds_permit: bool
     wake: anyio.Event = field(default_factory=anyio.Event)
     deadline: float = math.inf
+    gated: bool = False
+    """Waiting for a concurrency permit, which a release frees before the deadline."""
 
 
 class Permit:
@@ -139,6 +155,7 @@ class Permit:
         """A 2xx answer; ``latency_s`` defaults to the time since the permit."""
         now = self._close()
         latency = now - self.sent_at if latency_s is None else latency_s
+        self._pacer._answered(self.sent_at)
         self._pacer._succeeded(now, latency, probe=self.probe)
 
     def throttled(self, retry_after_s: float | None = None) -> None:
@@ -149,7 +166,9 @@ class Permit:
     def failed(self, *, connection: bool = False) -> None:
         """A 5xx, or with ``connection=True`` no answer (refused, reset, timeout)."""
         now = self._close()
-        if not connection:
+        if connection:
+            self._pacer.controller.on_lost(self.sent_at)
+        else:
             self._pacer.controller.on_server_error(now, self.sent_at)
         self._pacer._failed(now, connection=connection, probe=self.probe)
 
@@ -163,12 +182,12 @@ class Permit:
             raise RuntimeError("this permit's outcome was already reported")
 
         self._pending = False
-        return self._pacer._release()
+        return self._pacer._release(self.sent_at)
 
     def _abandon(self) -> None:
         if self._pending:
             self._pending = False
-            now = self._pacer._release()
+            now = self._pacer._release(self.sent_at)
             self._pacer.breaker.on_abandoned(now, probe=self.probe)
 
 
@@ -212,6 +231,10 @@ class AdaptivePacer:
         self._queue: deque[_Waiter] = deque()
         self._last_slot = -math.inf
         self._in_flight = 0
+        self._sends_in_flight: list[float] = []
+        """Send times of the permits in flight, in order."""
+        self._latest_answered_send = -math.inf
+        """The send time of the latest request answered 2xx."""
 
     def __repr__(self) -> str:
         return (
@@ -323,9 +346,35 @@ class AdaptivePacer:
         ready = max(slot, self.controller.barrier_until)
         if not waiter.holds_permit:
             return ready
-        if self._in_flight >= self.concurrency_limit():
+
+        free_at = self._permit_free_at(now)
+        waiter.gated = free_at > now
+        return max(ready, free_at, self.breaker.ready_at(now))
+
+    def _permit_free_at(self, now: float) -> float:
+        """When a concurrency permit is free: now, when the oldest request counted
+        becomes a straggler, or at a release (``inf``) with the round trip unknown."""
+        limit = self.concurrency_limit()
+        if self._in_flight < limit:
+            return now
+
+        rtt_s = self.controller.rtt_p90_s
+        if rtt_s is None:
             return math.inf
-        return max(ready, self.breaker.ready_at(now))
+
+        # Only requests sent before one that was answered since: while nothing
+        # comes back the server is slow for all, and sending more would only pile
+        # requests up in its queue.
+        straggler_s = max(MIN_STRAGGLER_S, STRAGGLER_RTTS * rtt_s)
+        cutoff = min(now - straggler_s, self._latest_answered_send)
+        sends = self._sends_in_flight
+        if len(sends) - bisect.bisect_left(sends, cutoff) < limit:
+            return now
+
+        oldest_counted = sends[len(sends) - limit]
+        if oldest_counted < self._latest_answered_send:
+            return oldest_counted + straggler_s
+        return math.inf
 
     def _leave(self, waiter: _Waiter) -> None:
         was_head = self._queue[0] is waiter
@@ -340,15 +389,19 @@ class AdaptivePacer:
         # A waiter woken a little late keeps the schedule, so the average rate holds:
         # at hundreds of requests per second the event loop is often later than one
         # spacing, and restarting each time would lose a share of the rate to every
-        # delay. After an idle spell or a hold the schedule restarts now, no burst.
+        # delay. Where the spacing is longer than that, a late release restarts the
+        # schedule: catching up would send two requests closer than one spacing, and
+        # a bucket that holds a single token refuses the second. After an idle spell
+        # or a hold the schedule restarts now, no burst.
         previous_slot = self._last_slot
-        late_s = max(spacing, CATCH_UP_S)
+        late_s = CATCH_UP_S if spacing <= CATCH_UP_S else 0.0
         self._last_slot = slot if slot >= now - late_s else now
         self.controller.on_sent(now)
         self.budget.on_request(now)
         probe = False
         if holds_permit:
             self._in_flight += 1
+            bisect.insort(self._sends_in_flight, now)
             probe = self.breaker.on_admitted(now)
         slots = (previous_slot, self._last_slot)
         return Permit(self, now, probe=probe, slots=slots)
@@ -361,8 +414,12 @@ class AdaptivePacer:
         if self._queue:
             self._queue[0].wake.set()
 
-    def _release(self) -> float:
+    def _answered(self, sent_at: float) -> None:
+        self._latest_answered_send = max(self._latest_answered_send, sent_at)
+
+    def _release(self, sent_at: float) -> float:
         self._in_flight -= 1
+        del self._sends_in_flight[bisect.bisect_left(self._sends_in_flight, sent_at)]
         self._nudge()
         return self.clock.now()
 
@@ -370,7 +427,9 @@ class AdaptivePacer:
         # A head waiting for a permit or a probe result is woken to look again. One
         # waiting for a time re-reads everything then: a cut or a hold only moves
         # that time later, and a faster rate is picked up within one old spacing.
-        if self._queue and self._queue[0].deadline == math.inf:
+        if self._queue and (
+            self._queue[0].deadline == math.inf or self._queue[0].gated
+        ):
             self._queue[0].wake.set()
 
     def _succeeded(self, now: float, latency_s: float, *, probe: bool | None) -> None:

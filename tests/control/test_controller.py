@@ -209,19 +209,28 @@ def test_a_low_limit_met_again_stretches_the_approach() -> None:
     # The cut that ends start-up probes at the common pace: back at 8 after K.
     again = 0.9 + RECOVERY_KNEE_S
     recovery_sends = [again - 2 + k / 8 for k in range(16)]
-    send_at(controller, *recovery_sends)
+    send_at(controller, *recovery_sends[:-1])
+    latest_rate = controller.rate_at(recovery_sends[-1])
+    send_at(controller, recovery_sends[-1])
     answer(controller, recovery_sends, 0.125)
     assert controller.rate_at(again) == pytest.approx(8.0)
 
-    # Throttled again at 8 req/s: K = 100 requests / 8 req/s = 12.5 s, not 2.9 s.
+    # Throttled again at 8 req/s (the pace of the latest send), 8 admitted: the
+    # limit is known, halfway between the start-up's aim (8) and 2.5 % below the
+    # rate refused. The cut is to 0.98 times it, and K = 100 requests / 7.9 req/s =
+    # 12.66 s, not 2.9 s.
     controller.on_throttle(again, again - 0.01, None)
+    limit = (8.0 + 0.975 * latest_rate) / 2
+    knee_s = 100 / limit
+    assert controller.known_limit == pytest.approx(limit)
+    assert controller.rate_at(again) == pytest.approx(0.98 * limit)
     send_paced(controller, again, again + RECOVERY_KNEE_S)
-    progress = (12.5 - RECOVERY_KNEE_S) / 12.5
+    progress = (knee_s - RECOVERY_KNEE_S) / knee_s
     assert controller.rate_at(again + RECOVERY_KNEE_S) == pytest.approx(
-        8.0 * (1 - 0.1 * progress**3), rel=1e-4
+        limit * (1 - 0.02 * progress**3), rel=1e-4
     )
-    send_paced(controller, again + RECOVERY_KNEE_S, again + 12.5)
-    assert controller.rate_at(again + 12.5) == pytest.approx(8.0, rel=1e-4)
+    send_paced(controller, again + RECOVERY_KNEE_S, again + knee_s)
+    assert controller.rate_at(again + knee_s) == pytest.approx(limit, rel=1e-4)
 
 
 def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:
@@ -238,6 +247,25 @@ def test_a_long_retry_after_holds_all_sends_until_the_reset() -> None:
     assert controller.barrier_until == pytest.approx(reset)
     # 4 accepted between the first send and the reset.
     assert controller.rate_at(reset) == pytest.approx(0.9 * 4 / reset)
+
+
+def test_a_window_is_paced_to_spread_its_quota_up_to_the_next_reset() -> None:
+    rng_seed = 5
+    controller = RateController(rng=random.Random(rng_seed))
+    # 300 requests admitted in the 3 s before a 429 that says: 7 s to the reset.
+    sends = [10.0 + k / 100 for k in range(300)]
+    send_at(controller, *sends)
+    answer(controller, sends, 0.1)
+
+    assert controller.on_throttle(13.002, 13.0, 7.0) is True
+
+    # The reset lies up to a second before the one announced, so the window (10 s,
+    # the shortest common length a 7 s wait fits in) started between 9.0 and 10.0:
+    # its quota is the 300 sent since 9.5, spread up to the earliest next reset.
+    hold_until = 13.002 + 7.0 * (1 + 0.1 * random.Random(rng_seed).random())
+    assert controller.barrier_until == pytest.approx(hold_until)
+    pace = 300 / (13.002 + 6.0 + 10.0 - hold_until)
+    assert controller.rate_at(hold_until) == pytest.approx(0.98 * pace)
 
 
 def test_a_later_retry_after_of_the_same_episode_extends_the_hold() -> None:
@@ -298,3 +326,93 @@ def test_latency_percentile_and_maximum() -> None:
 def test_settings_name_the_bad_field(changes: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         RateSettings(**changes)
+
+
+def test_a_cut_measures_up_to_the_latest_sends_not_the_latest_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    controller = saturated(40, until=2.0, latency_s=0.1)
+    controller.on_throttle(1.902, 1.9, None)
+    # Then a second at 20 req/s whose answers are slow: none is in yet.
+    slower = [2.0 + k / 20 for k in range(21)]
+    send_at(controller, *slower)
+    controller.on_success(3.0, 0.9)
+
+    with caplog.at_level("INFO", logger="powerp_async.control.rate"):
+        assert controller.on_throttle(3.002, 3.0, None) is True
+
+    # The answers alone would end 0.9 s back, in the stretch at 40 req/s; a 429
+    # comes back in 2 ms, so the sends up to a few of those back were admitted.
+    # 20 req/s admitted and refused: the limit is pinned down at 0.975 x 20.
+    assert caplog.messages[-1] == (
+        "throttled: rate 36 -> 19.1 req/s (accepted 20 req/s, mode recovery, "
+        "limit known)"
+    )
+
+
+def test_requests_that_got_no_answer_are_not_counted_as_admitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    controller = saturated(20, until=2.0, latency_s=0.1)
+    controller.on_throttle(1.902, 1.9, None)
+    # Then 20 req/s for a second, of which every other got no answer at all.
+    sends = [2.0 + k / 20 for k in range(21)]
+    send_at(controller, *sends)
+    for sent_at in sends[1:-1:2]:
+        controller.on_lost(sent_at)
+
+    with caplog.at_level("INFO", logger="powerp_async.control.rate"):
+        controller.on_throttle(3.002, 3.0, None)
+
+    assert caplog.messages[-1].endswith("(accepted 10 req/s, mode recovery)")
+
+
+def after_startup_at(rate: int, count: int) -> RateController:
+    """Start-up ended by a 429 at 32 req/s, then ``count`` sends at ``rate`` from
+    2 s, all but the last answered after 0.125 s."""
+    controller = saturated(32, until=2.0, latency_s=0.125)
+    controller.on_throttle(2.0, 1.95, None)
+    sends = [2.0 + k / rate for k in range(count)]
+    send_at(controller, *sends)
+    answer(controller, sends[:-1], 0.125)
+    return controller
+
+
+def test_an_episode_that_pins_the_limit_down_makes_the_next_cut_shallow() -> None:
+    # 30 req/s for six seconds, all answered, until a 429 at that rate.
+    controller = after_startup_at(30, 181)
+
+    assert controller.on_throttle(8.002, 8.0, None) is True
+
+    # 30 req/s admitted since the previous 429 and refused now: the limit is taken
+    # 2.5 % below it, and the cut goes to 0.98 times that, not to 0.9.
+    assert controller.known_limit == pytest.approx(0.975 * 30)
+    assert controller.rate_at(8.002) == pytest.approx(0.98 * 0.975 * 30)
+
+
+def test_a_429_right_after_a_cut_forgets_the_known_limit() -> None:
+    controller = after_startup_at(30, 181)
+    controller.on_throttle(8.002, 8.0, None)
+    late = 2.0 + 181 / 30
+    before = controller.rate_at(late)
+    send_at(controller, late)
+
+    assert controller.on_throttle(8.035, late, None) is True
+
+    # Refused again within a quarter of the horizon of a cut: the limit dropped
+    # below the cut. The common cut, from the rate the refused request went at.
+    assert controller.known_limit is None
+    assert controller.rate_at(8.035) == pytest.approx(0.9 * before)
+    assert before == pytest.approx(0.98 * 0.975 * 30, rel=1e-3)
+
+
+def test_a_limit_found_by_probing_past_the_curve_is_not_taken_as_known() -> None:
+    # Seven seconds at 40 req/s, all admitted: the curve, back at 32 after K, is
+    # well above it by then, probing for a raised limit.
+    controller = after_startup_at(40, 281)
+
+    assert controller.on_throttle(9.002, 9.0, None) is True
+
+    # A common cut, which keeps probing upward at the common pace.
+    assert controller.known_limit is None
+    assert controller.rate_at(9.002) == pytest.approx(0.9 * 40)

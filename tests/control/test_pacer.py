@@ -183,3 +183,21 @@ async def test_a_release_later_than_the_catch_up_restarts_the_schedule(
         await clock.advance(0.1)
 
     assert clients.granted == pytest.approx([0.0, 0.04, 0.045], abs=1e-12)
+
+
+async def test_at_a_low_rate_a_late_release_restarts_the_schedule(
+    clock: FakeClock,
+) -> None:
+    clients = Clients(fixed_rate_pacer(clock, 10.0), clock)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(clients.acquire)
+        await clock.advance(0.12)
+        # The slot was at 0.1 and the request came at 0.12: keeping the schedule
+        # would send the next one at 0.2, only 0.08 s later, which a bucket holding
+        # one token refuses. So the schedule restarts at 0.12.
+        for _ in range(2):
+            group.start_soon(clients.acquire)
+        await clock.advance(0.5)
+
+    assert clients.granted == pytest.approx([0.0, 0.12, 0.22], abs=1e-12)

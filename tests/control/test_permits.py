@@ -35,6 +35,38 @@ async def test_the_gate_admits_as_many_as_rate_and_latency_need(
         group.cancel_scope.cancel()
 
 
+async def test_a_request_out_far_longer_than_answers_take_stops_holding_the_gate(
+    clock: FakeClock,
+) -> None:
+    clients = gated_clients(clock)
+    pacer = clients.pacer
+
+    async def answered() -> None:
+        async with pacer.permit() as permit:
+            clients.granted.append(clock.now())
+            await clock.sleep(0.005)
+            permit.succeeded()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(clients.hold)
+        await clock.advance(0.005)
+        group.start_soon(answered)
+        await clock.advance(0.015)
+        clients.start_holding(group, 3)
+        await clock.advance(0.9)
+        assert (pacer.in_flight, pacer.snapshot().waiting) == (2, 2)
+
+        # Answers take 0.01 s, so after max(1 s, 4 * 0.01 s) the first request,
+        # sent before one that was answered, is a straggler: one more goes out.
+        # The third, sent after the latest answer, counts on: a server answering
+        # nothing may be slow for all.
+        await clock.advance(1.0)
+        assert (pacer.in_flight, pacer.snapshot().waiting) == (3, 1)
+        assert clients.granted == pytest.approx([0.0, 0.01, 0.02, 1.0])
+
+        group.cancel_scope.cancel()
+
+
 async def test_a_wider_gate_wakes_every_waiter_it_admits(clock: FakeClock) -> None:
     clients = gated_clients(clock)
     pacer = clients.pacer

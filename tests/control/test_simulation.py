@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(20)
 
 @pytest.mark.parametrize(
     ("rate", "accepted", "throttled"),
-    [(5, 243, 2), (20, 986, 9), (100, 4985, 14), (300, 14976, 15)],
+    [(5, 241, 3), (20, 999, 7), (100, 4997, 12), (300, 14956, 13)],
 )
 async def test_a_steady_limit_is_found_and_held(
     rate: int, accepted: int, throttled: int
@@ -40,7 +40,7 @@ async def test_a_halved_limit_is_followed_within_five_seconds() -> None:
     assert converged - 30 <= 5
     assert converged == 31
     # Refusals caused by the drop stay well under one second of the old limit.
-    assert sum(server.throttled[second] for second in range(30, 35)) == 9
+    assert sum(server.throttled[second] for second in range(30, 35)) == 10
     assert pacer.controller.rate_at(60.0) == pytest.approx(50.0, rel=0.1)
 
 
@@ -50,4 +50,4 @@ async def test_a_tripled_limit_is_found_within_twenty_seconds() -> None:
     converged = server.converged_at(30, 150.0, 60)
     assert converged is not None
     assert converged - 30 <= 20
-    assert converged == 38
+    assert converged == 36

@@ -484,6 +484,16 @@ def test_a_size_limit_reshapes_the_blocks_of_the_ceiling() -> None:
     assert (result.bound, result.seconds) == ("requests", 17.5)
 
 
+@pytest.mark.parametrize("answer", ["413", "timeout"])
+def test_a_size_limit_bounds_the_ceiling_whatever_it_answers(answer) -> None:
+    # A query held until it times out is refused as surely as one answered 413:
+    # the best client sends neither, so both limits give the same ceiling.
+    scenario = Scenario(requests=BUCKET, size=SizeLimit(10_000, answer=answer))
+    result = ceiling(scenario, EXPORT, SPAN)
+
+    assert (result.requests, result.bound, result.seconds) == (39, "requests", 17.5)
+
+
 def test_the_ceiling_counts_late_signals_as_the_planner_does() -> None:
     late = signals(3, "max", 30, START + timedelta(minutes=50))
     later = signals(4, "min", 9, START + timedelta(minutes=100))
