@@ -96,7 +96,7 @@ MAX_WAIT_S: Final = 60.0
 """The longest single wait for a booked slot (unless the own rate implies longer):
 a slot further ahead means a schedule that no sane rate made, and the request goes."""
 
-_UNREACHABLE: Final = (RedisError, OSError)
+UNREACHABLE: Final = (RedisError, OSError)
 """What a Redis call may raise when the server is gone, busy or refusing."""
 
 
@@ -136,15 +136,10 @@ class RedisPacer:
         self._password = backend_password(url)
         remember_secret(self._password)
         self._shown_url = mask_url(url)
-        self._redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._redis = connect(url, timeout_s)
         self.key = key
         self._schedule = SharedSchedule(
-            self._redis, key, _member_id(), member_ttl_s=member_ttl_s
+            self._redis, key, member_id(), member_ttl_s=member_ttl_s
         )
         self._rate = max_rate
         self._spacing_us = spacing_us(max_rate)
@@ -221,30 +216,7 @@ class RedisPacer:
         Raises :class:`~powerp_async.ConfigurationError` naming the masked address and
         whether it was unreachable, refused the credentials, or answered an error.
         """
-        try:
-            await self._redis.ping()
-        except (AuthenticationError, AuthorizationError) as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} refused the credentials "
-                f"({self._credentials_given()}): check the user and password in the "
-                "URL"
-            ) from error
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} is unreachable ({_said(error)}); a "
-                "shared pace needs its Redis server running when the run starts"
-            ) from error
-        except RedisError as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} answered the connection check with "
-                f"an error ({_said(error)})"
-            ) from error
-
-    def _credentials_given(self) -> str:
-        if self._password is None:
-            return "the URL gives no password and the server wants one"
-
-        return "wrong user or password"
+        await check_reachable(self._redis, self._shown_url, self._password)
 
     async def before_retry(self, *, after_timeout: bool) -> None:
         pass
@@ -252,10 +224,10 @@ class RedisPacer:
     async def aclose(self) -> None:
         """Stop being counted among the tenant's processes; close the connection."""
         if self._joined:
-            with contextlib.suppress(*_UNREACHABLE):
+            with contextlib.suppress(*UNREACHABLE):
                 await self._schedule.leave()
 
-        with contextlib.suppress(*_UNREACHABLE):  # a connection broken already
+        with contextlib.suppress(*UNREACHABLE):  # a connection broken already
             await self._redis.aclose()
 
     async def _wait_for_slot(self) -> None:
@@ -305,7 +277,7 @@ class RedisPacer:
         if self._local is None:
             try:
                 return self._joined_at(await self._book(earliest))
-            except _UNREACHABLE as error:
+            except UNREACHABLE as error:
                 self._go_local(error)
 
         return await self._local_slot(earliest)
@@ -328,7 +300,7 @@ class RedisPacer:
         with anyio.move_on_after(max(slot - now, PROBE_MIN_S)):
             try:
                 booking = await self._book(max(earliest, slot))
-            except _UNREACHABLE as error:
+            except UNREACHABLE as error:
                 logger.debug("rate backend still unreachable: %s", error)
                 return slot
 
@@ -400,12 +372,50 @@ class _SharedPermit(TimedPermit):
         self._pacer._give_back()
 
 
-def _said(error: BaseException) -> str:
+def connect(url: str, timeout_s: float) -> Redis:
+    """A client of the Redis server at ``url`` that gives up after ``timeout_s`` and
+    never retries on its own: a pacer decides what an unanswered call means."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+async def check_reachable(redis: Redis, shown_url: str, password: str | None) -> None:
+    """Refuse a backend that does not answer now: unreachable, refusing the
+    credentials, or answering an error, each said with the masked address."""
+    try:
+        await redis.ping()
+    except (AuthenticationError, AuthorizationError) as error:
+        given = (
+            "the URL gives no password and the server wants one"
+            if password is None
+            else "wrong user or password"
+        )
+        raise ConfigurationError(
+            f"rate_backend: {shown_url} refused the credentials ({given}): check the "
+            "user and password in the URL"
+        ) from error
+    except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        raise ConfigurationError(
+            f"rate_backend: {shown_url} is unreachable ({said(error)}); a shared pace "
+            "needs its Redis server running when the run starts"
+        ) from error
+    except RedisError as error:
+        raise ConfigurationError(
+            f"rate_backend: {shown_url} answered the connection check with an error "
+            f"({said(error)})"
+        ) from error
+
+
+def said(error: BaseException) -> str:
     """What an error says, secrets masked; its type's name if it says nothing."""
     return scrub(str(error)) or type(error).__name__
 
 
-def _member_id() -> str:
+def member_id() -> str:
     """This pacer's name among the tenant's processes: host, process, and a nonce
     that tells two clients of one process apart."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
