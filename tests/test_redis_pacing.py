@@ -170,11 +170,12 @@ async def test_the_tenant_key_is_the_api_address_and_client_id_never_the_secret(
 
 def test_the_examples_run() -> None:
     from powerp_async import _rate_backend
-    from powerp_async.redis_pacing import _pacer
+    from powerp_async.redis_pacing import _adaptive, _pacer
 
-    outcomes = [doctest.testmod(module) for module in (_pacer, _rate_backend)]
+    modules = (_pacer, _adaptive, _rate_backend)
+    outcomes = [doctest.testmod(module) for module in modules]
 
-    assert [(o.failed, o.attempted) for o in outcomes] == [(0, 1), (0, 1)]
+    assert [(o.failed, o.attempted) for o in outcomes] == [(0, 1), (0, 1), (0, 1)]
 
 
 def test_spacings_are_whole_microseconds_never_shorter_than_the_rate() -> None:

@@ -27,7 +27,6 @@ sum may overshoot the limit until each has been cut.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -37,22 +36,12 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from .._rate_backend import backend_password, check_backend_url, check_key, tenant_key
-from .._redact import mask_url, remember_secret
+from .._rate_backend import tenant_key
 from ..control import AdaptivePacer, RateController, RateSettings
 from ..errors import ConfigurationError
 from ..pacing import Permit
-from ._pacer import (
-    MEMBER_TTL_S,
-    PROBE_MIN_S,
-    REDIS_TIMEOUT_S,
-    REJOIN_EVERY_S,
-    UNREACHABLE,
-    check_reachable,
-    connect,
-    member_id,
-    said,
-)
+from ._link import UNREACHABLE, RedisLink, said
+from ._pacer import MEMBER_TTL_S, PROBE_MIN_S, REDIS_TIMEOUT_S, REJOIN_EVERY_S
 from ._shared_rate import RateBounds, Reservation, SharedRate, Throttle
 
 if TYPE_CHECKING:
@@ -96,8 +85,6 @@ class AdaptiveRedisPacer:
         member_ttl_s: float = MEMBER_TTL_S,
         rejoin_every_s: float = REJOIN_EVERY_S,
     ) -> None:
-        check_backend_url(url)
-        check_key(key)
         ceiling = math.inf if max_rate is None else max_rate
         floor = min(min_rate, ceiling)
         if not 0 < floor <= initial_rate <= ceiling:
@@ -106,14 +93,16 @@ class AdaptiveRedisPacer:
                 f"{min_rate!r}, {initial_rate!r} and {max_rate!r}"
             )
 
-        self._password = backend_password(url)
-        remember_secret(self._password)
-        self._shown_url = mask_url(url)
-        self._redis = connect(url, timeout_s)
+        self._link = RedisLink(url, key, timeout_s)
+        self._shown_url = self._link.shown_url
         self.key = key
         bounds = RateBounds(initial_rate, floor, ceiling)
         self._state = SharedRate(
-            self._redis, key, member_id(), member_ttl_s=member_ttl_s, bounds=bounds
+            self._link.redis,
+            key,
+            self._link.member,
+            member_ttl_s=member_ttl_s,
+            bounds=bounds,
         )
         self._max_in_flight = max_in_flight
         self._rejoin_every_s = rejoin_every_s
@@ -210,16 +199,11 @@ class AdaptiveRedisPacer:
     async def acheck(self) -> None:
         """Refuse a backend that does not answer now, saying why (see
         :meth:`RedisPacer.acheck <powerp_async.redis_pacing.RedisPacer.acheck>`)."""
-        await check_reachable(self._redis, self._shown_url, self._password)
+        await self._link.acheck()
 
     async def aclose(self) -> None:
         """Stop being counted among the tenant's processes; close the connection."""
-        if self._joined:
-            with contextlib.suppress(*UNREACHABLE):
-                await self._state.leave()
-
-        with contextlib.suppress(*UNREACHABLE):  # a connection broken already
-            await self._redis.aclose()
+        await self._link.aclose(self._state if self._joined else None)
 
     async def _wait_for_slot(self) -> int | None:
         """Wait for this process's next shared slot and return the Redis time it was
