@@ -276,28 +276,29 @@ class AdaptiveRedisPacer:
         self._rejoin_at = now + self._rejoin_every_s
         # Answers of requests sent before the outage are old news by now.
         self._accepted, self._throttles = 0, []
-        # A Redis that answers nothing must not hold the local pace up: the attempt
-        # gets one local spacing, and the local pace goes on if it fails.
         # The others may still pace alone for a while: the count of processes from
         # before the outage is kept, and this one keeps to its share meanwhile.
         self._share_until = now + self._grace_s
+        # A Redis that answers nothing must not hold the local pace up: the attempt
+        # gets one local spacing, and the local pace goes on if it fails.
+        reservation = None
         with anyio.move_on_after(max(1 / self._local.rate, PROBE_MIN_S)):
             try:
                 reservation = await self._reserve(seed=True)
             except UNREACHABLE as error:
                 logger.debug("rate backend still unreachable: %s", said(error))
-                return None
 
-            self._local = None
-            logger.info(
-                "rate backend %s is back: sharing %.3g req/s again",
-                self._shown_url,
-                reservation.rate,
-            )
-            await self._wait(reservation)
-            return reservation.now_us
+        if reservation is None:
+            return None
 
-        return None
+        self._local = None
+        logger.info(
+            "rate backend %s is back: sharing %.3g req/s again",
+            self._shown_url,
+            reservation.rate,
+        )
+        await self._wait(reservation)
+        return reservation.now_us
 
     def _go_local(self, error: BaseException) -> None:
         share = self._rate / self._live
