@@ -76,5 +76,5 @@ def test_the_adaptive_summary_judges_the_steady_state_after_the_warm_up() -> Non
     }
     assert row["accepted_per_second"] == [20, 20, 20, 0, *[20] * 11]
     assert adaptive_markdown([row]).splitlines()[2] == (
-        "| 20 | 3 | 1.000 | 0.010 | 51 | 280 | met |  | [0, 0] |"
+        "| 20 | adaptive | 3 | 1.000 | 0.010 | 51 | 280 | met |  | [0, 0] |"
     )
