@@ -149,20 +149,27 @@ def markdown(rows: list[Row]) -> str:
 
 
 def start_exports(
-    base_url: str, redis_url: str, rate: float, folder: str
+    base_url: str,
+    redis_url: str,
+    rate: float | None,
+    folder: str,
+    span: Sequence[str] = RANGE,
 ) -> list[subprocess.Popen[bytes]]:
+    """Both halves, sharing ``--fixed-rate rate`` (or, with ``None``, an adaptive pace)
+    through Redis, each logging every request to ``half-N.log`` in ``folder``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
     environment |= {
         "POWERP_CLIENT_ID": "demo",
         "POWERP_CLIENT_SECRET": "demo-secret",
         "POWERP_API_BASE_URL": base_url,
     }
-    shared = ("--fixed-rate", f"{rate:g}", "--rate-backend", redis_url)
+    pace = () if rate is None else ("--fixed-rate", f"{rate:g}")
+    shared = (*pace, "--rate-backend", redis_url)
     exports = []
     for n, selection in enumerate(HALVES):
         with Path(folder, f"half-{n}.log").open("w") as log:
             command = [sys.executable, "-m", "powerp_async", "-vv", "export", "--quiet"]
-            command += ["--out", f"{folder}/half-{n}", *RANGE, *selection, *shared]
+            command += ["--out", f"{folder}/half-{n}", *span, *selection, *shared]
             exports.append(
                 subprocess.Popen(
                     command, env=environment, stdout=subprocess.DEVNULL, stderr=log
@@ -173,9 +180,9 @@ def start_exports(
 
 
 @contextlib.contextmanager
-def simulator(rate: float) -> Iterator[str]:
+def simulator(rate: float, burst: float = BURST) -> Iterator[str]:
     command = [sys.executable, "-m", "powerp_async.simulator", "--port", "0"]
-    command += ["--anchor", ANCHOR, "--rate", f"{rate:g}", "--burst", str(BURST)]
+    command += ["--anchor", ANCHOR, "--rate", f"{rate:g}", "--burst", f"{burst:g}"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None

@@ -216,7 +216,8 @@ def _add_shared_rate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-backend",
         metavar="URL",
-        help="share --fixed-rate with every process naming this Redis server "
+        help="share the pace with every process naming this Redis server: "
+        "--fixed-rate if given, else a rate discovered together "
         "(redis://HOST:PORT[/DB]; needs the redis extra)",
     )
     parser.add_argument(

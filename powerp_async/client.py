@@ -444,10 +444,11 @@ def default_pacer(config: ClientConfig) -> Pacer:
 
 
 def _shared_pacer(config: ClientConfig) -> Pacer:
-    """A :class:`~powerp_async.redis_pacing.RedisPacer`; Redis is imported only here,
-    since it is an optional extra."""
+    """A :class:`~powerp_async.redis_pacing.RedisPacer` for a fixed rate, else an
+    :class:`~powerp_async.redis_pacing.AdaptiveRedisPacer`; Redis is imported only
+    here, since it is an optional extra."""
     try:
-        from .redis_pacing import RedisPacer
+        from .redis_pacing import AdaptiveRedisPacer, RedisPacer
     except ModuleNotFoundError as error:
         if error.name is None or error.name.partition(".")[0] != "redis":
             raise
@@ -455,6 +456,9 @@ def _shared_pacer(config: ClientConfig) -> Pacer:
             "rate_backend: expected the redis extra to be installed, got no 'redis' "
             "module; pip install 'powerp-async[redis]'"
         ) from None
+
+    if config.adaptive:
+        return AdaptiveRedisPacer.for_tenant(config)
 
     return RedisPacer.for_tenant(config)
 

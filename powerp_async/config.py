@@ -48,9 +48,11 @@ class ClientConfig:
     network in clear text by accident.
 
     ``rate_backend`` (``redis://HOST:PORT[/DB]``, needs the ``redis`` extra) shares
-    the fixed pace of ``max_rate`` with every process that names the same backend and
-    tenant key: together they send at most ``max_rate`` requests per second. The key
-    is derived from ``base_url`` and ``client_id`` unless ``rate_key`` names it.
+    the pace with every process that names the same backend and tenant key: with
+    ``adaptive=False``, the fixed pace of ``max_rate``, which together they never
+    exceed; otherwise a rate they discover together from the server's answers, within
+    ``max_rate`` if given. The key is derived from ``base_url`` and ``client_id``
+    unless ``rate_key`` names it.
 
     >>> ClientConfig("demo", "s", base_url="http://127.0.0.1:8765/rt-api/api")
     ... # doctest: +ELLIPSIS
@@ -228,12 +230,6 @@ class ClientConfig:
             return
 
         check_backend_url(self.rate_backend)
-        _require(
-            not self.adaptive,
-            "rate_backend",
-            "a fixed rate with it (adaptive=False and max_rate; --fixed-rate on the "
-            "command line): the processes share a pace they are told",
-        )
         if self.rate_key is not None:
             check_key(self.rate_key)
 

@@ -21,7 +21,9 @@ from redis.asyncio import Redis
 
 from powerp_async import ClientConfig, ConfigurationError, PowerPClient
 from powerp_async._redact import mask_url
+from powerp_async.client import default_pacer
 from powerp_async.redis_pacing import (
+    AdaptiveRedisPacer,
     RedisPacer,
     SharedSchedule,
     schedule_keys,
@@ -88,13 +90,20 @@ def test_a_backend_that_is_no_redis_url_is_refused_masked(url, message) -> None:
     assert str(caught.value) == message
 
 
-def test_a_shared_pace_must_be_a_fixed_one() -> None:
-    with pytest.raises(ConfigurationError) as caught:
-        ClientConfig("demo", "s", base_url=API, rate_backend="redis://127.0.0.1:6379")
+def test_a_shared_pace_without_a_fixed_rate_is_an_adaptive_one() -> None:
+    shared = ClientConfig(
+        "demo", "s", base_url=API, rate_backend="redis://127.0.0.1:6379", max_rate=30
+    )
 
-    assert str(caught.value) == (
-        "rate_backend: expected a fixed rate with it (adaptive=False and max_rate; "
-        "--fixed-rate on the command line): the processes share a pace they are told"
+    pacer = default_pacer(shared)
+
+    assert isinstance(pacer, AdaptiveRedisPacer)
+    assert repr(pacer) == (
+        "<AdaptiveRedisPacer 4 req/s via redis://127.0.0.1:6379, key "
+        f"{tenant_key(API, 'demo')!r}, shared>"
+    )
+    assert isinstance(
+        default_pacer(config(rate_backend="redis://127.0.0.1")), RedisPacer
     )
 
 
@@ -161,11 +170,12 @@ async def test_the_tenant_key_is_the_api_address_and_client_id_never_the_secret(
 
 def test_the_examples_run() -> None:
     from powerp_async import _rate_backend
-    from powerp_async.redis_pacing import _pacer
+    from powerp_async.redis_pacing import _adaptive, _pacer
 
-    outcomes = [doctest.testmod(module) for module in (_pacer, _rate_backend)]
+    modules = (_pacer, _adaptive, _rate_backend)
+    outcomes = [doctest.testmod(module) for module in modules]
 
-    assert [(o.failed, o.attempted) for o in outcomes] == [(0, 1), (0, 1)]
+    assert [(o.failed, o.attempted) for o in outcomes] == [(0, 1), (0, 1), (0, 1)]
 
 
 def test_spacings_are_whole_microseconds_never_shorter_than_the_rate() -> None:
@@ -213,24 +223,26 @@ def test_a_backend_without_the_extra_says_what_to_install() -> None:
 
 
 def test_the_command_names_the_option_and_masks_the_password(tmp_path: Path) -> None:
-    url = f"redis://:{PASSWORD}@127.0.0.1:6379/0"
+    port = free_port()  # nothing listens there
+    url = f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
 
-    unpaced = powerp(
+    adaptive = powerp(
         "export", "--out", str(tmp_path / "x"), "--demo", "--rate-backend", url
     )
     elsewhere = powerp("measurements", "--demo", "--rate-backend", url)
 
-    assert unpaced.returncode == elsewhere.returncode == 2
-    assert unpaced.stderr == (
-        "powerp: error: --rate-backend: expected a fixed rate with it (adaptive=False "
-        "and max_rate; --fixed-rate on the command line): the processes share a pace "
-        "they are told\n"
+    assert adaptive.returncode == elsewhere.returncode == 2
+    assert adaptive.stderr == (
+        f"powerp: error: --rate-backend: redis://***@127.0.0.1:{port}/0 is "
+        f"unreachable (Error 111 connecting to 127.0.0.1:{port}. Connect call failed "
+        f"('127.0.0.1', {port}).); a shared pace needs its Redis server running when "
+        "the run starts\n"
     )
     assert elsewhere.stderr == (
         "powerp: error: unrecognized arguments: --rate-backend "
-        "redis://***@127.0.0.1:6379/0 (see powerp --help)\n"
+        f"redis://***@127.0.0.1:{port}/0 (see powerp --help)\n"
     )
-    assert PASSWORD not in unpaced.stdout + elsewhere.stdout
+    assert PASSWORD not in adaptive.stdout + elsewhere.stdout
 
 
 def test_a_backend_unreachable_at_the_start_is_refused_before_any_fetch(

@@ -123,11 +123,37 @@ def test_an_export_outlives_its_redis_exact_and_within_rate(reference, tmp_path)
     assert_within_rate(seconds, reference.queries)
 
 
+def test_two_adaptive_exports_find_the_limit_together_and_equal_one(
+    reference, tmp_path: Path
+) -> None:
+    redis_url = redis_url_or_skip()
+    limit = ("--rate", str(RATE), "--burst", str(BURST))
+
+    with simulator_process(ANCHOR, *limit) as base_url:
+        since = int(time.time())
+        exports = start_halves(base_url, redis_url, fresh_key(), tmp_path, pace=())
+        finished = [finish(export) for export in exports]
+        seconds = query_seconds(base_url, since)
+
+    assert [code for code, _ in finished] == [0, 0], finished
+    assert merged_points(tmp_path) == reference.points
+    # The limit is unknown to the exports: they meet it, so some queries are refused
+    # and sent again, but each is accepted exactly once and none fails.
+    assert sum(s["accepted"] for s in seconds) == reference.queries
+    assert sum(s["failed"] for s in seconds) == 0
+
+
 def start_halves(
-    base_url: str, redis_url: str, key: str, folder: Path
+    base_url: str,
+    redis_url: str,
+    key: str,
+    folder: Path,
+    *,
+    pace: tuple[str, ...] = ("--fixed-rate", str(RATE)),
 ) -> list[subprocess.Popen[str]]:
-    """Both halves of the tenant exported at once, sharing ``RATE`` through Redis."""
-    shared = ("--fixed-rate", str(RATE), "--rate-backend", redis_url, "--rate-key", key)
+    """Both halves of the tenant exported at once, sharing their pace through Redis:
+    ``RATE`` as a fixed one unless ``pace`` says otherwise."""
+    shared = (*pace, "--rate-backend", redis_url, "--rate-key", key)
     return [
         subprocess.Popen(
             [

@@ -34,36 +34,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import anyio
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    RedisError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .._rate_backend import (
-    backend_password,
-    check_backend_url,
-    check_key,
-    tenant_key,
-)
-from .._redact import mask_url, remember_secret, scrub
+from .._rate_backend import tenant_key
 from .._words import plural
 from ..errors import ConfigurationError
 from ..pacing import Permit, TimedPermit
+from ._link import UNREACHABLE, RedisLink
 from ._schedule import CATCH_UP_US, Booking, SharedSchedule, spacing_us
 
 if TYPE_CHECKING:
@@ -96,9 +78,6 @@ MAX_WAIT_S: Final = 60.0
 """The longest single wait for a booked slot (unless the own rate implies longer):
 a slot further ahead means a schedule that no sane rate made, and the request goes."""
 
-_UNREACHABLE: Final = (RedisError, OSError)
-"""What a Redis call may raise when the server is gone, busy or refusing."""
-
 
 class RedisPacer:
     """A fixed pace of ``max_rate`` per second, shared in Redis by many processes.
@@ -126,25 +105,16 @@ class RedisPacer:
         rejoin_every_s: float = REJOIN_EVERY_S,
         max_wait_s: float = MAX_WAIT_S,
     ) -> None:
-        check_backend_url(url)
-        check_key(key)
         if not 0 < max_rate < math.inf:
             raise ConfigurationError(
                 f"max_rate: expected requests per second above 0, got {max_rate!r}"
             )
 
-        self._password = backend_password(url)
-        remember_secret(self._password)
-        self._shown_url = mask_url(url)
-        self._redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._link = RedisLink(url, key, timeout_s)
+        self._shown_url = self._link.shown_url
         self.key = key
         self._schedule = SharedSchedule(
-            self._redis, key, _member_id(), member_ttl_s=member_ttl_s
+            self._link.redis, key, self._link.member, member_ttl_s=member_ttl_s
         )
         self._rate = max_rate
         self._spacing_us = spacing_us(max_rate)
@@ -222,42 +192,19 @@ class RedisPacer:
         Raises :class:`~powerp_async.ConfigurationError` naming the masked address and
         whether it was unreachable, refused the credentials, or answered an error.
         """
-        try:
+        await self._link.acheck()
+        # Counted from now, not from the first booking; a failure here is met again,
+        # and handled, at that booking.
+        with contextlib.suppress(*UNREACHABLE):
             self._live = await self._schedule.join()
-        except (AuthenticationError, AuthorizationError) as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} refused the credentials "
-                f"({self._credentials_given()}): check the user and password in the "
-                "URL"
-            ) from error
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} is unreachable ({_said(error)}); a "
-                "shared pace needs its Redis server running when the run starts"
-            ) from error
-        except RedisError as error:
-            raise ConfigurationError(
-                f"rate_backend: {self._shown_url} answered the connection check with "
-                f"an error ({_said(error)})"
-            ) from error
-
-    def _credentials_given(self) -> str:
-        if self._password is None:
-            return "the URL gives no password and the server wants one"
-
-        return "wrong user or password"
+            self._joined = True
 
     async def before_retry(self, *, after_timeout: bool) -> None:
         pass
 
     async def aclose(self) -> None:
         """Stop being counted among the tenant's processes; close the connection."""
-        if self._joined:
-            with contextlib.suppress(*_UNREACHABLE):
-                await self._schedule.leave()
-
-        with contextlib.suppress(*_UNREACHABLE):  # a connection broken already
-            await self._redis.aclose()
+        await self._link.aclose(self._schedule if self._joined else None)
 
     async def _wait_for_slot(self) -> None:
         if self._spare:
@@ -306,7 +253,7 @@ class RedisPacer:
         if self._local is None:
             try:
                 return self._joined_at(await self._book(earliest))
-            except _UNREACHABLE as error:
+            except UNREACHABLE as error:
                 self._go_local(error)
 
         return await self._local_slot(earliest)
@@ -329,7 +276,7 @@ class RedisPacer:
         with anyio.move_on_after(max(slot - now, PROBE_MIN_S)):
             try:
                 booking = await self._book(max(earliest, slot))
-            except _UNREACHABLE as error:
+            except UNREACHABLE as error:
                 logger.debug("rate backend still unreachable: %s", error)
                 return slot
 
@@ -399,14 +346,3 @@ class _SharedPermit(TimedPermit):
         # The slot was booked and has come: the next request of this process takes
         # it at once rather than booking another.
         self._pacer._give_back()
-
-
-def _said(error: BaseException) -> str:
-    """What an error says, secrets masked; its type's name if it says nothing."""
-    return scrub(str(error)) or type(error).__name__
-
-
-def _member_id() -> str:
-    """This pacer's name among the tenant's processes: host, process, and a nonce
-    that tells two clients of one process apart."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
