@@ -22,11 +22,18 @@ from pathlib import Path
 import anyio
 import pyarrow.dataset as ds
 import pytest
+from aiohttp import web
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from powerp_async import ExportSpec, PowerPClient, export  # noqa: E402
+from powerp_async import (  # noqa: E402
+    ExportReport,
+    ExportSpec,
+    PowerPClient,
+    ServerUnavailableError,
+    export,
+)
 from powerp_async._export import ExportJob  # noqa: E402
 from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
 from powerp_async._time import to_epoch_us  # noqa: E402
@@ -333,3 +340,58 @@ async def test_a_worker_without_credentials_stops_the_run_saying_so(
         "client_id and client_secret)",
     )
     assert not spec.out.exists()
+
+
+QUERIES_BEFORE_OUTAGE = 12
+
+
+def down_after(queries: int):
+    """A policy: the first ``queries`` queries answered, every later one a 503."""
+    answered = [0]
+
+    async def policy(request, handler):
+        if request.method != "POST" or "query" not in request.path.lower():
+            return await handler(request)
+
+        answered[0] += 1
+        if answered[0] > queries:
+            return web.Response(status=503)
+        return await handler(request)
+
+    return policy
+
+
+async def test_an_outage_commits_the_batches_staged_before_it(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    settings = SimulatorSettings(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        policies=(down_after(QUERIES_BEFORE_OUTAGE),),
+    )
+    small_batches(monkeypatch)
+    async with (
+        Simulator(settings) as simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            max_outage_s=1.0,
+        ) as client,
+    ):
+        signals = await some_signals(client, per_database=30)
+        spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
+        with pytest.raises(ServerUnavailableError) as stopped:
+            await export(client, spec, executor=DaskExecutor(cluster))
+
+    report = ExportReport.read(spec.out)
+    units = committed_units(spec.out)
+    points = read_points(spec.out).num_rows
+    assert 0 < len(units) <= QUERIES_BEFORE_OUTAGE
+    assert set(units.values()) == {1}
+    assert report.blocks_committed == len(units)
+    assert report.points == points > 0
+    assert report.requests > QUERIES_BEFORE_OUTAGE
+    blocks = f"{len(units)} block{'s' if len(units) > 1 else ''}"
+    assert f"stopped after {blocks} ({points:,} points)" in str(stopped.value)
