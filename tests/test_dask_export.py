@@ -395,3 +395,18 @@ async def test_an_outage_commits_the_batches_staged_before_it(
     assert report.requests > QUERIES_BEFORE_OUTAGE
     blocks = f"{len(units)} block{'s' if len(units) > 1 else ''}"
     assert f"stopped after {blocks} ({points:,} points)" in str(stopped.value)
+
+
+async def test_a_relative_folder_travels_to_the_workers_as_an_absolute_one(
+    client, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    signals = await some_signals(client, per_database=2)
+    spec = spec_for(Path("relative/out"), signals)
+    job = ExportJob(spec.out, "parquet", False, tuple(signals))
+    settings = WorkerSettings.from_config(client.config)
+    blocks = plan_blocks(signals, spec.time_range())
+
+    tasks = list(batch_tasks(job, settings, iter(blocks)))
+
+    assert {task.folder for task in tasks} == {str(tmp_path / "relative" / "out")}

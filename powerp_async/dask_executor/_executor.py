@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -206,13 +207,18 @@ def _lost(task: BatchTask, reason: str) -> StagedBatch:
 def _tasks(
     job: ExportJob, settings: WorkerSettings, blocks: Iterable[Block]
 ) -> Iterator[BatchTask]:
-    """The blocks in batches, lazily, each with the signals it asks for."""
+    """The blocks in batches, lazily, each with the signals it asks for.
+
+    The folder travels as an absolute path: a worker resolves a relative one against
+    its own working directory, not the driver's.
+    """
+    folder = os.path.abspath(job.folder)
     by_key = {(m.database_id, m.index): m for m in job.signals}
     for batch in _batches(blocks):
         asked = {(b.database_id, index) for b in batch for index in b.indexes}
         signals = tuple(by_key[key] for key in sorted(asked) if key in by_key)
         yield BatchTask(
-            settings, str(job.folder), job.fmt, job.neutralise_formulas, batch, signals
+            settings, folder, job.fmt, job.neutralise_formulas, batch, signals
         )
 
 
