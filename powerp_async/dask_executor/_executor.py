@@ -174,7 +174,7 @@ class _Submission:
         except WorkerStoppedError as error:
             if error.kind == ConfigurationError.__name__:
                 raise ConfigurationError(f"on a Dask worker: {error}") from None
-            raise
+            raise WorkerStoppedError(f"on a Dask worker: {error}", error.kind) from None
         finally:
             future.release()
 
