@@ -28,6 +28,7 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from powerp_async import (  # noqa: E402
+    ConfigurationError,
     ExportReport,
     ExportSpec,
     PowerPClient,
@@ -44,7 +45,9 @@ from powerp_async.dask_executor import (  # noqa: E402
     WorkerStoppedError,
     local_cluster,
     run_batch,
+    scheduler_client,
 )
+from powerp_async.dask_executor import _cluster as cluster_module  # noqa: E402
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
@@ -410,3 +413,18 @@ async def test_a_relative_folder_travels_to_the_workers_as_an_absolute_one(
     tasks = list(batch_tasks(job, settings, iter(blocks)))
 
     assert {task.folder for task in tasks} == {str(tmp_path / "relative" / "out")}
+
+
+def test_a_scheduler_without_workers_is_refused_in_time(monkeypatch) -> None:
+    monkeypatch.setattr(cluster_module, "WORKERS_TIMEOUT_S", 0.5)
+    with distributed.LocalCluster(
+        n_workers=0, host="127.0.0.1", scheduler_kwargs={"dashboard": False}
+    ) as empty:
+        address = empty.scheduler_address
+        with pytest.raises(ConfigurationError) as refused, scheduler_client(address):
+            pass
+
+    assert str(refused.value) == (
+        f"--dask-scheduler: the Dask scheduler at {address} had no worker within "
+        "0.5 s; start workers for it, then run again"
+    )
