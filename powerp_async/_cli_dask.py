@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 
 MAX_LOCAL_WORKERS: Final = 256
+SCHEDULER_SCHEMES: Final = ("tcp", "tls")
+MAX_PORT: Final = 65535
 
 
 def add_dask_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def add_dask_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--dask-scheduler",
+        type=_scheduler_address,
         metavar="ADDRESS",
         help="fetch on the workers of this Dask scheduler (tcp://HOST:PORT); they "
         "need the export folder on a shared filesystem and the credentials in "
@@ -47,13 +50,22 @@ def add_dask_options(parser: argparse.ArgumentParser) -> None:
 
 
 def wants_dask(options: argparse.Namespace) -> bool:
-    return bool(getattr(options, "dask_local", None) or _scheduler(options))
+    return bool(getattr(options, "dask_local", None)) or _scheduler(options) is not None
 
 
 def check_dask_installed(options: argparse.Namespace) -> None:
-    """Fail before anything starts if a Dask option is given without the extra."""
+    """Fail before anything starts if a Dask option is given without the extra, or
+    with --demo on a cluster elsewhere."""
     if not wants_dask(options):
         return
+
+    if getattr(options, "demo", False) and _scheduler(options) is not None:
+        # The demo server listens on this machine's loopback, and the workers of
+        # another cluster would sign in with their own credentials, not the demo's.
+        raise ConfigurationError(
+            "--demo works with --dask-local, not --dask-scheduler: the demo server "
+            "listens on this machine's loopback only"
+        )
 
     try:
         import powerp_async.dask_executor  # noqa: F401
@@ -112,6 +124,24 @@ def _warn_about_rates(config: ClientConfig) -> None:
 def _scheduler(options: argparse.Namespace) -> str | None:
     address: str | None = getattr(options, "dask_scheduler", None)
     return address
+
+
+def _scheduler_address(text: str) -> str:
+    """An argparse type: a scheduler's address, ``[tcp://|tls://]HOST:PORT``."""
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "tcp", text
+
+    host, colon, port = rest.rpartition(":")
+    if scheme not in SCHEDULER_SCHEMES or not colon or not host or not _port(port):
+        raise argparse.ArgumentTypeError(
+            f"expected a scheduler address like tcp://HOST:PORT, got {text!r}"
+        )
+    return text
+
+
+def _port(text: str) -> bool:
+    return text.isdigit() and 1 <= int(text) <= MAX_PORT
 
 
 def _worker_count(text: str) -> int:

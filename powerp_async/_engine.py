@@ -87,6 +87,10 @@ logger = logging.getLogger("powerp_async.engine")
 OUTAGE_CHECK_S = 1.0
 OUTAGE_PAST_S: Final = 0.01
 """How far past ``max_outage_s`` the watch looks, so that one look is enough."""
+OUTAGE_ADVICE: Final = (
+    "An export keeps them: run it again with --resume once the server is back"
+)
+"""What an outage that ends a run advises, after saying what was fetched."""
 
 RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
@@ -228,7 +232,7 @@ class Engine:
         self._fatal = outage_error(
             self._outage_s(),
             stopped_after(self.stats),
-            "An export keeps them: run it again with --resume once the server is back",
+            OUTAGE_ADVICE,
         )
         scope.cancel()
 

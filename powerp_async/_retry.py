@@ -92,5 +92,6 @@ def outage_error(outage_s: float, stopped: str, advice: str) -> ServerUnavailabl
     it started: one wording for both; ``stopped`` tells what was fetched before."""
     return ServerUnavailableError(
         f"the server failed every request for {outage_s:.0f} s; stopped {stopped}. "
-        f"{advice}"
+        f"{advice}",
+        outage_s=outage_s,
     )

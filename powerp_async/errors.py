@@ -222,7 +222,13 @@ class ServerUnavailableError(PowerPError):
             report = await export(client, spec)
         except ServerUnavailableError:
             report = await export(client, spec, resume=True)  # later, once it is back
+
+    ``outage_s`` is how long the server had been failing when the run gave up.
     """
+
+    def __init__(self, message: str, *, outage_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.outage_s = outage_s
 
 
 class ExportWriteError(PowerPError):

@@ -10,6 +10,7 @@ import orjson
 import pyarrow.dataset as ds
 import pytest
 
+from powerp_async.cli import main
 from powerp_async.models import POINT_SCHEMA
 
 from .conftest import ANCHOR
@@ -77,3 +78,36 @@ def test_a_fixed_rate_without_a_backend_is_said_to_be_each_workers(capsys) -> No
         "powerp: warning: --fixed-rate without --rate-backend: each Dask worker sends "
         "5 requests per second on its own; give --rate-backend to share one budget\n"
     )
+
+
+@pytest.mark.parametrize(
+    "address", ["bogus://127.0.0.1:8786", "tcp://127.0.0.1:notaport", "127.0.0.1", ""]
+)
+def test_a_malformed_scheduler_address_is_a_usage_error(
+    address: str, tmp_path, capsys
+) -> None:
+    out = tmp_path / "out"
+
+    code = main(["export", "--out", str(out), "--dask-scheduler", address, *RANGE])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: argument --dask-scheduler: expected a scheduler address like "
+        f"tcp://HOST:PORT, got {address!r} (see powerp export --help)\n"
+    )
+    assert not out.exists()
+
+
+def test_a_demo_on_a_scheduler_elsewhere_is_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+
+    code = main(
+        ["export", "--demo", "--dask-scheduler", "tcp://127.0.0.1:9", "--out", str(out)]
+    )
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --demo works with --dask-local, not --dask-scheduler: the "
+        "demo server listens on this machine's loopback only\n"
+    )
+    assert not out.exists()

@@ -22,11 +22,19 @@ from pathlib import Path
 import anyio
 import pyarrow.dataset as ds
 import pytest
+from aiohttp import web
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from powerp_async import ExportSpec, PowerPClient, export  # noqa: E402
+from powerp_async import (  # noqa: E402
+    ConfigurationError,
+    ExportReport,
+    ExportSpec,
+    PowerPClient,
+    ServerUnavailableError,
+    export,
+)
 from powerp_async._export import ExportJob  # noqa: E402
 from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
 from powerp_async._time import to_epoch_us  # noqa: E402
@@ -37,7 +45,9 @@ from powerp_async.dask_executor import (  # noqa: E402
     WorkerStoppedError,
     local_cluster,
     run_batch,
+    scheduler_client,
 )
+from powerp_async.dask_executor import _cluster as cluster_module  # noqa: E402
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
@@ -335,3 +345,88 @@ async def test_a_worker_without_credentials_stops_the_run_saying_so(
         "client_id and client_secret)",
     )
     assert not spec.out.exists()
+
+
+QUERIES_BEFORE_OUTAGE = 12
+
+
+def down_after(queries: int):
+    """A policy: the first ``queries`` queries answered, every later one a 503."""
+    answered = [0]
+
+    async def policy(request, handler):
+        if request.method != "POST" or "query" not in request.path.lower():
+            return await handler(request)
+
+        answered[0] += 1
+        if answered[0] > queries:
+            return web.Response(status=503)
+        return await handler(request)
+
+    return policy
+
+
+async def test_an_outage_commits_the_batches_staged_before_it(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    settings = SimulatorSettings(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        policies=(down_after(QUERIES_BEFORE_OUTAGE),),
+    )
+    small_batches(monkeypatch)
+    async with (
+        Simulator(settings) as simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            max_outage_s=1.0,
+        ) as client,
+    ):
+        signals = await some_signals(client, per_database=30)
+        spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
+        with pytest.raises(ServerUnavailableError) as stopped:
+            await export(client, spec, executor=DaskExecutor(cluster))
+
+    report = ExportReport.read(spec.out)
+    units = committed_units(spec.out)
+    points = read_points(spec.out).num_rows
+    assert 0 < len(units) <= QUERIES_BEFORE_OUTAGE
+    assert set(units.values()) == {1}
+    assert report.blocks_committed == len(units)
+    assert report.points == points > 0
+    assert report.requests > QUERIES_BEFORE_OUTAGE
+    blocks = f"{len(units)} block{'s' if len(units) > 1 else ''}"
+    assert f"stopped after {blocks} ({points:,} points)" in str(stopped.value)
+
+
+async def test_a_relative_folder_travels_to_the_workers_as_an_absolute_one(
+    client, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    signals = await some_signals(client, per_database=2)
+    spec = spec_for(Path("relative/out"), signals)
+    job = ExportJob(spec.out, "parquet", False, tuple(signals))
+    settings = WorkerSettings.from_config(client.config)
+    blocks = plan_blocks(signals, spec.time_range())
+
+    tasks = list(batch_tasks(job, settings, iter(blocks)))
+
+    assert {task.folder for task in tasks} == {str(tmp_path / "relative" / "out")}
+
+
+def test_a_scheduler_without_workers_is_refused_in_time(monkeypatch) -> None:
+    monkeypatch.setattr(cluster_module, "WORKERS_TIMEOUT_S", 0.5)
+    with distributed.LocalCluster(
+        n_workers=0, host="127.0.0.1", scheduler_kwargs={"dashboard": False}
+    ) as empty:
+        address = empty.scheduler_address
+        with pytest.raises(ConfigurationError) as refused, scheduler_client(address):
+            pass
+
+    assert str(refused.value) == (
+        f"--dask-scheduler: the Dask scheduler at {address} had no worker within "
+        "0.5 s; start workers for it, then run again"
+    )

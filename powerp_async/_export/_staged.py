@@ -43,12 +43,25 @@ class StagedPart:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerStop:
+    """The error that ended a batch, and with it the run, after some of its blocks
+    were staged: its kind (the error's class name), its message, and for a server
+    outage how long the server had been failing."""
+
+    kind: str
+    message: str
+    outage_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StagedBatch:
     """Blocks whose every point is in ``parts``, ready for one journal line.
 
     ``failed`` names the blocks of the batch that could not be fetched, each with what
     ended it; they are in no part. ``counters`` adds the requests, retries and other
     counts of :class:`~powerp_async.RunStats` the batch cost to the driver's.
+    ``stop``, if set, ended the batch before all its blocks were fetched: the driver
+    commits what the batch holds, then ends the run.
     """
 
     units: tuple[str, ...]
@@ -58,6 +71,7 @@ class StagedBatch:
     dropped_points: int = 0
     failed: tuple[tuple[Block, str], ...] = ()
     counters: tuple[tuple[str, int], ...] = ()
+    stop: WorkerStop | None = None
 
     def __post_init__(self) -> None:
         if self.points < 0 or self.dropped_points < 0:

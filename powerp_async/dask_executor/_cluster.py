@@ -9,6 +9,8 @@ from typing import Final
 
 from distributed import Client, LocalCluster
 
+from ..errors import ConfigurationError
+
 logger = logging.getLogger("powerp_async.dask_executor")
 
 LOOPBACK: Final = "127.0.0.1"
@@ -39,9 +41,36 @@ def local_cluster(workers: int) -> Iterator[Client]:
         yield client
 
 
+CONNECT_TIMEOUT_S: Final = 10.0
+"""How long a scheduler has to answer; a port that is not one's never does."""
+
+WORKERS_TIMEOUT_S: Final = 30.0
+"""How long a scheduler has to show at least one worker before the export starts."""
+
+
 @contextmanager
 def scheduler_client(address: str) -> Iterator[Client]:
-    """A client of the running cluster whose scheduler listens at ``address``."""
-    with Client(address) as client:
+    """A client of the running cluster whose scheduler listens at ``address``, once
+    it has a worker; raises :class:`ConfigurationError` if none comes in time."""
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise ConfigurationError(
+            f"--dask-scheduler: no Dask scheduler answered at {address} within "
+            f"{CONNECT_TIMEOUT_S:g} s ({type(error).__name__})"
+        ) from None
+
+    with client:
+        _wait_for_a_worker(client, address)
         logger.info("connected to the Dask scheduler at %s", address)
         yield client
+
+
+def _wait_for_a_worker(client: Client, address: str) -> None:
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+    except TimeoutError:
+        raise ConfigurationError(
+            f"--dask-scheduler: the Dask scheduler at {address} had no worker "
+            f"within {WORKERS_TIMEOUT_S:g} s; start workers for it, then run again"
+        ) from None

@@ -16,8 +16,10 @@ blocks, which a resume fetches again.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -27,10 +29,11 @@ import anyio
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
 
-from .._engine import RunStats
+from .._engine import OUTAGE_ADVICE, RunStats, stopped_after
 from .._export._executor import ExportJob, Outcome
-from .._export._staged import StagedBatch
-from ..errors import ConfigurationError
+from .._export._staged import StagedBatch, WorkerStop
+from .._retry import outage_error
+from ..errors import ConfigurationError, PowerPError, ServerUnavailableError
 from ..models import Block
 from ._settings import WorkerSettings
 from ._worker import BatchTask, WorkerStoppedError, run_batch
@@ -96,7 +99,7 @@ class DaskExecutor:
         settings = WorkerSettings.from_config(client.config)
         tasks = _tasks(job, settings, blocks)
         limit = self._batches_in_flight or await self._default_limit()
-        submission = _Submission(self._client, tasks, limit)
+        submission = _Submission(self._client, tasks, limit, stats)
         try:
             yield submission.outcomes()
         finally:
@@ -110,8 +113,11 @@ class DaskExecutor:
 class _Submission:
     """The batches of one run: submitted, read back and released, a few at a time."""
 
-    def __init__(self, client: Client, tasks: Iterator[BatchTask], limit: int) -> None:
+    def __init__(
+        self, client: Client, tasks: Iterator[BatchTask], limit: int, stats: RunStats
+    ) -> None:
         self._client = client
+        self._stats = stats
         self._tasks = tasks
         self._limit = limit
         self._prefix = f"powerp-batch-{secrets.token_hex(4)}"
@@ -128,8 +134,24 @@ class _Submission:
                 next, self._completed, abandon_on_cancel=True
             )
             outcome = await self._read(future)
+            if outcome.stop is not None:
+                async for finished in self._stopping(outcome):
+                    yield finished
+                raise _stop_error(outcome.stop, self._stats)
+
             self._submit()
             yield outcome
+
+    async def _stopping(self, stopped: StagedBatch) -> AsyncIterator[StagedBatch]:
+        """The batch that stopped the run, then those already back: they are
+        committed before the run ends, as the local engine commits what it fetched.
+        Batches still running are cancelled on the way out."""
+        yield stopped
+
+        finished = [f for f, _ in self._in_flight.values() if f.status == "finished"]
+        for future in finished:
+            outcome = await self._read(future)
+            yield dataclasses.replace(outcome, stop=None)
 
     def _submit(self) -> bool:
         task = next(self._tasks, None)
@@ -142,7 +164,7 @@ class _Submission:
         self._completed.add(future)
         return True
 
-    async def _read(self, future: Future[StagedBatch]) -> Outcome:
+    async def _read(self, future: Future[StagedBatch]) -> StagedBatch:
         """The batch's outcome; its future released at once, whatever it held."""
         _, task = self._in_flight.pop(str(future.key))
         try:
@@ -152,7 +174,7 @@ class _Submission:
         except WorkerStoppedError as error:
             if error.kind == ConfigurationError.__name__:
                 raise ConfigurationError(f"on a Dask worker: {error}") from None
-            raise
+            raise WorkerStoppedError(f"on a Dask worker: {error}", error.kind) from None
         finally:
             future.release()
 
@@ -166,6 +188,17 @@ class _Submission:
             await anyio.to_thread.run_sync(self._client.cancel, futures)
 
 
+def _stop_error(stop: WorkerStop, stats: RunStats) -> PowerPError:
+    """The error that ends the run, told with what the driver committed."""
+    if stop.kind == ServerUnavailableError.__name__:
+        return outage_error(stop.outage_s, stopped_after(stats), OUTAGE_ADVICE)
+
+    if stop.kind == ConfigurationError.__name__:
+        return ConfigurationError(f"on a Dask worker: {stop.message}")
+
+    return WorkerStoppedError(f"on a Dask worker: {stop.message}", stop.kind)
+
+
 def _lost(task: BatchTask, reason: str) -> StagedBatch:
     logger.warning("%d blocks failed: %s", len(task.blocks), reason)
     return StagedBatch((), (), 0, failed=tuple((b, reason) for b in task.blocks))
@@ -174,13 +207,18 @@ def _lost(task: BatchTask, reason: str) -> StagedBatch:
 def _tasks(
     job: ExportJob, settings: WorkerSettings, blocks: Iterable[Block]
 ) -> Iterator[BatchTask]:
-    """The blocks in batches, lazily, each with the signals it asks for."""
+    """The blocks in batches, lazily, each with the signals it asks for.
+
+    The folder travels as an absolute path: a worker resolves a relative one against
+    its own working directory, not the driver's.
+    """
+    folder = os.path.abspath(job.folder)
     by_key = {(m.database_id, m.index): m for m in job.signals}
     for batch in _batches(blocks):
         asked = {(b.database_id, index) for b in batch for index in b.indexes}
         signals = tuple(by_key[key] for key in sorted(asked) if key in by_key)
         yield BatchTask(
-            settings, str(job.folder), job.fmt, job.neutralise_formulas, batch, signals
+            settings, folder, job.fmt, job.neutralise_formulas, batch, signals
         )
 
 

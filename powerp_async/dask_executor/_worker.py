@@ -24,7 +24,7 @@ from .._export._formats import Format
 from .._export._gaps import block_gaps
 from .._export._parts import PartStager
 from .._export._report import failure_reason
-from .._export._staged import STAGED_COUNTERS, StagedBatch
+from .._export._staged import STAGED_COUNTERS, StagedBatch, WorkerStop
 from ..client import PowerPClient
 from ..errors import PowerPError
 from ..models import Block, Measurement
@@ -76,6 +76,7 @@ class _Fetched:
     failed: list[tuple[Block, str]]
     stats: RunStats
     side: str | None
+    stop: WorkerStop | None = None
 
 
 @dataclass(slots=True)
@@ -98,14 +99,13 @@ class _Engines:
             engine.stats = RunStats()
             engine.learn_types(task.signals)
             fetched = _Fetched([], [], engine.stats, None)
-            async with engine.run(task.blocks) as results:
-                async for result in results:
-                    if result.error is None and result.batch is not None:
-                        fetched.done.append((result.block, result.batch))
-                    else:
-                        error = result.error or RuntimeError("no data")
-                        reason = failure_reason(result.block, error)
-                        fetched.failed.append((result.block, reason))
+            try:
+                await _collect(engine, task, fetched)
+            except PowerPError as error:
+                # The blocks fetched before the run-ending error are staged all the
+                # same, and committed by the driver before it ends the run.
+                outage_s = getattr(error, "outage_s", 0.0)
+                fetched.stop = WorkerStop(type(error).__name__, str(error), outage_s)
 
             fetched.side = engine.label_side
             return fetched
@@ -123,6 +123,17 @@ class _Engines:
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+async def _collect(engine: Engine, task: BatchTask, fetched: _Fetched) -> None:
+    async with engine.run(task.blocks) as results:
+        async for result in results:
+            if result.error is None and result.batch is not None:
+                fetched.done.append((result.block, result.batch))
+            else:
+                error = result.error or RuntimeError("no data")
+                reason = failure_reason(result.block, error)
+                fetched.failed.append((result.block, reason))
 
 
 _ENGINES: Final = _Engines()
@@ -161,4 +172,5 @@ def _stage(task: BatchTask, fetched: _Fetched) -> StagedBatch:
         counters=tuple(
             (name, getattr(fetched.stats, name)) for name in STAGED_COUNTERS
         ),
+        stop=fetched.stop,
     )
