@@ -85,8 +85,16 @@ def dask_executor(
         yield None
         return
 
-    from .dask_executor import DaskExecutor, local_cluster, scheduler_client
+    from .dask_executor import (
+        DaskExecutor,
+        WorkerSettings,
+        local_cluster,
+        scheduler_client,
+    )
 
+    # What the workers cannot be given is refused here, before a cluster starts or
+    # the export's folder is made, so the corrected command runs as a fresh export.
+    WorkerSettings.from_config(config)
     _warn_about_rates(config)
     address = _scheduler(options)
     if address is not None:

@@ -111,3 +111,21 @@ def test_a_demo_on_a_scheduler_elsewhere_is_refused(tmp_path, capsys) -> None:
         "demo server listens on this machine's loopback only\n"
     )
     assert not out.exists()
+
+
+def test_a_backend_password_is_refused_before_the_folder_is_made(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("POWERP_CLIENT_ID", "tester")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("POWERP_API_BASE_URL", "http://127.0.0.1:9/rt-api/api")
+    out = tmp_path / "out"
+    shared = ("--fixed-rate", "5", "--rate-backend", "redis://:hunter2@127.0.0.1:9/0")
+
+    code = main(["export", "--out", str(out), "--dask-local", "1", *shared, *RANGE])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "expected a URL without a password for a Dask export" in error
+    assert "hunter2" not in error
+    assert not out.exists()
