@@ -108,14 +108,8 @@ class SizeMemory:
         if sizes is None:
             return [block]
 
-        if 2 * sizes.fitting_points < sizes.refused_points:
-            # What fitted is far below what was refused (a small block of the group,
-            # say), so it says little about the limit: halve, as a split would.
-            halving = -(-2 * block.max_points // sizes.refused_points)
-            return cut_in_count(block, halving)
-
-        if block.max_points <= sizes.fitting_points:
-            return [block]
+        if _halving(sizes) or block.max_points <= sizes.fitting_points:
+            return _cut_as_known(sizes, block)
 
         if sizes.since_probe >= self._probe_every:
             sizes.since_probe = 0
@@ -124,14 +118,14 @@ class SizeMemory:
             self._probes.update(probes)
             return probes
 
-        return cut_to_fit(block, sizes.fitting_points)
+        return _cut_as_known(sizes, block)
 
     def packing_points(self, block: Block) -> int | None:
         """The points a query of this block's group is known to fit, for queries cut
         free of the planned blocks; ``None`` before a 413 and while halving, when
         blocks go whole and :meth:`pieces` cuts them."""
         sizes = self._groups.get(_key(block))
-        if sizes is None or 2 * sizes.fitting_points < sizes.refused_points:
+        if sizes is None or _halving(sizes):
             return None
 
         return sizes.fitting_points
@@ -181,13 +175,29 @@ class SizeMemory:
         self._probes.add(block)
 
     def too_large(self, block: Block) -> bool:
-        """Whether ``block`` is as large as one already refused (probes aside): a
-        block taken before the refusal was learnt is cut before it goes out."""
+        """Whether ``block`` is larger than what is now known to be worth sending
+        (probes aside): a block cut or taken before a refusal was learnt is cut
+        again before it goes out.
+
+        That is not only a block as large as one refused: the other half of a
+        refused block is a hair smaller than it, and sent as it is, it would only be
+        refused in turn (or, where the server holds such queries until they time
+        out, hold a request for the whole timeout).
+        """
         sizes = self._groups.get(_key(block))
         if sizes is None or block in self._probes:
             return False
 
-        return block.max_points >= sizes.refused_points
+        points = block.max_points
+        if _halving(sizes):
+            # A half of a refused block may be a window over half its size, and is
+            # sent; the other half of a refused block, under it by a window, is not.
+            worth_sending = 4 * points <= 3 * sizes.refused_points
+        else:
+            worth_sending = points <= sizes.fitting_points
+
+        # A block that cannot be cut goes out as it is, and a refusal ends it.
+        return not worth_sending and len(_cut_as_known(sizes, block)) > 1
 
     def on_refused(self, block: Block) -> None:
         """The server refused ``block`` as too large."""
@@ -285,6 +295,23 @@ def cut_in_count(block: Block, count: int) -> list[Block]:
         for indexes in halves
         for piece in cut_in_count(_with(block, indexes=indexes), -(-count // 2))
     ]
+
+
+def _halving(sizes: _GroupSizes) -> bool:
+    """Whether what fitted is so far below what was refused (a small block of the
+    group, say) that it says little about the limit, so blocks are halved as a
+    split would halve them."""
+    return 2 * sizes.fitting_points < sizes.refused_points
+
+
+def _cut_as_known(sizes: _GroupSizes, block: Block) -> list[Block]:
+    """``block`` cut as what is known of its group says, with no try of a larger
+    size: halved towards the refused size, or cut to the fitting one."""
+    if _halving(sizes):
+        halving = -(-2 * block.max_points // sizes.refused_points)
+        return cut_in_count(block, halving)
+
+    return cut_to_fit(block, sizes.fitting_points)
 
 
 def _borrowed(sizes: _GroupSizes, others: list[_GroupSizes]) -> int | None:

@@ -154,6 +154,34 @@ def test_a_block_as_large_as_a_refused_one_is_too_large_unless_a_probe() -> None
     assert memory.too_large(probes[0])
 
 
+def test_the_other_half_of_a_refused_half_is_cut_before_it_goes_out() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block())
+    first, other = memory.pieces(block())
+    assert shapes([first, other]) == [(20, 900), (20, 899)]
+    assert not memory.too_large(other)
+
+    # 899 windows are fewer than the 900 refused, but no more likely to be taken.
+    memory.on_refused(first)
+    assert memory.too_large(other)
+    assert shapes(memory.pieces(other)) == [(20, 450), (20, 449)]
+    # Halves of the refused half are sent: one is a window over half its size.
+    halves = memory.pieces(first)
+    assert shapes(halves) == [(20, 450), (20, 450)]
+    assert not any(memory.too_large(half) for half in halves)
+
+    # Once a size is known to fit, anything larger is cut to it.
+    memory.on_accepted(halves[0])
+    assert memory.too_large(block(windows=451))
+    assert not memory.too_large(block(windows=450))
+
+
+def test_a_block_that_cannot_be_cut_is_never_held_back() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(signals=1, windows=1))
+    assert not memory.too_large(block(signals=1, windows=1))
+
+
 def test_packing_needs_a_size_known_to_fit() -> None:
     memory = SizeMemory()
     assert memory.packing_points(block()) is None
