@@ -273,6 +273,7 @@ class Engine:
     ) -> None:
         """The pieces of every block, packed to the size the server takes."""
         packer = Packer(self.sizes)
+        self.sizes.may_try = True
         for serial, block in enumerate(blocks):
             await pool.send_all(packer.stale(block.start_us))
             await pool.send_all(
@@ -288,6 +289,9 @@ class Engine:
                 self.stats.presplit_blocks += 1
             await pool.send_all(pieces)
 
+        # Near the end a refused try of a larger size would only delay the last
+        # answers, by a whole timeout where the server holds such queries.
+        self.sizes.may_try = False
         await pool.send_all(packer.flush())
 
     async def _work(
@@ -368,8 +372,9 @@ class Engine:
                 async for result in self._fetch_fitting(part):
                     yield result
         except (PayloadTooLargeError, _TooSlow) as refusal:
+            slow = isinstance(refusal, _TooSlow)
             error = refusal.error if isinstance(refusal, _TooSlow) else refusal
-            self._learn_size(block, refused=True)
+            self._learn_size(block, refused=True, slow=slow)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
                 yield self._failed(block, error)
@@ -383,15 +388,16 @@ class Engine:
             raise
         except PowerPError as error:
             self._refusals.on_refused(block, error)
+            self.sizes.on_failed(block)
             yield self._failed(block, error)
         else:
             self._learn_size(block, refused=False)
             yield result
 
-    def _learn_size(self, block: Block, *, refused: bool) -> None:
+    def _learn_size(self, block: Block, *, refused: bool, slow: bool = False) -> None:
         before = self.sizes.fitting_points(block)
         if refused:
-            self.sizes.on_refused(block)
+            self.sizes.on_refused(block, slow=slow)
         else:
             self.sizes.on_accepted(block)
 

@@ -95,17 +95,14 @@ async def test_heavy_queries_left_unanswered_teach_the_size_as_a_413_does(
     )
 
     # As with 413 (above), but that the first slice goes out twice, since one query
-    # unanswered with nothing to compare it with is bad luck: then it and its first
-    # half go unanswered, so every later query is a quarter slice; nothing is lost.
-    assert Counter(requests.sent) == {
-        (20, 288, status): 2,
-        (20, 144, status): 1,
-        (20, 72, 200): 20,
-    }
-    assert (stats.splits, stats.retries, stats.blocks_failed) == (2, 1, 0)
+    # unanswered with nothing to compare it with is bad luck. Then it is cut in
+    # quarters, not halves, as each step down costs a whole timeout: every later
+    # query is a quarter slice, found with one timeout less; nothing is lost.
+    assert Counter(requests.sent) == {(20, 288, status): 2, (20, 72, 200): 20}
+    assert (stats.splits, stats.retries, stats.blocks_failed) == (1, 1, 0)
     failures = (0, 1) if status == 504 else (1, 0)
     assert (stats.transport_errors, stats.server_errors) == failures
-    assert requests.learnt == [None, None, 1_440]
+    assert requests.learnt == [None, 1_440]
     assert_exact(table, expected)
 
 
@@ -128,22 +125,22 @@ async def test_a_server_silent_to_small_queries_too_is_down(
         ) as client,
     ):
         signals = largest_group(await client.measurements())[:1]
-        start = ANCHOR - timedelta(seconds=80)
+        start = ANCHOR - timedelta(seconds=320)
         with pytest.raises(ServerUnavailableError, match="failed every request"):
             await _drain(client.fetch(signals, start, ANCHOR, window="5s", stats=stats))
 
-    # 16 windows of one signal sent twice, then halved down to an eighth (2 points)
-    # with nothing answered: those fail as on a server that is down, and the outage,
-    # counted from the first failure that is not put down to size, ends the run.
-    # How many tries of 2 points fit before it ends is a matter of timing.
-    halving = [(1, 16, None)] * 2 + [(1, 8, None), (1, 4, None)]
-    floor = requests.sent[len(halving) :]
-    assert requests.sent[: len(halving)] == halving
+    # 64 windows of one signal sent twice, then cut in quarters below an eighth (to
+    # 4 points) with nothing answered: those fail as on a server that is down, and
+    # the outage, counted from the first failure not put down to size, ends the
+    # run. How many tries of 4 points fit before it ends is a matter of timing.
+    cutting = [(1, 64, None)] * 2 + [(1, 16, None)]
+    floor = requests.sent[len(cutting) :]
+    assert requests.sent[: len(cutting)] == cutting
     assert floor
-    assert set(floor) == {(1, 2, None)}
-    # The first query of 16, and every one of 2: the failures not put down to size.
-    assert (stats.splits, stats.transport_errors) == (3, 1 + len(floor))
-    assert requests.learnt == [None, None, None]
+    assert set(floor) == {(1, 4, None)}
+    # The first query of 64, and every one of 4: the failures not put down to size.
+    assert (stats.splits, stats.transport_errors) == (2, 1 + len(floor))
+    assert requests.learnt == [None, None]
 
 
 async def _drain(fetch) -> None:

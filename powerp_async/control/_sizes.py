@@ -9,9 +9,14 @@ fit before they are sent.
 
 The limit lies between the two: while the accepted size is below half the refused one,
 blocks are cut in halves of the refused size (a bisection); after that, to the
-accepted size. Pieces are cut by time first, so each keeps all the signals of its
-block: a server that counts requests then gets the fewest requests for the points.
-Only a block whose signals alone exceed the size is cut by signals too.
+accepted size. Where the server refuses by holding a query until it times out rather
+than by a 413, each step down costs a whole timeout, so blocks are cut in quarters
+instead: the steps are half as many, and the bisection upward from the quarter that
+fits costs one held request now and then rather than every block's time.
+
+Pieces are cut by time first, so each keeps all the signals of its block: a server
+that counts requests then gets the fewest requests for the points. Only a block
+whose signals alone exceed the size is cut by signals too.
 
 Now and then (every ``probe_every`` accepted pieces of a group) one block goes out in
 one piece fewer than the memory says, so a limit that was raised is found again; a
@@ -23,6 +28,13 @@ not divide a block evenly, so they can try any size: while the accepted and refu
 sizes lie far apart, one query in ``bisect_every`` tries the size halfway between
 (:meth:`SizeMemory.probe_points`), which finds the limit in a few tries rather than
 leaving queries at the half that halving reached.
+
+A group has one try out at a time, and the count towards the next starts when it is
+answered: a try the server holds until a timeout would otherwise be followed by more
+of the same size while it waits, each holding its blocks' points. Where refusals are
+timeouts, tries above a found limit are ``SLOW_PROBE_FACTOR`` times rarer. No try is
+made once the plan's last block was taken (:attr:`SizeMemory.may_try`): then a
+refused try could only delay the end.
 
 Nothing is remembered before the first 413: blocks stay whole.
 """
@@ -46,6 +58,14 @@ BISECT_EVERY: Final = 20
 """Accepted pieces of a group between two tries halfway to the refused size: a refused
 try costs one request, so the search costs at most one request in 20."""
 
+SLOW_CUT: Final = 4
+"""Pieces a block is cut in per refused size once refusals came as timeouts; 2 after
+413s."""
+
+SLOW_PROBE_FACTOR: Final = 16
+"""Where refusals are timeouts, tries above a found limit wait this many times
+longer: each refused one holds a request and its blocks for a whole timeout."""
+
 FOUND_SHARE: Final = 64
 """The limit counts as found once the refused size is within 1/64 of the fitting one:
 another halving would gain less than 1.6% per query."""
@@ -65,6 +85,8 @@ class _GroupSizes:
     since_probe: int = 0
     upward_misses: int = 0
     """Tries above the refused size refused in a row; each doubles the wait."""
+    slow: bool = False
+    """Refusals came as timeouts: every step down costs a whole timeout."""
 
 
 class SizeMemory:
@@ -83,6 +105,9 @@ class SizeMemory:
         self._bisect_every = bisect_every
         self._groups: dict[GroupKey, _GroupSizes] = {}
         self._probes: set[Block] = set()
+        self.may_try = True
+        """Whether tries of larger sizes are made; off once a plan's last block was
+        taken, when a refused try could only delay the end."""
 
     def __repr__(self) -> str:
         known = ", ".join(
@@ -102,16 +127,17 @@ class SizeMemory:
 
         Until a query of at least half the refused size was accepted, a block is cut
         in twice as many pieces as the refused size suggests: the halving a split
-        does, so a size far below the first refusal is found in a few steps.
+        does, so a size far below the first refusal is found in a few steps (four
+        times as many and a quarter, where refusals are timeouts).
         """
         sizes = self._groups.get(_key(block))
         if sizes is None:
             return [block]
 
-        if _halving(sizes) or block.max_points <= sizes.fitting_points:
+        if _cutting_down(sizes) or block.max_points <= sizes.fitting_points:
             return _cut_as_known(sizes, block)
 
-        if sizes.since_probe >= self._probe_every:
+        if self._try_due(sizes) and sizes.since_probe >= self._upward_due(sizes):
             sizes.since_probe = 0
             count = _piece_count(block, sizes.fitting_points)
             probes = cut_in_count(block, count - 1)
@@ -122,10 +148,10 @@ class SizeMemory:
 
     def packing_points(self, block: Block) -> int | None:
         """The points a query of this block's group is known to fit, for queries cut
-        free of the planned blocks; ``None`` before a 413 and while halving, when
-        blocks go whole and :meth:`pieces` cuts them."""
+        free of the planned blocks; ``None`` before a 413 and while cutting down,
+        when blocks go whole and :meth:`pieces` cuts them."""
         sizes = self._groups.get(_key(block))
-        if sizes is None or _halving(sizes):
+        if sizes is None or _cutting_down(sizes):
             return None
 
         return sizes.fitting_points
@@ -145,7 +171,7 @@ class SizeMemory:
         """
         key = _key(block)
         sizes = self._groups.get(key)
-        if sizes is None or not sizes.fitting_points:
+        if sizes is None or not sizes.fitting_points or not self._try_due(sizes):
             return None
 
         fitting = sizes.fitting_points
@@ -156,7 +182,7 @@ class SizeMemory:
         ]
         borrowed = _borrowed(sizes, others)
         if _found(fitting, sizes.refused_points):
-            due = self._probe_every << sizes.upward_misses
+            due = self._upward_due(sizes)
             points = fitting + fitting // UPWARD_SHARE
         elif borrowed is not None:
             due, points = BORROW_EVERY, borrowed
@@ -174,6 +200,10 @@ class SizeMemory:
         """``block`` goes out to try a size: not cut, though as large as one refused."""
         self._probes.add(block)
 
+    def on_failed(self, block: Block) -> None:
+        """``block`` failed for a reason other than its size: no longer a try."""
+        self._probes.discard(block)
+
     def too_large(self, block: Block) -> bool:
         """Whether ``block`` is larger than what is now known to be worth sending
         (probes aside): a block cut or taken before a refusal was learnt is cut
@@ -189,30 +219,32 @@ class SizeMemory:
             return False
 
         points = block.max_points
-        if _halving(sizes):
+        if _cutting_down(sizes):
             # A half of a refused block may be a window over half its size, and is
             # sent; the other half of a refused block, under it by a window, is not.
-            worth_sending = 4 * points <= 3 * sizes.refused_points
+            worth_sending = 2 * _cut_share(sizes) * points <= 3 * sizes.refused_points
         else:
             worth_sending = points <= sizes.fitting_points
 
         # A block that cannot be cut goes out as it is, and a refusal ends it.
         return not worth_sending and len(_cut_as_known(sizes, block)) > 1
 
-    def on_refused(self, block: Block) -> None:
-        """The server refused ``block`` as too large."""
+    def on_refused(self, block: Block, *, slow: bool = False) -> None:
+        """The server refused ``block`` as too large: with a 413, or with
+        ``slow=True`` by holding it until it timed out."""
         probe = block in self._probes
         self._probes.discard(block)
         key = _key(block)
         points = block.max_points
         sizes = self._groups.get(key)
         if sizes is None:
-            self._groups[key] = _GroupSizes(points)
+            self._groups[key] = _GroupSizes(points, slow=slow)
             return
 
+        sizes.slow = sizes.slow or slow
         if probe and points >= sizes.refused_points:
             sizes.upward_misses += 1
-        if not _found(points, sizes.refused_points):
+        if probe or not _found(points, sizes.refused_points):
             # Tries wait for answers of the new size; a refusal no smaller than one
             # known (a query sent before that one was answered) changes nothing.
             sizes.since_probe = 0
@@ -223,18 +255,32 @@ class SizeMemory:
 
     def on_accepted(self, block: Block) -> None:
         """The server answered ``block``; only groups with a refusal keep count."""
+        probe = block in self._probes
         self._probes.discard(block)
         sizes = self._groups.get(_key(block))
         if sizes is None:
             return
 
         points = block.max_points
-        sizes.since_probe += 1
+        sizes.since_probe = 0 if probe else sizes.since_probe + 1
         sizes.fitting_points = max(sizes.fitting_points, points)
         if points >= sizes.refused_points:
             # The limit went up: the old refusal no longer bounds anything.
             sizes.refused_points = points + 1
             sizes.upward_misses = 0
+
+    def _try_due(self, sizes: _GroupSizes) -> bool:
+        """Whether a try may go out now: the plan goes on, and none of the group is
+        out."""
+        if not self.may_try:
+            return False
+
+        return not any(self._groups.get(_key(probe)) is sizes for probe in self._probes)
+
+    def _upward_due(self, sizes: _GroupSizes) -> int:
+        """Accepted queries between two tries above a found limit."""
+        every = self._probe_every * (SLOW_PROBE_FACTOR if sizes.slow else 1)
+        return every << sizes.upward_misses
 
 
 def cut_to_fit(block: Block, limit_points: int) -> list[Block]:
@@ -297,19 +343,25 @@ def cut_in_count(block: Block, count: int) -> list[Block]:
     ]
 
 
-def _halving(sizes: _GroupSizes) -> bool:
+def _cut_share(sizes: _GroupSizes) -> int:
+    """In how many pieces a refused block is cut: halves after a 413, quarters after
+    a timeout, which costs far more than one request."""
+    return SLOW_CUT if sizes.slow else 2
+
+
+def _cutting_down(sizes: _GroupSizes) -> bool:
     """Whether what fitted is so far below what was refused (a small block of the
-    group, say) that it says little about the limit, so blocks are halved as a
-    split would halve them."""
-    return 2 * sizes.fitting_points < sizes.refused_points
+    group, say) that it says little about the limit, so blocks are cut down as a
+    split would cut them."""
+    return _cut_share(sizes) * sizes.fitting_points < sizes.refused_points
 
 
 def _cut_as_known(sizes: _GroupSizes, block: Block) -> list[Block]:
     """``block`` cut as what is known of its group says, with no try of a larger
-    size: halved towards the refused size, or cut to the fitting one."""
-    if _halving(sizes):
-        halving = -(-2 * block.max_points // sizes.refused_points)
-        return cut_in_count(block, halving)
+    size: cut down towards a share of the refused size, or to the fitting one."""
+    if _cutting_down(sizes):
+        count = -(-_cut_share(sizes) * block.max_points // sizes.refused_points)
+        return cut_in_count(block, count)
 
     return cut_to_fit(block, sizes.fitting_points)
 

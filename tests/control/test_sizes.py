@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from powerp_async.control import SizeMemory, cut_in_count, cut_in_time, cut_to_fit
+from powerp_async.control._sizes import BORROW_EVERY, SLOW_PROBE_FACTOR
 from powerp_async.models import Block
 
 WINDOW_US = 1_000_000
@@ -176,6 +177,26 @@ def test_the_other_half_of_a_refused_half_is_cut_before_it_goes_out() -> None:
     assert not memory.too_large(block(windows=450))
 
 
+def test_after_a_timeout_blocks_are_cut_in_quarters() -> None:
+    memory = SizeMemory()
+    memory.on_refused(block(), slow=True)
+
+    quarters = memory.pieces(block())
+    assert shapes(quarters) == [(20, 450), (20, 450), (20, 450), (20, 449)]
+    assert not any(memory.too_large(quarter) for quarter in quarters)
+    assert memory.too_large(block(windows=900))
+    assert memory.packing_points(block()) is None
+
+    # A quarter that fits is known to fit: packing goes on from it, not from a half.
+    memory.on_accepted(quarters[0])
+    assert memory.packing_points(block()) == 9_000
+    assert shapes(memory.pieces(block(windows=900))) == [(20, 450), (20, 450)]
+
+    # A 413 later does not make the group's steps down any cheaper.
+    memory.on_refused(block(windows=600))
+    assert shapes(memory.pieces(block(windows=900))) == [(20, 450), (20, 450)]
+
+
 def test_a_block_that_cannot_be_cut_is_never_held_back() -> None:
     memory = SizeMemory()
     memory.on_refused(block(signals=1, windows=1))
@@ -270,7 +291,72 @@ def test_once_found_a_larger_size_is_tried_rarely_and_less_after_refusals() -> N
     memory.probing(block(windows=625))
     memory.on_accepted(block(windows=625))  # the limit was raised: found again
     memory.on_accepted(block(windows=625))
+    # The count starts at the try's answer: two more since then.
+    assert memory.probe_points(block()) is None
+    memory.on_accepted(block(windows=625))
     assert memory.probe_points(block()) == 15_625
+
+
+def with_a_try_out() -> SizeMemory:
+    """Refused at 32,000 points, 16,000 fit: a try of 24,000 is out, and answers of
+    other queries since would have made another due."""
+    memory = SizeMemory(bisect_every=1)
+    memory.on_refused(block(windows=1600))
+    memory.on_accepted(block(windows=800))
+    assert memory.probe_points(block()) == 24_000
+    memory.probing(block(windows=1200))
+    memory.on_accepted(block(windows=800))
+    memory.on_accepted(block(windows=800))
+    return memory
+
+
+def test_a_group_has_one_try_out_at_a_time() -> None:
+    memory = with_a_try_out()
+    assert memory.probe_points(block()) is None
+
+    # Another group of the database is not held back by it.
+    memory.on_refused(block(windows=1200, aggregation="sum"))
+    for _ in range(BORROW_EVERY):
+        memory.on_accepted(block(windows=600, aggregation="sum"))
+    assert memory.probe_points(block(aggregation="sum")) == 16_000
+
+    # Settled, by a refusal here, the count starts again from its answer.
+    memory.on_refused(block(windows=1200))
+    assert memory.probe_points(block()) is None
+    memory.on_accepted(block(windows=800))
+    assert memory.probe_points(block()) == 20_000
+
+
+def test_a_try_that_failed_for_another_reason_no_longer_counts_as_out() -> None:
+    memory = with_a_try_out()
+    memory.on_failed(block(windows=1200))
+    assert memory.probe_points(block()) == 24_000
+
+
+def test_no_try_is_made_once_the_plan_has_no_more_blocks() -> None:
+    memory = SizeMemory(probe_every=1, bisect_every=1)
+    memory.on_refused(block(windows=1600))
+    memory.on_accepted(block(windows=800))
+    memory.may_try = False
+    assert memory.probe_points(block()) is None
+
+    memory.on_refused(block(windows=801))  # found: pieces would try one fewer
+    memory.on_accepted(block(windows=800))
+    assert shapes(memory.pieces(block(windows=1600))) == [(20, 800), (20, 800)]
+    memory.may_try = True
+    assert shapes(memory.pieces(block(windows=1600))) == [(20, 1600)]
+
+
+def test_where_refusals_are_timeouts_tries_above_the_limit_are_rarer() -> None:
+    memory = SizeMemory(probe_every=2)
+    memory.on_refused(block(windows=501), slow=True)
+    memory.on_accepted(block(windows=500))
+    for _ in range(2 * SLOW_PROBE_FACTOR - 2):
+        memory.on_accepted(block(windows=500))
+    assert memory.probe_points(block()) is None
+
+    memory.on_accepted(block(windows=500))
+    assert memory.probe_points(block()) == 12_500
 
 
 def test_a_refusal_of_a_known_size_does_not_delay_the_next_try() -> None:
