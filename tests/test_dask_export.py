@@ -28,6 +28,7 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from powerp_async import (  # noqa: E402
+    ClientConfig,
     ConfigurationError,
     ExportReport,
     ExportSpec,
@@ -38,17 +39,20 @@ from powerp_async import (  # noqa: E402
 from powerp_async._export import ExportJob  # noqa: E402
 from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
 from powerp_async._time import to_epoch_us  # noqa: E402
+from powerp_async.cli import main  # noqa: E402
 from powerp_async.dask_executor import (  # noqa: E402
     BatchTask,
     DaskExecutor,
     WorkerSettings,
     WorkerStoppedError,
+    check_workers,
     local_cluster,
     run_batch,
     scheduler_client,
 )
 from powerp_async.dask_executor import _cluster as cluster_module  # noqa: E402
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
+from powerp_async.dask_executor import _readiness as readiness_module  # noqa: E402
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
 from powerp_async.planning import plan_blocks  # noqa: E402
@@ -345,6 +349,102 @@ async def test_a_worker_without_credentials_stops_the_run_saying_so(
         "client_id and client_secret)",
     )
     assert not spec.out.exists()
+
+
+def export_command(out: Path, address: str) -> list[str]:
+    """``powerp export`` of one signal of database 1 for ten minutes, on a cluster."""
+    return [
+        *("export", "--out", str(out), "--quiet", "--dask-scheduler", address),
+        *("--start", (END - timedelta(minutes=10)).isoformat()),
+        *("--end", END.isoformat(), "--window", "5s", "--database", "1"),
+        *("--index", "1"),
+    ]
+
+
+async def test_a_worker_without_credentials_is_found_before_the_folder_is_made(
+    cluster, simulator, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("POWERP_API_BASE_URL", simulator.base_url)
+    address = cluster.scheduler.address
+    out = tmp_path / "out"
+    workers = sorted(await anyio.to_thread.run_sync(worker_pids_by_address, cluster))
+    lacking = workers[:1]
+
+    # Local functions travel by value: the workers need not import the tests.
+    def forget_the_client_id() -> None:
+        del os.environ["POWERP_CLIENT_ID"]
+
+    def set_the_client_id() -> None:
+        os.environ["POWERP_CLIENT_ID"] = "tester"
+
+    await anyio.to_thread.run_sync(
+        lambda: cluster.run(forget_the_client_id, workers=lacking)
+    )
+    try:
+        refused = await anyio.to_thread.run_sync(main, export_command(out, address))
+    finally:
+        await anyio.to_thread.run_sync(
+            lambda: cluster.run(set_the_client_id, workers=lacking)
+        )
+    said = capsys.readouterr().err
+    done = await anyio.to_thread.run_sync(main, export_command(out, address))
+
+    assert refused == 2
+    assert said == (
+        f"powerp: error: --dask-scheduler: 1 of 2 Dask workers cannot fetch; "
+        f"{lacking[0]}: credentials missing: set POWERP_CLIENT_ID and "
+        "POWERP_CLIENT_SECRET (or pass client_id and client_secret); nothing was "
+        "created: start those workers with the settings in their environment (see "
+        "the README's Dask section), then run again\n"
+    )
+    assert done == 0, capsys.readouterr().err
+    report = ExportReport.read(out)
+    assert report.complete
+    assert report.points == read_points(out).num_rows == 120
+    assert staging_files(out) == []
+
+
+def worker_pids_by_address(cluster) -> dict[str, int]:
+    """The workers alive now, by address; waits for two, since a test before may
+    have killed some."""
+    cluster.wait_for_workers(2, 60)
+    pids: dict[str, int] = cluster.run(os.getpid)
+    return pids
+
+
+class Answering:
+    """A Dask client whose workers give the answers it is made with."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+
+    def run(self, function, *args, on_error: str = "raise"):
+        assert function is readiness_module.cannot_fetch
+        assert on_error == "return"
+        return self.answers
+
+
+def test_workers_that_cannot_fetch_are_told_by_problem() -> None:
+    missing = "credentials missing: set POWERP_CLIENT_ID"
+    answers: dict[str, object] = {
+        f"tcp://127.0.0.1:{port}": missing for port in (5, 1, 4, 2)
+    }
+    answers["tcp://127.0.0.1:3"] = ModuleNotFoundError("No module named 'powerp'")
+    answers["tcp://127.0.0.1:6"] = None
+    config = ClientConfig("tester", CLIENT_SECRET, base_url="http://127.0.0.1:9/api")
+    settings = WorkerSettings.from_config(config)
+
+    with pytest.raises(ConfigurationError) as refused:
+        check_workers(Answering(answers), settings)
+
+    assert str(refused.value) == (
+        "5 of 6 Dask workers cannot fetch; tcp://127.0.0.1:1, tcp://127.0.0.1:2, "
+        f"tcp://127.0.0.1:4 and 1 more: {missing}; tcp://127.0.0.1:3: "
+        "ModuleNotFoundError: No module named 'powerp'; nothing was created: start "
+        "those workers with the settings in their environment (see the README's "
+        "Dask section), then run again"
+    )
+    check_workers(Answering({"tcp://127.0.0.1:1": None}), settings)
 
 
 QUERIES_BEFORE_OUTAGE = 12
