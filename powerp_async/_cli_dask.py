@@ -112,9 +112,16 @@ def dask_executor(
     # Dask logs to stderr through a handler of its own, warnings and up; passed on
     # to the command's handler as well, its every step would show there.
     logging.getLogger("distributed").propagate = False
-    with local_cluster(options.dask_local) as client:
-        _check_workers(client, settings, "--dask-local")
-        yield DaskExecutor(client)
+    executor: DaskExecutor | None = None
+    try:
+        with local_cluster(options.dask_local) as client:
+            _check_workers(client, settings, "--dask-local")
+            executor = DaskExecutor(client)
+            yield executor
+    finally:
+        if executor is not None:
+            # The cluster and its workers are gone: nothing writes any more.
+            executor.discard_abandoned_parts()
 
 
 def _check_workers(client: Client, settings: WorkerSettings, flag: str) -> None:

@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,9 @@ from powerp_async.dask_executor import (  # noqa: E402
 from powerp_async.dask_executor import _cluster as cluster_module  # noqa: E402
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
 from powerp_async.dask_executor import _readiness as readiness_module  # noqa: E402
+from powerp_async.dask_executor._executor import (  # noqa: E402
+    _discard_staged as discard_staged,
+)
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
 from powerp_async.planning import plan_blocks  # noqa: E402
@@ -258,27 +262,34 @@ async def slow_queries(request, handler):
     return await handler(request)
 
 
-async def test_workers_killed_mid_export_lose_and_repeat_nothing(
-    cluster, tmp_path, monkeypatch
-) -> None:
+@asynccontextmanager
+async def client_of_a_simulator(policy, **options):
+    """A client of a simulator of its own that answers by ``policy``."""
     settings = SimulatorSettings(
         client_id="tester",
         client_secret=CLIENT_SECRET,
         anchor_us=to_epoch_us(ANCHOR),
-        policies=(slow_queries,),
+        policies=(policy,),
     )
-    small_batches(monkeypatch)
-    rng = random.Random(KILL_SEED)
-    moments_s = sorted(rng.uniform(0.5, 4.0) for _ in range(3))
     async with (
         Simulator(settings) as simulator,
         PowerPClient(
             client_id="tester",
             client_secret=CLIENT_SECRET,
             base_url=simulator.base_url,
-            initial_rate=1000,
+            **options,
         ) as client,
     ):
+        yield client
+
+
+async def test_workers_killed_mid_export_lose_and_repeat_nothing(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    small_batches(monkeypatch)
+    rng = random.Random(KILL_SEED)
+    moments_s = sorted(rng.uniform(0.5, 4.0) for _ in range(3))
+    async with client_of_a_simulator(slow_queries, initial_rate=1000) as client:
         signals = await some_signals(client, per_database=60)
         local = spec_for(tmp_path / "local", signals, "5s", KILL_START)
         remote = spec_for(tmp_path / "dask", signals, "5s", KILL_START)
@@ -469,22 +480,10 @@ def down_after(queries: int):
 async def test_an_outage_commits_the_batches_staged_before_it(
     cluster, tmp_path, monkeypatch
 ) -> None:
-    settings = SimulatorSettings(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        anchor_us=to_epoch_us(ANCHOR),
-        policies=(down_after(QUERIES_BEFORE_OUTAGE),),
-    )
     small_batches(monkeypatch)
-    async with (
-        Simulator(settings) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            max_outage_s=1.0,
-        ) as client,
-    ):
+    async with client_of_a_simulator(
+        down_after(QUERIES_BEFORE_OUTAGE), max_outage_s=1.0
+    ) as client:
         signals = await some_signals(client, per_database=30)
         spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
         with pytest.raises(ServerUnavailableError) as stopped:
@@ -530,3 +529,60 @@ def test_a_scheduler_without_workers_is_refused_in_time(monkeypatch) -> None:
         f"--dask-scheduler: the Dask scheduler at {address} had no worker within "
         "0.5 s; start workers for it, then run again"
     )
+
+
+STOP_AFTER_S = 1.5
+"""When the run below is cancelled: a few batches in, with others running."""
+
+
+async def test_a_cancelled_run_leaves_no_staged_file_of_its_batches(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    small_batches(monkeypatch)
+    async with client_of_a_simulator(slow_queries, initial_rate=1000) as client:
+        signals = await some_signals(client, per_database=60)
+        spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
+        with anyio.move_on_after(STOP_AFTER_S) as stopped:
+            await export(client, spec, executor=DaskExecutor(cluster))
+        assert stopped.cancelled_caught
+        await anyio.to_thread.run_sync(wait_until_no_batch_runs, cluster)
+
+    assert commit_lines(spec.out) > 0
+    assert staging_files(spec.out) == []
+
+
+def batches_running(dask_worker) -> int:
+    """The batches a worker still holds, running or cancelled while running."""
+    keys = map(str, dask_worker.state.tasks)
+    return sum(key.startswith("powerp-batch") for key in keys)
+
+
+def wait_until_no_batch_runs(cluster, timeout_s: float = 30) -> None:
+    """Wait until no worker runs a batch any more, even one it was told to drop."""
+    deadline_s = time.monotonic() + timeout_s
+    while sum(cluster.run(batches_running).values()):
+        assert time.monotonic() < deadline_s, "the workers still run batches"
+        time.sleep(0.05)
+
+
+def test_only_the_parts_of_the_given_stagings_are_discarded(tmp_path) -> None:
+    day = tmp_path / "database=1" / "day=2026-12-04"
+    day.mkdir(parents=True)
+    names = {
+        "cancelled": ".part-0a1b2c3d5-6e7f8091a2b3-000001.parquet.tmp",
+        "cancelled too": ".part-0a1b2c3d5-93c4d5e6f708-000002.parquet.tmp",
+        "a later batch": ".part-0a1b2c3d51-6e7f8091a2b3-000001.parquet.tmp",
+        "another run's": ".part-ffeeddcc5-6e7f8091a2b3-000001.parquet.tmp",
+        "a local run's": ".part-0a1b2c3d-000001.parquet.tmp",
+        "committed, to be revealed": ".part-0a1b2c3d6-0123456789ab-000001.parquet.tmp",
+        "revealed": "part-0a1b2c3d4-0123456789ab-000001.parquet",
+    }
+    for name in names.values():
+        (day / name).write_bytes(b"points")
+
+    discard_staged(tmp_path, {"0a1b2c3d5", "0a1b2c3d7"})
+
+    kept = {name for name in names.values() if (day / name).exists()}
+    assert kept == {
+        names[what] for what in names if what not in ("cancelled", "cancelled too")
+    }
