@@ -120,12 +120,18 @@ def test_a_demo_on_a_scheduler_elsewhere_is_refused(tmp_path, capsys) -> None:
     assert not out.exists()
 
 
-def test_a_backend_password_is_refused_before_the_folder_is_made(
-    tmp_path, capsys, monkeypatch
-) -> None:
+@pytest.fixture
+def credentials(monkeypatch) -> None:
+    """Credentials for the driver, and an API address where nothing listens."""
     monkeypatch.setenv("POWERP_CLIENT_ID", "tester")
     monkeypatch.setenv("POWERP_CLIENT_SECRET", SECRET)
     monkeypatch.setenv("POWERP_API_BASE_URL", "http://127.0.0.1:9/rt-api/api")
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_backend_password_is_refused_before_the_folder_is_made(
+    tmp_path, capsys
+) -> None:
     out = tmp_path / "out"
     shared = ("--fixed-rate", "5", "--rate-backend", "redis://:hunter2@127.0.0.1:9/0")
 
@@ -202,15 +208,13 @@ SPEAKS_ANOTHER_PROTOCOL = (
     ],
     ids=["silent", "http", "greeting"],
 )
+@pytest.mark.usefixtures("credentials")
 def test_a_port_that_is_no_scheduler_is_refused_in_time(
     serving, what: str, tmp_path, capsys, monkeypatch
 ) -> None:
     from powerp_async.dask_executor import _cluster as cluster_module
 
     monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT_S", PROBE_TIMEOUT_S)
-    monkeypatch.setenv("POWERP_CLIENT_ID", "tester")
-    monkeypatch.setenv("POWERP_CLIENT_SECRET", SECRET)
-    monkeypatch.setenv("POWERP_API_BASE_URL", "http://127.0.0.1:9/rt-api/api")
     out = tmp_path / "out"
 
     with serving() as port:
@@ -223,4 +227,20 @@ def test_a_port_that_is_no_scheduler_is_refused_in_time(
     error = f"powerp: error: --dask-scheduler: {what.format(address)}\n"
     assert capsys.readouterr().err == error
     assert took_s < PROBE_TIMEOUT_S + 2
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("credentials")
+def test_a_tls_scheduler_without_tls_settings_is_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    address = "tls://127.0.0.1:9"
+
+    code = main(["export", "--out", str(out), "--dask-scheduler", address, *RANGE])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --dask-scheduler: tls://127.0.0.1:9 asks for TLS, and Dask's "
+        "configuration holds no TLS settings for a client (distributed.comm.tls); "
+        "nothing was created: set them, or give a tcp:// address, then run again\n"
+    )
     assert not out.exists()

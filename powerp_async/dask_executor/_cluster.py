@@ -80,9 +80,18 @@ def _check_is_a_scheduler(address: str) -> None:
     protocol makes it fail in any way at all (an HTTP server's answer read as a
     frame length asks for exabytes), so a short exchange of our own comes first.
     """
+    arguments = Security().get_connection_args("client")
+    if address.startswith("tls://") and arguments.get("ssl_context") is None:
+        raise ConfigurationError(
+            f"--dask-scheduler: {address} asks for TLS, and Dask's configuration "
+            "holds no TLS settings for a client (distributed.comm.tls); nothing was "
+            "created: set them, or give a tcp:// address, then run again"
+        )
+
     with ThreadPoolExecutor(1, thread_name_prefix="powerp-dask-probe") as probe:
         # A thread of its own, with a loop of its own: callers may run in a loop.
-        asking = probe.submit(asyncio.run, _identity(address, CONNECT_TIMEOUT_S))
+        identity_of = _identity(address, arguments, CONNECT_TIMEOUT_S)
+        asking = probe.submit(asyncio.run, identity_of)
         try:
             identity = asking.result()
         except (OSError, TimeoutError) as error:
@@ -103,12 +112,12 @@ def _check_is_a_scheduler(address: str) -> None:
         )
 
 
-async def _identity(address: str, timeout_s: float) -> Any:
-    """What the Dask server at ``address`` says it is, with the security settings
-    distributed's client would use; the whole exchange within ``timeout_s``."""
+async def _identity(address: str, arguments: dict[str, Any], timeout_s: float) -> Any:
+    """What the Dask server at ``address`` says it is, connected with ``arguments``
+    (the security settings distributed's client would use); the whole exchange
+    within ``timeout_s``."""
 
     async def ask() -> Any:
-        arguments = Security().get_connection_args("client")
         comm = await connect(address, timeout=timeout_s, **arguments)
         try:
             await comm.write({"op": "identity", "reply": True})
