@@ -5,7 +5,8 @@ workers get their credentials from their environment: for ``--dask-local`` this
 process puts the settings it resolved (from the environment, a ``--config`` file or
 ``--demo``) into its own environment before starting them, so they inherit it and
 nothing secret is passed as an argument. Workers of ``--dask-scheduler`` must have
-``POWERP_CLIENT_ID`` and ``POWERP_CLIENT_SECRET`` in theirs.
+``POWERP_CLIENT_ID`` and ``POWERP_CLIENT_SECRET`` in theirs: each is asked before the
+export's folder is made, so a refusal leaves nothing to resume.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from .config import ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ClientConfig
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from ._export import Executor
+    from .dask_executor import WorkerSettings
 
 
 MAX_LOCAL_WORKERS: Final = 256
@@ -92,13 +96,15 @@ def dask_executor(
         scheduler_client,
     )
 
-    # What the workers cannot be given is refused here, before a cluster starts or
-    # the export's folder is made, so the corrected command runs as a fresh export.
-    WorkerSettings.from_config(config)
+    # What the workers cannot be given, or cannot find in their environment, is
+    # refused here, before the export's folder is made, so the corrected command
+    # runs as a fresh export.
+    settings = WorkerSettings.from_config(config)
     _warn_about_rates(config)
     address = _scheduler(options)
     if address is not None:
         with scheduler_client(address) as client:
+            _check_workers(client, settings, "--dask-scheduler")
             yield DaskExecutor(client)
         return
 
@@ -106,8 +112,27 @@ def dask_executor(
     # Dask logs to stderr through a handler of its own, warnings and up; passed on
     # to the command's handler as well, its every step would show there.
     logging.getLogger("distributed").propagate = False
-    with local_cluster(options.dask_local) as client:
-        yield DaskExecutor(client)
+    executor: DaskExecutor | None = None
+    try:
+        with local_cluster(options.dask_local) as client:
+            _check_workers(client, settings, "--dask-local")
+            executor = DaskExecutor(client)
+            yield executor
+    finally:
+        if executor is not None:
+            # The cluster and its workers are gone: nothing writes any more.
+            executor.discard_abandoned_parts()
+
+
+def _check_workers(client: Client, settings: WorkerSettings, flag: str) -> None:
+    """Ask every worker whether it can fetch; a refusal names the option that chose
+    them."""
+    from .dask_executor import check_workers
+
+    try:
+        check_workers(client, settings)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{flag}: {error}") from None
 
 
 def _export_credentials(config: ClientConfig) -> None:

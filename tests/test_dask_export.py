@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from powerp_async import (  # noqa: E402
+    ClientConfig,
     ConfigurationError,
     ExportReport,
     ExportSpec,
@@ -38,17 +40,23 @@ from powerp_async import (  # noqa: E402
 from powerp_async._export import ExportJob  # noqa: E402
 from powerp_async._export._manifest import MANIFEST_NAME  # noqa: E402
 from powerp_async._time import to_epoch_us  # noqa: E402
+from powerp_async.cli import main  # noqa: E402
 from powerp_async.dask_executor import (  # noqa: E402
     BatchTask,
     DaskExecutor,
     WorkerSettings,
     WorkerStoppedError,
+    check_workers,
     local_cluster,
     run_batch,
     scheduler_client,
 )
 from powerp_async.dask_executor import _cluster as cluster_module  # noqa: E402
 from powerp_async.dask_executor import _executor as executor_module  # noqa: E402
+from powerp_async.dask_executor import _readiness as readiness_module  # noqa: E402
+from powerp_async.dask_executor._executor import (  # noqa: E402
+    _discard_staged as discard_staged,
+)
 from powerp_async.dask_executor._executor import _tasks as batch_tasks  # noqa: E402
 from powerp_async.models import POINT_SCHEMA  # noqa: E402
 from powerp_async.planning import plan_blocks  # noqa: E402
@@ -254,27 +262,34 @@ async def slow_queries(request, handler):
     return await handler(request)
 
 
-async def test_workers_killed_mid_export_lose_and_repeat_nothing(
-    cluster, tmp_path, monkeypatch
-) -> None:
+@asynccontextmanager
+async def client_of_a_simulator(policy, **options):
+    """A client of a simulator of its own that answers by ``policy``."""
     settings = SimulatorSettings(
         client_id="tester",
         client_secret=CLIENT_SECRET,
         anchor_us=to_epoch_us(ANCHOR),
-        policies=(slow_queries,),
+        policies=(policy,),
     )
-    small_batches(monkeypatch)
-    rng = random.Random(KILL_SEED)
-    moments_s = sorted(rng.uniform(0.5, 4.0) for _ in range(3))
     async with (
         Simulator(settings) as simulator,
         PowerPClient(
             client_id="tester",
             client_secret=CLIENT_SECRET,
             base_url=simulator.base_url,
-            initial_rate=1000,
+            **options,
         ) as client,
     ):
+        yield client
+
+
+async def test_workers_killed_mid_export_lose_and_repeat_nothing(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    small_batches(monkeypatch)
+    rng = random.Random(KILL_SEED)
+    moments_s = sorted(rng.uniform(0.5, 4.0) for _ in range(3))
+    async with client_of_a_simulator(slow_queries, initial_rate=1000) as client:
         signals = await some_signals(client, per_database=60)
         local = spec_for(tmp_path / "local", signals, "5s", KILL_START)
         remote = spec_for(tmp_path / "dask", signals, "5s", KILL_START)
@@ -347,6 +362,102 @@ async def test_a_worker_without_credentials_stops_the_run_saying_so(
     assert not spec.out.exists()
 
 
+def export_command(out: Path, address: str) -> list[str]:
+    """``powerp export`` of one signal of database 1 for ten minutes, on a cluster."""
+    return [
+        *("export", "--out", str(out), "--quiet", "--dask-scheduler", address),
+        *("--start", (END - timedelta(minutes=10)).isoformat()),
+        *("--end", END.isoformat(), "--window", "5s", "--database", "1"),
+        *("--index", "1"),
+    ]
+
+
+async def test_a_worker_without_credentials_is_found_before_the_folder_is_made(
+    cluster, simulator, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("POWERP_API_BASE_URL", simulator.base_url)
+    address = cluster.scheduler.address
+    out = tmp_path / "out"
+    workers = sorted(await anyio.to_thread.run_sync(worker_pids_by_address, cluster))
+    lacking = workers[:1]
+
+    # Local functions travel by value: the workers need not import the tests.
+    def forget_the_client_id() -> None:
+        del os.environ["POWERP_CLIENT_ID"]
+
+    def set_the_client_id() -> None:
+        os.environ["POWERP_CLIENT_ID"] = "tester"
+
+    await anyio.to_thread.run_sync(
+        lambda: cluster.run(forget_the_client_id, workers=lacking)
+    )
+    try:
+        refused = await anyio.to_thread.run_sync(main, export_command(out, address))
+    finally:
+        await anyio.to_thread.run_sync(
+            lambda: cluster.run(set_the_client_id, workers=lacking)
+        )
+    said = capsys.readouterr().err
+    done = await anyio.to_thread.run_sync(main, export_command(out, address))
+
+    assert refused == 2
+    assert said == (
+        f"powerp: error: --dask-scheduler: 1 of 2 Dask workers cannot fetch; "
+        f"{lacking[0]}: credentials missing: set POWERP_CLIENT_ID and "
+        "POWERP_CLIENT_SECRET (or pass client_id and client_secret); nothing was "
+        "created: start those workers with the settings in their environment (see "
+        "the README's Dask section), then run again\n"
+    )
+    assert done == 0, capsys.readouterr().err
+    report = ExportReport.read(out)
+    assert report.complete
+    assert report.points == read_points(out).num_rows == 120
+    assert staging_files(out) == []
+
+
+def worker_pids_by_address(cluster) -> dict[str, int]:
+    """The workers alive now, by address; waits for two, since a test before may
+    have killed some."""
+    cluster.wait_for_workers(2, 60)
+    pids: dict[str, int] = cluster.run(os.getpid)
+    return pids
+
+
+class Answering:
+    """A Dask client whose workers give the answers it is made with."""
+
+    def __init__(self, answers: dict[str, object]) -> None:
+        self.answers = answers
+
+    def run(self, function, *args, on_error: str = "raise"):
+        assert function is readiness_module.cannot_fetch
+        assert on_error == "return"
+        return self.answers
+
+
+def test_workers_that_cannot_fetch_are_told_by_problem() -> None:
+    missing = "credentials missing: set POWERP_CLIENT_ID"
+    answers: dict[str, object] = {
+        f"tcp://127.0.0.1:{port}": missing for port in (5, 1, 4, 2)
+    }
+    answers["tcp://127.0.0.1:3"] = ModuleNotFoundError("No module named 'powerp'")
+    answers["tcp://127.0.0.1:6"] = None
+    config = ClientConfig("tester", CLIENT_SECRET, base_url="http://127.0.0.1:9/api")
+    settings = WorkerSettings.from_config(config)
+
+    with pytest.raises(ConfigurationError) as refused:
+        check_workers(Answering(answers), settings)
+
+    assert str(refused.value) == (
+        "5 of 6 Dask workers cannot fetch; tcp://127.0.0.1:1, tcp://127.0.0.1:2, "
+        f"tcp://127.0.0.1:4 and 1 more: {missing}; tcp://127.0.0.1:3: "
+        "ModuleNotFoundError: No module named 'powerp'; nothing was created: start "
+        "those workers with the settings in their environment (see the README's "
+        "Dask section), then run again"
+    )
+    check_workers(Answering({"tcp://127.0.0.1:1": None}), settings)
+
+
 QUERIES_BEFORE_OUTAGE = 12
 
 
@@ -369,22 +480,10 @@ def down_after(queries: int):
 async def test_an_outage_commits_the_batches_staged_before_it(
     cluster, tmp_path, monkeypatch
 ) -> None:
-    settings = SimulatorSettings(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        anchor_us=to_epoch_us(ANCHOR),
-        policies=(down_after(QUERIES_BEFORE_OUTAGE),),
-    )
     small_batches(monkeypatch)
-    async with (
-        Simulator(settings) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            max_outage_s=1.0,
-        ) as client,
-    ):
+    async with client_of_a_simulator(
+        down_after(QUERIES_BEFORE_OUTAGE), max_outage_s=1.0
+    ) as client:
         signals = await some_signals(client, per_database=30)
         spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
         with pytest.raises(ServerUnavailableError) as stopped:
@@ -430,3 +529,60 @@ def test_a_scheduler_without_workers_is_refused_in_time(monkeypatch) -> None:
         f"--dask-scheduler: the Dask scheduler at {address} had no worker within "
         "0.5 s; start workers for it, then run again"
     )
+
+
+STOP_AFTER_S = 1.5
+"""When the run below is cancelled: a few batches in, with others running."""
+
+
+async def test_a_cancelled_run_leaves_no_staged_file_of_its_batches(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    small_batches(monkeypatch)
+    async with client_of_a_simulator(slow_queries, initial_rate=1000) as client:
+        signals = await some_signals(client, per_database=60)
+        spec = spec_for(tmp_path / "out", signals, "5s", KILL_START)
+        with anyio.move_on_after(STOP_AFTER_S) as stopped:
+            await export(client, spec, executor=DaskExecutor(cluster))
+        assert stopped.cancelled_caught
+        await anyio.to_thread.run_sync(wait_until_no_batch_runs, cluster)
+
+    assert commit_lines(spec.out) > 0
+    assert staging_files(spec.out) == []
+
+
+def batches_running(dask_worker) -> int:
+    """The batches a worker still holds, running or cancelled while running."""
+    keys = map(str, dask_worker.state.tasks)
+    return sum(key.startswith("powerp-batch") for key in keys)
+
+
+def wait_until_no_batch_runs(cluster, timeout_s: float = 30) -> None:
+    """Wait until no worker runs a batch any more, even one it was told to drop."""
+    deadline_s = time.monotonic() + timeout_s
+    while sum(cluster.run(batches_running).values()):
+        assert time.monotonic() < deadline_s, "the workers still run batches"
+        time.sleep(0.05)
+
+
+def test_only_the_parts_of_the_given_stagings_are_discarded(tmp_path) -> None:
+    day = tmp_path / "database=1" / "day=2026-12-04"
+    day.mkdir(parents=True)
+    names = {
+        "cancelled": ".part-0a1b2c3d5-6e7f8091a2b3-000001.parquet.tmp",
+        "cancelled too": ".part-0a1b2c3d5-93c4d5e6f708-000002.parquet.tmp",
+        "a later batch": ".part-0a1b2c3d51-6e7f8091a2b3-000001.parquet.tmp",
+        "another run's": ".part-ffeeddcc5-6e7f8091a2b3-000001.parquet.tmp",
+        "a local run's": ".part-0a1b2c3d-000001.parquet.tmp",
+        "committed, to be revealed": ".part-0a1b2c3d6-0123456789ab-000001.parquet.tmp",
+        "revealed": "part-0a1b2c3d4-0123456789ab-000001.parquet",
+    }
+    for name in names.values():
+        (day / name).write_bytes(b"points")
+
+    discard_staged(tmp_path, {"0a1b2c3d5", "0a1b2c3d7"})
+
+    kept = {name for name in names.values() if (day / name).exists()}
+    assert kept == {
+        names[what] for what in names if what not in ("cancelled", "cancelled too")
+    }

@@ -2,6 +2,8 @@
 
 ::
 
+    check_workers     before the folder is made: every worker asked whether it can
+                      fetch, with the settings of its own environment
     DaskExecutor      the driver's side: batches out, staged batches back, a few at
     │                 a time; pass it to export(executor=...)
     ├── BatchTask     one task: a handful of blocks and the settings to fetch them,
@@ -39,6 +41,7 @@ from ._executor import (
     POINTS_PER_BATCH,
     DaskExecutor,
 )
+from ._readiness import check_workers
 from ._settings import WorkerSettings
 from ._worker import BatchTask, WorkerStoppedError, run_batch
 
@@ -51,6 +54,7 @@ __all__ = [
     "DaskExecutor",
     "WorkerSettings",
     "WorkerStoppedError",
+    "check_workers",
     "local_cluster",
     "run_batch",
     "scheduler_client",

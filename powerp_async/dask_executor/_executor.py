@@ -12,6 +12,16 @@ hidden parts are never committed, and the driver deletes them at the end of the 
 (a resume does, if the run stops first). A batch that killed its workers more often
 than Dask allows (``distributed.scheduler.allowed-failures``) comes back as failed
 blocks, which a resume fetches again.
+
+A run that stops early (Ctrl-C, an error) cancels the batches in flight, but Dask
+lets a batch that already runs finish. So each batch's parts carry a staging name of
+its own, and the run, on its way out, sets an event on the scheduler and deletes the
+parts of its cancelled batches found so far; a batch that finishes staging later
+asks the event and deletes its own. Known shortcomings: the event of a run that
+stopped early stays on the scheduler (a name, a few bytes) for the scheduler's life,
+since clearing it would let a late batch keep its parts; a worker that dies between
+writing its parts and asking leaves them to the resume (or, for a cluster this
+process closes, to :meth:`DaskExecutor.discard_abandoned_parts`).
 """
 
 from __future__ import annotations
@@ -23,15 +33,17 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
-from distributed import Client, Future, as_completed
+from distributed import Client, Event, Future, as_completed
 from distributed.scheduler import KilledWorker
 
 from .._engine import OUTAGE_ADVICE, RunStats, stopped_after
 from .._export._executor import ExportJob, Outcome
-from .._export._staged import StagedBatch, WorkerStop
+from .._export._parts import TEMP_PREFIX, TEMP_SUFFIX
+from .._export._staged import StagedBatch, WorkerStop, discard_files
 from .._retry import outage_error
 from ..errors import ConfigurationError, PowerPError, ServerUnavailableError
 from ..models import Block
@@ -87,6 +99,7 @@ class DaskExecutor:
 
         self._client = client
         self._batches_in_flight = batches_in_flight
+        self._abandoned: list[tuple[Path, set[str]]] = []
 
     @asynccontextmanager
     async def run(
@@ -99,11 +112,26 @@ class DaskExecutor:
         settings = WorkerSettings.from_config(client.config)
         tasks = _tasks(job, settings, blocks)
         limit = self._batches_in_flight or await self._default_limit()
-        submission = _Submission(self._client, tasks, limit, stats)
+        submission = _Submission(self._client, job.folder, tasks, limit, stats)
         try:
             yield submission.outcomes()
         finally:
-            await submission.cancel()
+            stagings = await submission.cancel()
+            if stagings:
+                self._abandoned.append((job.folder, stagings))
+
+    def discard_abandoned_parts(self) -> None:
+        """Delete what workers staged for the batches that runs gave up on when they
+        stopped early; for once those workers are stopped, as when this process
+        closes its own cluster.
+
+        A run deletes them itself as it stops, and its workers delete what they
+        stage later, but a worker that the closing cluster stops between writing
+        its parts and learning that the run stopped leaves them behind.
+        """
+        for folder, stagings in self._abandoned:
+            _discard_staged(folder, stagings)
+        self._abandoned.clear()
 
     async def _default_limit(self) -> int:
         threads: dict[str, int] = await anyio.to_thread.run_sync(self._client.nthreads)
@@ -114,13 +142,21 @@ class _Submission:
     """The batches of one run: submitted, read back and released, a few at a time."""
 
     def __init__(
-        self, client: Client, tasks: Iterator[BatchTask], limit: int, stats: RunStats
+        self,
+        client: Client,
+        folder: Path,
+        tasks: Iterator[BatchTask],
+        limit: int,
+        stats: RunStats,
     ) -> None:
         self._client = client
+        self._folder = folder
         self._stats = stats
         self._tasks = tasks
         self._limit = limit
-        self._prefix = f"powerp-batch-{secrets.token_hex(4)}"
+        self._token = secrets.token_hex(4)
+        self._prefix = f"powerp-batch-{self._token}"
+        self._run_stopped = Event(f"{self._prefix}-stopping", client=client)
         self._serials = itertools.count()
         self._completed = as_completed(loop=client.loop)
         self._in_flight: dict[str, tuple[Future[StagedBatch], BatchTask]] = {}
@@ -158,7 +194,11 @@ class _Submission:
         if task is None:
             return False
 
-        key = f"{self._prefix}-{next(self._serials)}"
+        serial = next(self._serials)
+        key = f"{self._prefix}-{serial}"
+        # The token's length is fixed, so no batch's staging begins another's.
+        staging = f"{self._token}{serial:x}"
+        task = dataclasses.replace(task, staging=staging, stopping=self._run_stopped)
         future = self._client.submit(run_batch, task, key=key, pure=False)
         self._in_flight[key] = (future, task)
         self._completed.add(future)
@@ -180,12 +220,41 @@ class _Submission:
 
         return result
 
-    async def cancel(self) -> None:
-        """Cancel the batches still in flight, on the way out of a run."""
-        futures = [future for future, _ in self._in_flight.values()]
+    async def cancel(self) -> set[str]:
+        """On the way out of a run: cancel the batches still in flight, and delete
+        what they staged so far; their workers delete what they stage later.
+        Returns the stagings of the batches cancelled.
+
+        None of them came back, so none was committed, and no journal names their
+        parts: a resume never has them to reveal. A worker that dies before it can
+        delete its parts leaves them to the resume, or to
+        :meth:`DaskExecutor.discard_abandoned_parts`.
+        """
+        abandoned = list(self._in_flight.values())
         self._in_flight.clear()
-        if futures:
-            await anyio.to_thread.run_sync(self._client.cancel, futures)
+        if not abandoned:
+            return set()
+
+        futures = [future for future, _ in abandoned]
+        stagings = {task.staging for _, task in abandoned}
+        # Run to the end even when the run was cancelled (Ctrl-C): it is the last
+        # chance to tell the workers.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._stop, futures)
+            await anyio.to_thread.run_sync(_discard_staged, self._folder, stagings)
+
+        return stagings
+
+    def _stop(self, futures: list[Future[StagedBatch]]) -> None:
+        """Tell the batches still running that the run stopped, before the cluster
+        forgets them; a batch that asks after this deletes its parts itself."""
+        try:
+            self._run_stopped.set()
+            self._client.cancel(futures)
+        except Exception as error:
+            # The cluster may be what failed; the parts already staged are still
+            # deleted, and those staged later are left to the resume.
+            logger.warning("could not cancel the batches in flight: %r", error)
 
 
 def _stop_error(stop: WorkerStop, stats: RunStats) -> PowerPError:
@@ -197,6 +266,24 @@ def _stop_error(stop: WorkerStop, stats: RunStats) -> PowerPError:
         return ConfigurationError(f"on a Dask worker: {stop.message}")
 
     return WorkerStoppedError(f"on a Dask worker: {stop.message}", stop.kind)
+
+
+def _discard_staged(folder: Path, stagings: set[str]) -> None:
+    """Delete the staged parts whose names begin with one of ``stagings``."""
+    beginnings = tuple(f"{TEMP_PREFIX}{staging}-" for staging in stagings)
+    try:
+        found = [
+            str(path.relative_to(folder))
+            for path in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}")
+            if path.name.startswith(beginnings)
+        ]
+    except OSError as error:
+        logger.warning("could not look for the parts of cancelled batches: %s", error)
+        return
+
+    discard_files(folder, found)
+    if found:
+        logger.info("deleted %d parts of batches cancelled in flight", len(found))
 
 
 def _lost(task: BatchTask, reason: str) -> StagedBatch:

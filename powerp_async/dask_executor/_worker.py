@@ -18,13 +18,19 @@ from typing import Final
 
 import anyio
 import pyarrow as pa
+from distributed import Event
 
 from .._engine import Engine, RunStats
 from .._export._formats import Format
 from .._export._gaps import block_gaps
 from .._export._parts import PartStager
 from .._export._report import failure_reason
-from .._export._staged import STAGED_COUNTERS, StagedBatch, WorkerStop
+from .._export._staged import (
+    STAGED_COUNTERS,
+    StagedBatch,
+    WorkerStop,
+    discard_files,
+)
 from ..client import PowerPClient
 from ..errors import PowerPError
 from ..models import Block, Measurement
@@ -52,6 +58,11 @@ class BatchTask:
     blocks: tuple[Block, ...]
     signals: tuple[Measurement, ...]
     """The batch's signals, whose declared types guide decoding."""
+    staging: str = ""
+    """Begins the names of the batch's staged parts (no ``-`` in it), so that the
+    driver can find them; empty outside a :class:`DaskExecutor` run."""
+    stopping: Event | None = None
+    """Set by the driver when it stops without waiting for the batch."""
 
     def __repr__(self) -> str:
         return f"<BatchTask of {len(self.blocks)} blocks into {self.folder}>"
@@ -149,12 +160,41 @@ def run_batch(task: BatchTask) -> StagedBatch:
     except PowerPError as error:
         raise WorkerStoppedError(str(error), type(error).__name__) from None
 
-    return _stage(task, fetched)
+    staged = _stage(task, fetched)
+    if staged.parts and _driver_stopped(task):
+        # No one will commit these parts, nor delete them: the driver has deleted
+        # those it found when it stopped, and these may have come after.
+        discard_files(Path(task.folder), [part.temporary for part in staged.parts])
+        return StagedBatch((), (), 0, failed=_not_taken(task))
+
+    return staged
+
+
+def _driver_stopped(task: BatchTask) -> bool:
+    """Whether the driver stopped without this batch; asked of the scheduler, after
+    the parts are written, so that a driver that stops later finds them."""
+    if task.stopping is None:
+        return False
+
+    try:
+        return bool(task.stopping.is_set())
+    except Exception as error:
+        # A batch is never lost to this question: its parts are left to the
+        # driver, or to the resume, as they were before it was asked.
+        logger.warning("could not ask whether the run still goes on: %r", error)
+        return False
+
+
+def _not_taken(task: BatchTask) -> tuple[tuple[Block, str], ...]:
+    reason = "the run stopped before this batch came back"
+    return tuple((block, reason) for block in task.blocks)
 
 
 def _stage(task: BatchTask, fetched: _Fetched) -> StagedBatch:
     """Write the fetched points under hidden names, here, off the engine's loop."""
     run_id = secrets.token_hex(RUN_ID_BYTES)
+    if task.staging:
+        run_id = f"{task.staging}-{run_id}"
     stager = PartStager(Path(task.folder), task.fmt, run_id, task.neutralise_formulas)
     parts = stager.stage([batch for _, batch in fetched.done if batch.num_rows])
     gaps = [
