@@ -15,7 +15,9 @@ the time the query waited (at least ``MIN_LOOKBACK_S``):
   and one as large already went unanswered so (a single timeout is bad luck, and the
   query is sent again whole), but only while the query is above an eighth of the
   first one that went unanswered so (``BLIND_HALVINGS``), since splitting costs a
-  whole timeout per halving: a server on which even those time out is taken for down.
+  whole timeout per step (blocks refused so are cut in quarters, so the last step
+  judged so reaches a sixteenth): a server on which even those time out is taken
+  for down.
 
 A 504 that came quickly is a fault like any other 5xx rather than a gateway that
 waited for its backend and gave up, so it is taken for a query too large only on the
