@@ -50,6 +50,18 @@ _KIND_NAMES: Final = {
 }
 
 
+def refuse_blank_base_url(environ: Mapping[str, str]) -> None:
+    """Refuse ``POWERP_API_BASE_URL`` set to nothing: taken as unset, it would send
+    the credentials meant for some other server to the default one."""
+    variable = ENVIRONMENT["base_url"]
+    value = environ.get(variable)
+    if value is not None and not value.strip():
+        raise ConfigurationError(
+            f"{variable} is set but empty; unset it to use the default address, or "
+            "set it to the API's address"
+        )
+
+
 def settings_from_file(
     config_type: type[Any],
     path: Path,
@@ -61,6 +73,8 @@ def settings_from_file(
     for field_name, variable in ENVIRONMENT.items():
         if environ.get(variable):
             values[field_name] = environ[variable]
+    if overrides.get("base_url") is None:
+        refuse_blank_base_url(environ)
 
     values.update({k: v for k, v in overrides.items() if v is not None})
     missing = [name for name in ("client_id", SECRET_FIELD) if not values.get(name)]

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ._config_file import settings_from_file
+from ._config_file import refuse_blank_base_url, settings_from_file
 from ._rate_backend import check_backend_url, check_key
 from ._redact import MASK, mask_url
 from .errors import ConfigurationError
@@ -146,6 +146,8 @@ class ClientConfig:
         Keyword ``overrides`` win over the environment.
         """
         env = os.environ if environ is None else environ
+        if overrides.get("base_url") is None:
+            refuse_blank_base_url(env)
         values: dict[str, Any] = {
             "client_id": env.get(ENV_CLIENT_ID, ""),
             "client_secret": env.get(ENV_CLIENT_SECRET, ""),
@@ -204,6 +206,13 @@ class ClientConfig:
             host = parts.hostname or ""
         except ValueError:
             parts, host = None, ""
+        try:
+            _ = parts and parts.port
+        except ValueError:
+            raise ConfigurationError(
+                f"base_url: {mask_url(self.base_url)!r} names no valid port; a port "
+                "is a number from 1 to 65535"
+            ) from None
         if parts is None or parts.scheme not in ("http", "https") or not host:
             raise ConfigurationError(
                 f"base_url: expected an http(s) URL such as {DEFAULT_BASE_URL!r}, "

@@ -258,3 +258,36 @@ def test_a_path_from_the_home_folder(tmp_path: Path, monkeypatch) -> None:
     config = ClientConfig.from_toml("~/powerp.toml", {"POWERP_CLIENT_SECRET": "s"})
 
     assert config.client_id == "home"
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_address_in_the_environment_is_refused_not_taken_for_the_default(
+    tmp_path: Path, blank: str
+) -> None:
+    environ = {
+        "POWERP_CLIENT_ID": "demo",
+        "POWERP_CLIENT_SECRET": SECRET,
+        "POWERP_API_BASE_URL": blank,
+    }
+    message = "POWERP_API_BASE_URL is set but empty; unset it to use the default"
+    with pytest.raises(ConfigurationError, match=message):
+        ClientConfig.from_env(environ)
+
+    path = write(tmp_path, f'base_url = "{URL}"\n')
+    with pytest.raises(ConfigurationError, match=message):
+        ClientConfig.from_toml(path, environ)
+
+    # An address given outright needs nothing from the environment.
+    assert ClientConfig.from_env(environ, base_url=URL).base_url == URL
+    assert ClientConfig.from_toml(path, environ, base_url=URL).base_url == URL
+
+
+@pytest.mark.parametrize("port", ["99999", "http", "-1"])
+def test_an_address_with_no_valid_port_is_refused(port: str) -> None:
+    address = f"http://127.0.0.1:{port}/rt-api/api"
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig("demo", SECRET, base_url=address)
+
+    assert str(caught.value) == (
+        f"base_url: {address!r} names no valid port; a port is a number from 1 to 65535"
+    )
