@@ -39,6 +39,7 @@ from anyio.streams.memory import (
     MemoryObjectSendStream,
 )
 
+from ._announced import AnnouncedHold
 from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
@@ -105,6 +106,10 @@ timeout count too. At half this, those alone stalled the plan behind them: again
 a server that holds queries too large for it (the ``size-timeout`` benchmark), a run
 took 42.3 s instead of 39.0 s, while the peak memory of a 50-million-point export
 was the same within its noise (267 and 254 MB)."""
+
+DOWN_AFTER_S: Final = 0.5
+"""Every request failing this long shows a server down, whose announced waits then
+hold every request under a pacer without a breaker (``_announced``)."""
 
 TOKEN_REPLACEMENTS = 3
 """Tries with a replaced token after 401s; one fetched for the block itself ends it."""
@@ -181,6 +186,8 @@ class Engine:
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
         self._outage = OutageClock()
+        # The adaptive pacer's breaker stops sends in an outage; other pacers don't.
+        self._announced = None if isinstance(pacer, AdaptivePacer) else AnnouncedHold()
         self._refusals = Refusals()
         self._labels = LabelSide()
         self._events = EventSink(on_event)
@@ -452,7 +459,7 @@ class Engine:
                 # meets an outage early would stall long after the server is back.
                 with anyio.move_on_after(MAX_BUDGET_HOLD_S):
                     await self._pacer.before_retry(after_timeout=_timed_out(error))
-                delay = backoff_s(failures)
+                delay = max(backoff_s(failures), self._announced_wait_s(error))
                 reason = str(error)
 
             self.stats.retries += 1
@@ -460,6 +467,13 @@ class Engine:
             self._events.emit(RetryScheduled(block, reason, delay, attempt))
             logger.info("retrying %s in %.2f s", block.describe(), delay)
             await anyio.sleep(delay)
+
+    def _announced_wait_s(self, error: PowerPError) -> float:
+        """What a failed answer's ``Retry-After`` asks its retry to wait, where the
+        pacer has no breaker to stop sends by itself; 0 otherwise."""
+        if self._announced is None or not isinstance(error, ServerError):
+            return 0.0
+        return error.retry_after or 0.0
 
     def _count_failure(self, error: PowerPError) -> None:
         if isinstance(error, TransportError):
@@ -499,7 +513,7 @@ class Engine:
         for its turn longer than a short-lived token lasts. After a 401 the refused
         token is replaced, likewise at the turn of the next try.
         """
-        async with self._pacer.permit() as permit:
+        async with self._permit() as permit:
             if self.sizes.too_large(block):
                 # Learnt while this block waited for its turn; the slot goes back.
                 permit.unused()
@@ -532,9 +546,38 @@ class Engine:
             elif response.status < 300:
                 self._timeouts.on_answered(time.monotonic(), block.max_points)
             _report(permit, response, self._outage)
+            self._hold_if_down(response)
             self._events.pace(self._pacer.rate)
             self._report_control()
             return response, token, renewed
+
+    @asynccontextmanager
+    async def _permit(self) -> AsyncIterator[Permit]:
+        """The pacer's permit, outside any wait the server announced: a permit
+        granted while one runs (to a request queued at the pace before it began) goes
+        back, and its request waits for the end and its turn again."""
+        hold = self._announced
+        while True:
+            if hold is not None:
+                await hold.wait()
+            async with self._pacer.permit() as permit:
+                if hold is None or not hold.remaining_s:
+                    yield permit
+                    return
+                permit.unused()
+
+    def _hold_if_down(self, response: Response) -> None:
+        """Hold every request for the wait a 503 announced, once every request has
+        failed for ``DOWN_AFTER_S``: a lone 503 amid answers (a busy moment) holds
+        only its own block's retry, or a fixed pace would stall on random faults."""
+        if self._announced is None or response.status != 503:
+            return
+        if self._outage.outage_s < DOWN_AFTER_S:
+            return
+
+        announced = parse_retry_after(response.headers)
+        if announced:
+            self._announced.announced(announced)
 
     def _judge_silence(self, block: Block, permit: Permit, error: PowerPError) -> None:
         """Raise :class:`_TooSlow` if ``block`` went unanswered for its size; its
