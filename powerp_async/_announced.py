@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import anyio
 
-logger = logging.getLogger("powerp_async.engine")
+logger = logging.getLogger("powerp_async.engine.announced")
 
 
 class AnnouncedHold:

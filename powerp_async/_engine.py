@@ -84,6 +84,9 @@ from .models import POINT_SCHEMA, Block, DataType, Measurement
 from .pacing import Pacer, Permit
 
 logger = logging.getLogger("powerp_async.engine")
+size_logger = logging.getLogger("powerp_async.engine.sizes")
+"""Shown on the command line without ``-v``: a server that holds queries too large for
+it until the timeout makes a run wait a whole timeout with no progress to show."""
 
 OUTAGE_CHECK_S = 1.0
 OUTAGE_PAST_S: Final = 0.01
@@ -193,6 +196,8 @@ class Engine:
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
         """Query sizes the server took or refused, for the life of this engine."""
+        self._held_groups: set[tuple[int, str]] = set()
+        """Groups whose queries the server held until the timeout, told once each."""
         self._timeouts = TimeoutJudge(settings.timeout_s)
         self._points = PointsInFlight(MAX_POINTS_IN_FLIGHT)
         self._control_state = ("startup", "closed")
@@ -386,6 +391,8 @@ class Engine:
         except (PayloadTooLargeError, _TooSlow) as refusal:
             slow = isinstance(refusal, _TooSlow)
             error = refusal.error if isinstance(refusal, _TooSlow) else refusal
+            if slow:
+                self._tell_held(block)
             self._learn_size(block, refused=True, slow=slow)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
@@ -405,6 +412,23 @@ class Engine:
         else:
             self._learn_size(block, refused=False)
             yield result
+
+    def _tell_held(self, block: Block) -> None:
+        group = (block.database_id, block.aggregation)
+        if group in self._held_groups:
+            return
+
+        self._held_groups.add(group)
+        size_logger.warning(
+            "database %s %s: a query of %s points got no answer within %g s and is "
+            "taken as too large for the server; queries of this group are cut in "
+            "quarters until they are answered (a shorter timeout_s finds the size "
+            "sooner)",
+            block.database_id,
+            block.aggregation,
+            f"{block.max_points:,}",
+            self._settings.timeout_s,
+        )
 
     def _learn_size(self, block: Block, *, refused: bool, slow: bool = False) -> None:
         before = self.sizes.fitting_points(block)

@@ -24,6 +24,8 @@ _LEVELS: Final = {0: logging.ERROR, 1: logging.INFO}
 _SHOWN_WITHOUT_VERBOSE: Final = (
     "powerp_async.redis_pacing",
     "powerp_async.export.startup",
+    "powerp_async.engine.sizes",
+    "powerp_async.engine.announced",
 )
 
 
@@ -89,9 +91,11 @@ def configure_logging(verbosity: int) -> None:
 
     Some warnings are shown all the same: a shared pace lost to an unreachable rate
     backend (the run goes on, but at a share of the rate, and the user must know the
-    sharing is off), and a server that is down as an export starts (the run waits, up
-    to ``--max-outage``, with no progress to show). The token's own retries are not:
-    in an outage every block renews in vain, and the lines would bury the rest.
+    sharing is off), a server that is down as an export starts (the run waits, up
+    to ``--max-outage``, with no progress to show), one that holds queries too large
+    for it until the timeout, and a wait a server down announced under a fixed pace.
+    The token's own retries are not: in an outage every block renews in vain, and the
+    lines would bury the rest.
     Only where this sets logging up: a host that configured it already (an
     application calling ``main``, a test runner) keeps its own levels.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -87,12 +88,22 @@ async def _fetch_twenty(
     ],
 )
 async def test_heavy_queries_left_unanswered_teach_the_size_as_a_413_does(
-    settings, hold_s: float, timeout_s: float, status: int | None
+    settings, caplog, hold_s: float, timeout_s: float, status: int | None
 ) -> None:
     size = SizeLimit(max_points=2_000, answer="timeout", hold_s=hold_s)
-    requests, stats, table, expected = await _fetch_twenty(
-        settings, size, timeout_s=timeout_s
-    )
+    with caplog.at_level(logging.WARNING, "powerp_async.engine.sizes"):
+        requests, stats, table, expected = await _fetch_twenty(
+            settings, size, timeout_s=timeout_s
+        )
+
+    # Told once, without -v on the command line: the wait shows no progress.
+    told = [r.getMessage() for r in caplog.records if r.name.endswith(".sizes")]
+    assert told == [
+        f"database 1 last: a query of 5,760 points got no answer within {timeout_s:g} "
+        "s and is taken as too large for the server; queries of this group are cut "
+        "in quarters until they are answered (a shorter timeout_s finds the size "
+        "sooner)"
+    ]
 
     # As with 413 (above), but that the first slice goes out twice, since one query
     # unanswered with nothing to compare it with is bad luck. Then it is cut in
