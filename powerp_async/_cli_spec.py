@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,15 +52,23 @@ def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
             "files so far were written exactly; resume without the flag"
         )
 
+    given = _given_parameters(options)
     try:
-        asked = dataclasses.replace(recorded, **_given_parameters(options))
+        asked = dataclasses.replace(recorded, **given)
     except ConfigurationError as error:
         # A range given now may not even fit the recorded one (--since 10m against
         # an export that ended hours ago): the folder is what the user must change.
         flags = " and ".join(_given_flags(options)) or "the options given"
+        details = "; ".join(
+            f"{flag}: recorded {_shown(getattr(recorded, key))}, given "
+            f"{_shown(given[key])}"
+            for flag, key in _given_flags(options).items()
+            if key in given
+        )
         raise ConfigurationError(
-            f"cannot resume into {options.out} with {flags}: {error}; resume "
-            "without them, or export into a new folder"
+            f"cannot resume into {options.out} with {flags} ({details}), which would "
+            f"not make a range: {error}; resume without them, or export into a new "
+            "folder"
         ) from None
 
     before, after = (
@@ -139,6 +148,8 @@ def _mismatch(
 def _shown(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "all"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
     return str(value)
 
 

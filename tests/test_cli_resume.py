@@ -45,11 +45,12 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
         "--end and --block-size",
     )
     assert (after_the_end.returncode, after_the_end.stdout) == (2, "")
-    assert after_the_end.stderr.startswith(
-        f"powerp: error: cannot resume into {out} with --start: end must be after start"
-    )
-    assert after_the_end.stderr.endswith(
-        "; resume without them, or export into a new folder\n"
+    assert after_the_end.stderr == (
+        f"powerp: error: cannot resume into {out} with --start (--start: recorded "
+        "2026-12-04T11:20:00Z, given 2026-12-04T11:55:00Z), which would not make a "
+        "range: end must be after start, got start=2026-12-04T11:55:00+00:00 "
+        "end=2026-12-04T11:50:00+00:00; resume without them, or export into a new "
+        "folder\n"
     )
     assert sorted(p.suffix for p in out.rglob("part-*")) == [".parquet"]
 
