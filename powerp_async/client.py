@@ -506,7 +506,8 @@ def _single_block(
     if not 1 <= len(names) <= MAX_SIGNALS_PER_QUERY:
         raise ConfigurationError(
             f"indexes: a query takes 1 to {MAX_SIGNALS_PER_QUERY} signals, got "
-            f"{len(names)}; use fetch() to query more, it splits them into blocks"
+            f"{len(names)}; use fetch() to query more (powerp export on the command "
+            "line), it splits them into blocks"
         )
     if aggregation not in AGGREGATIONS:
         raise ConfigurationError(
@@ -517,7 +518,8 @@ def _single_block(
     if not 0 < end_us - start_us < MAX_QUERY_SPAN_US:
         raise ConfigurationError(
             "end must be after start and less than 30 minutes later (the API's "
-            "limit for one query); use fetch() for longer ranges"
+            "limit for one query); use fetch() for longer ranges (powerp export on "
+            "the command line)"
         )
     return Block(database_id, aggregation, names, start_us, end_us, _window_us(window))
 

@@ -188,7 +188,8 @@ def test_query_prints_a_table(served: str) -> None:
             ["export", "--out", "X", "--database", "1", "--database", "99"],
             "powerp: error: expected every database and index asked for to match a "
             "signal, but none of the 1,016 signals listed (in databases 1, 2, 3) "
-            "matches database 99; nothing was fetched: check --database and --index\n",
+            "matches database 99; nothing was fetched: check the databases and "
+            "indexes asked for (--database and --index)\n",
             2,
         ),
         (

@@ -65,7 +65,7 @@ def test_a_listing_of_one_signal_speaks_in_the_singular() -> None:
     assert message == (
         "expected every database and index asked for to match a signal, but none of "
         "the 1 signal listed (in database 1) matches database 2; nothing was fetched: "
-        "check --database and --index"
+        "check the databases and indexes asked for (--database and --index)"
     )
 
 

@@ -329,7 +329,8 @@ def _some_unmatched(unmatched: list[str], listed: list[Measurement]) -> str:
     return excerpt(
         "expected every database and index asked for to match a signal, but none "
         f"of the {plural(len(listed), 'signal')} listed (in {databases}) matches "
-        f"{' or '.join(unmatched)}; nothing was fetched: check --database and --index",
+        f"{' or '.join(unmatched)}; nothing was fetched: check the databases and "
+        "indexes asked for (--database and --index)",
         400,
     )
 
@@ -344,6 +345,6 @@ def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
     return excerpt(
         f"expected signals of {' and '.join(asked) or 'any database'}, but none of "
         f"the signals listed matches ({len(listed):,} in databases {databases}); "
-        "check --database and --index",
+        "check the databases and indexes asked for (--database and --index)",
         400,
     )
