@@ -100,15 +100,16 @@ RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
 counts; a few smooth the hand-over, more would only hold memory."""
 
-MAX_POINTS_IN_FLIGHT: Final = 600_000
-"""Points of the blocks being fetched or handed on at once, about 40 MB of JSON:
-many small blocks may be in flight, but only some 16 of 20 signals x 1,799 windows.
+MAX_POINTS_IN_FLIGHT: Final = 450_000
+"""Points of the blocks being fetched or handed on at once, about 30 MB of JSON:
+many small blocks may be in flight, but only some 12 of 20 signals x 1,799 windows.
 A block counts until it is handed on whole, so the blocks waiting for a rest carried
 to the next slice (packed queries) and those of a query the server holds until a
-timeout count too. At half this, those alone stalled the plan behind them: against
-a server that holds queries too large for it (the ``size-timeout`` benchmark), a run
-took 42.3 s instead of 39.0 s, while the peak memory of a 50-million-point export
-was the same within its noise (267 and 254 MB)."""
+timeout count too. Against a server that holds queries too large for it (the
+``size-timeout`` benchmark), 300,000 let those stall the plan behind them (72% of the
+ceiling, 80% at this size); 600,000 let more queries pile up against a cost quota
+(92% of its ceiling, 95.7% at this size and at 300,000). Peak memory of a
+50-million-point export was the same within its noise at 300,000 and 600,000."""
 
 DOWN_AFTER_S: Final = 0.5
 """Every request failing this long shows a server down, whose announced waits then
