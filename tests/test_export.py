@@ -203,8 +203,8 @@ async def test_asked_for_values_that_match_nothing_are_refused_before_a_fetch(
     assert str(caught.value) == (
         "expected every database and index asked for to match a signal, but none of "
         "the 1,016 signals listed (in databases 1, 2, 3) matches databases 98, 99 or "
-        "indexes 'no-such', 'nor-this'; nothing was fetched: check --database and "
-        "--index"
+        "indexes 'no-such', 'nor-this'; nothing was fetched: check the databases "
+        "and indexes asked for (--database and --index)"
     )
     assert simulator.stats.requests.get("query", {}) == {}
     assert not spec.out.exists()
