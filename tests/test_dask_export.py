@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -456,6 +457,37 @@ def test_workers_that_cannot_fetch_are_told_by_problem() -> None:
         "Dask section), then run again"
     )
     check_workers(Answering({"tcp://127.0.0.1:1": None}), settings)
+
+
+class Stuck:
+    """A Dask client whose workers never answer, until it is released."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def run(self, function, *args, on_error: str = "raise"):
+        self.released.wait()
+        return {}
+
+
+def test_workers_that_never_answer_are_given_up_on_in_time() -> None:
+    config = ClientConfig("tester", CLIENT_SECRET, base_url="http://127.0.0.1:9/api")
+    settings = WorkerSettings.from_config(config)
+    client = Stuck()
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConfigurationError) as refused:
+            check_workers(client, settings, timeout_s=0.2)
+    finally:
+        client.released.set()
+
+    assert time.monotonic() - started < 5
+    assert str(refused.value) == (
+        "the Dask workers did not all answer within 0.2 s whether they can fetch; "
+        "nothing was created: check that every worker runs and is not busy with "
+        "other work (the scheduler's dashboard shows them), then run again"
+    )
 
 
 QUERIES_BEFORE_OUTAGE = 12

@@ -9,12 +9,17 @@ hold no secret (:class:`WorkerSettings`), and what it answers is the message of 
 error it would raise, which names what is missing and never a value.
 
 A worker that joins after the check is not asked: its first batch finds the problem,
-as before, and the run stops saying so.
+as before, and the run stops saying so. Dask's ``run`` waits for every worker without
+a time limit, so the question is asked on a thread of its own and the check gives up
+after :data:`ANSWER_TIMEOUT_S`: a worker whose event loop is stuck would otherwise
+hold the command before anything is made, saying nothing. The thread left behind ends
+when the client closes, which the refusal brings about.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import threading
+from typing import Any, Final
 
 from distributed import Client
 
@@ -24,12 +29,18 @@ from ._settings import WorkerSettings
 SHOWN_ADDRESSES: Final = 3
 """How many workers' addresses an error names before it only counts the others."""
 
+ANSWER_TIMEOUT_S: Final = 30.0
+"""How long the workers have to answer, all together; each answers in milliseconds
+when its event loop is free."""
 
-def check_workers(client: Client, settings: WorkerSettings) -> None:
+
+def check_workers(
+    client: Client, settings: WorkerSettings, *, timeout_s: float = ANSWER_TIMEOUT_S
+) -> None:
     """Ask every worker of ``client``'s cluster to resolve ``settings`` from its own
     environment; raises :class:`ConfigurationError` naming the workers that cannot,
-    and why."""
-    answers = client.run(cannot_fetch, settings, on_error="return")
+    and why, or saying that they did not answer within ``timeout_s``."""
+    answers = _answers_within(client, settings, timeout_s)
     problems: dict[str, list[str]] = {}
     for address, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
@@ -40,6 +51,37 @@ def check_workers(client: Client, settings: WorkerSettings) -> None:
 
     if problems:
         raise ConfigurationError(_told(problems, len(answers)))
+
+
+def _answers_within(
+    client: Client, settings: WorkerSettings, timeout_s: float
+) -> dict[str, Any]:
+    """Each worker's answer to :func:`cannot_fetch`, by address."""
+    answered: dict[str, Any] = {}
+    failure: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            answered.update(client.run(cannot_fetch, settings, on_error="return"))
+        except BaseException as error:  # handed to the caller's thread below
+            failure.append(error)
+
+    # A daemon, so that a question no worker ever answers cannot hold the exit.
+    asking = threading.Thread(target=ask, name="powerp-dask-readiness", daemon=True)
+    asking.start()
+    asking.join(timeout_s)
+    if asking.is_alive():
+        raise ConfigurationError(
+            f"the Dask workers did not all answer within {timeout_s:g} s whether "
+            "they can fetch; nothing was created: check that every worker runs and "
+            "is not busy with other work (the scheduler's dashboard shows them), "
+            "then run again"
+        )
+
+    if failure:
+        raise failure[0]
+
+    return answered
 
 
 def cannot_fetch(settings: WorkerSettings) -> str | None:
