@@ -105,10 +105,13 @@ def _control(pacer: Pacer) -> str:
     if not isinstance(pacer, AdaptivePacer):
         return f"{pacer.rate:.1f} req/s, {pacer.in_flight} in flight"
 
+    # The limit follows the rate and the latency, so it may fall below the requests
+    # already out (queries the server holds, say): "12 in flight (limit 2)" reads
+    # as that, where "12/2" read as a miscount.
     snapshot = pacer.snapshot()
     text = (
         f"{snapshot.rate:.1f} req/s {snapshot.mode}, "
-        f"{snapshot.in_flight}/{snapshot.concurrency_limit} in flight"
+        f"{snapshot.in_flight} in flight (limit {snapshot.concurrency_limit})"
     )
     if snapshot.circuit is not CircuitState.CLOSED:
         text += f", circuit {snapshot.circuit} {snapshot.circuit_open_s:.0f} s"

@@ -33,7 +33,7 @@ def test_the_line_shows_mode_gate_and_blocks_cut() -> None:
 
     assert line(pacer, stats) == (
         "0/10 blocks  0 points  3 requests  0 points/s  ETA --:--  "
-        "4.0 req/s startup, 0/128 in flight  (1 throttled, 0 retries)  "
+        "4.0 req/s startup, 0 in flight (limit 128)  (1 throttled, 0 retries)  "
         "5 blocks cut to fit"
     )
 
@@ -46,7 +46,7 @@ async def test_an_open_circuit_is_shown_with_its_age() -> None:
     await clock.advance(3.0)
 
     assert line(pacer, RunStats()).endswith(
-        "4.0 req/s startup, 0/128 in flight, circuit open 3 s"
+        "4.0 req/s startup, 0 in flight (limit 128), circuit open 3 s"
     )
 
 
