@@ -274,6 +274,22 @@ async def test_a_torn_journal_tail_is_cut_before_resuming(
     assert read_manifest(spec.out).points == report.points
 
 
+@pytest.mark.parametrize("written", [b"", b'{"kind":"header","vers'])
+def test_a_journal_without_a_whole_header_has_nothing_to_resume(
+    tmp_path, written: bytes
+) -> None:
+    # A run killed while writing its first line leaves the journal empty or torn.
+    (tmp_path / JOURNAL).write_bytes(written)
+
+    with pytest.raises(ConfigurationError) as caught:
+        read_manifest(tmp_path)
+
+    assert str(caught.value) == (
+        f"nothing to resume in {tmp_path}: its journal holds no complete header, as "
+        "the first run stopped while writing it; remove the folder and export again"
+    )
+
+
 async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
     spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
     await export(client, spec)

@@ -235,8 +235,9 @@ def _header(
 ) -> dict[str, Any]:
     if first is None:
         raise ConfigurationError(
-            f"nothing to resume in {folder}: its journal is empty, as the first run "
-            "stopped before writing it; remove the folder and export again"
+            f"nothing to resume in {folder}: its journal holds no complete header, "
+            "as the first run stopped while writing it; remove the folder and export "
+            "again"
         )
 
     header = first[1]
