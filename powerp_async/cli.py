@@ -449,7 +449,7 @@ async def _export(
     )
     if options.dry_run:
         async with PowerPClient(config) as client:
-            plan = await plan_export(client, spec)
+            plan = await plan_export(client, spec, resume=options.resume)
         print(plan.describe(config.max_rate if not config.adaptive else None))
         return 0
 

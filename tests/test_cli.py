@@ -307,6 +307,27 @@ def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> No
     assert not out.exists()
 
 
+def test_a_dry_run_of_a_resume_counts_what_is_left(served: str, tmp_path) -> None:
+    out = tmp_path / "out"
+    command = (
+        *("export", "--out", str(out), "--database", "2", "--quiet"),
+        *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T12:00:00Z"),
+    )
+    assert powerp(*command, env=environment(served)).returncode == 0
+    journal = (out / "_manifest.journal").read_bytes()
+
+    done = powerp(*command, "--resume", "--dry-run", env=environment(served))
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    blocks = int(lines[2].split()[1].replace(",", ""))
+    assert lines[3] == (
+        f"Already exported: {blocks:,} of {blocks:,} blocks; a resume sends the "
+        "other 0 queries"
+    )
+    assert (out / "_manifest.journal").read_bytes() == journal
+
+
 def test_dry_run_reads_local_times_across_a_daylight_saving_change(
     served: str, tmp_path
 ) -> None:

@@ -16,7 +16,7 @@ import anyio
 import pyarrow as pa
 import pytest
 
-from powerp_async import ExportSpec, PowerPClient, export
+from powerp_async import ExportSpec, PowerPClient, export, plan_export
 from powerp_async._export import (
     ExportWriteError,
     RecordedSource,
@@ -84,6 +84,19 @@ def stop_after(monkeypatch, adds: int, stop: Callable[[], None]) -> None:
             stop()
 
     monkeypatch.setattr(PartWriter, "add", add_then_stop)
+
+
+async def stopped_after_five_blocks(
+    client: PowerPClient, out: Path, monkeypatch
+) -> ExportSpec:
+    """The spec of an export into ``out`` stopped by Ctrl-C after five blocks."""
+    spec = await spec_for(client, out)
+    stop_after(monkeypatch, 5, raising(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        await export(client, spec)
+
+    monkeypatch.undo()
+    return spec
 
 
 def raising(error: BaseException) -> Callable[[], None]:
@@ -255,11 +268,7 @@ async def test_a_slow_export_commits_on_time_as_well(
 async def test_a_torn_journal_tail_is_cut_before_resuming(
     client, simulator, tmp_path, monkeypatch
 ) -> None:
-    spec = await spec_for(client, tmp_path / "out")
-    stop_after(monkeypatch, 5, raising(KeyboardInterrupt()))
-    with pytest.raises(KeyboardInterrupt):
-        await export(client, spec)
-    monkeypatch.undo()
+    spec = await stopped_after_five_blocks(client, tmp_path / "out", monkeypatch)
     intact = (spec.out / JOURNAL).read_bytes()
     # What a crash or a full disk leaves: a commit line cut short, without newline.
     with (spec.out / JOURNAL).open("ab") as journal:
@@ -288,6 +297,43 @@ def test_a_journal_without_a_whole_header_has_nothing_to_resume(
         f"nothing to resume in {tmp_path}: its journal holds no complete header, as "
         "the first run stopped while writing it; remove the folder and export again"
     )
+
+
+async def test_a_resume_plan_counts_what_the_folder_still_lacks(
+    client, simulator, tmp_path, monkeypatch
+) -> None:
+    spec = await stopped_after_five_blocks(client, tmp_path / "out", monkeypatch)
+    journal_before = (spec.out / JOURNAL).read_bytes()
+    listings_before = dict(simulator.stats.requests.get("measurements", {}))
+
+    plan = await plan_export(client, spec, resume=True)
+
+    # The recorded signals are planned: the listing is not fetched again.
+    assert simulator.stats.requests.get("measurements", {}) == listings_before
+    assert (spec.out / JOURNAL).read_bytes() == journal_before
+    assert (plan.done, plan.requests, plan.remaining) == (5, 30, 25)
+    assert plan.estimate_s(5.0) == 5.0
+    assert plan.describe().splitlines()[3:] == [
+        "Already exported: 5 of 30 blocks; a resume sends the other 25 queries",
+        "Time for the queries: 5 s at 5 req/s, 1 s at 20 req/s, 0 s at 100 req/s",
+    ]
+    report = await export(client, spec, resume=True)
+    assert report.requests == plan.remaining
+
+
+async def test_a_resume_plan_is_refused_as_the_resume_would_be(
+    client, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+
+    with pytest.raises(ConfigurationError) as planned:
+        await plan_export(client, dataclasses.replace(spec, window="10s"), resume=True)
+    with pytest.raises(ConfigurationError) as resumed:
+        await export(client, dataclasses.replace(spec, window="10s"), resume=True)
+
+    assert str(planned.value) == str(resumed.value)
+    assert "window" in str(planned.value)
 
 
 async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:

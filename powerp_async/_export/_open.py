@@ -124,13 +124,10 @@ def reopen_folder(spec: ExportSpec, block_size: int, source: str) -> OpenExport:
 def _resumable(
     manifest: Manifest, spec: ExportSpec, block_size: int, source: str
 ) -> OpenExport:
-    journal = read_manifest(spec.out)
-    _check_parameters(spec.out, journal, spec.plan_parameters(block_size))
-    _check_source(spec.out, journal, source)
+    journal, signals = recorded_export(spec, block_size, source)
     with writing(spec.out):
         _recover_parts(spec.out, journal)
 
-    signals = [_signal_from_record(r) for r in journal.header["signals"]]
     span = spec.time_range()
     blocks_total, max_points = plan_totals(signals, span, block_size=block_size)
     return OpenExport(
@@ -142,6 +139,17 @@ def _resumable(
         blocks_total,
         max_points,
     )
+
+
+def recorded_export(
+    spec: ExportSpec, block_size: int, source: str
+) -> tuple[ManifestState, list[Measurement]]:
+    """The journal of the export in ``spec.out`` and the signals it recorded, checked
+    against ``spec`` and ``source`` as a resume checks them; nothing is changed."""
+    journal = read_manifest(spec.out)
+    _check_parameters(spec.out, journal, spec.plan_parameters(block_size))
+    _check_source(spec.out, journal, source)
+    return journal, [_signal_from_record(r) for r in journal.header["signals"]]
 
 
 def _check_parameters(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._redact import mask_url
 from .._time import format_duration, format_wire, to_epoch_us
 from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
+from ._open import recorded_export
 from ._spec import ExportSpec, select_signals
 
 # Paces at which a dry run estimates the duration when the server's is not known yet.
@@ -33,10 +35,17 @@ class ExportPlan:
     requests: int
     max_points: int
     late_signals: int
+    done: int = 0
+    """Blocks (one query each, as planned) already exported, for a resume."""
+
+    @property
+    def remaining(self) -> int:
+        """Queries still to send, as planned."""
+        return max(0, self.requests - self.done)
 
     def estimate_s(self, rate: float) -> float:
-        """Seconds the queries take at ``rate`` requests per second."""
-        return self.requests / rate
+        """Seconds the remaining queries take at ``rate`` requests per second."""
+        return self.remaining / rate
 
     def describe(self, known_rate: float | None = None) -> str:
         """A few lines for a person deciding whether to run it."""
@@ -55,6 +64,11 @@ class ExportPlan:
             f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}), "
             f"at most {plural(self.max_points, 'point')}",
         ]
+        if self.done:
+            lines.append(
+                f"Already exported: {self.done:,} of {self.requests:,} blocks; "
+                f"a resume sends the other {self.remaining:,} queries"
+            )
         rates = (known_rate,) if known_rate else ASSUMED_RATES
         estimates = ", ".join(
             f"{_duration(self.estimate_s(rate))} at {rate:g} req/s" for rate in rates
@@ -63,8 +77,15 @@ class ExportPlan:
         return "\n".join(lines)
 
 
-async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
+async def plan_export(
+    client: PowerPClient, spec: ExportSpec, *, resume: bool = False
+) -> ExportPlan:
     """List the signals and count the export's queries, without fetching any data.
+
+    With ``resume=True`` the plan is that of the export in ``spec.out``: its recorded
+    signals (no listing is fetched) and the blocks it already holds, checked as
+    :func:`export` checks a resume, so a plan that would be refused raises the same
+    :class:`~powerp_async.ConfigurationError`. Nothing in the folder is changed.
 
     Example::
 
@@ -72,12 +93,18 @@ async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
         print(plan.requests, plan.max_points)
     """
     span = spec.time_range()
+    block_size = spec.block_size or client.config.block_size
+    done = 0
+    if resume:
+        source = spec.source or mask_url(client.config.base_url)
+        journal, listed = recorded_export(spec, block_size, source)
+        done = len(journal.done_units)
+    else:
+        listed = await select_signals(client, spec)
+
     # As the plan does: a signal whose first point comes at or after the range's end
     # is never asked for, so it is not counted.
-    signals = [
-        m for m in await select_signals(client, spec) if _first_us(m) < span.end_us
-    ]
-    block_size = spec.block_size or client.config.block_size
+    signals = [m for m in listed if _first_us(m) < span.end_us]
     requests, max_points = plan_totals(signals, span, block_size=block_size)
     return ExportPlan(
         spec=spec,
@@ -87,6 +114,7 @@ async def plan_export(client: PowerPClient, spec: ExportSpec) -> ExportPlan:
         requests=requests,
         max_points=max_points,
         late_signals=sum(1 for m in signals if _first_us(m) > span.start_us),
+        done=done,
     )
 
 
