@@ -476,7 +476,8 @@ async def _export(
 
     if show:
         print(summary(report))
-        if pacer is not None:
+        if pacer is not None and report.requests:
+            # Without a request the pace is the untried start, which says nothing.
             print(f"Final pace: {pacer.rate:.1f} requests per second")
     return 0
 

@@ -310,10 +310,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> No
 def test_a_dry_run_of_a_resume_counts_what_is_left(served: str, tmp_path) -> None:
     out = tmp_path / "out"
     command = (
-        *("export", "--out", str(out), "--database", "2", "--quiet"),
+        *("export", "--out", str(out), "--database", "2"),
         *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T12:00:00Z"),
     )
-    assert powerp(*command, env=environment(served)).returncode == 0
+    assert powerp(*command, "--quiet", env=environment(served)).returncode == 0
     journal = (out / "_manifest.journal").read_bytes()
 
     done = powerp(*command, "--resume", "--dry-run", env=environment(served))
@@ -326,6 +326,11 @@ def test_a_dry_run_of_a_resume_counts_what_is_left(served: str, tmp_path) -> Non
         "other 0 queries"
     )
     assert (out / "_manifest.journal").read_bytes() == journal
+
+    resumed = powerp(*command, "--resume", env=environment(served))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "This run: 0 points, 0 requests" in resumed.stdout
+    assert "Final pace" not in resumed.stdout
 
 
 def test_dry_run_reads_local_times_across_a_daylight_saving_change(
