@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     exporter = commands.add_parser("export", help="export signals to files")
-    exporter.add_argument("--out", type=Path, required=True, help="output folder")
+    exporter.add_argument("--out", type=_folder, required=True, help="output folder")
     exporter.add_argument("--format", choices=FORMATS, help="default: parquet")
     exporter.add_argument(
         "--csv-for-spreadsheets",
@@ -226,6 +226,19 @@ def _add_shared_rate(parser: argparse.ArgumentParser) -> None:
         help="the tenant's schedule in Redis (default: derived from the API address "
         "and client id)",
     )
+
+
+def _folder(text: str) -> Path:
+    """An argparse type: a folder named by a text that is not blank.
+
+    ``Path("")`` is the current folder, so ``--out "$UNSET"`` would export into
+    wherever the command runs; ``--out .`` says that on purpose.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a folder, got {text!r}; name the current folder as '.'"
+        )
+    return Path(text)
 
 
 def _positive_seconds(text: str) -> float:

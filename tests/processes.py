@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 from powerp_async._time import format_wire, to_epoch_us
 
@@ -15,9 +16,12 @@ SECRET = "cli-secret-5a4b3c"
 
 
 def powerp(
-    *args: str, env: dict[str, str] | None = None, timeout_s: float = 180
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``powerp ARGS`` to completion."""
+    """Run ``powerp ARGS`` to completion, in ``cwd`` if given."""
     return subprocess.run(
         [sys.executable, "-m", "powerp_async", *args],
         capture_output=True,
@@ -25,6 +29,7 @@ def powerp(
         timeout=timeout_s,
         env=env,
         check=False,
+        cwd=cwd,
     )
 
 

@@ -281,6 +281,18 @@ def test_demo_export_runs_end_to_end(tmp_path: Path) -> None:
     assert set(table.column("database_id").to_pylist()) == {1}
 
 
+@pytest.mark.parametrize("given", ["", "  "])
+def test_a_blank_output_folder_is_refused(given: str, tmp_path: Path) -> None:
+    done = powerp("export", "--demo", "--out", given, "--dry-run", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"powerp: error: argument --out: expected a folder, got {given!r}; name "
+        "the current folder as '.' (see powerp export --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> None:
     out = tmp_path / "never"
 
