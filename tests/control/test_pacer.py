@@ -201,3 +201,38 @@ async def test_at_a_low_rate_a_late_release_restarts_the_schedule(
         await clock.advance(0.5)
 
     assert clients.granted == pytest.approx([0.0, 0.12, 0.22], abs=1e-12)
+
+
+class KnowingController(RateController):
+    """A controller whose episodes pinned the limit down at 10.5 requests/s."""
+
+    @property
+    def known_limit(self) -> float | None:
+        return 10.5
+
+
+@pytest.mark.parametrize(
+    ("asked_at", "granted"),
+    [
+        # Late by 3 ms: the next request still follows 0.097 s later, above the
+        # limit's spacing of 1 / 10.5 = 0.0952 s, so the schedule holds.
+        (0.103, [0.0, 0.103, 0.2]),
+        # Late by 20 ms: keeping the schedule would go faster than the limit.
+        (0.12, [0.0, 0.12, 0.22]),
+    ],
+)
+async def test_below_a_known_limit_a_late_release_keeps_the_schedule_by_the_margin(
+    clock: FakeClock, asked_at: float, granted: list[float]
+) -> None:
+    settings = RateSettings(initial_rate=10.0, max_rate=10.0)
+    pacer = AdaptivePacer(clock=clock, controller=KnowingController(settings))
+    clients = Clients(pacer, clock)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(clients.acquire)
+        await clock.advance(asked_at)
+        for _ in range(2):
+            group.start_soon(clients.acquire)
+        await clock.advance(0.5)
+
+    assert clients.granted == pytest.approx(granted, abs=1e-12)
