@@ -2,7 +2,10 @@
 
 Bins are whole wall-clock seconds as the server counted them. A bin is *steady* when
 it starts at least ``WARMUP_S`` after the client started and ends before the client
-stopped, so neither the cold start nor a cut-off last second weighs in.
+ran short of work: before it stopped, and for a finite job with a request limit,
+before the first sample (one a second) at which fewer blocks were left to finish than
+one second's worth at that limit. So neither the cold start nor the last seconds of a
+finite export, when the client has only its last few blocks left to send, weigh in.
 
 Convergence follows the goals' definition: the first bin at or after a change that
 starts five consecutive bins with accepted requests at 90 % of the new limit or more
@@ -48,10 +51,24 @@ def _good(row: Row, limit: float) -> bool:
 
 def steady_bins(run: CaseRun) -> list[Row]:
     begins = run.outcome.client_start + WARMUP_S
-    ends = run.outcome.client_end
+    ends = min(run.outcome.client_end, _short_of_work_at(run, begins))
     return [
         r for r in run.per_second if r["second"] >= begins and r["second"] + 1 <= ends
     ]
+
+
+def _short_of_work_at(run: CaseRun, since: float) -> float:
+    """When, after ``since``, a finite job had fewer blocks left to finish than the
+    limit lets out in a second; ``inf`` for an endless job or one without a limit."""
+    limit = run.case.limit_per_s
+    if run.case.job != "finite" or limit is None:
+        return math.inf
+
+    total = run.outcome.stats.blocks_done
+    short = first_sample(
+        run.outcome.samples, since, lambda s: total - s["blocks_done"] < limit
+    )
+    return math.inf if short is None else short
 
 
 def steady_rates(run: CaseRun) -> tuple[float, float]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from benchmarks._throttling_bins import steady_bins
 from benchmarks._throttling_cases import Case, bucket_case
 from benchmarks.throttling import run_cases
 from powerp_async.simulator import named_scenario
@@ -121,3 +123,35 @@ def test_finite_job_with_faults_is_complete_and_exact(
     assert faults["job"]["ceiling"]["bound"] == "requests"
     exact_check = [c for c in raw["checks"] if c["target"] == "complete and exact"]
     assert [c["passed"] for c in exact_check] == [True]
+
+
+def _run_of(job: str, blocks_done: list[int]) -> SimpleNamespace:
+    """A run of 20 one-second bins of 100 accepted requests each, but for the last
+    of them, and one client sample a second with the blocks done by then."""
+    per_second = [
+        {"second": second, "accepted": 100 if second < 19 else 30, "throttled": 0}
+        for second in range(20)
+    ]
+    samples = [
+        {"t": float(second), "blocks_done": done}
+        for second, done in enumerate(blocks_done)
+    ]
+    outcome = SimpleNamespace(
+        client_start=0.0,
+        client_end=20.5,
+        samples=samples,
+        stats=SimpleNamespace(blocks_done=blocks_done[-1]),
+    )
+    case = SimpleNamespace(job=job, limit_per_s=100.0)
+    return SimpleNamespace(case=case, outcome=outcome, per_second=per_second)
+
+
+def test_steady_bins_of_a_finite_job_end_when_its_work_runs_short() -> None:
+    # 1,830 blocks; at 18 s only 30 are left, less than a second's worth at 100/s,
+    # so the bin from 18 s on, whose requests ran out, is no steady state.
+    done = [100 * second for second in range(19)] + [1_830, 1_830]
+    finite = _run_of("finite", done)
+    endless = _run_of("endless", done)
+
+    assert [row["second"] for row in steady_bins(finite)] == list(range(10, 18))
+    assert [row["second"] for row in steady_bins(endless)] == list(range(10, 20))
