@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(20)
 
 @pytest.mark.parametrize(
     ("rate", "accepted", "throttled"),
-    [(5, 241, 3), (20, 999, 7), (100, 4997, 12), (300, 14956, 13)],
+    [(5, 241, 3), (20, 999, 8), (100, 4997, 12), (300, 14956, 13)],
 )
 async def test_a_steady_limit_is_found_and_held(
     rate: int, accepted: int, throttled: int
