@@ -48,7 +48,7 @@ from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
 from ._refusals import Refusals, RunStopped
-from ._retry import backoff_s, outage_error, parse_retry_after
+from ._retry import backoff_s, outage_error, parse_retry_after, throttled_error
 from ._token import TokenManager
 from ._words import plural
 from .control import (
@@ -95,6 +95,11 @@ OUTAGE_ADVICE: Final = (
     "An export keeps them: run it again with --resume once the server is back"
 )
 """What an outage that ends a run advises, after saying what was fetched."""
+THROTTLED_ADVICE: Final = (
+    "Its quota may be used up for now. An export keeps them: run it again with "
+    "--resume later"
+)
+"""What a run ended by refusals advises, after saying what was fetched."""
 
 RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
@@ -190,6 +195,10 @@ class Engine:
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
         self._outage = OutageClock()
+        # A server that refuses every request as too many is up, but a run that
+        # gets nothing for as long as it would wait out an outage stops as well:
+        # a quota used up for the day would otherwise hold it for hours.
+        self._refused = OutageClock()
         # The adaptive pacer's breaker stops sends in an outage; other pacers don't.
         self._announced = None if isinstance(pacer, AdaptivePacer) else AnnouncedHold()
         self._refusals = Refusals()
@@ -244,15 +253,23 @@ class Engine:
         # Near the limit, the next look is at the moment it would be passed, so the
         # run stops then, not up to a polling interval later.
         limit_s = self._settings.max_outage_s
-        while (outage_s := self._outage_s()) <= limit_s:  # noqa: ASYNC110
+        while (outage_s := self._stalled_s()) <= limit_s:  # noqa: ASYNC110
             await anyio.sleep(min(OUTAGE_CHECK_S, limit_s - outage_s + OUTAGE_PAST_S))
 
-        self._fatal = outage_error(
-            self._outage_s(),
-            stopped_after(self.stats),
-            OUTAGE_ADVICE,
-        )
+        if self._refused.outage_s > limit_s:
+            self._fatal = throttled_error(
+                self._refused.outage_s, stopped_after(self.stats), THROTTLED_ADVICE
+            )
+        else:
+            self._fatal = outage_error(
+                self._outage_s(), stopped_after(self.stats), OUTAGE_ADVICE
+            )
         scope.cancel()
+
+    def _stalled_s(self) -> float:
+        """How long no request has succeeded, every one failing or refused as too
+        many; 0 while requests succeed."""
+        return max(self._outage_s(), self._refused.outage_s)
 
     def _outage_s(self) -> float:
         """The longer of the pacer's account of the outage and the engine's own."""
@@ -570,7 +587,7 @@ class Engine:
                 self._judge_silence(block, permit, self._error(block, response))
             elif response.status < 300:
                 self._timeouts.on_answered(time.monotonic(), block.max_points)
-            _report(permit, response, self._outage)
+            _report(permit, response, self._outage, self._refused)
             self._hold_if_down(response)
             self._events.pace(self._pacer.rate)
             self._report_control()
@@ -769,18 +786,22 @@ def _headers(token: str, compression: bool) -> dict[str, str]:
     }
 
 
-def _report(permit: Permit, response: Response, outage: OutageClock) -> None:
-    """Tell the pacer and the outage clock how an answer went; 401 and other 4xx
-    say nothing of load."""
+def _report(
+    permit: Permit, response: Response, outage: OutageClock, refused: OutageClock
+) -> None:
+    """Tell the pacer and the clocks of failures and refusals how an answer went;
+    401 and other 4xx say nothing of load."""
     status = response.status
     if status == 429:
         permit.throttled(parse_retry_after(response.headers))
+        refused.failed()
     elif status >= 500:
         permit.failed()
         outage.failed()
     elif status < 300:
         permit.succeeded(response.elapsed_s)
         outage.succeeded()
+        refused.succeeded()
 
 
 def _timed_out(error: PowerPError) -> bool:

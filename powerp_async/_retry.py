@@ -87,6 +87,18 @@ def backoff_s(
     return (rng or random).uniform(0, ceiling)
 
 
+def throttled_error(
+    refused_s: float, stopped: str, advice: str
+) -> ServerUnavailableError:
+    """The error that ends a run the server refused every request of, as too many,
+    for ``refused_s``; ``stopped`` tells what was fetched before."""
+    return ServerUnavailableError(
+        f"the server refused every request as too many (429) for {refused_s:.0f} s; "
+        f"stopped {stopped}. {advice}",
+        outage_s=refused_s,
+    )
+
+
 def outage_error(outage_s: float, stopped: str, advice: str) -> ServerUnavailableError:
     """The error that ends a run the server failed for ``outage_s``, in mid-run or as
     it started: one wording for both; ``stopped`` tells what was fetched before."""

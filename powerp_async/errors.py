@@ -212,7 +212,8 @@ class MalformedResponseError(PowerPError):
 
 
 class ServerUnavailableError(PowerPError):
-    """The server failed every request for longer than the client waits for it.
+    """The server failed every request for longer than the client waits for it, or
+    refused every one as too many (429) for as long.
 
     Everything finished before is kept (an export commits it and can be resumed).
 
@@ -223,7 +224,8 @@ class ServerUnavailableError(PowerPError):
         except ServerUnavailableError:
             report = await export(client, spec, resume=True)  # later, once it is back
 
-    ``outage_s`` is how long the server had been failing when the run gave up.
+    ``outage_s`` is how long the server had been failing (or refusing) when the run
+    gave up.
     """
 
     def __init__(self, message: str, *, outage_s: float = 0.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,12 +43,18 @@ CLI_SPEC = ExportSpec(Path("unused"), START, ANCHOR, window="5s")
 
 
 class FailingQueries:
-    """Makes the simulator answer 500 to every query of the blocks given.
+    """Makes the simulator answer 500 (or ``answer``) to every query of the blocks
+    given.
 
     Counts every query it sees, so a test knows exactly what a run asked for.
     """
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, blocks: list[Block]) -> None:
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        blocks: list[Block],
+        answer: type[web.HTTPException] = web.HTTPInternalServerError,
+    ) -> None:
         self.keys = {(b.database_id, b.indexes, b.start_us) for b in blocks}
         self.failing = True
         self.seen = 0
@@ -59,7 +66,7 @@ class FailingQueries:
             indexes = tuple(index for index, _ in query.signals)
             key = (query.database_id, indexes, query.start_us)
             if self.failing and key in self.keys:
-                raise web.HTTPInternalServerError(text="disk error on the historian")
+                raise answer(text="disk error on the historian")
             return query
 
         monkeypatch.setattr(_app, "parsed_query", parse_then_fail)
@@ -322,6 +329,30 @@ async def test_a_server_failing_every_query_stops_the_run_and_reports(
     assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
     assert report.blocks_failed == len(read_manifest(spec.out).failed)
     assert faults.seen < len(every) * 2  # stopped before trying every block
+
+
+async def test_a_server_refusing_every_query_as_too_many_stops_the_run(
+    simulator, tmp_path, monkeypatch
+) -> None:
+    async with giving_up_early(simulator, max_outage_s=1.0) as client:
+        spec = await spec_for(client, tmp_path / "out")
+        signals = _matching(await client.measurements(), spec)
+        every = list(
+            plan_blocks(signals, spec.time_range(), block_size=client.config.block_size)
+        )
+        FailingQueries(monkeypatch, every, web.HTTPTooManyRequests)
+        started = time.monotonic()
+        with pytest.raises(ServerUnavailableError) as caught:
+            await export(client, spec)
+
+    assert time.monotonic() - started < 10
+    assert str(caught.value).startswith(
+        "the server refused every request as too many (429) for 1 s; stopped after "
+        "0 blocks (0 points) were fetched. Its quota may be used up for now. An "
+        "export keeps them: run it again with --resume later"
+    )
+    report = ExportReport.read(spec.out)
+    assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
 
 
 def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
