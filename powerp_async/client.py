@@ -25,6 +25,13 @@ import anyio
 import orjson
 import pyarrow as pa
 
+from ._arguments import (
+    as_block_size,
+    as_database_id,
+    as_indexes,
+    as_moment,
+    as_signals,
+)
 from ._assembly import BlockResult
 from ._engine import Engine, EngineSettings, RunStats
 from ._frames import import_pandas, points_frame
@@ -288,8 +295,11 @@ class PowerPClient:
         retries are held back until the stream ends, then raised together as
         :class:`~powerp_async.FetchFailedError`; everything else has been delivered.
         """
-        signals = list(signals)
-        span = TimeRange.snap(start, end, _window_us(window))
+        signals = as_signals(signals)
+        span = TimeRange.snap(
+            as_moment("start", start), as_moment("end", end), _window_us(window)
+        )
+        block_size = as_block_size(block_size)
         blocks = plan_blocks(
             signals, span, block_size=block_size or self.config.block_size
         )
@@ -380,7 +390,7 @@ class PowerPClient:
             frame.groupby("name")["value_float"].mean()
         """
         import_pandas()  # fail before fetching anything, not after
-        chosen = list(signals)
+        chosen = as_signals(signals)
         table = await self.fetch_table(
             chosen, start, end, window=window, block_size=block_size
         )
@@ -502,7 +512,9 @@ def _single_block(
     aggregation: str,
     window: str,
 ) -> Block:
-    names = tuple(str(index) for index in indexes)
+    database_id = as_database_id(database_id)
+    names = as_indexes(indexes)
+    start, end = as_moment("start", start), as_moment("end", end)
     if not 1 <= len(names) <= MAX_SIGNALS_PER_QUERY:
         raise ConfigurationError(
             f"indexes: a query takes 1 to {MAX_SIGNALS_PER_QUERY} signals, got "

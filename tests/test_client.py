@@ -138,6 +138,75 @@ async def test_more_than_twenty_signals_in_one_query_is_a_clear_error(client) ->
         await client.query(1, [str(n) for n in range(21)], START, START + timedelta(1))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            (1, "12"),
+            "indexes: expected a sequence of signal indexes, such as ('12',) for one, "
+            "got the bare value '12'",
+        ),
+        ((True, ["1"]), "database_id: expected an integer database id, got True"),
+        (("1", ["1"]), "database_id: expected an integer database id, got '1'"),
+    ],
+)
+async def test_query_arguments_of_the_wrong_kind_are_named(
+    client, simulator, arguments: tuple, message: str
+) -> None:
+    end = START + timedelta(minutes=1)
+
+    with pytest.raises(ConfigurationError) as caught:
+        await client.query(*arguments, START, end)
+
+    assert str(caught.value) == message
+    assert simulator.stats.requests.get("query", {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda _: {"block_size": 0},
+            "block_size: expected an integer from 1 to 20, got 0",
+        ),
+        (
+            lambda _: {"block_size": 1.5},
+            "block_size: expected an integer from 1 to 20, got 1.5",
+        ),
+        (
+            lambda _: {"block_size": True},
+            "block_size: expected an integer from 1 to 20, got True",
+        ),
+        (
+            lambda _: {"start": "2026-12-04T10:00:00Z"},
+            "start: expected a datetime, got str '2026-12-04T10:00:00Z'",
+        ),
+        (
+            lambda _: {"signals": "1"},
+            "signals: expected Measurement objects, as measurements() lists them, "
+            "got str '1'",
+        ),
+        (
+            lambda signals: {"signals": signals[0]},
+            "signals: expected a sequence of Measurement, got a single one; pass "
+            "[signal] to fetch one",
+        ),
+    ],
+)
+async def test_fetch_arguments_of_the_wrong_kind_are_named(
+    client, simulator, change, message: str
+) -> None:
+    signals = [m for m in await client.measurements() if m.database_id == 1][:3]
+    arguments = {"signals": signals, "start": START, "end": START + timedelta(hours=1)}
+    arguments.update(change(signals))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await client.fetch_table(**arguments)
+
+    assert str(caught.value) == message
+    assert simulator.stats.requests.get("query", {}) == {}
+
+
 async def test_query_refused_by_the_server_names_the_block(client) -> None:
     with pytest.raises(BadRequestError) as caught:
         await client.query(1, ["no-such-signal"], START, START + timedelta(minutes=1))

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import orjson
 
+from .._arguments import as_databases, as_indexes, as_moment
 from .._redact import excerpt
 from .._time import (
     format_duration,
@@ -89,8 +90,8 @@ class ExportSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", _as_path(self.out))
-        object.__setattr__(self, "databases", _as_databases(self.databases))
-        object.__setattr__(self, "indexes", _as_indexes(self.indexes))
+        object.__setattr__(self, "databases", as_databases(self.databases))
+        object.__setattr__(self, "indexes", as_indexes(self.indexes))
         _check_types(self)
         _check_format(self.format)
         if self.neutralise_formulas and self.format != "csv":
@@ -162,58 +163,10 @@ def _as_path(out: object) -> Path:
     raise ConfigurationError(f"out: expected a folder path, got {out!r:.60}")
 
 
-def _as_databases(databases: object) -> tuple[int, ...]:
-    """The database ids as a tuple of ints; a bare value is refused, not iterated."""
-    if isinstance(databases, int | str | bytes):
-        raise ConfigurationError(
-            "databases: expected a sequence of integer database ids, such as (1, 2), "
-            f"got the bare value {databases!r:.60}"
-        )
-
-    ids = _as_tuple("databases", databases)
-    for value in ids:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigurationError(
-                f"databases: expected integer database ids, got {value!r:.60}"
-            )
-    return ids
-
-
-def _as_indexes(indexes: object) -> tuple[str, ...]:
-    """The signal indexes as a tuple of texts, as the API names them; a whole number
-    is taken as its digits, a bare text is refused rather than split into letters."""
-    if isinstance(indexes, str | bytes | int):
-        raise ConfigurationError(
-            "indexes: expected a sequence of signal indexes, such as "
-            f"({str(indexes)!r:.20},) for one, got the bare value {indexes!r:.60}"
-        )
-
-    texts = []
-    for value in _as_tuple("indexes", indexes):
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ConfigurationError(
-                f"indexes: expected signal indexes (texts), got {value!r:.60}"
-            )
-        texts.append(str(value))
-    return tuple(texts)
-
-
-def _as_tuple(name: str, values: object) -> tuple[Any, ...]:
-    if not isinstance(values, Iterable):
-        raise ConfigurationError(f"{name}: expected a sequence, got {values!r:.60}")
-
-    return tuple(values)
-
-
 def _check_types(spec: ExportSpec) -> None:
     """The fields that the checks after this one compare or parse."""
     for name in ("start", "end"):
-        moment = getattr(spec, name)
-        if not isinstance(moment, datetime):
-            raise ConfigurationError(
-                f"{name}: expected a datetime, got {type(moment).__name__} "
-                f"{moment!r:.60}"
-            )
+        as_moment(name, getattr(spec, name))
 
     for name in ("window", "format"):
         if not isinstance(getattr(spec, name), str):
