@@ -60,6 +60,14 @@ class PowerPError(Exception):
     ConfigurationError client_id: expected a non-empty client id
     """
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle by calling the class with ``args``, which most of ours
+        # do not take (their fields are keyword-only, their message is built). Then a
+        # worker process (Dask, a process pool) could not hand its error back, and
+        # the caller would see a broken pool instead. So the message and the fields
+        # travel as they are.
+        return (_restored, (type(self), self.args, dict(self.__dict__)))
+
 
 class ConfigurationError(PowerPError, ValueError):
     """An argument or setting is invalid; raised before any request is sent.
@@ -278,3 +286,13 @@ class FetchFailedError(PowerPError):
         super().__init__(
             f"{len(self.failures)} block(s) failed after retries; first: {first}"
         )
+
+
+def _restored(
+    kind: type[PowerPError], args: tuple[object, ...], fields: dict[str, object]
+) -> PowerPError:
+    """An error of ``kind`` as it was pickled, without calling its ``__init__``."""
+    error = kind.__new__(kind, *args)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
