@@ -43,7 +43,7 @@ from ._announced import AnnouncedHold
 from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
-from ._http import Response, error_for, send
+from ._http import AnswerTooLongError, Response, error_for, send
 from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
@@ -119,6 +119,18 @@ ceiling, 80% at this size); 600,000 let more queries pile up against a cost quot
 DOWN_AFTER_S: Final = 0.5
 """Every request failing this long shows a server down, whose announced waits then
 hold every request under a pacer without a breaker (``_announced``)."""
+
+MAX_BYTES_PER_POINT: Final = 2_048
+"""A point of an answer takes some 70 bytes of JSON; this allows long texts too."""
+
+ANSWER_SLACK_BYTES: Final = 1 << 20
+
+
+def longest_answer_bytes(block: Block) -> int:
+    """The most an answer to ``block`` may hold, decompressed, before it is refused:
+    more cannot be the points asked for (a decompression bomb, a proxy's page)."""
+    return ANSWER_SLACK_BYTES + block.max_points * MAX_BYTES_PER_POINT
+
 
 TOKEN_REPLACEMENTS = 3
 """Tries with a replaced token after 401s; one fetched for the block itself ends it."""
@@ -570,7 +582,14 @@ class Engine:
                     headers=_headers(token, self._settings.compression),
                     json_body=block.payload(),
                     timeout_s=self._settings.timeout_s,
+                    max_bytes=longest_answer_bytes(block),
                 )
+            except AnswerTooLongError as error:
+                self._events.emit(
+                    RequestDone(block, None, time.monotonic() - permit.sent_at)
+                )
+                permit.failed()
+                raise _too_long(block, error, self._shown_url) from None
             except TransportError as error:
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
@@ -802,6 +821,17 @@ def _report(
         permit.succeeded(response.elapsed_s)
         outage.succeeded()
         refused.succeeded()
+
+
+def _too_long(
+    block: Block, error: AnswerTooLongError, url: str
+) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"the answer to {block.describe()} ran past {error.max_bytes:,} bytes, far "
+        f"more than its at most {block.max_points:,} points take; the rest was not "
+        "read",
+        url=url,
+    )
 
 
 def _timed_out(error: PowerPError) -> bool:

@@ -51,8 +51,14 @@ async def send(
     json_body: Any = None,
     form: Mapping[str, str] | None = None,
     timeout_s: float,
+    max_bytes: int | None = None,
 ) -> Response:
-    """Send one request and read the whole answer, or raise ``TransportError``."""
+    """Send one request and read the whole answer, or raise ``TransportError``.
+
+    With ``max_bytes``, an answer longer than that once decompressed raises
+    :class:`AnswerTooLongError` as soon as it is read that far, so a server (or a
+    proxy) sending far more than was asked cannot fill the memory.
+    """
     shown_url = mask_url(url)
     data = orjson.dumps(json_body) if json_body is not None else form
     all_headers = dict(headers or {})
@@ -75,7 +81,7 @@ async def send(
             # it points, past the checks made on the configured URL.
             allow_redirects=False,
         ) as answer:
-            body = await answer.read()
+            body = await _read_at_most(answer, max_bytes)
             status, answer_headers = answer.status, answer.headers
     except TimeoutError as error:
         raise TransportError(
@@ -92,6 +98,34 @@ async def send(
     elapsed_s = time.monotonic() - started
     logger.debug("%s %s -> %d in %.3f s", method, shown_url, status, elapsed_s)
     return Response(status, answer_headers, body, elapsed_s)
+
+
+class AnswerTooLongError(Exception):
+    """An answer ran past the length the caller allowed; ``read_bytes`` were read."""
+
+    def __init__(self, read_bytes: int, max_bytes: int) -> None:
+        super().__init__(f"the answer ran past {max_bytes:,} bytes")
+        self.read_bytes = read_bytes
+        self.max_bytes = max_bytes
+
+
+async def _read_at_most(answer: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
+    """The whole body, decompressed, refused once it runs past ``max_bytes``."""
+    if max_bytes is None:
+        return await answer.read()
+
+    chunks: list[bytes] = []
+    read = 0
+    async for chunk in answer.content.iter_chunked(_CHUNK_BYTES):
+        read += len(chunk)
+        if read > max_bytes:
+            raise AnswerTooLongError(read, max_bytes)
+        chunks.append(chunk)
+
+    return b"".join(chunks)
+
+
+_CHUNK_BYTES = 1 << 20
 
 
 def _describe(error: aiohttp.ClientError) -> str:

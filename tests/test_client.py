@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from powerp_async import PowerPClient
+from powerp_async import _engine as engine_module
 from powerp_async._engine import Engine
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import (
@@ -16,6 +17,7 @@ from powerp_async.errors import (
     BadRequestError,
     ConfigurationError,
     FetchFailedError,
+    MalformedResponseError,
     TransportError,
 )
 from powerp_async.models import POINT_SCHEMA, DataType, Measurement
@@ -236,6 +238,35 @@ async def test_fetch_of_an_unknown_signal_fails_that_block_only(
     span = TimeRange.snap(START, START + timedelta(minutes=5), 1_000_000)
     assert rows == len(expected_points(simulator.tenant, signals, span)) > 0
     assert [b.indexes for b, _ in caught.value.failures] == [("no-such-signal",)]
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_an_answer_longer_than_its_points_take_is_refused_unread(
+    simulator, monkeypatch, compression: bool
+) -> None:
+    # 20 bytes a point, where the simulator's JSON takes some 60: compressed or not,
+    # each answer runs past its allowance once decompressed.
+    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", 20)
+    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", 0)
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        max_attempts=2,
+        compression=compression,
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 1][:2]
+        end = START + timedelta(minutes=10)
+        with pytest.raises(MalformedResponseError) as caught:
+            await client.query(1, [m.index for m in signals], START, end)
+
+    first, last = signals[0].index, signals[1].index
+    assert str(caught.value) == (
+        f"the answer to database 1 last [2 signals {first}..{last}] "
+        "2026-12-04T11:00:00Z..2026-12-04T11:10:00Z ran past 24,000 bytes, far more "
+        "than its at most 1,200 points take; the rest was not read"
+    )
+    assert simulator.stats.requests["query"] == {200: 2}
 
 
 async def test_wrong_secret_is_one_clear_authentication_error(simulator) -> None:
