@@ -35,6 +35,7 @@ from ._arguments import (
 from ._assembly import BlockResult
 from ._engine import Engine, EngineSettings, RunStats
 from ._frames import import_pandas, points_frame
+from ._hooks import check_hook
 from ._http import error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
@@ -105,6 +106,7 @@ class PowerPClient:
         # connection); one it was given stays open for its owner.
         self._owns_pacer = pacer is None
         self._pacer = pacer or default_pacer(config)
+        check_hook("on_event", on_event)
         self._on_event = on_event
         # The signals of the latest listing: query() places values by their types.
         self._listed: list[Measurement] = []

@@ -15,14 +15,12 @@ logged and otherwise ignored, so an observer can never break a run.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
+from ._hooks import ShieldedHook
 from .models import Block
-
-logger = logging.getLogger("powerp_async.events")
 
 PACE_CHANGE: Final = 0.05
 """A pace that moved by less than this fraction is not reported again."""
@@ -113,19 +111,12 @@ class EventSink:
     """Delivers events to a hook, shielding the run from the hook's own failures."""
 
     def __init__(self, hook: EventHook | None) -> None:
-        self._hook = hook
+        self._hook = None if hook is None else ShieldedHook("on_event", hook)
         self._pace = 0.0
-        self._complained = False
 
     def emit(self, event: Event) -> None:
-        if self._hook is None:
-            return
-        try:
+        if self._hook is not None:
             self._hook(event)
-        except Exception:
-            if not self._complained:
-                logger.exception("the on_event hook failed; later failures are silent")
-                self._complained = True
 
     def pace(self, rate: float) -> None:
         """Report the pace if it moved enough since it was last reported."""

@@ -33,6 +33,7 @@ import anyio
 from .._assembly import BlockResult
 from .._engine import RunStats
 from .._groups import plain_errors
+from .._hooks import ShieldedHook, check_hook
 from .._redact import mask_url
 from .._time import to_epoch_us
 from ..client import PowerPClient
@@ -76,6 +77,10 @@ async def export(
 ) -> ExportReport:
     """Run (or resume) an export into ``spec.out``; returns the report it also writes.
 
+    ``progress`` is called with the run's counters and the number of blocks, twice
+    a second and once at the end; it must be a plain function, and one that raises is
+    logged once and does not stop the export.
+
     ``executor`` fetches the blocks; by default the client's own engine, in this
     process. :class:`powerp_async.dask_executor.DaskExecutor` fetches them on a Dask
     cluster instead, with the same journal, report and exactly-once guarantee.
@@ -94,6 +99,8 @@ async def export(
             # after a crash or Ctrl-C, the same call with resume=True goes on:
             report = await export(client, spec, resume=True)
     """
+    check_hook("progress", progress)
+    shown = None if progress is None else ShieldedHook("progress", progress)
     check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size
     source = spec.source or mask_url(client.config.base_url)
@@ -104,7 +111,7 @@ async def export(
         opened = create_folder(spec, block_size, source, signals)
 
     try:
-        return await _run(client, spec, opened, progress, executor or LocalExecutor())
+        return await _run(client, spec, opened, shown, executor or LocalExecutor())
     finally:
         opened.manifest.close()
 
