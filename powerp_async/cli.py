@@ -664,7 +664,7 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
 
     first = failure_reason(*error.failures[0])
     return (
-        f"error: {plural(len(error.failures), 'block')} failed after retries, first "
+        f"error: {plural(len(error.failures), 'block')} could not be fetched, first "
         f"{first}; everything else is saved, and resuming fetches only those: "
         f"{resume}"
     )

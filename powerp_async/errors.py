@@ -284,7 +284,7 @@ class FetchFailedError(PowerPError):
         first_block, first_error = self.failures[0]
         first = first_block.describe_failure(first_error)
         super().__init__(
-            f"{len(self.failures)} block(s) failed after retries; first: {first}"
+            f"{len(self.failures)} block(s) could not be fetched; first: {first}"
         )
 
 

@@ -31,11 +31,11 @@ def test_a_failed_fetch_names_its_first_block_once() -> None:
     unnamed = TimeoutError("no answer within 60 s")
 
     assert str(FetchFailedError([(block, named), (block, unnamed)])) == (
-        "2 block(s) failed after retries; first: the server answered 502 for "
+        "2 block(s) could not be fetched; first: the server answered 502 for "
         f"{block.describe()}"
     )
     assert str(FetchFailedError([(block, unnamed)])) == (
-        f"1 block(s) failed after retries; first: {block.describe()}: "
+        f"1 block(s) could not be fetched; first: {block.describe()}: "
         "no answer within 60 s"
     )
 

@@ -261,7 +261,7 @@ def test_the_command_names_the_failures_and_how_to_resume(
     reason = f"{cli_block(signals).describe()}: HTTP 500: disk error on the historian"
     assert code == 1
     assert failed.err == (
-        f"powerp: error: 1 block failed after retries, first {reason}; everything "
+        f"powerp: error: 1 block could not be fetched, first {reason}; everything "
         f"else is saved, and resuming fetches only those: powerp export --out {out} "
         "--resume\n"
     )
