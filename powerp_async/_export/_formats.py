@@ -64,6 +64,7 @@ _STATISTICS_COLUMNS: Final = [
 ]
 _BOM: Final = "\ufeff".encode()
 _CSV_BATCH_ROWS: Final = 65_536
+_JSONL_BATCH_ROWS: Final = 16_384
 _NAN_TEXT: Final = "NaN"
 _INFINITY_TEXTS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _FORMULA_START: Final = r"^[=+\-@\t\r]"
@@ -170,13 +171,16 @@ def _neutralised(column: pa.Array) -> pa.Array:
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:
-    rows = _with_text_timestamps(table).to_pylist()
+    # A batch of rows at a time: Python dicts of a whole flush would take several
+    # times the memory of its columns.
+    text = _with_text_timestamps(table)
     with path.open("wb") as sink:
-        for row in rows:
-            value = row["value_float"]
-            if value is not None and not math.isfinite(value):
-                row["value_float"] = _INFINITY_TEXTS.get(value, _NAN_TEXT)
-            sink.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        for batch in text.to_batches(max_chunksize=_JSONL_BATCH_ROWS):
+            for row in batch.to_pylist():
+                value = row["value_float"]
+                if value is not None and not math.isfinite(value):
+                    row["value_float"] = _INFINITY_TEXTS.get(value, _NAN_TEXT)
+                sink.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 
 
 _WRITERS: Final[dict[str, Callable[[pa.Table, Path], None]]] = {
