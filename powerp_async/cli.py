@@ -2,8 +2,9 @@
 
 Every mistake, of the user's or the server's, ends with one readable line on stderr
 and a non-zero exit code, never a traceback: 2 for bad usage or configuration, 1 for a
-failure at run time, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
-SIGTERM stops a run as Ctrl-C does: what was fetched is committed first.
+failure at run time, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM),
+129 when the terminal hung up (SIGHUP). Both signals stop a run as Ctrl-C does: what
+was fetched is committed first.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ logger = logging.getLogger("powerp_async.cli")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = run([*verbosity, *rest[1:]])
         return code
 
-    with _sigterm_as_ctrl_c() as terminated:
+    with _stop_signals_as_ctrl_c() as terminated:
         return _run(arguments, terminated)
 
 
@@ -284,7 +284,8 @@ def _run(arguments: list[str], terminated: list[int]) -> int:
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
         if terminated:
-            return _fail(_interrupted_message(arguments, "terminated"), EXIT_TERMINATED)
+            how = _STOPPED_BY.get(terminated[0], "terminated")
+            return _fail(_interrupted_message(arguments, how), 128 + terminated[0])
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
     except Exception as error:
         # A bug, not a mistake of the user's: still one line, the traceback on -vv.
@@ -296,23 +297,34 @@ def _run(arguments: list[str], terminated: list[int]) -> int:
         )
 
 
+_STOP_SIGNALS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""Signals that stop a run as Ctrl-C does; SIGHUP comes when the terminal closes."""
+_STOPPED_BY: Final = {
+    signal.SIGTERM: "terminated",
+    getattr(signal, "SIGHUP", -1): "hung up",
+}
+
+
 @contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
-    """Handle SIGTERM as Ctrl-C; the list yielded receives the signal when it comes.
+def _stop_signals_as_ctrl_c() -> Iterator[list[int]]:
+    """Handle SIGTERM and SIGHUP as Ctrl-C; the list yielded receives the signal when
+    it comes.
 
     The handler hands the signal on to the one Ctrl-C has at that moment: Python's
     outside the event loop (a ``KeyboardInterrupt``), the loop's while a run is going
     (it cancels the run, which commits what was fetched before it stops). Where
     Ctrl-C is ignored (a background job of a script), ``KeyboardInterrupt`` is raised.
     Outside the main thread signals cannot be handled, and nothing is set up; the
-    handler before is put back on the way out, for a host that calls :func:`main`.
+    handlers before are put back on the way out, for a host that calls :func:`main`.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_stop(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         on_ctrl_c = signal.getsignal(signal.SIGINT)
         if not callable(on_ctrl_c):
@@ -320,11 +332,12 @@ def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
 
         on_ctrl_c(signal.SIGINT, frame)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {number: signal.signal(number, on_stop) for number in _STOP_SIGNALS}
     try:
         yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _dispatch(options: argparse.Namespace) -> int:

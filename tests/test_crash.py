@@ -145,8 +145,12 @@ def _ended(pid: int, deadline_s: float = 15.0) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_sigterm_on_a_demo_export_saves_tells_and_ends_its_simulator(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("stop", "code", "how"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up")],
+)
+def test_a_stop_signal_on_a_demo_export_saves_tells_and_ends_its_simulator(
+    tmp_path: Path, stop: signal.Signals, code: int, how: str
 ) -> None:
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
@@ -154,12 +158,12 @@ def test_sigterm_on_a_demo_export_saves_tells_and_ends_its_simulator(
     while not list(out.rglob("*.parquet")) and child.poll() is None:
         time.sleep(0.05)  # until a part is committed
 
-    child.send_signal(signal.SIGTERM)
+    child.send_signal(stop)
     _, stderr = child.communicate(timeout=60)
 
-    assert child.returncode == 143, stderr
+    assert child.returncode == code, stderr
     assert stderr.strip().splitlines()[-1] == (
-        "powerp: terminated; everything fetched so far is saved. Resume with: "
+        f"powerp: {how}; everything fetched so far is saved. Resume with: "
         f"powerp export --out {out} --resume --demo --fixed-rate 20 --flush-points 1 "
         "--quiet"
     )
