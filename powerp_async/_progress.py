@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from typing import Final, TextIO
@@ -25,13 +26,22 @@ class ProgressLine:
     breaker's state when it is not closed. Blocks cut to fit a size limit are counted.
     """
 
-    def __init__(self, stream: TextIO, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        pacer: Pacer | None = None,
+        columns: Callable[[], int] | None = None,
+    ) -> None:
         self._stream = stream
         self._pacer = pacer
+        self._columns = columns or _terminal_columns
         self._width = 0
 
     def __call__(self, stats: RunStats, total_blocks: int) -> None:
-        line = _describe(stats, total_blocks, self._pacer)
+        # A line as wide as the terminal wraps, and "\r" then redraws only its last
+        # row, leaving a new row behind at every redraw: so it is cut to fit, by one
+        # column less, since a cursor in the last column wraps on some terminals.
+        line = _describe(stats, total_blocks, self._pacer)[: self._columns() - 1]
         self._stream.write("\r" + line.ljust(self._width))
         self._stream.flush()
         self._width = len(line)
@@ -98,6 +108,11 @@ def _describe(stats: RunStats, total_blocks: int, pacer: Pacer | None) -> str:
     if cut:
         line += f"  {plural(cut, 'block')} cut to fit"
     return line
+
+
+def _terminal_columns() -> int:
+    """The terminal's width, read at every redraw since a window can be resized."""
+    return shutil.get_terminal_size().columns
 
 
 def _control(pacer: Pacer) -> str:

@@ -18,7 +18,7 @@ from powerp_async.pacing import FixedPacer
 
 def line(pacer: AdaptivePacer | FixedPacer, stats: RunStats) -> str:
     stream = io.StringIO()
-    ProgressLine(stream, pacer)(stats, 10)
+    ProgressLine(stream, pacer, columns=lambda: 1_000)(stats, 10)
     return stream.getvalue().removeprefix("\r")
 
 
@@ -52,3 +52,18 @@ async def test_an_open_circuit_is_shown_with_its_age() -> None:
 
 def test_a_fixed_pacer_shows_its_rate() -> None:
     assert line(FixedPacer(7.0), RunStats()).endswith("7.0 req/s, 0 in flight")
+
+
+def test_the_line_is_cut_to_the_terminal_so_redraws_stay_on_one_row() -> None:
+    stream = io.StringIO()
+    columns = [40]
+    progress = ProgressLine(stream, FixedPacer(7.0), columns=lambda: columns[0])
+
+    progress(RunStats(requests=3), 10)
+    columns[0] = 30  # the window was narrowed
+    progress(RunStats(requests=4), 10)
+
+    assert stream.getvalue() == (
+        "\r0/10 blocks  0 points  3 requests  0 po"  # 39 columns of 40
+        "\r0/10 blocks  0 points  4 requ          "  # 29 of 30, then blanks
+    )
