@@ -41,8 +41,9 @@ class ProgressLine:
         # A line as wide as the terminal wraps, and "\r" then redraws only its last
         # row, leaving a new row behind at every redraw: so it is cut to fit, by one
         # column less, since a cursor in the last column wraps on some terminals.
-        line = _describe(stats, total_blocks, self._pacer)[: self._columns() - 1]
-        self._stream.write("\r" + line.ljust(self._width))
+        fits = self._columns() - 1
+        line = _describe(stats, total_blocks, self._pacer)[:fits]
+        self._stream.write("\r" + line.ljust(min(self._width, fits)))
         self._stream.flush()
         self._width = len(line)
 

@@ -62,8 +62,12 @@ def test_the_line_is_cut_to_the_terminal_so_redraws_stay_on_one_row() -> None:
     progress(RunStats(requests=3), 10)
     columns[0] = 30  # the window was narrowed
     progress(RunStats(requests=4), 10)
+    columns[0] = 100  # and widened: the whole line shows again
+    progress(RunStats(requests=5), 10)
 
     assert stream.getvalue() == (
         "\r0/10 blocks  0 points  3 requests  0 po"  # 39 columns of 40
-        "\r0/10 blocks  0 points  4 requ          "  # 29 of 30, then blanks
+        "\r0/10 blocks  0 points  4 requ"  # 29 of 30
+        "\r0/10 blocks  0 points  5 requests  0 points/s  ETA --:--  7.0 req/s, 0 in "
+        "flight"
     )
