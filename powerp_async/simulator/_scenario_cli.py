@@ -168,12 +168,27 @@ def _part(
     if base is not None:
         return dataclasses.replace(base, **given)
 
-    main = next(iter(dests))
-    if main not in given:
+    missing = [
+        name
+        for name in _required_fields(kind)
+        if name not in given and name in dests
+    ]
+    if missing:
         options = ", ".join(_flag(dests[name]) for name in given)
-        raise ConfigurationError(f"{options} needs {_flag(dests[main])} as well")
+        needed = " and ".join(_flag(dests[name]) for name in missing)
+        raise ConfigurationError(f"{options} needs {needed} as well")
 
     return kind(**given)
+
+
+def _required_fields(kind: type[Any]) -> list[str]:
+    """The fields of a dataclass that have no default."""
+    return [
+        field.name
+        for field in dataclasses.fields(kind)
+        if field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    ]
 
 
 def _flag(dest: str) -> str:

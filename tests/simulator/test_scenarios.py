@@ -269,6 +269,14 @@ def test_zero_latency_removes_the_presets_latency_and_no_option_means_none() -> 
     [
         (["--burst", "5"], "powerp simulate: --burst needs --rate as well\n"),
         (
+            ["--outage-at", "5"],
+            "powerp simulate: --outage-at needs --outage-s as well\n",
+        ),
+        (
+            ["--outage-s", "5"],
+            "powerp simulate: --outage-s needs --outage-at as well\n",
+        ),
+        (
             ["--oversize", "timeout", "--oversize-hold-s", "5"],
             "powerp simulate: --oversize, --oversize-hold-s needs --max-points as "
             "well\n",
