@@ -502,6 +502,15 @@ def test_csv_text_is_otherwise_that_of_pyarrows_writer(tmp_path) -> None:
     assert written == b"\xef\xbb\xbf" + reference.getvalue()
 
 
+README_CSV_OPTIONS = pa_csv.ConvertOptions(
+    # pyarrow counts "NaN" among its default null markers: only an empty field is
+    # null here, and a quoted empty text stays a text.
+    null_values=[""],
+    strings_can_be_null=True,
+    quoted_strings_can_be_null=False,
+)
+
+
 def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
     path = tmp_path / "points.csv"
     _formats.write_file(_points(SPECIAL_FLOATS), path, "csv")
@@ -513,15 +522,30 @@ def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
         .execute("SELECT value_float FROM read_csv(?)", [str(path)])
         .fetchall()
     ]
-    # pyarrow counts "NaN" among its default null markers; only "" is null here.
-    options = pa_csv.ConvertOptions(null_values=[""])
-    with_pyarrow = pa_csv.read_csv(path, convert_options=options)["value_float"]
+    with_pyarrow = pa_csv.read_csv(path, convert_options=README_CSV_OPTIONS)[
+        "value_float"
+    ]
 
     expected = ["1.5", "nan", "inf", "-inf", "null", "0.1", "-0.0", "1e+20"]
     assert _spelled(with_duckdb) == expected
     assert _spelled(with_pyarrow.to_pylist()) == expected
     # pandas has no null apart from NaN for a float column.
     assert _spelled(with_pandas) == [*expected[:4], "nan", *expected[5:]]
+
+
+def test_the_readme_options_read_null_and_empty_texts_apart(tmp_path) -> None:
+    path = tmp_path / "points.csv"
+    table = _points((None, None, None)).set_column(
+        POINT_SCHEMA.get_field_index("value_text"),
+        "value_text",
+        pa.array([None, "", "x"], pa.string()),
+    )
+    _formats.write_file(table, path, "csv")
+
+    read = pa_csv.read_csv(path, convert_options=README_CSV_OPTIONS)
+
+    assert read["value_text"].to_pylist() == [None, "", "x"]
+    assert read["value_float"].to_pylist() == [None, None, None]
 
 
 def _spelled(values: list) -> list[str]:

@@ -14,7 +14,9 @@ Every format holds the same columns as :data:`~powerp_async.models.POINT_SCHEMA`
   NaN and the infinities are ``NaN``, ``Infinity`` and ``-Infinity``, as in JSON Lines.
   pandas and DuckDB read those three as float NaN and infinities. pyarrow reads the
   infinities, but counts ``NaN`` among its default null markers: pass
-  ``ConvertOptions(null_values=[""])`` to keep NaN apart from null.
+  ``ConvertOptions(null_values=[""], strings_can_be_null=True,
+  quoted_strings_can_be_null=False)`` to keep NaN apart from null, and a null text
+  (an empty field) apart from an empty one (``""``).
 - JSON Lines writes one object per point. JSON has no token for NaN or the infinities,
   so in ``value_float`` they are written as the strings ``"NaN"``, ``"Infinity"`` and
   ``"-Infinity"``; a string in that field can mean nothing else.
