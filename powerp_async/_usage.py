@@ -26,6 +26,7 @@ _SHOWN_WITHOUT_VERBOSE: Final = (
     "powerp_async.export.startup",
     "powerp_async.engine.sizes",
     "powerp_async.engine.announced",
+    "powerp_async.export.range",
 )
 
 
@@ -93,7 +94,8 @@ def configure_logging(verbosity: int) -> None:
     backend (the run goes on, but at a share of the rate, and the user must know the
     sharing is off), a server that is down as an export starts (the run waits, up
     to ``--max-outage``, with no progress to show), one that holds queries too large
-    for it until the timeout, and a wait a server down announced under a fixed pace.
+    for it until the timeout, a wait a server down announced under a fixed pace, and a
+    range that ends after now.
     The token's own retries are not: in an outage every block renews in vain, and the
     lines would bury the rest.
     Only where this sets logging up: a host that configured it already (an

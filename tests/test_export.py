@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import logging
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -594,3 +596,29 @@ async def test_blocks_split_by_a_size_limit_are_committed_as_planned(
         expected_points(simulator.tenant, selected, spec.time_range()),
     )
     assert report.complete
+
+
+async def test_a_range_ending_after_now_is_warned_of(client, tmp_path, caplog) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    future = ExportSpec(
+        out=tmp_path / "later",
+        start=now + timedelta(hours=1),
+        end=now + timedelta(hours=1, minutes=2),
+        window="1m",
+        databases=(2,),
+    )
+    past = dataclasses.replace(
+        future, out=tmp_path / "earlier", start=now - timedelta(minutes=2), end=now
+    )
+
+    with caplog.at_level(logging.WARNING, logger="powerp_async.export.range"):
+        await export(client, past)
+        assert caplog.records == []
+        await export(client, future)
+
+    end = format_wire(to_epoch_us(future.end))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"the range ends at {end}, after now: the server has no data there yet, so "
+        "those windows are recorded as gaps and a resume will not fetch them later; "
+        "end the range at now or before, and export the rest once it has passed"
+    ]

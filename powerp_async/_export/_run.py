@@ -25,6 +25,7 @@ import bisect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,7 +36,7 @@ from .._engine import RunStats
 from .._groups import plain_errors
 from .._hooks import ShieldedHook, check_hook
 from .._redact import mask_url
-from .._time import to_epoch_us
+from .._time import format_wire, to_epoch_us
 from ..client import PowerPClient
 from ..errors import ExportWriteError, FetchFailedError, PowerPError
 from ..models import Block, Measurement
@@ -58,6 +59,11 @@ from ._staged import (
 )
 
 logger = logging.getLogger("powerp_async.export")
+range_logger = logging.getLogger("powerp_async.export.range")
+"""Shown on the command line without ``-v``: a range that ends after now."""
+
+FUTURE_TOLERANCE_US: Final = 60_000_000
+"""An end this close after now (or one window) is taken as now: clocks differ."""
 
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
@@ -101,6 +107,7 @@ async def export(
     """
     check_hook("progress", progress)
     shown = None if progress is None else ShieldedHook("progress", progress)
+    _warn_of_future(spec.time_range())
     check_folder(spec.out, fresh=not resume)
     block_size = spec.block_size or client.config.block_size
     source = spec.source or mask_url(client.config.base_url)
@@ -351,6 +358,22 @@ def _not_asked(signals: list[Measurement], span: TimeRange) -> list[dict[str, An
                 }
             )
     return gaps
+
+
+def _warn_of_future(span: TimeRange) -> None:
+    """Say so when the range ends after now: the server has nothing there yet, so
+    those windows come back empty and are recorded as gaps, and a resume, which
+    fetches only what is not committed, will not fetch them once they have passed."""
+    now_us = to_epoch_us(datetime.now(UTC))
+    if span.end_us <= now_us + max(span.window_us, FUTURE_TOLERANCE_US):
+        return
+
+    range_logger.warning(
+        "the range ends at %s, after now: the server has no data there yet, so those "
+        "windows are recorded as gaps and a resume will not fetch them later; end "
+        "the range at now or before, and export the rest once it has passed",
+        format_wire(span.end_us),
+    )
 
 
 async def _report_progress(

@@ -169,9 +169,7 @@ def _part(
         return dataclasses.replace(base, **given)
 
     missing = [
-        name
-        for name in _required_fields(kind)
-        if name not in given and name in dests
+        name for name in _required_fields(kind) if name not in given and name in dests
     ]
     if missing:
         options = ", ".join(_flag(dests[name]) for name in given)
