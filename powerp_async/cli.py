@@ -611,6 +611,18 @@ def _print_table(table: pa.Table, fmt: str) -> None:
         sys.stdout.write(_text_table(table))
 
 
+_CONTROL_CHARACTERS: Final = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
+}
+"""Escapes of the characters a terminal would act on (colours, titles, cursor moves)."""
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: a control character the server sent is shown as its
+    escape (``\\x1b``), not obeyed. CSV and JSON, made for programs, keep it."""
+    return text.translate(_CONTROL_CHARACTERS)
+
+
 def _jsonable(table: pa.Table) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = table.to_pylist()
     for row in rows:
@@ -622,7 +634,7 @@ def _jsonable(table: pa.Table) -> list[dict[str, Any]]:
 
 def _text_table(table: pa.Table) -> str:
     columns = [
-        [name, *("" if v is None else str(v) for v in table[name].to_pylist())]
+        [name, *("" if v is None else _shown(str(v)) for v in table[name].to_pylist())]
         for name in table.column_names
     ]
     widths = [max(len(cell) for cell in column) for column in columns]

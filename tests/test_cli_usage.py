@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
 
 from powerp_async import cli
@@ -258,3 +259,18 @@ def test_the_command_gives_a_host_its_sigterm_handler_back(monkeypatch, capsys):
         "limit), got 30\n"
     )
     assert after is host_handler
+
+
+def test_a_text_table_shows_control_characters_rather_than_obeying_them() -> None:
+    table = pa.table(
+        {
+            "name": ["\x1b]0;owned\x07Temperature", "plain"],
+            "unit": ["\x1b[31m°C", None],
+        }
+    )
+
+    assert cli._text_table(table) == (
+        "name                         unit\n"
+        "\\x1b]0;owned\\x07Temperature  \\x1b[31m°C\n"
+        "plain\n"
+    )
