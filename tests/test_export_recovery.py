@@ -321,19 +321,52 @@ async def test_a_resume_plan_counts_what_the_folder_still_lacks(
     assert report.requests == plan.remaining
 
 
+def _longer_window(spec: ExportSpec) -> ExportSpec:
+    return dataclasses.replace(spec, window="10s")
+
+
+def _truncated_part(spec: ExportSpec) -> ExportSpec:
+    part = sorted(spec.out.rglob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:100])
+    return spec
+
+
+def _removed_part(spec: ExportSpec) -> ExportSpec:
+    sorted(spec.out.rglob("part-*.parquet"))[-1].unlink()
+    return spec
+
+
+def _foreign_part(spec: ExportSpec) -> ExportSpec:
+    part = sorted(spec.out.rglob("part-*.parquet"))[0]
+    (part.parent / "part-copied-in.parquet").write_bytes(part.read_bytes())
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_longer_window, "window"),
+        (_truncated_part, "is 100 bytes, but the journal recorded"),
+        (_removed_part, "1 committed part file(s) are missing"),
+        (_foreign_part, "part-copied-in.parquet"),
+    ],
+)
 async def test_a_resume_plan_is_refused_as_the_resume_would_be(
-    client, tmp_path
+    client, tmp_path, change, named: str
 ) -> None:
-    spec = await spec_for(client, tmp_path / "out")
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
     await export(client, spec)
+    changed = change(spec)
+    listing = sorted((p, p.stat().st_size) for p in spec.out.rglob("*"))
 
     with pytest.raises(ConfigurationError) as planned:
-        await plan_export(client, dataclasses.replace(spec, window="10s"), resume=True)
+        await plan_export(client, changed, resume=True)
+    assert sorted((p, p.stat().st_size) for p in spec.out.rglob("*")) == listing
     with pytest.raises(ConfigurationError) as resumed:
-        await export(client, dataclasses.replace(spec, window="10s"), resume=True)
+        await export(client, changed, resume=True)
 
     assert str(planned.value) == str(resumed.value)
-    assert "window" in str(planned.value)
+    assert named in str(planned.value)
 
 
 async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:

@@ -25,7 +25,7 @@ from ..planning import TimeRange, plan_blocks, plan_totals
 from ._checks import first_mismatch, unnamed_data_files
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
-from ._parts import missing_parts, recover
+from ._parts import hidden_parts, missing_parts, recover
 from ._spec import PARAMETERS_ADDED_LATER, ExportSpec
 from ._units import UnitSet
 
@@ -185,7 +185,21 @@ def _recover_parts(out: Path, journal: ManifestState) -> None:
             "removed %d uncommitted part files left by an interrupted run", removed
         )
 
-    missing = missing_parts(out, journal.parts)
+    _refuse_missing(out, missing_parts(out, journal.parts))
+    _check_contents(out, journal)
+
+
+def check_as_resume(out: Path, journal: ManifestState) -> None:
+    """The checks a resume makes of the folder's files, made without changing it:
+    parts a crash left hidden, which a resume reveals, count as present (their
+    contents are checked once revealed)."""
+    hidden = set(hidden_parts(out, journal.parts))
+    missing = [part for part in missing_parts(out, journal.parts) if part not in hidden]
+    _refuse_missing(out, missing)
+    _check_contents(out, journal, unrevealed=hidden)
+
+
+def _refuse_missing(out: Path, missing: list[str]) -> None:
     if missing:
         raise ConfigurationError(
             f"cannot resume into {out}: {len(missing)} committed part file(s) are "
@@ -194,11 +208,14 @@ def _recover_parts(out: Path, journal: ManifestState) -> None:
             "into a new folder"
         )
 
-    _check_contents(out, journal)
 
-
-def _check_contents(out: Path, journal: ManifestState) -> None:
-    """Refuse a data file no commit names, or a committed part that changed."""
+def _check_contents(
+    out: Path,
+    journal: ManifestState,
+    unrevealed: frozenset[str] | set[str] = frozenset(),
+) -> None:
+    """Refuse a data file no commit names, or a committed part that changed (but for
+    the ``unrevealed`` ones, still hidden)."""
     unnamed = unnamed_data_files(out, journal.parts)
     if unnamed:
         raise ConfigurationError(
@@ -218,7 +235,9 @@ def _check_contents(out: Path, journal: ManifestState) -> None:
             out,
         )
 
-    mismatch = first_mismatch(out, journal.checks)
+    skipped = unrevealed or set()
+    checks = {p: c for p, c in journal.checks.items() if p not in skipped}
+    mismatch = first_mismatch(out, checks)
     if mismatch:
         raise ConfigurationError(
             f"cannot resume into {out}: {mismatch}; the file was changed outside the "

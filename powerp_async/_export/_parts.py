@@ -293,17 +293,28 @@ def recover(folder: Path, committed_parts: list[str]) -> int:
 
     Returns how many leftover files were deleted.
     """
-    for final in committed_parts:
+    for final in hidden_parts(folder, committed_parts):
         path = folder / final
-        temporary = path.with_name(f".{path.name}{TEMP_SUFFIX}")
-        if not path.exists() and temporary.exists():
-            os.replace(temporary, path)
+        os.replace(_hidden_name(path), path)
 
     removed = 0
     for leftover in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
         leftover.unlink()
         removed += 1
     return removed
+
+
+def hidden_parts(folder: Path, committed_parts: list[str]) -> list[str]:
+    """The committed parts that a crash left under their hidden name only."""
+    return [
+        part
+        for part in committed_parts
+        if not (folder / part).exists() and _hidden_name(folder / part).exists()
+    ]
+
+
+def _hidden_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TEMP_SUFFIX}")
 
 
 def missing_parts(folder: Path, committed_parts: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
-from ._open import recorded_export
+from ._open import check_as_resume, recorded_export
 from ._spec import ExportSpec, select_signals
 
 # Paces at which a dry run estimates the duration when the server's is not known yet.
@@ -84,8 +84,9 @@ async def plan_export(
 
     With ``resume=True`` the plan is that of the export in ``spec.out``: its recorded
     signals (no listing is fetched) and the blocks it already holds, checked as
-    :func:`export` checks a resume, so a plan that would be refused raises the same
-    :class:`~powerp_async.ConfigurationError`. Nothing in the folder is changed.
+    :func:`export` checks a resume (its parameters, its source, its files), so a plan
+    that would be refused raises the same :class:`~powerp_async.ConfigurationError`.
+    Nothing in the folder is changed.
 
     Example::
 
@@ -98,6 +99,7 @@ async def plan_export(
     if resume:
         source = spec.source or mask_url(client.config.base_url)
         journal, listed = recorded_export(spec, block_size, source)
+        check_as_resume(spec.out, journal)
         done = len(journal.done_units)
     else:
         listed = await select_signals(client, spec)
