@@ -225,6 +225,14 @@ class ClientConfig:
                 f"base_url: {mask_url(self.base_url)!r} holds credentials; the API "
                 "takes client_id and client_secret instead, so remove 'user:...@'"
             )
+        if "?" in self.base_url or "#" in self.base_url:
+            # The API's paths are appended to the base URL, so a query would end up
+            # in the middle of every request's path. Not shown: it may hold a key.
+            bare = parts._replace(query="", fragment="").geturl()
+            raise ConfigurationError(
+                f"base_url: {mask_url(bare)!r} is followed by a query or fragment "
+                "('?...' or '#...'), which the API's paths cannot follow; remove it"
+            )
         if parts.scheme == "http" and not (
             is_loopback(host) or self.allow_insecure_http
         ):

@@ -100,6 +100,21 @@ def test_credentials_in_the_base_url_are_refused_and_masked() -> None:
     assert CLIENT_SECRET not in str(caught.value)
 
 
+@pytest.mark.parametrize("tail", [f"?apikey={CLIENT_SECRET}", "?", "#section"])
+def test_a_query_after_the_base_url_is_refused_and_not_shown(tail: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        PowerPClient(
+            client_id="tester",
+            client_secret="x",
+            base_url=f"http://127.0.0.1:9/rt-api/api{tail}",
+        )
+
+    assert str(caught.value) == (
+        "base_url: 'http://127.0.0.1:9/rt-api/api' is followed by a query or fragment "
+        "('?...' or '#...'), which the API's paths cannot follow; remove it"
+    )
+
+
 ECHO_SECRET = "echo-s3cr3t/with+chars"
 
 
