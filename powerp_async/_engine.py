@@ -422,7 +422,7 @@ class Engine:
             slow = isinstance(refusal, _TooSlow)
             error = refusal.error if isinstance(refusal, _TooSlow) else refusal
             if slow:
-                self._tell_held(block)
+                self._tell_held(block, error)
             self._learn_size(block, refused=True, slow=slow)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
@@ -443,21 +443,24 @@ class Engine:
             self._learn_size(block, refused=False)
             yield result
 
-    def _tell_held(self, block: Block) -> None:
+    def _tell_held(self, block: Block, error: PowerPError) -> None:
         group = (block.database_id, block.aggregation)
         if group in self._held_groups:
             return
 
         self._held_groups.add(group)
+        if isinstance(error, TransportError):
+            what = f"got no answer within {self._settings.timeout_s:g} s"
+        else:
+            what = "was answered 504 by a gateway that gave up waiting for it"
         size_logger.warning(
-            "database %s %s: a query of %s points got no answer within %g s and is "
-            "taken as too large for the server; queries of this group are cut in "
-            "quarters until they are answered (a shorter timeout_s finds the size "
-            "sooner)",
+            "database %s %s: a query of %s points %s and is taken as too large for "
+            "the server; queries of this group are cut in quarters until they are "
+            "answered (a shorter timeout_s finds the size sooner)",
             block.database_id,
             block.aggregation,
             f"{block.max_points:,}",
-            self._settings.timeout_s,
+            what,
         )
 
     def _learn_size(self, block: Block, *, refused: bool, slow: bool = False) -> None:
