@@ -87,6 +87,8 @@ class RetryBudget:
         self._changed: anyio.Event | None = None
         self.delayed = 0
         """Retries that had to wait for the budget."""
+        self._holding = False
+        """Whether the latest retry had to wait: a spell of waits is told once."""
 
     def __repr__(self) -> str:
         return f"<RetryBudget {self.level:.0f}/{self.settings.capacity:.0f} tokens>"
@@ -139,21 +141,38 @@ class RetryBudget:
         """Pay for one retry, waiting until the budget allows it; returns the wait."""
         started = self._clock.now()
         if self.try_spend(after_timeout=after_timeout):
+            self._holding = False
             return 0.0
 
         self.delayed += 1
-        logger.warning(
-            "retry budget exhausted (%.0f tokens, %d recent retries); delaying a retry",
-            self._tokens,
-            len(self._retries),
-        )
+        log = logger.debug if self._holding else logger.warning
+        self._holding = True
+        log("retry budget: %s; delaying retries", self._spent_on(after_timeout))
         while not self.try_spend(after_timeout=after_timeout):
             deadline = self.ready_at(self._clock.now(), after_timeout=after_timeout)
-            if self._changed is None:
+            # A fresh event where the last one was set: a clock may set the event
+            # it was given when its deadline passes (the FakeClock does), and the
+            # other waiters would then spin on it.
+            if self._changed is None or self._changed.is_set():
                 self._changed = anyio.Event()
             await self._clock.wait(self._changed, deadline)
 
         return self._clock.now() - started
+
+    def _spent_on(self, after_timeout: bool) -> str:
+        """Which limit holds a retry back, in words."""
+        window_s = self.settings.share_window_s
+        if len(self._retries) + 1 > self._allowed_retries(self._clock.now()):
+            return (
+                f"{len(self._retries)} retries in the last {window_s:g} s, as many as "
+                f"{self.settings.max_retry_share:.0%} of the {len(self._requests)} "
+                "requests sent allow"
+            )
+
+        return (
+            f"{self._tokens:.0f} of {self.settings.capacity:.0f} tokens left, a retry "
+            f"costs {self._cost(after_timeout):g}"
+        )
 
     def _cost(self, after_timeout: bool) -> float:
         return self.settings.timeout_cost if after_timeout else self.settings.retry_cost

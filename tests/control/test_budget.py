@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import pytest
 
@@ -140,3 +142,33 @@ async def test_a_share_limited_retry_goes_when_old_retries_expire(
 def test_settings_name_the_bad_field(changes: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         BudgetSettings(**changes)  # type: ignore[arg-type]
+
+
+async def test_a_spell_of_delays_is_told_once_naming_the_limit(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = empty_budget(clock, refill_per_s=5.0)  # a retry's 5 tokens a second
+    shared = small_budget(clock, min_retries_per_window=1)
+    finished: list[float] = []
+
+    with caplog.at_level(logging.DEBUG, logger="powerp_async.control.budget"):
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(spend_in_task, budget, clock, finished)
+            await clock.advance(3.0)
+            await clock.advance(1.0)
+            await budget.spend()  # paid at once: the spell is over
+
+            assert shared.try_spend()
+            group.start_soon(spend_in_task, shared, clock, finished)
+            await clock.advance(0.0)
+            group.cancel_scope.cancel()
+
+    assert finished == [1.0, 2.0, 3.0]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        "retry budget: 0 of 20 tokens left, a retry costs 5; delaying retries",
+        "retry budget: 1 retries in the last 60 s, as many as 10% of the 0 requests "
+        "sent allow; delaying retries",
+    ]
+    assert len(caplog.records) == 4  # and the two later waits of the spell, at debug
