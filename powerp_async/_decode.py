@@ -11,13 +11,16 @@ block's indexes, and the index column is built from those positions at the end.
 
 Known shortcomings: an ``index`` sent as a number beyond 64 bits reaches us rounded by
 orjson and counts as unrequested; a float ``index`` (``12.0`` as well as ``12.5``)
-counts as unrequested too, since only strings and integers name a signal.
+counts as unrequested too, since only strings and integers name a signal. A text
+holding an unpaired surrogate escape (``"\\ud800"``), which no UTF-8 text can hold,
+is kept with U+FFFD in place of the lone surrogate, and a warning says so.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -44,6 +47,7 @@ __all__ = ["DecodedBlock", "decode_block"]
 
 _LOGGER: Final = logging.getLogger("powerp_async.decode")
 
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _TIMESTAMP_US: Final = pa.timestamp("us", tz="UTC")
 _TIMESTAMP_NS: Final = pa.timestamp("ns", tz="UTC")
 _TWO_TO_63: Final = 2.0**63
@@ -106,19 +110,33 @@ def decode_block(
     try:
         return _decode_body(body, block, data_types, url)
     except UnicodeEncodeError:
-        # Only the stdlib parser lets an unpaired surrogate escape such as "\ud800"
-        # through; it is no text that UTF-8, and so Arrow, can hold.
-        message = (
-            "expected JSON strings of valid text, got an unpaired surrogate escape"
-        )
-        raise malformed(message, body, url) from None
+        pass
+
+    # An unpaired surrogate escape such as "\ud800" is valid JSON but no text that
+    # UTF-8, and so Arrow, can hold. Refusing the answer would lose every point of
+    # the block, on every try, for one odd text; so each such text is kept with
+    # U+FFFD, the replacement character, in place of the lone surrogate.
+    _LOGGER.warning(
+        "%s: a text of the answer to %s holds an unpaired surrogate escape, which no "
+        "UTF-8 text can hold; kept with U+FFFD in its place",
+        url,
+        block.describe(),
+    )
+    return _decode_body(body, block, data_types, url, clean=True)
 
 
 def _decode_body(
-    body: bytes, block: Block, data_types: Mapping[str, DataType | None], url: str
+    body: bytes,
+    block: Block,
+    data_types: Mapping[str, DataType | None],
+    url: str,
+    *,
+    clean: bool = False,
 ) -> DecodedBlock:
     floats_only = float_signals_only(block, data_types)
     fields = read_fields(body, block.indexes, floats_only=floats_only, url=url)
+    if clean:
+        fields = _without_lone_surrogates(fields)
     decoded = _decode_fields(fields, block, data_types, body=body, url=url)
     if fields.exact or not _may_hold_rounded_integers(decoded.batch):
         return decoded
@@ -129,7 +147,26 @@ def _decode_body(
     # keeps every integer exact.
     _LOGGER.debug("parsing %s again to keep integers beyond 64 bits exact", url)
     fields = read_exactly(body, url=url)
+    if clean:
+        fields = _without_lone_surrogates(fields)
     return _decode_fields(fields, block, data_types, body=body, url=url)
+
+
+def _without_lone_surrogates(fields: Fields) -> Fields:
+    """``fields`` with each surrogate code point of a text replaced by U+FFFD: in a
+    Python text a surrogate is always a lone one, a pair being one character."""
+
+    def cleaned(values: list[Any]) -> list[Any]:
+        return [
+            _LONE_SURROGATE.sub("\ufffd", value) if type(value) is str else value
+            for value in values
+        ]
+
+    return fields._replace(
+        indexes=cleaned(fields.indexes),
+        values=cleaned(fields.values),
+        times=cleaned(fields.times),
+    )
 
 
 def _decode_fields(

@@ -551,11 +551,6 @@ def with_time(raw: bytes) -> bytes:
             b'[{"index": "999", "timestamp": "soon"}]',
             TIME_EXPECTED + "'soon' at position 0",
         ),
-        (
-            b'[{"index": "\\ud800", "value": NaN,'
-            b' "timestamp": "2026-12-04T10:00:00Z"}]',
-            "expected JSON strings of valid text, got an unpaired surrogate escape",
-        ),
     ],
 )
 def test_malformed_bodies_say_what_was_expected(body: bytes, message: str) -> None:
@@ -564,6 +559,33 @@ def test_malformed_bodies_say_what_was_expected(body: bytes, message: str) -> No
 
     assert str(caught.value) == message
     assert caught.value.url == URL
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"1"])  # the stdlib's path, and msgspec's
+def test_an_unpaired_surrogate_is_kept_as_the_replacement_character(
+    value: bytes, caplog
+) -> None:
+    body = (
+        b'[{"index": "101", "value": "a\\ud800b", "timestamp": "2026-12-04T10:00:00Z"},'
+        b' {"index": "\\udc00", "value": 2, "timestamp": "2026-12-04T10:00:01Z"},'
+        b' {"index": "102", "value": '
+        + value
+        + b', "timestamp": "2026-12-04T10:00:00Z"}]'
+    )
+
+    with caplog.at_level(logging.WARNING, logger="powerp_async.decode"):
+        decoded = decode(body)
+
+    rows = decoded.batch.to_pylist()
+    assert [(row["index"], row["value_text"]) for row in rows] == [
+        ("101", "a\ufffdb"),
+        ("102", None),
+    ]
+    assert decoded.dropped_unrequested == 1  # "\udc00" names no signal asked for
+    assert caplog.messages == [
+        f"{URL}: a text of the answer to {BLOCK.describe()} holds an unpaired "
+        "surrogate escape, which no UTF-8 text can hold; kept with U+FFFD in its place"
+    ]
 
 
 def test_an_error_carries_a_short_clean_excerpt() -> None:
