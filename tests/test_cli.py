@@ -323,7 +323,7 @@ def test_a_dry_run_of_a_resume_counts_what_is_left(served: str, tmp_path) -> Non
     out = tmp_path / "out"
     command = (
         *("export", "--out", str(out), "--database", "2"),
-        *("--start", "2026-12-04T11:00:00Z", "--end", "2026-12-04T12:00:00Z"),
+        *("--start", "2026-12-04T11:50:00Z", "--end", "2026-12-04T12:00:00Z"),
     )
     assert powerp(*command, "--quiet", env=environment(served)).returncode == 0
     journal = (out / "_manifest.journal").read_bytes()
