@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -128,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = commands.add_parser("query", help="query a few signals (at most 20)")
     query.add_argument("--database", type=int, required=True)
-    query.add_argument("--index", action="append", required=True, dest="indexes")
+    query.add_argument(
+        "--index",
+        action="append",
+        required=True,
+        dest="indexes",
+        type=_not_blank("a signal index"),
+    )
     query.add_argument("--agg", default="last", help="aggregation (default: last)")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     _add_range(query, default_since="15m")
@@ -140,12 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_range(parser: argparse.ArgumentParser, default_since: str = "2h") -> None:
     parser.add_argument(
-        "--since", help=f"a duration before now (default {default_since})"
+        "--since",
+        type=_not_blank("a duration such as '2h'"),
+        help=f"a duration before now (default {default_since})",
     )
     parser.add_argument(
-        "--start", help="ISO-8601 start; without an offset it is read in --tz"
+        "--start",
+        type=_not_blank(_A_TIME),
+        help="ISO-8601 start; without an offset it is read in --tz",
     )
-    parser.add_argument("--end", help="ISO-8601 end (default: now)")
+    parser.add_argument(
+        "--end", type=_not_blank(_A_TIME), help="ISO-8601 end (default: now)"
+    )
     parser.add_argument(
         "--tz",
         metavar="ZONE",
@@ -170,6 +182,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         dest="indexes",
+        type=_not_blank("a signal index"),
         help="only this signal index (repeatable)",
     )
 
@@ -226,6 +239,22 @@ def _add_shared_rate(parser: argparse.ArgumentParser) -> None:
         help="the tenant's schedule in Redis (default: derived from the API address "
         "and client id)",
     )
+
+
+_A_TIME: Final = "an ISO-8601 time such as '2026-12-04T10:00:00Z'"
+
+
+def _not_blank(expected: str) -> Callable[[str], str]:
+    """An argparse type: a text that is not blank. An empty value (``--since
+    "$UNSET"``) would otherwise count as not given, and the default would be used
+    without a word."""
+
+    def given(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return text
+
+    return given
 
 
 def _folder(text: str) -> Path:

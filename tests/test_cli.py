@@ -293,6 +293,28 @@ def test_a_blank_output_folder_is_refused(given: str, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("--since", "a duration such as '2h'"),
+        ("--start", "an ISO-8601 time such as '2026-12-04T10:00:00Z'"),
+        ("--end", "an ISO-8601 time such as '2026-12-04T10:00:00Z'"),
+        ("--index", "a signal index"),
+    ],
+)
+def test_an_empty_value_is_refused_rather_than_taken_as_not_given(
+    flag: str, expected: str, tmp_path: Path
+) -> None:
+    done = powerp("export", "--demo", "--out", str(tmp_path / "x"), f"{flag}=")
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"powerp: error: argument {flag}: expected {expected}, got '' (see powerp "
+        "export --help)\n"
+    )
+    assert not (tmp_path / "x").exists()
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(served: str, tmp_path) -> None:
     out = tmp_path / "never"
 
