@@ -369,6 +369,42 @@ async def test_a_resume_plan_is_refused_as_the_resume_would_be(
     assert named in str(planned.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"window": "1x"},
+            "window: invalid duration '1x': expected a number with a unit (us, ms, "
+            "s, m, h, d, w), such as '200ms', '1s' or '1h30m'",
+        ),
+        ({"start": None}, "no 'start'"),
+    ],
+)
+async def test_damaged_recorded_parameters_name_the_journal(
+    client, tmp_path, change: dict, reason: str
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+    path = spec.out / JOURNAL
+    header, *rest = path.read_bytes().split(b"\n")
+    record = json.loads(header)
+    for key, value in change.items():
+        if value is None:
+            del record["parameters"][key]
+        else:
+            record["parameters"][key] = value
+    path.write_bytes(b"\n".join([json.dumps(record).encode(), *rest]))
+
+    with pytest.raises(ConfigurationError) as caught:
+        ExportSpec.recorded(spec.out)
+
+    assert str(caught.value) == (
+        f"the journal of {spec.out} records parameters that cannot be read "
+        f"({reason}): it was damaged or edited outside the export, so the folder "
+        "cannot be resumed"
+    )
+
+
 async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
     spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
     await export(client, spec)

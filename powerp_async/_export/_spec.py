@@ -138,19 +138,29 @@ class ExportSpec:
         source with where the client reads now. See :func:`recorded_source`.
         """
         parameters = read_manifest(out).header["parameters"]
-        return cls(
-            out=out,
-            start=from_epoch_us(parse_wire(parameters["start"])),
-            end=from_epoch_us(parse_wire(parameters["end"])),
-            window=parameters["window"],
-            format=parameters["format"],
-            databases=tuple(parameters["databases"]),
-            indexes=tuple(parameters["indexes"]),
-            block_size=parameters["block_size"],
-            neutralise_formulas=parameters.get(
-                "neutralise_formulas", PARAMETERS_ADDED_LATER["neutralise_formulas"]
-            ),
-        )
+        try:
+            return cls(
+                out=out,
+                start=from_epoch_us(parse_wire(parameters["start"])),
+                end=from_epoch_us(parse_wire(parameters["end"])),
+                window=parameters["window"],
+                format=parameters["format"],
+                databases=tuple(parameters["databases"]),
+                indexes=tuple(parameters["indexes"]),
+                block_size=parameters["block_size"],
+                neutralise_formulas=parameters.get(
+                    "neutralise_formulas",
+                    PARAMETERS_ADDED_LATER["neutralise_formulas"],
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            # ConfigurationError is a ValueError: a recorded value the checks refuse.
+            reason = f"no {error}" if isinstance(error, KeyError) else str(error)
+            raise ConfigurationError(
+                f"the journal of {out} records parameters that cannot be read "
+                f"({reason}): it was damaged or edited outside the export, so the "
+                "folder cannot be resumed"
+            ) from None
 
     def time_range(self) -> TimeRange:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
