@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
@@ -30,6 +30,9 @@ from .errors import (
 )
 
 logger = logging.getLogger("powerp_async.http")
+
+_CHUNK_BYTES: Final = 1 << 20
+"""Read at a time where an answer's length is bounded: a full answer is some 2 MB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +126,6 @@ async def _read_at_most(answer: aiohttp.ClientResponse, max_bytes: int | None) -
         chunks.append(chunk)
 
     return b"".join(chunks)
-
-
-_CHUNK_BYTES = 1 << 20
 
 
 def _describe(error: aiohttp.ClientError) -> str:
