@@ -124,6 +124,7 @@ MAX_BYTES_PER_POINT: Final = 2_048
 """A point of an answer takes some 70 bytes of JSON; this allows long texts too."""
 
 ANSWER_SLACK_BYTES: Final = 1 << 20
+"""Allowed on top of the points, for the brackets and whatever a small answer adds."""
 
 
 def longest_answer_bytes(block: Block) -> int:
