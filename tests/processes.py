@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 from powerp_async._time import format_wire, to_epoch_us
 
@@ -16,12 +15,9 @@ SECRET = "cli-secret-5a4b3c"
 
 
 def powerp(
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout_s: float = 180,
-    cwd: Path | None = None,
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``powerp ARGS`` to completion, in ``cwd`` if given."""
+    """Run ``powerp ARGS`` to completion."""
     return subprocess.run(
         [sys.executable, "-m", "powerp_async", *args],
         capture_output=True,
@@ -29,7 +25,6 @@ def powerp(
         timeout=timeout_s,
         env=env,
         check=False,
-        cwd=cwd,
     )
 
 

@@ -282,11 +282,17 @@ def test_demo_export_runs_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("given", ["", "  "])
-def test_a_blank_output_folder_is_refused(given: str, tmp_path: Path) -> None:
-    done = powerp("export", "--demo", "--out", given, "--dry-run", cwd=tmp_path)
+def test_a_blank_output_folder_is_refused(
+    given: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from powerp_async import cli
 
-    assert done.returncode == 2
-    assert done.stderr == (
+    monkeypatch.chdir(tmp_path)
+
+    code = cli.main(["export", "--demo", "--out", given, "--dry-run"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
         f"powerp: error: argument --out: expected a folder, got {given!r}; name "
         "the current folder as '.' (see powerp export --help)\n"
     )
@@ -303,12 +309,14 @@ def test_a_blank_output_folder_is_refused(given: str, tmp_path: Path) -> None:
     ],
 )
 def test_an_empty_value_is_refused_rather_than_taken_as_not_given(
-    flag: str, expected: str, tmp_path: Path
+    flag: str, expected: str, tmp_path: Path, capsys
 ) -> None:
-    done = powerp("export", "--demo", "--out", str(tmp_path / "x"), f"{flag}=")
+    from powerp_async import cli
 
-    assert done.returncode == 2
-    assert done.stderr == (
+    code = cli.main(["export", "--demo", "--out", str(tmp_path / "x"), f"{flag}="])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
         f"powerp: error: argument {flag}: expected {expected}, got '' (see powerp "
         "export --help)\n"
     )
