@@ -80,6 +80,18 @@ def doomed(signals, spec: ExportSpec, block_size: int) -> list[Block]:
     return [of_database[0], of_database[-1]]
 
 
+async def _every_block(
+    client: PowerPClient, out: Path
+) -> tuple[ExportSpec, list[Block]]:
+    """An export's spec and every block it plans, for a server that fails them all."""
+    spec = await spec_for(client, out)
+    signals = _matching(await client.measurements(), spec)
+    planned = plan_blocks(
+        signals, spec.time_range(), block_size=client.config.block_size
+    )
+    return spec, list(planned)
+
+
 def giving_up_early(simulator, **settings) -> PowerPClient:
     """A client that gives a block up after two attempts."""
     return PowerPClient(
@@ -316,11 +328,7 @@ async def test_a_server_failing_every_query_stops_the_run_and_reports(
     simulator, tmp_path, monkeypatch
 ) -> None:
     async with giving_up_early(simulator, max_outage_s=1.0) as client:
-        spec = await spec_for(client, tmp_path / "out")
-        signals = _matching(await client.measurements(), spec)
-        every = list(
-            plan_blocks(signals, spec.time_range(), block_size=client.config.block_size)
-        )
+        spec, every = await _every_block(client, tmp_path / "out")
         faults = FailingQueries(monkeypatch, every)
         with pytest.raises(ServerUnavailableError, match="--resume"):
             await export(client, spec)
@@ -335,11 +343,7 @@ async def test_a_server_refusing_every_query_as_too_many_stops_the_run(
     simulator, tmp_path, monkeypatch
 ) -> None:
     async with giving_up_early(simulator, max_outage_s=1.0) as client:
-        spec = await spec_for(client, tmp_path / "out")
-        signals = _matching(await client.measurements(), spec)
-        every = list(
-            plan_blocks(signals, spec.time_range(), block_size=client.config.block_size)
-        )
+        spec, every = await _every_block(client, tmp_path / "out")
         FailingQueries(monkeypatch, every, web.HTTPTooManyRequests)
         started = time.monotonic()
         with pytest.raises(ServerUnavailableError) as caught:
