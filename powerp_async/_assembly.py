@@ -7,12 +7,18 @@ asked for: in pieces after a 413, or in queries packed across two blocks
 query covers, by timestamp, and keeps the parts until a block is covered whole; then
 the block is handed on, once. If any query of a block failed, the whole block fails
 with that error, and so does every other block that query covered.
+
+But for signals the server refused on their own (see ``_refusals.SignalRefusals``):
+a block is then handed on with the points of its other signals, and its refused
+signals as blocks of their own, failed (:attr:`BlockResult.refused`). A refused
+signal's points are left out of the block even where a query of another time piece
+returned them, so that a refused block, fetched again, brings each point once.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,10 +45,24 @@ class BlockResult:
     block: Block
     batch: pa.RecordBatch | None
     error: PowerPError | None = None
+    refused: tuple[tuple[Block, PowerPError], ...] = ()
+    """Signals of ``block`` the server refused, as blocks over its whole range, each
+    with the refusal; their points are not in ``batch``. Always empty for a failed
+    block."""
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def kept_block(self) -> Block:
+        """``block`` without its refused signals: what ``batch`` holds."""
+        if not self.refused:
+            return self.block
+
+        gone = {index for part, _ in self.refused for index in part.indexes}
+        kept = tuple(index for index in self.block.indexes if index not in gone)
+        return replace(self.block, indexes=kept)
 
 
 @dataclass(slots=True)
@@ -53,37 +73,60 @@ class _Partial:
     covered_us: int = 0
     parts: list[tuple[int, pa.RecordBatch]] = field(default_factory=list)
     error: PowerPError | None = None
+    refused: list[tuple[Block, PowerPError]] = field(default_factory=list)
+    _claimed: set[str] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
         return self.covered_us == self.block.end_us - self.block.start_us
 
     def add(
-        self, segment: Segment, batch: pa.RecordBatch | None, error: PowerPError | None
+        self, segment: Segment, answer: BlockResult, batch: pa.RecordBatch | None
     ) -> None:
         self.covered_us += segment.end_us - segment.start_us
-        if error is not None:
-            self.error = self.error or error
+        if answer.error is not None:
+            self.error = self.error or answer.error
             # A failed block is handed on without points: none need be kept.
             self.parts.clear()
-        elif self.error is None and batch is not None and batch.num_rows:
+            return
+
+        for part, refusal in answer.refused:
+            self._refuse(part.indexes, refusal)
+        if self.error is None and batch is not None and batch.num_rows:
             self.parts.append((segment.start_us, batch))
+
+    def _refuse(self, indexes: tuple[str, ...], refusal: PowerPError) -> None:
+        """Take ``indexes`` out of the block over its whole range; each index goes to
+        one refused block only, so none is fetched twice."""
+        new = tuple(
+            i for i in self.block.indexes if i in indexes and i not in self._claimed
+        )
+        if new:
+            self._claimed.update(new)
+            self.refused.append((replace(self.block, indexes=new), refusal))
 
     def result(self) -> BlockResult:
         if self.error is not None:
             return BlockResult(self.block, None, self.error)
 
+        batch = self._points()
+        if self._claimed and batch.num_rows:
+            gone = pa.array(sorted(self._claimed), pa.string())
+            batch = batch.filter(pc.invert(pc.is_in(batch.column("index"), gone)))
+
+        return BlockResult(self.block, batch, refused=tuple(self.refused))
+
+    def _points(self) -> pa.RecordBatch:
         if len(self.parts) == 1:
-            return BlockResult(self.block, self.parts[0][1])
+            return self.parts[0][1]
 
         if not self.parts:
-            empty = pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA)
-            return BlockResult(self.block, empty)
+            return pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA)
 
         # In time order, as one query for the whole block would have listed them.
         batches = [batch for _, batch in sorted(self.parts, key=lambda part: part[0])]
         table = pa.Table.from_batches(batches, POINT_SCHEMA).combine_chunks()
-        return BlockResult(self.block, table.to_batches()[0])
+        return table.to_batches()[0]
 
 
 class Assembly:
@@ -112,7 +155,7 @@ class Assembly:
         done = []
         for segment, batch in zip(piece.segments, parts, strict=True):
             partial = self._open[segment.serial]
-            partial.add(segment, batch, answer.error)
+            partial.add(segment, answer, batch)
             if partial.complete:
                 del self._open[segment.serial]
                 done.append(partial.result())

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import aiohttp
@@ -47,7 +47,7 @@ from ._http import AnswerTooLongError, Response, error_for, send
 from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
-from ._refusals import Refusals, RunStopped
+from ._refusals import Refusals, RunStopped, SignalRefusals, refuses_signals
 from ._retry import backoff_s, outage_error, parse_retry_after, throttled_error
 from ._token import TokenManager
 from ._words import plural
@@ -165,6 +165,9 @@ class RunStats:
     blocks_done: int = 0
     blocks_resumed: int = 0
     blocks_failed: int = 0
+    signals_refused: int = 0
+    """Signals the server refused in blocks whose other signals were fetched; each
+    such signal's part of the block is reported as failed on its own."""
     points: int = 0
     dropped_points: int = 0
     bytes_received: int = 0
@@ -182,6 +185,9 @@ class EngineSettings:
     timeout_s: float
     max_outage_s: float = 300.0
     compression: bool = True
+    isolate: bool = True
+    """Whether a query refused for what may be one of its signals is asked for in
+    parts, so that the others are fetched; off for a query sent as given."""
 
 
 class Engine:
@@ -215,6 +221,7 @@ class Engine:
         # The adaptive pacer's breaker stops sends in an outage; other pacers don't.
         self._announced = None if isinstance(pacer, AdaptivePacer) else AnnouncedHold()
         self._refusals = Refusals()
+        self._signals = SignalRefusals()
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
@@ -243,6 +250,9 @@ class Engine:
         Leaving the ``async with`` early cancels every request still in flight.
         """
         self._fatal = None
+        # What a run learns of refused signals is of its own signals and range: an
+        # engine that serves many runs (a worker's) starts each afresh.
+        self._signals = SignalRefusals()
         size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors():
@@ -389,6 +399,9 @@ class Engine:
             rows = result.batch.num_rows if result.batch is not None else 0
             self.stats.blocks_done += 1
             self._events.emit(BlockDone(result.block, rows))
+            for refused, refusal in result.refused:
+                self.stats.signals_refused += len(refused.indexes)
+                self._events.emit(BlockFailed(refused, refusal))
         else:
             self.stats.blocks_failed += 1
             self._events.emit(BlockFailed(result.block, result.error))
@@ -403,21 +416,35 @@ class Engine:
             yield self._failed(block, known)
             return
 
-        parts = [block] if piece.packed else self.sizes.pieces(block)
-        if len(parts) > 1:
-            self.stats.presplit_blocks += 1
+        for query in self._apart(block):
+            given_up = self._signals.given_up(query)
+            if given_up is not None:
+                yield self._failed(query, given_up)
+                continue
 
-        for part in parts:
-            async for result in self._fetch_fitting(part):
-                yield result
+            parts = [query] if piece.packed else self.sizes.pieces(query)
+            if len(parts) > 1:
+                self.stats.presplit_blocks += 1
 
-    async def _fetch_fitting(self, block: Block) -> AsyncIterator[BlockResult]:
+            for part in parts:
+                async for result in self._fetch_fitting(part):
+                    yield result
+
+    def _apart(self, block: Block) -> list[Block]:
+        return self._signals.apart(block) if self._settings.isolate else [block]
+
+    async def _fetch_fitting(
+        self, block: Block, *, searching: bool = True
+    ) -> AsyncIterator[BlockResult]:
+        """``block``'s results, cut as the server needs; a refusal that one of its
+        signals may explain is searched for that signal, unless ``searching`` is off
+        (a search's own queries), and a failure is then not logged as final."""
         try:
             result = await self._fetch(block)
         except _Recut:
             self.stats.presplit_blocks += 1
             for part in self.sizes.pieces(block):
-                async for result in self._fetch_fitting(part):
+                async for result in self._fetch_fitting(part, searching=searching):
                     yield result
         except (PayloadTooLargeError, _TooSlow) as refusal:
             slow = isinstance(refusal, _TooSlow)
@@ -427,22 +454,83 @@ class Engine:
             self._learn_size(block, refused=True, slow=slow)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
-                yield self._failed(block, error)
+                yield self._failed(block, error, shown=searching)
                 return
             self.stats.splits += 1
             logger.info("%s: %s; splitting", block.describe(), _refused_as(refusal))
             for part in parts:
-                async for result in self._fetch_fitting(part):
+                async for result in self._fetch_fitting(part, searching=searching):
                     yield result
         except AuthenticationError:
             raise
         except PowerPError as error:
-            self._refusals.on_refused(block, error)
             self.sizes.on_failed(block)
-            yield self._failed(block, error)
+            if not searching:
+                yield BlockResult(block, None, error)
+            elif self._settings.isolate and self._signals.splits(block, error):
+                for result in await self._searched(block, error):
+                    yield result
+            else:
+                self._refusals.on_refused(block, error)
+                self._signals.on_refused(block, error)
+                yield self._failed(block, error)
         else:
             self._learn_size(block, refused=False)
+            self._signals.on_accepted(block)
             yield result
+
+    async def _searched(self, block: Block, error: PowerPError) -> list[BlockResult]:
+        """The results of a query refused for what may be one of its signals (see
+        ``_refusals.SignalRefusals``): its signals asked for in halves, and the
+        refused halves in halves again, until the refused signals stand alone."""
+        logger.info(
+            "%s; asking for its signals in halves, to fetch those the server serves",
+            block.describe_failure(error),
+        )
+        results = await self._search(block, error)
+        if all(_refused_alone(result) for result in results):
+            self._signals.on_unexplained(block)
+            return [self._failed(block, error)]
+
+        if len(results) == 1 and results[0].block == block:
+            # Failed whole, unsearched: a refusal of the run's queries, not found yet
+            # to be of some signals, which the run stops after a few of.
+            self._refusals.on_refused(block, error)
+            return [self._failed(block, error)]
+
+        # Said only now, when the search is over: a part refused is then final.
+        for result in results:
+            if result.error is not None:
+                self._failed(result.block, result.error)
+        return results
+
+    async def _search(self, block: Block, error: PowerPError) -> list[BlockResult]:
+        self.stats.splits += 1
+        middle = len(block.indexes) // 2
+        halves = [
+            replace(block, indexes=block.indexes[:middle]),
+            replace(block, indexes=block.indexes[middle:]),
+        ]
+        answers = [
+            [result async for result in self._fetch_fitting(half, searching=False)]
+            for half in halves
+        ]
+        refusals = [_signal_refusal(answer) for answer in answers]
+        if None not in refusals and not self._refusals.succeeded:
+            # Nothing was ever answered: this says more of the query than of its
+            # signals, and searching further would only send more of it.
+            return [BlockResult(block, None, error)]
+
+        results: list[BlockResult] = []
+        for half, answer, refusal in zip(halves, answers, refusals, strict=True):
+            if refusal is None:
+                results.extend(answer)
+            elif len(half.indexes) > 1:
+                results.extend(await self._search(half, refusal))
+            else:
+                self._signals.on_refused(half, refusal)
+                results.append(BlockResult(half, None, refusal))
+        return results
 
     def _tell_held(self, block: Block, error: PowerPError) -> None:
         group = (block.database_id, block.aggregation)
@@ -483,9 +571,12 @@ class Engine:
                 BlockSizeLearned(block.database_id, block.aggregation, after)
             )
 
-    def _failed(self, block: Block, error: PowerPError) -> BlockResult:
+    def _failed(
+        self, block: Block, error: PowerPError, *, shown: bool = True
+    ) -> BlockResult:
         # A warning, not an error: the caller receives the failure and decides.
-        logger.warning("giving up on %s", block.describe_failure(error))
+        if shown:
+            logger.warning("giving up on %s", block.describe_failure(error))
         return BlockResult(block, None, error)
 
     async def _fetch(self, block: Block) -> BlockResult:
@@ -739,20 +830,51 @@ def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
 
     A caller that records finished blocks (an export's journal) knows only the planned
     ones; handing it halves would let a resume fetch the whole block again after one
-    half was saved. So halves are joined, and if one failed the whole query fails;
-    the assembly then hands the query's points on to the blocks as planned.
+    half was saved. So halves are joined, and if one failed the whole query fails,
+    unless the server refused only some of its signals: those are then handed on as
+    refused, beside the others' points. The assembly hands the query's points on to
+    the blocks as planned.
     """
     if len(parts) == 1 and parts[0].block == block:
         return parts[0]
 
+    refused = [part for part in parts if _refuses_some(block, part)]
     for part in parts:
-        if part.error is not None:
+        if part.error is not None and part not in refused:
             return BlockResult(block, None, part.error)
+
+    set_apart = tuple((part.block, part.error) for part in refused if part.error)
     batches = [part.batch for part in parts if part.batch and part.batch.num_rows]
     if not batches:
-        return BlockResult(block, pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA))
+        empty = pa.RecordBatch.from_pylist([], schema=POINT_SCHEMA)
+        return BlockResult(block, empty, refused=set_apart)
     table = pa.Table.from_batches(batches, POINT_SCHEMA).combine_chunks()
-    return BlockResult(block, table.to_batches()[0])
+    return BlockResult(block, table.to_batches()[0], refused=set_apart)
+
+
+def _refuses_some(query: Block, part: BlockResult) -> bool:
+    """Whether ``part`` failed as some, not all, of the query's signals refused."""
+    return (
+        part.error is not None
+        and refuses_signals(part.error)
+        and len(part.block.indexes) < len(query.indexes)
+    )
+
+
+def _signal_refusal(answer: list[BlockResult]) -> PowerPError | None:
+    """The refusal that failed ``answer``, if a signal may explain it."""
+    for result in answer:
+        if result.error is not None and refuses_signals(result.error):
+            return result.error
+    return None
+
+
+def _refused_alone(result: BlockResult) -> bool:
+    return (
+        len(result.block.indexes) == 1
+        and result.error is not None
+        and refuses_signals(result.error)
+    )
 
 
 class _WorkerPool:

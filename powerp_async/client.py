@@ -270,7 +270,7 @@ class PowerPClient:
         the column of their JSON type.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
-        engine = self._engine(max_in_flight=1)
+        engine = self._engine(max_in_flight=1, isolate=False)
         engine.learn_types(self._listed)
         async with engine.run([block]) as results:
             outcome = [result async for result in results]
@@ -296,6 +296,9 @@ class PowerPClient:
         Results arrive in completion order with bounded memory. Blocks that fail after
         retries are held back until the stream ends, then raised together as
         :class:`~powerp_async.FetchFailedError`; everything else has been delivered.
+        A signal the server refuses (400) does not cost the others of its block: the
+        block arrives with their points, and the refused signal's part of it is among
+        the failures (:attr:`BlockResult.refused` names it as it arrives).
         """
         signals = as_signals(signals)
         span = TimeRange.snap(
@@ -403,7 +406,11 @@ class PowerPClient:
         return self._engine(stats=stats)
 
     def _engine(
-        self, *, max_in_flight: int | None = None, stats: RunStats | None = None
+        self,
+        *,
+        max_in_flight: int | None = None,
+        stats: RunStats | None = None,
+        isolate: bool = True,
     ) -> Engine:
         session, tokens = self._open()
         settings = EngineSettings(
@@ -413,6 +420,7 @@ class PowerPClient:
             timeout_s=self.config.timeout_s,
             max_outage_s=self.config.max_outage_s,
             compression=self.config.wants_compression,
+            isolate=isolate,
         )
         return Engine(
             session, tokens, self._pacer, settings, stats=stats, on_event=self._on_event
@@ -482,6 +490,7 @@ async def _successes(
         if result.error is not None:
             failures.append((result.block, result.error))
         else:
+            failures.extend(result.refused)
             yield result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -9,7 +10,7 @@ import pytest
 
 from powerp_async._assembly import Assembly, BlockResult
 from powerp_async.control import Piece, Segment
-from powerp_async.errors import ServerError
+from powerp_async.errors import BadRequestError, ServerError
 from powerp_async.models import POINT_SCHEMA, Block
 
 WINDOW_US = 1_000_000
@@ -155,3 +156,24 @@ def test_a_whole_block_is_handed_on_as_answered() -> None:
     empty = piece((1, SECOND, 10, 20))
     (nothing,) = assembly.answered(empty, answer(empty), None)
     assert (nothing.block, nothing.batch.num_rows, nothing.ok) == (SECOND, 0, True)
+
+
+def test_a_signal_refused_in_one_piece_is_left_out_of_the_whole_block() -> None:
+    assembly = Assembly()
+    assembly.open(0, FIRST)
+    first, second = piece((0, FIRST, 0, 5)), piece((0, FIRST, 5, 10))
+    refusal = BadRequestError("index 2 is retired", method="POST", url="u", status=400)
+    only_first = Block(3, "last", ("1",), 0, 5 * WINDOW_US, WINDOW_US)
+    refused_part = Block(3, "last", ("2",), 0, 5 * WINDOW_US, WINDOW_US)
+    kept = points(1, 2).filter(pa.array([True, True, False, False]))
+    answered = BlockResult(only_first, kept, refused=((refused_part, refusal),))
+
+    assert assembly.answered(first, answered, "stop") == []
+    (result,) = assembly.answered(second, answer(second, 6, 7), "stop")
+
+    # The refused signal's points of the second piece are left out: its whole
+    # block is owed, and fetched again, once.
+    assert stamps(result) == [("1", 1), ("1", 2), ("1", 6), ("1", 7)]
+    assert result.refused == ((replace(FIRST, indexes=("2",)), refusal),)
+    assert result.kept_block == replace(FIRST, indexes=("1",))
+    assert result.ok

@@ -12,6 +12,12 @@ some blocks ends with a ``failed`` line naming them and why; a later commit of t
 same blocks supersedes it. Readers that do not know a kind of line skip it, so
 journals stay readable both ways between versions that share :data:`VERSION`.
 
+A commit whose blocks came back without some signals the server refused (see
+``_refusals.SignalRefusals``) is a ``partial`` line: a commit that also records what
+it owes, those signals' parts of the blocks as blocks of their own, which a resume
+fetches. A version that does not know such lines skips them, finds their parts named
+by no commit, and refuses to resume rather than lose the owed signals.
+
 A crash or a full disk can leave the last line torn (without its newline). Reading
 ignores it, since it never committed anything, and a run that reopens the journal cuts
 it off before appending, so the next commit starts on a line of its own. Any other
@@ -29,7 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +44,7 @@ from typing import IO, Any, Final
 import orjson
 
 from ..errors import ConfigurationError
+from ..models import Block
 from ._checks import PartCheck
 from ._units import UnitSet
 
@@ -66,6 +73,9 @@ class ManifestState:
     """Each part's size and digest as committed; parts of older journals have none."""
     dropped_points: int = 0
     """Points the server sent that were not kept, counted by commits that say so."""
+    owed: dict[str, Block] = field(default_factory=dict)
+    """Blocks of signals the server refused within committed blocks, by unit id,
+    whether committed since or not; they are part of the export's plan."""
 
 
 class Manifest:
@@ -129,22 +139,25 @@ class Manifest:
         empty_signals: list[dict[str, Any]],
         checks: list[PartCheck],
         dropped_points: int = 0,
+        owed: Sequence[Block] = (),
     ) -> None:
         """Record that ``units`` are complete in ``parts`` (relative to the folder),
         with each part's size and digest, and the points the server sent since the
-        last commit that were not kept (duplicates, outside what was asked)."""
-        self._append(
-            {
-                "kind": "commit",
-                "parts": parts,
-                "units": units,
-                "points": points,
-                "empty": empty_signals,
-                "sizes": [check.size_bytes for check in checks],
-                "sha256": [check.sha256 for check in checks],
-                "dropped": dropped_points,
-            }
-        )
+        last commit that were not kept (duplicates, outside what was asked); and the
+        blocks of refused signals they leave ``owed``, if any."""
+        record: dict[str, Any] = {
+            "kind": "partial" if owed else "commit",
+            "parts": parts,
+            "units": units,
+            "points": points,
+            "empty": empty_signals,
+            "sizes": [check.size_bytes for check in checks],
+            "sha256": [check.sha256 for check in checks],
+            "dropped": dropped_points,
+        }
+        if owed:
+            record["owed"] = [_block_record(block) for block in owed]
+        self._append(record)
 
     def record_failed(self, failed: Mapping[str, str]) -> None:
         """Record that the blocks ``failed`` names (unit id to reason) were given up."""
@@ -260,6 +273,10 @@ def _replay(
     try:
         if kind == "commit":
             _replay_commit(state, record)
+        elif kind == "partial":
+            _replay_commit(state, record)
+            owed = (_block_from_record(entry) for entry in record["owed"])
+            state.owed.update((block.unit_id, block) for block in owed)
         elif kind == "failed":
             state.failed.update(zip(record["units"], record["reasons"], strict=True))
     except (KeyError, TypeError, ValueError):
@@ -281,6 +298,36 @@ def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
     if state.failed:
         for unit in units:
             state.failed.pop(unit, None)
+
+
+def _block_record(block: Block) -> dict[str, Any]:
+    return {
+        "database_id": block.database_id,
+        "aggregation": block.aggregation,
+        "indexes": list(block.indexes),
+        "start": block.start_us,
+        "end": block.end_us,
+        "window": block.window_us,
+    }
+
+
+def _block_from_record(record: dict[str, Any]) -> Block:
+    indexes = record["indexes"]
+    if not indexes or not all(isinstance(index, str) for index in indexes):
+        raise ValueError(f"expected a list of indexes, got {indexes!r}")
+
+    aggregation = record["aggregation"]
+    if not isinstance(aggregation, str):
+        raise ValueError(f"expected an aggregation, got {aggregation!r}")
+
+    return Block(
+        _count(record["database_id"]),
+        aggregation,
+        tuple(indexes),
+        _count(record["start"]),
+        _count(record["end"]),
+        _count(record["window"]),
+    )
 
 
 def _count(value: object) -> int:

@@ -56,17 +56,28 @@ class OpenExport:
     done: UnitSet
     span: TimeRange
     block_size: int
-    blocks_total: int
+    blocks_planned: int
     max_points: int
+    owed: tuple[Block, ...] = ()
+    """Blocks of signals the server refused within committed blocks, as the journal
+    recorded them when the folder was opened."""
+
+    @property
+    def blocks_total(self) -> int:
+        return self.blocks_planned + len(self.owed)
 
     def pending(self) -> Iterator[Block]:
-        """The planned blocks not committed yet, lazily, asked about in batches."""
-        planned = plan_blocks(self.signals, self.span, block_size=self.block_size)
+        """The planned blocks not committed yet, lazily, asked about in batches;
+        then the owed ones not committed yet."""
+        blocks = itertools.chain(
+            plan_blocks(self.signals, self.span, block_size=self.block_size),
+            self.owed,
+        )
         if not len(self.done):
-            yield from planned
+            yield from blocks
             return
 
-        while batch := list(itertools.islice(planned, _PENDING_BATCH)):
+        while batch := list(itertools.islice(blocks, _PENDING_BATCH)):
             done = self.done.contains([block.unit_id for block in batch])
             yield from (b for b, skip in zip(batch, done, strict=True) if not skip)
 
@@ -138,6 +149,7 @@ def _resumable(
         block_size,
         blocks_total,
         max_points,
+        tuple(journal.owed.values()),
     )
 
 

@@ -22,7 +22,7 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._engine import RunStats
-from ..models import POINT_SCHEMA
+from ..models import POINT_SCHEMA, Block
 from ._folder import writing
 from ._formats import SUFFIXES, Format, write_file
 from ._manifest import Manifest
@@ -74,6 +74,7 @@ class PartWriter:
     _batches: list[pa.RecordBatch] = field(default_factory=list)
     _units: list[str] = field(default_factory=list)
     _empty: list[dict[str, Any]] = field(default_factory=list)
+    _owed: list[tuple[Block, str]] = field(default_factory=list)
     _rows: int = 0
     _oldest_s: float | None = None
     _stager: PartStager = field(init=False)
@@ -87,9 +88,14 @@ class PartWriter:
         )
 
     def add(
-        self, unit_id: str, batch: pa.RecordBatch, empty: list[dict[str, Any]]
+        self,
+        unit_id: str,
+        batch: pa.RecordBatch,
+        empty: list[dict[str, Any]],
+        owed: Sequence[tuple[Block, str]] = (),
     ) -> None:
-        """Buffer one finished block; flushes when enough rows or time have gathered."""
+        """Buffer one finished block, with the blocks of refused signals it owes;
+        flushes when enough rows or time have gathered."""
         if not self._units:
             self._oldest_s = self.clock()
 
@@ -98,6 +104,7 @@ class PartWriter:
 
         self._units.append(unit_id)
         self._empty.extend(empty)
+        self._owed.extend(owed)
         self._rows += batch.num_rows
         if self._rows >= self.rows_per_flush:
             self.flush()
@@ -170,9 +177,15 @@ class PartWriter:
         parts = self._stager.stage(self._batches)
         dropped = self._dropped_since_commit()
         staged = StagedBatch(
-            tuple(self._units), parts, self._rows, tuple(self._empty), dropped
+            tuple(self._units),
+            parts,
+            self._rows,
+            tuple(self._empty),
+            dropped,
+            owed=tuple(self._owed),
         )
         self._batches, self._units, self._empty, self._rows = [], [], [], 0
+        self._owed = []
         self._oldest_s = None
         commit_parts(self.folder, self.manifest, staged)
         self._dropped_committed += dropped
@@ -250,6 +263,7 @@ def commit_parts(folder: Path, manifest: Manifest, batch: StagedBatch) -> None:
         list(batch.empty),
         [part.check for part in batch.parts],
         batch.dropped_points,
+        [block for block, _ in batch.owed],
     )
     # Committed: from here on a retry must never write these blocks again.
     for part in batch.parts:

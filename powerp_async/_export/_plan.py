@@ -95,12 +95,14 @@ async def plan_export(
     """
     span = spec.time_range()
     block_size = spec.block_size or client.config.block_size
-    done = 0
+    done = owed = 0
     if resume:
         source = spec.source or mask_url(client.config.base_url)
         journal, listed = recorded_export(spec, block_size, source)
         check_as_resume(spec.out, journal)
         done = len(journal.done_units)
+        # Blocks of refused signals, recorded as owed, are queries a resume sends too.
+        owed = len(journal.owed)
     else:
         listed = await select_signals(client, spec)
 
@@ -113,7 +115,7 @@ async def plan_export(
         signals=len(signals),
         groups=len(group_signals(signals)),
         slices=sum(1 for _ in time_slices(span)),
-        requests=requests,
+        requests=requests + owed,
         max_points=max_points,
         late_signals=sum(1 for m in signals if _first_us(m) > span.start_us),
         done=done,

@@ -188,7 +188,8 @@ def _write_report(
 ) -> ExportReport:
     journal = read_manifest(spec.out)
     journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
-    report = ExportReport.build(journal, stats, opened.blocks_total, opened.max_points)
+    total = opened.blocks_planned + len(journal.owed)
+    report = ExportReport.build(journal, stats, total, opened.max_points)
     write_report(spec.out, report)
     return report
 
@@ -274,6 +275,7 @@ class _Fetch:
 
         self.outstanding.settle(settled)
         self.failures.extend((b, RemoteBlockError(why)) for b, why in batch.failed)
+        self.failures.extend((b, RemoteBlockError(why)) for b, why in batch.owed)
         _count_staged(self.stats, batch)
 
     def _account_unsettled(self) -> None:
@@ -327,9 +329,12 @@ def _take(
     if result.error is not None or result.batch is None:
         failures.append((result.block, result.error or RuntimeError("no data")))
         return
-    writer.add(
-        result.block.unit_id, result.batch, block_gaps(result.block, result.batch, side)
-    )
+
+    # A refused signal is no gap: its points are owed, not missing.
+    gaps = block_gaps(result.kept_block, result.batch, side)
+    owed = [(block, failure_reason(block, error)) for block, error in result.refused]
+    writer.add(result.block.unit_id, result.batch, gaps, owed)
+    failures.extend(result.refused)
 
 
 def _not_asked(signals: list[Measurement], span: TimeRange) -> list[dict[str, Any]]:

@@ -58,8 +58,11 @@ class StagedBatch:
     """Blocks whose every point is in ``parts``, ready for one journal line.
 
     ``failed`` names the blocks of the batch that could not be fetched, each with what
-    ended it; they are in no part. ``counters`` adds the requests, retries and other
-    counts of :class:`~powerp_async.RunStats` the batch cost to the driver's.
+    ended it; they are in no part. ``owed`` names blocks of signals the server refused
+    within the committed ones (not planned, so not of the batch), each with the
+    refusal; the commit records them, for a resume to fetch. ``counters`` adds the
+    requests, retries and other counts of :class:`~powerp_async.RunStats` the batch
+    cost to the driver's.
     ``stop``, if set, ended the batch before all its blocks were fetched: the driver
     commits what the batch holds, then ends the run.
     """
@@ -70,6 +73,7 @@ class StagedBatch:
     empty: tuple[dict[str, Any], ...] = ()
     dropped_points: int = 0
     failed: tuple[tuple[Block, str], ...] = ()
+    owed: tuple[tuple[Block, str], ...] = ()
     counters: tuple[tuple[str, int], ...] = ()
     stop: WorkerStop | None = None
 

@@ -20,6 +20,7 @@ import anyio
 import pyarrow as pa
 from distributed import Event
 
+from .._assembly import BlockResult
 from .._engine import Engine, RunStats
 from .._export._formats import Format
 from .._export._gaps import block_gaps
@@ -83,7 +84,7 @@ class WorkerStoppedError(PowerPError):
 
 @dataclass(slots=True)
 class _Fetched:
-    done: list[tuple[Block, pa.RecordBatch]]
+    done: list[tuple[BlockResult, pa.RecordBatch]]
     failed: list[tuple[Block, str]]
     stats: RunStats
     side: str | None
@@ -140,7 +141,7 @@ async def _collect(engine: Engine, task: BatchTask, fetched: _Fetched) -> None:
     async with engine.run(task.blocks) as results:
         async for result in results:
             if result.error is None and result.batch is not None:
-                fetched.done.append((result.block, result.batch))
+                fetched.done.append((result, result.batch))
             else:
                 error = result.error or RuntimeError("no data")
                 reason = failure_reason(result.block, error)
@@ -199,16 +200,22 @@ def _stage(task: BatchTask, fetched: _Fetched) -> StagedBatch:
     parts = stager.stage([batch for _, batch in fetched.done if batch.num_rows])
     gaps = [
         gap
-        for block, batch in fetched.done
-        for gap in block_gaps(block, batch, fetched.side)
+        for result, batch in fetched.done
+        for gap in block_gaps(result.kept_block, batch, fetched.side)
+    ]
+    owed = [
+        (block, failure_reason(block, error))
+        for result, _ in fetched.done
+        for block, error in result.refused
     ]
     return StagedBatch(
-        units=tuple(block.unit_id for block, _ in fetched.done),
+        units=tuple(result.block.unit_id for result, _ in fetched.done),
         parts=parts,
         points=sum(batch.num_rows for _, batch in fetched.done),
         empty=tuple(gaps),
         dropped_points=fetched.stats.dropped_points,
         failed=tuple(fetched.failed),
+        owed=tuple(owed),
         counters=tuple(
             (name, getattr(fetched.stats, name)) for name in STAGED_COUNTERS
         ),

@@ -1,0 +1,329 @@
+"""A signal the server refuses (400) costs only its own points, never its block's.
+
+The simulator here lists every signal but refuses any query that holds a "retired"
+one, as a server does for an index it no longer serves: the whole query of twenty
+fails, whatever the other nineteen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import orjson
+import pyarrow as pa
+import pytest
+from aiohttp import web
+
+from powerp_async import ExportReport, ExportSpec, PowerPClient, export
+from powerp_async._export._manifest import MANIFEST_NAME, read_manifest
+from powerp_async._time import to_epoch_us
+from powerp_async.errors import BadRequestError, ConfigurationError, FetchFailedError
+from powerp_async.models import POINT_SCHEMA
+from powerp_async.planning import TimeRange, plan_totals, time_slices
+from powerp_async.simulator import Simulator, SimulatorSettings
+
+from .conftest import ANCHOR, CLIENT_SECRET
+from .helpers import assert_exact, expected_points
+from .test_export import read_dataset
+
+START = ANCHOR - timedelta(minutes=100)
+END = ANCHOR - timedelta(minutes=10)
+DATABASE = 1
+
+
+class Retired:
+    """A policy refusing, with 400, every query that holds one of ``indexes``; it
+    records the signals of every query it sees, refused or not."""
+
+    def __init__(self, *indexes: str) -> None:
+        self.indexes = set(indexes)
+        self.queries: list[tuple[str, ...]] = []
+        self.all_from: datetime | None = None
+        """If set, every query starting then or later is refused, whatever it holds."""
+
+    async def __call__(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.endswith("/Query"):
+            return await handler(request)
+
+        body = orjson.loads(await request.read())
+        asked = tuple(body["measurementIndexes"])
+        self.queries.append(asked)
+        retired = sorted(self.indexes.intersection(asked))
+        start = datetime.fromisoformat(body["startTime"])
+        if self.all_from is not None and start >= self.all_from:
+            retired = list(asked)
+        if body["databaseId"] == DATABASE and retired:
+            return web.json_response(
+                {"error": "unknown_index", "message": f"index {retired[0]} is retired"},
+                status=400,
+            )
+        return await handler(request)
+
+    def asked_alone(self, index: str) -> int:
+        return self.queries.count((index,))
+
+
+@pytest.fixture
+def retired() -> Retired:
+    return Retired()
+
+
+@pytest.fixture
+def settings(retired: Retired) -> SimulatorSettings:
+    return SimulatorSettings(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        anchor_us=to_epoch_us(ANCHOR),
+        policies=(retired,),
+    )
+
+
+@asynccontextmanager
+async def one_at_a_time(simulator: Simulator) -> AsyncIterator[PowerPClient]:
+    """A client sending one query at a time, so the order of queries is known."""
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        initial_rate=1000,
+        max_in_flight=1,
+    ) as client:
+        yield client
+
+
+async def first_signals(client: PowerPClient, count: int = 20):
+    """The first ``count`` signals of the database's largest aggregation group, so
+    that their queries hold twenty signals where they can."""
+    listed = [m for m in await client.measurements() if m.database_id == DATABASE]
+    largest, _ = Counter(m.aggregation for m in listed).most_common(1)[0]
+    return [m for m in listed if m.aggregation == largest][:count]
+
+
+def spec_for(out, signals, **changes: Any) -> ExportSpec:
+    return ExportSpec(
+        out=out,
+        start=START,
+        end=END,
+        window="1m",
+        databases=(DATABASE,),
+        indexes=tuple(m.index for m in signals),
+        **changes,
+    )
+
+
+def slices() -> list[tuple[int, int]]:
+    span = TimeRange.snap(START, END, 60_000_000)
+    return list(time_slices(span))
+
+
+async def test_a_fetch_delivers_every_signal_but_the_refused_one(
+    simulator, retired
+) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client)
+        victim = signals[6].index
+        retired.indexes.add(victim)
+        batches: list[pa.RecordBatch] = []
+        arrived: list[tuple[str, ...]] = []
+
+        async def take_all() -> None:
+            async with client.fetch(signals, START, END, window="1m") as results:
+                async for result in results:
+                    batches.append(result.batch)
+                    arrived.extend(part.indexes for part, _ in result.refused)
+
+        with pytest.raises(FetchFailedError) as caught:
+            await take_all()
+
+    failed = sorted((b.indexes, b.start_us, b.end_us) for b, _ in caught.value.failures)
+    assert failed == [((victim,), start, end) for start, end in slices()]
+    assert arrived == [(victim,)] * len(slices())
+    assert all(isinstance(e, BadRequestError) for _, e in caught.value.failures)
+    kept = [m for m in signals if m.index != victim]
+    span = TimeRange.snap(START, END, 60_000_000)
+    table = pa.Table.from_batches(batches, POINT_SCHEMA)
+    assert_exact(table, expected_points(simulator.tenant, kept, span))
+
+    # The first slice searched for it; the next two sent it alone from the start;
+    # after three refusals alone it was not asked for again.
+    assert retired.asked_alone(victim) == 3
+    asked = [q for q in retired.queries if victim in q]
+    assert [len(q) for q in asked][:6] == [20, 10, 5, 3, 2, 1]
+    assert len(asked) == 8
+
+
+async def test_a_query_sent_as_given_is_refused_once(simulator, retired) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client, count=4)
+        retired.indexes.add(signals[0].index)
+
+        with pytest.raises(BadRequestError, match="is retired"):
+            await client.query(
+                DATABASE,
+                [m.index for m in signals],
+                START,
+                START + timedelta(hours=0.1),
+            )
+
+    assert len(retired.queries) == 1
+
+
+async def test_a_server_refusing_everything_stops_the_run_without_a_search(
+    simulator, retired
+) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client, count=4)
+        retired.all_from = START - timedelta(hours=2)
+        with pytest.raises(BadRequestError, match="the first 5 queries were all"):
+            async with client.fetch(
+                signals, START - timedelta(hours=2), END, window="1m"
+            ) as results:
+                assert [r async for r in results] == []
+
+    # Each query's halves, both refused before anything was answered, tell of the
+    # query, not of a signal: no deeper search, and the run stops after five.
+    assert [len(q) for q in retired.queries] == [4, 2, 2] * 5
+
+
+async def test_a_refusal_of_every_signal_alone_is_not_searched_again(
+    simulator, retired, caplog
+) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client, count=4)
+        first_end = datetime.fromtimestamp(slices()[0][1] / 1e6, UTC)
+        retired.all_from = first_end
+        with pytest.raises(FetchFailedError) as caught:
+            async with client.fetch(signals, START, END, window="1m") as results:
+                assert len([r async for r in results]) == 1
+
+    # The second slice searched down to every signal alone, all refused: it fails
+    # whole, and the others, refused whole, are not searched.
+    assert [len(q) for q in retired.queries] == [4, 4, 2, 2, 1, 1, 1, 1, 4, 4]
+    assert "the server refuses the query, not its signals" in caplog.text
+    failed = [(len(b.indexes), b.start_us) for b, _ in caught.value.failures]
+    assert failed == [(4, start) for start, _ in slices()[1:]]
+
+
+async def test_an_export_owes_the_refused_signal_and_a_resume_fetches_it(
+    client, simulator, retired, tmp_path
+) -> None:
+    signals = await first_signals(client, count=30)
+    victim = signals[11].index
+    retired.indexes.add(victim)
+    spec = spec_for(tmp_path / "out", signals)
+
+    with pytest.raises(FetchFailedError) as caught:
+        await export(client, spec)
+
+    owed = sorted((b.indexes, b.start_us) for b, _ in caught.value.failures)
+    assert owed == [((victim,), start) for start, _ in slices()]
+    report = ExportReport.read(spec.out)
+    planned, _ = plan_totals(signals, spec.time_range(), block_size=20)
+    owing = planned + len(slices())
+    assert (report.blocks_total, report.blocks_committed) == (owing, planned)
+    assert (report.blocks_failed, report.complete) == (len(slices()), False)
+    assert all("is retired" in reason for reason in report.failures)
+    assert not [gap for gap in report.gaps if gap.index == victim]
+    kept = [m for m in signals if m.index != victim]
+    span = spec.time_range()
+    assert_exact(read_dataset(spec.out), expected_points(simulator.tenant, kept, span))
+    kinds = Counter(
+        orjson.loads(line)["kind"]
+        for line in (spec.out / MANIFEST_NAME).read_bytes().splitlines()
+    )
+    assert kinds["partial"] >= 1
+
+    # Refused again, it is asked for again, alone, and owed still.
+    retired.queries.clear()
+    with pytest.raises(FetchFailedError):
+        await export(client, spec, resume=True)
+    assert retired.queries == [(victim,)] * len(slices())
+
+    # Served again: the resume fetches exactly the owed blocks, and the export is
+    # complete, every point once.
+    retired.indexes.clear()
+    retired.queries.clear()
+    report = await export(client, spec, resume=True)
+
+    assert retired.queries == [(victim,)] * len(slices())
+    assert report.complete
+    assert report.blocks_failed == 0
+    assert report.blocks_committed == report.blocks_total == owing
+    assert_exact(
+        read_dataset(spec.out), expected_points(simulator.tenant, signals, span)
+    )
+    assert read_manifest(spec.out).failed == {}
+
+
+class InProcessBatches:
+    """An executor running the Dask worker's function here, one batch at a time."""
+
+    stages_parts = True
+    label_side = None
+
+    @asynccontextmanager
+    async def run(self, client, job, blocks, stats):
+        yield self._outcomes(client, job, blocks)
+
+    async def _outcomes(self, client, job, blocks):
+        from powerp_async.dask_executor import WorkerSettings, run_batch
+        from powerp_async.dask_executor._executor import _tasks as batch_tasks
+
+        settings = WorkerSettings.from_config(client.config)
+        for task in batch_tasks(job, settings, blocks):
+            yield await anyio.to_thread.run_sync(run_batch, task)
+
+
+async def test_batches_of_other_processes_owe_the_refused_signal_too(
+    client, simulator, retired, tmp_path, monkeypatch
+) -> None:
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("POWERP_CLIENT_ID", "tester")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", CLIENT_SECRET)
+    signals = await first_signals(client, count=20)
+    victim = signals[3].index
+    retired.indexes.add(victim)
+    spec = spec_for(tmp_path / "out", signals)
+
+    with pytest.raises(FetchFailedError) as caught:
+        await export(client, spec, executor=InProcessBatches())
+
+    failed = [b.indexes for b, _ in caught.value.failures]
+    assert failed == [(victim,)] * len(slices())
+    retired.indexes.clear()
+    report = await export(client, spec, resume=True, executor=InProcessBatches())
+
+    assert report.complete
+    span = spec.time_range()
+    assert_exact(
+        read_dataset(spec.out), expected_points(simulator.tenant, signals, span)
+    )
+
+
+async def test_a_damaged_owed_block_names_the_journal(
+    client, retired, tmp_path
+) -> None:
+    signals = await first_signals(client, count=5)
+    retired.indexes.add(signals[0].index)
+    spec = spec_for(tmp_path / "out", signals)
+    with pytest.raises(FetchFailedError):
+        await export(client, spec)
+
+    journal = spec.out / MANIFEST_NAME
+    lines = journal.read_bytes().splitlines()
+    number, partial = next(
+        (n, orjson.loads(line))
+        for n, line in enumerate(lines, start=1)
+        if orjson.loads(line)["kind"] == "partial"
+    )
+    partial["owed"][0]["indexes"] = []
+    lines[number - 1] = orjson.dumps(partial)
+    journal.write_bytes(b"\n".join(lines) + b"\n")
+
+    with pytest.raises(ConfigurationError, match=f"line {number}, is unreadable"):
+        await export(client, spec, resume=True)
