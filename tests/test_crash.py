@@ -20,8 +20,8 @@ from powerp_async.models import POINT_SCHEMA
 from .helpers import actual_points
 from .processes import environment, powerp
 
-KILLS = 6
-RANGE = ("--start", "2026-12-04T10:30:00Z", "--end", "2026-12-04T11:30:00Z")
+KILLS = 4
+RANGE = ("--start", "2026-12-04T10:50:00Z", "--end", "2026-12-04T11:30:00Z")
 SELECTION = ("--database", "1", "--database", "3", "--window", "5s")
 
 
@@ -51,11 +51,11 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_data(
 
     finished = powerp(*resume, env=env)
 
-    assert killed >= 5
+    assert killed >= 3
     assert finished.returncode == 0, finished.stderr
     expected = actual_points(read(reference))  # also asserts no duplicates
     assert actual_points(read(crashed)) == expected
-    assert len(expected) > 300_000
+    assert len(expected) > 200_000
     assert not list(crashed.rglob("*.tmp"))
 
 
