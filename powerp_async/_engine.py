@@ -471,7 +471,10 @@ class Engine:
                 for result in await self._searched(block, error):
                     yield result
             else:
-                self._refusals.on_refused(block, error)
+                # A signal refused alone before explains its refusal now: not one
+                # more sign that every query of the run is refused.
+                if not self._signals.refused_alone(block):
+                    self._refusals.on_refused(block, error)
                 self._signals.on_refused(block, error)
                 yield self._failed(block, error)
         else:

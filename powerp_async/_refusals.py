@@ -157,6 +157,12 @@ class SignalRefusals:
             and (block.database_id, block.aggregation) not in self._unsplit
         )
 
+    def refused_alone(self, block: Block) -> bool:
+        """Whether ``block`` is one signal, refused alone before in this run."""
+        return len(block.indexes) == 1 and (
+            self._key(block, block.indexes[0]) in self._alone
+        )
+
     def on_refused(self, block: Block, error: PowerPError) -> None:
         """Count a refusal of a signal asked for alone."""
         if len(block.indexes) != 1 or not refuses_signals(error):

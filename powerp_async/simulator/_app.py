@@ -17,6 +17,7 @@ from typing import Final
 import orjson
 from aiohttp import web
 
+from ..errors import ConfigurationError
 from ._answers import Sleep
 from ._auth import AuthError, Credentials, TokenStore, client_credentials
 from ._demo import demo_tenant
@@ -102,6 +103,7 @@ def build_app(
 
     app[POLICIES] = policies
     app[TENANT] = tenant or demo_tenant(settings)
+    check_retired_exist(app[TENANT], settings.retired)
     app[STATS] = stats or SimulatorStats()
     app[TOKENS] = TokenStore(settings.token_ttl_s, clock)
     if settings.cache_answers:
@@ -338,3 +340,15 @@ def _accepts_gzip(accept_encoding: str) -> bool:
             return False
 
     return False
+
+
+def check_retired_exist(tenant: Tenant, retired: frozenset[tuple[int, str]]) -> None:
+    """A retired signal the tenant does not list would change nothing: a typo."""
+    for database_id, index in sorted(retired):
+        try:
+            tenant.signal(database_id, index)
+        except KeyError:
+            raise ConfigurationError(
+                f"cannot retire index {index!r} of database {database_id}: the "
+                "tenant lists no such signal"
+            ) from None

@@ -71,11 +71,11 @@ def run(argv: list[str] | None = None) -> int:
 
     try:
         settings = _settings(options)
+        simulator = Simulator(settings, host=options.host, port=options.port)
     except (ConfigurationError, ValueError) as error:
         print(f"powerp simulate: {error}", file=sys.stderr)
         return 2
 
-    simulator = Simulator(settings, host=options.host, port=options.port)
     try:
         asyncio.run(_serve(simulator, watch_stdin=options.stop_when_stdin_closes))
     except OSError as error:
@@ -146,6 +146,15 @@ def _parser() -> argparse.ArgumentParser:
         "the client; memory grows with every distinct query)",
     )
     parser.add_argument(
+        "--retire",
+        action="append",
+        default=[],
+        type=_retired_signal,
+        metavar="DATABASE:INDEX",
+        help="list this signal but refuse every query that asks for it (400), as a "
+        "signal taken out of service; repeat for more",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a non-loopback --host (the demo credentials are public)",
@@ -176,8 +185,19 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
         seed=options.seed,
         copies=options.copies,
         cache_answers=options.cache_answers,
+        retired=frozenset(options.retire),
         scenario=scenario_from_options(options),
     )
+
+
+def _retired_signal(text: str) -> tuple[int, str]:
+    database, _, index = text.partition(":")
+    if not database.strip().isdigit() or not index.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected DATABASE:INDEX, such as 1:5, got {text!r}"
+        )
+
+    return int(database), index.strip()
 
 
 def _client_secret(options: argparse.Namespace, environ: Mapping[str, str]) -> str:

@@ -58,7 +58,9 @@ async def parsed_query(request: web.Request) -> Query:
     if PARSED_QUERY not in request:
         try:
             request[PARSED_QUERY] = parse_query(
-                await request.read(), request.app[TENANT]
+                await request.read(),
+                request.app[TENANT],
+                request.app[SETTINGS].retired,
             )
         except QueryError as error:
             request[PARSED_QUERY] = error

@@ -61,11 +61,23 @@ class Query:
         return len(self.signals) * self.window_count
 
 
-def parse_query(body: bytes, tenant: Tenant) -> Query:
-    """Check a request body against the API's rules; raises :class:`QueryError`."""
+def parse_query(
+    body: bytes, tenant: Tenant, retired: frozenset[tuple[int, str]] = frozenset()
+) -> Query:
+    """Check a request body against the API's rules; raises :class:`QueryError`.
+
+    ``retired`` signals, listed but no longer served, are refused as unknown ones are.
+    """
     fields = _json_object(body)
     database_id = _database(fields["databaseId"], tenant)
     indexes = _indexes(fields["measurementIndexes"])
+    for index in indexes:
+        if (database_id, index) in retired:
+            raise QueryError(
+                "retired_index",
+                f"index {_shown(index)} of database {database_id} is retired: it is "
+                "listed, but no longer served",
+            )
     signals = tuple((index, _signal(tenant, database_id, index)) for index in indexes)
     aggregation = _aggregation(fields["aggFunction"], [spec for _, spec in signals])
     window_us = _window(fields["windowPeriod"])

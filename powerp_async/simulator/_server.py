@@ -10,7 +10,7 @@ from typing import Final
 
 from aiohttp import web
 
-from ._app import API_BASE, TOKENS, build_app
+from ._app import API_BASE, TOKENS, build_app, check_retired_exist
 from ._auth import TokenStore
 from ._demo import demo_tenant
 from ._settings import SimulatorSettings
@@ -44,6 +44,7 @@ class Simulator:
     ) -> None:
         self.settings = settings or SimulatorSettings()
         self.tenant: Tenant = demo_tenant(self.settings)
+        check_retired_exist(self.tenant, self.settings.retired)
         self.stats = SimulatorStats()
         self._host = host
         self._port = port

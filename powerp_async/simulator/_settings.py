@@ -47,7 +47,10 @@ class SimulatorSettings:
     tenants of up to some 100,000 signals. ``cache_answers`` keeps each distinct
     query's answer and serves a repeat of it from memory: the same bytes, without the
     CPU time of rendering them, for benchmarks that measure the client; memory grows
-    with every distinct query.
+    with every distinct query. ``retired`` signals, as ``(database id, index)``, are
+    listed but refused by every query that asks for them (400, ``retired_index``), as
+    a server refuses a signal taken out of service: the whole query fails, whatever
+    else it asks for.
     """
 
     client_id: str = DEFAULT_CLIENT_ID
@@ -61,6 +64,7 @@ class SimulatorSettings:
     scenario: Scenario | None = None
     copies: int = 1
     cache_answers: bool = False
+    retired: frozenset[tuple[int, str]] = frozenset()
 
     def __post_init__(self) -> None:
         _check_text("client_id", self.client_id)
@@ -91,6 +95,7 @@ class SimulatorSettings:
                 f"SimulatorSettings.copies must be 1 to {MAX_COPIES}, got {self.copies}"
             )
 
+        _check_retired(self.retired)
         _check_policies(self.policies)
         if self.scenario is not None and not isinstance(self.scenario, Scenario):
             raise ConfigurationError(
@@ -132,6 +137,23 @@ def _check_int(name: str, value: object, *, optional: bool = False) -> None:
         expected = "an integer or None" if optional else "an integer"
         raise ConfigurationError(
             f"SimulatorSettings.{name} must be {expected}, got {value!r}"
+        )
+
+
+def _check_retired(retired: object) -> None:
+    def signal(entry: object) -> bool:
+        return (
+            isinstance(entry, tuple)
+            and len(entry) == 2
+            and isinstance(entry[0], int)
+            and not isinstance(entry[0], bool)
+            and isinstance(entry[1], str)
+        )
+
+    if not isinstance(retired, frozenset) or not all(map(signal, retired)):
+        raise ConfigurationError(
+            "SimulatorSettings.retired must be a frozenset of (database id, index) "
+            f"pairs, got {retired!r}"
         )
 
 
