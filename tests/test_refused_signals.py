@@ -327,3 +327,20 @@ async def test_a_damaged_owed_block_names_the_journal(
 
     with pytest.raises(ConfigurationError, match=f"line {number}, is unreadable"):
         await export(client, spec, resume=True)
+
+
+async def test_one_signal_refused_again_and_again_does_not_stop_the_run(
+    simulator, retired, monkeypatch
+) -> None:
+    monkeypatch.setattr("powerp_async._refusals.REFUSED_ALONE_BEFORE_GIVING_UP", 10)
+    start = START - timedelta(hours=2)
+    async with one_at_a_time(simulator) as client:
+        (signal,) = await first_signals(client, count=1)
+        retired.indexes.add(signal.index)
+
+        # Refused in every one of eight slices: the signal explains each refusal,
+        # so the run is not stopped as one whose every query is refused.
+        with pytest.raises(FetchFailedError) as caught:
+            await client.fetch_table([signal], start, END, window="1m")
+
+    assert len(caught.value.failures) == len(retired.queries) == 8
