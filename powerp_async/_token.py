@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeGuard
 
 import aiohttp
 import anyio
@@ -179,17 +179,33 @@ class TokenManager:
         remember_secret(token)
         self._token = token
         expires_in = answer.get("expires_in")
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        if _lifetime_given(expires_in):
             # Counted from the request, not the answer: the server's clock started
             # somewhere in between, and a slow answer has used up part of the life.
-            lifetime_s = max(0.0, float(expires_in))
+            lifetime_s = float(expires_in)
             margin = min(RENEW_MARGIN_S, lifetime_s / 10)
             self._expires_at = requested_at + lifetime_s
             self._renew_at = self._expires_at - margin
+            logger.info("token obtained (valid for %s s)", expires_in)
         else:
-            # No lifetime given (RFC 6749 makes it optional): keep it until a 401.
+            # No lifetime given (RFC 6749 makes it optional), or one already over,
+            # which taken at its word would fetch a token for every query: keep it
+            # until the server refuses it.
             self._expires_at = self._renew_at = float("inf")
-        logger.info("token obtained (valid for %s s)", expires_in)
+            logger.info(
+                "token obtained (expires_in %r: used until the server refuses it)",
+                expires_in,
+            )
+
+
+def _lifetime_given(expires_in: object) -> TypeGuard[int | float]:
+    """Whether ``expires_in`` is a lifetime a token can be renewed by: a positive
+    number of seconds."""
+    return (
+        isinstance(expires_in, int | float)
+        and not isinstance(expires_in, bool)
+        and expires_in > 0
+    )
 
 
 def _retry_delay(error: Exception, attempt: int) -> float:

@@ -227,3 +227,21 @@ async def test_repr_shows_no_secret_or_token(auth, session) -> None:
     assert SECRET not in repr(manager)
     assert token not in repr(manager)
     assert "token=held" in repr(manager)
+
+
+@pytest.mark.parametrize("expires_in", [0, -5, 0.0])
+async def test_a_lifetime_already_over_keeps_the_token_until_refused(
+    auth, session, expires_in
+) -> None:
+    fake, url = auth
+    fake.expires_in = expires_in
+    clock = Clock()
+    manager = TokenManager(session, url, "demo", SECRET, clock=clock)
+
+    first = await manager.token()
+    clock.now += 3600
+
+    # Taken at its word, it would cost a token request for every query.
+    assert await manager.token() == first == "token-1"
+    assert not manager.outlived(first)
+    assert await manager.renew_after_rejection(first) == "token-2"
