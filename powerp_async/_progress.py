@@ -15,6 +15,8 @@ from .pacing import Pacer
 
 LOG_INTERVAL_S: Final = 30.0
 """How often a progress line is written where it cannot be redrawn."""
+SHOWN_HOLD_S: Final = 1.0
+"""A hold the server's ``Retry-After`` asked for is shown from this long on."""
 
 
 class ProgressLine:
@@ -131,6 +133,9 @@ def _control(pacer: Pacer) -> str:
     )
     if snapshot.circuit is not CircuitState.CLOSED:
         text += f", circuit {snapshot.circuit} {snapshot.circuit_open_s:.0f} s"
+    if snapshot.hold_s >= SHOWN_HOLD_S:
+        # Otherwise a wait for a quota window to reset looks like a stalled run.
+        text += f", holding {snapshot.hold_s:.0f} s as the server asked"
     return text
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 
 from powerp_async import RunStats
 from powerp_async._progress import ProgressLine
@@ -71,3 +72,17 @@ def test_the_line_is_cut_to_the_terminal_so_redraws_stay_on_one_row() -> None:
         "\r0/10 blocks  0 points  5 requests  0 points/s  ETA --:--  7.0 req/s, 0 in "
         "flight"
     )
+
+
+async def test_a_hold_the_server_asked_for_is_shown_while_it_lasts() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock=clock, controller=RateController(rng=random.Random(1)))
+    await clock.advance(5.0)
+    pacer.controller.on_throttle(clock.now(), clock.now() - 0.1, retry_after_s=42.0)
+
+    held = line(pacer, RunStats())
+    await clock.advance(42.0 * 1.1)
+
+    # The announced 42 s, and up to a tenth more so clients do not return at once.
+    assert re.search(r", holding 4[2-6] s as the server asked$", held)
+    assert "holding" not in line(pacer, RunStats())
