@@ -71,3 +71,24 @@ def test_a_client_used_from_another_loop_says_so() -> None:
             home.close()
 
     assert len(listed) == len(server.tenant.signals)
+
+
+@pytest.mark.parametrize("method", ["fetch", "fetch_batches"])
+async def test_a_stream_iterated_or_awaited_directly_says_how_to_use_it(
+    client, method
+) -> None:
+    signals = (await client.measurements())[:2]
+    end = ANCHOR - timedelta(hours=1)
+    stream = getattr(client, method)(signals, end - timedelta(minutes=5), end)
+    usage = f"write 'async with client.{method}(...) as stream:'"
+
+    with pytest.raises(TypeError, match="cannot be iterated directly") as iterated:
+        async for _ in stream:
+            pass
+    with pytest.raises(TypeError, match="cannot be awaited directly") as awaited:
+        await stream
+
+    assert usage in str(iterated.value)
+    assert usage in str(awaited.value)
+    async with stream as items:
+        assert [item async for item in items]

@@ -1,0 +1,53 @@
+"""Streams handed out by ``async with``, and a clear word when one is used otherwise.
+
+:meth:`PowerPClient.fetch` and :meth:`PowerPClient.fetch_batches` give an async context
+manager, whose exit waits for the requests still in flight and raises the failures.
+Iterated directly (``async for ... in client.fetch(...)``) or awaited, a plain one
+fails with a message about its own type; this one says how it is meant to be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Generic, NoReturn, TypeVar
+
+Item = TypeVar("Item")
+
+
+class StreamContext(Generic[Item]):
+    """``async with`` this to get the stream of ``method``'s items."""
+
+    __slots__ = ("_manager", "_method")
+
+    def __init__(
+        self, manager: AbstractAsyncContextManager[AsyncIterator[Item]], method: str
+    ) -> None:
+        self._manager = manager
+        self._method = method
+
+    async def __aenter__(self) -> AsyncIterator[Item]:
+        return await self._manager.__aenter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._manager.__aexit__(kind, error, traceback)
+
+    def __aiter__(self) -> NoReturn:
+        raise TypeError(self._misused("iterated"))
+
+    def __await__(self) -> Generator[Any, None, NoReturn]:
+        raise TypeError(self._misused("awaited"))
+
+    def _misused(self, how: str) -> str:
+        return (
+            f"{self._method}() cannot be {how} directly: it gives a context manager "
+            f"that waits for the requests in flight when it ends, so write "
+            f"'async with client.{self._method}(...) as stream:' and then "
+            "'async for item in stream:'"
+        )
