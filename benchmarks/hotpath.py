@@ -8,13 +8,20 @@ is that decoding, building the columns and writing Parquet together cost no more
 Each way is timed as CPU time (``time.process_time``, all threads), best of several
 rounds, which is the least disturbed by other work on the machine; the load average
 is written beside the figures.
+
+An export does not write each answer apart: it buffers some 500,000 points, then sorts
+them, cuts them by database and day, writes them and takes each part's SHA-256. So the
+whole way is measured on a flush's worth of answers too, against ``orjson.loads`` of
+every one of them, held together as a client holding those points as dicts would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import math
 import os
 import resource
 import sys
@@ -36,7 +43,9 @@ import pyarrow.parquet as pq
 import powerp_async._decode as decoding
 import powerp_async._wire as wire
 from powerp_async._decode import decode_block
+from powerp_async._export import DEFAULT_ROWS_PER_FLUSH
 from powerp_async._export._formats import _write_parquet as write_parquet
+from powerp_async._export._parts import PartStager
 from powerp_async._runs import IndexRuns, index_runs
 from powerp_async._time import parse_duration_us, parse_wire
 from powerp_async._values import float_columns, float_signals_only
@@ -54,22 +63,40 @@ TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 async def fetch_answer(window: str) -> Case:
     """The simulator's answer to one full block at ``window``, uncompressed, as a
     case named after the window."""
+    (answer,) = await fetch_answers(window, 1)
+    return answer
+
+
+async def fetch_answers(window: str, count: int) -> list[Case]:
+    """The answers to ``count`` full blocks of one group at ``window``, the slices
+    one before the other back from the anchor, uncompressed."""
     settings = SimulatorSettings(anchor_us=ANCHOR_US)
+    cases = []
     async with Simulator(settings) as simulator:
-        block, data_types = _full_block(simulator, window)
+        latest, data_types = _full_block(simulator, window)
+        span_us = latest.end_us - latest.start_us
         async with aiohttp.ClientSession() as session:
             token = await _token(session, simulator.base_url)
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Accept-Encoding": "identity",
             }
-            async with session.post(
-                f"{simulator.base_url}/v1/Query", json=block.payload(), headers=headers
-            ) as answer:
-                answer.raise_for_status()
-                body = await answer.read()
+            for number in range(count):
+                block = dataclasses.replace(
+                    latest,
+                    start_us=latest.start_us - number * span_us,
+                    end_us=latest.end_us - number * span_us,
+                )
+                async with session.post(
+                    f"{simulator.base_url}/v1/Query",
+                    json=block.payload(),
+                    headers=headers,
+                ) as answer:
+                    answer.raise_for_status()
+                    body = await answer.read()
+                cases.append(Case(window, body, block, data_types))
 
-    return Case(window, body, block, data_types)
+    return cases
 
 
 def _full_block(
@@ -285,9 +312,55 @@ def _by_run(
     raise ValueError(f"the answer of {block.describe()} is not grouped by signal")
 
 
-def measure(answer: Case, rounds: int) -> dict[str, Any]:
+def flush_ways(answers: list[Case], folder: Path) -> dict[str, Callable[[], object]]:
+    """A flush's worth of answers: held as dicts (the floor), decoded, and decoded
+    then staged as an export stages a flush (sorted, cut by database and day, written
+    to Parquet with the export's options, each part's SHA-256 taken)."""
+    stager = PartStager(folder, "parquet", "hotpath")
+
+    def decode_all() -> list[pa.RecordBatch]:
+        return [
+            decode_block(a.body, a.block, a.data_types, url=URL).batch for a in answers
+        ]
+
+    return {
+        "orjson.loads of every answer, all held (floor)": lambda: [
+            orjson.loads(answer.body) for answer in answers
+        ],
+        "decode_block of every answer": decode_all,
+        "decode_block of every answer, then staged as one flush": lambda: stager.stage(
+            decode_all()
+        ),
+    }
+
+
+def measure_flush(answers: list[Case], rounds: int) -> dict[str, Any]:
+    points = sum(len(orjson.loads(answer.body)) for answer in answers)
+    with tempfile.TemporaryDirectory(prefix="powerp-hotpath-") as folder:
+        timings = best_cpu_s(flush_ways(answers, Path(folder)), rounds)
+
+    floor_s = next(iter(timings.values())).cpu_s
+    return {
+        "window": answers[0].name,
+        "answers": len(answers),
+        "points": points,
+        "body_mb": sum(len(answer.body) for answer in answers) / 1e6,
+        "ways": _rows("way", timings, points, floor_s),
+    }
+
+
+def answers_per_flush(points_per_answer: int) -> int:
+    """The answers an export buffers before it writes, at its default flush size."""
+    return math.ceil(DEFAULT_ROWS_PER_FLUSH / points_per_answer)
+
+
+def _points_of(answer: Case) -> int:
     # Not block.max_points: a signal with gaps answers fewer windows.
-    points = len(orjson.loads(answer.body))
+    return len(orjson.loads(answer.body))
+
+
+def measure(answer: Case, rounds: int) -> dict[str, Any]:
+    points = _points_of(answer)
     with tempfile.TemporaryDirectory(prefix="powerp-hotpath-") as folder:
         timings = best_cpu_s(ways(answer, Path(folder)), rounds)
         step_timings = best_cpu_s(steps(answer, Path(folder)), rounds)
@@ -320,12 +393,19 @@ def _rows(
 def run(out_dir: Path = RESULTS_DIR, rounds: int = 15) -> dict[str, Any]:
     """Measure every way on answers at 1 s and 200 ms; write and return the results."""
     answers = [asyncio.run(fetch_answer(window)) for window in ("1s", "200ms")]
+    flushes = [
+        asyncio.run(fetch_answers(answer.name, answers_per_flush(_points_of(answer))))
+        for answer in answers
+    ]
     load_before = os.getloadavg()[0]
     measured = [measure(answer, rounds) for answer in answers]
+    # Fewer rounds: each holds a whole flush, some ten times one answer.
+    flushed = [measure_flush(flush, max(3, rounds // 3)) for flush in flushes]
     results = {
         "rounds": rounds,
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "answers": measured,
+        "flushes": flushed,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "hotpath.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -346,6 +426,16 @@ def markdown(results: dict[str, Any]) -> str:
             "(warm caches: the steps add up to less than the whole):",
             "",
             *_table("step", answer["steps"]),
+            "",
+        ]
+
+    for flush in results.get("flushes", ()):
+        lines += [
+            f"### A flush as an export writes it, at {flush['window']}: "
+            f"{flush['answers']} answers of consecutive slices, "
+            f"{flush['points']:,} points, {flush['body_mb']:.1f} MB",
+            "",
+            *_table("way", flush["ways"]),
             "",
         ]
 
