@@ -519,9 +519,9 @@ class Engine:
             for half in halves
         ]
         refusals = [_signal_refusal(answer) for answer in answers]
-        if None not in refusals and not self._refusals.succeeded:
+        if None not in refusals and not self._refusals.answered_before(block, error):
             # Nothing was ever answered: this says more of the query than of its
-            # signals, and searching further would only send more of it.
+            # signals (or its database), and searching further would only send more.
             return [BlockResult(block, None, error)]
 
         results: list[BlockResult] = []

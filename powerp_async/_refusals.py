@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Final
 
 from ._words import plural
-from .errors import BadRequestError, PermissionDeniedError, PowerPError
+from .errors import APIError, BadRequestError, PermissionDeniedError, PowerPError
 from .models import Block
 
 logger = logging.getLogger("powerp_async.engine")
@@ -42,9 +42,12 @@ class Refusals:
         self._bad_requests = 0
         self._succeeded = False
 
-    @property
-    def succeeded(self) -> bool:
-        """Whether any query of the run was answered."""
+    def answered_before(self, block: Block, error: PowerPError) -> bool:
+        """Whether a query was answered that ``error`` would have refused too if
+        it spoke of every query: one of the block's database for a 403, any other."""
+        if isinstance(error, PermissionDeniedError):
+            return block.database_id in self._allowed
+
         return self._succeeded
 
     def known(self, block: Block) -> PowerPError | None:
@@ -81,21 +84,25 @@ REFUSED_ALONE_BEFORE_GIVING_UP: Final = 3
 """Queries of one signal alone refused as bad, and none of it accepted, after which a
 run stops asking for it: the server has said what it thinks of that signal."""
 
-_SIGNAL_REFUSALS: Final = frozenset({400, 404, 422})
-"""Statuses a server may give a query for a signal it does not know or serve;
-405 and 409 speak of the request, never of one signal in it."""
+_SIGNAL_REFUSALS: Final = frozenset({400, 403, 404, 422})
+"""Statuses a server may give a query for a signal it does not know, serve or let
+these credentials read; 405 and 409 speak of the request, never of one signal."""
 
 
 def refuses_signals(error: PowerPError) -> bool:
     """Whether ``error`` is a refusal that one signal of a query may explain."""
-    return isinstance(error, BadRequestError) and error.status in _SIGNAL_REFUSALS
+    return (
+        isinstance(error, BadRequestError | PermissionDeniedError)
+        and error.status in _SIGNAL_REFUSALS
+    )
 
 
 class SignalRefusals:
     """Which signals the server refuses (400) on their own, learned during a run.
 
     One signal the server will not serve (an index it no longer knows, an aggregation
-    that signal does not support) makes it refuse the whole query of twenty. The
+    that signal does not support, a signal these credentials may not read) makes it
+    refuse the whole query of twenty. The
     engine then asks for the query's signals in halves until the refused ones stand
     alone, so that the others are fetched. What it learns here spares later queries of
     the same signals that search: a signal refused alone is sent alone from the start,
@@ -133,13 +140,11 @@ class SignalRefusals:
             return None
 
         count, error = self._alone.get(self._key(block, block.indexes[0]), (0, None))
-        if count < REFUSED_ALONE_BEFORE_GIVING_UP or not isinstance(
-            error, BadRequestError
-        ):
+        if count < REFUSED_ALONE_BEFORE_GIVING_UP or not isinstance(error, APIError):
             return None
 
         said = f": {error.excerpt}" if error.excerpt else ""
-        return BadRequestError(
+        return type(error)(
             f"{block.describe()}: not asked for, as the server refused this signal "
             f"alone {count} times in this run, the last time with HTTP "
             f"{error.status}{said}",

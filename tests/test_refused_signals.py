@@ -22,7 +22,12 @@ from aiohttp import web
 from powerp_async import ExportReport, ExportSpec, PowerPClient, export
 from powerp_async._export._manifest import MANIFEST_NAME, read_manifest
 from powerp_async._time import to_epoch_us
-from powerp_async.errors import BadRequestError, ConfigurationError, FetchFailedError
+from powerp_async.errors import (
+    BadRequestError,
+    ConfigurationError,
+    FetchFailedError,
+    PermissionDeniedError,
+)
 from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import TimeRange, plan_totals, time_slices
 from powerp_async.simulator import Simulator, SimulatorSettings
@@ -45,6 +50,7 @@ class Retired:
         self.queries: list[tuple[str, ...]] = []
         self.all_from: datetime | None = None
         """If set, every query starting then or later is refused, whatever it holds."""
+        self.status = 400
 
     async def __call__(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.endswith("/Query"):
@@ -60,7 +66,7 @@ class Retired:
         if body["databaseId"] == DATABASE and retired:
             return web.json_response(
                 {"error": "unknown_index", "message": f"index {retired[0]} is retired"},
-                status=400,
+                status=self.status,
             )
         return await handler(request)
 
@@ -344,3 +350,23 @@ async def test_one_signal_refused_again_and_again_does_not_stop_the_run(
             await client.fetch_table([signal], start, END, window="1m")
 
     assert len(caught.value.failures) == len(retired.queries) == 8
+
+
+async def test_a_signal_these_credentials_may_not_read_costs_only_its_points(
+    simulator, retired
+) -> None:
+    retired.status = 403
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client)
+        victim = signals[2].index
+        retired.indexes.add(victim)
+
+        with pytest.raises(FetchFailedError) as caught:
+            await client.fetch_table(signals, START, END, window="1m")
+
+    failed = [(b.indexes, type(e)) for b, e in caught.value.failures]
+    assert failed == [((victim,), PermissionDeniedError)] * len(slices())
+    # Searched as a 400 is, though nothing of the database was answered before:
+    # one half of the first query was, so the 403 is no refusal of the database.
+    assert [len(q) for q in retired.queries[:7]] == [20, 10, 10, 5, 5, 2, 3]
+    assert retired.asked_alone(victim) == 3
