@@ -843,7 +843,7 @@ def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
 
     refused = [part for part in parts if _refuses_some(block, part)]
     for part in parts:
-        if part.error is not None and part not in refused:
+        if part.error is not None and not _refuses_some(block, part):
             return BlockResult(block, None, part.error)
 
     set_apart = tuple((part.block, part.error) for part in refused if part.error)
