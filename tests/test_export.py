@@ -614,7 +614,13 @@ async def test_a_range_ending_after_now_is_warned_of(client, tmp_path, caplog) -
     with caplog.at_level(logging.WARNING, logger="powerp_async.export.range"):
         await export(client, past)
         assert caplog.records == []
-        await export(client, future)
+        later = await export(client, future)
+
+    # The server has nothing there yet: every signal is one gap, as warned.
+    assert later.points == 0
+    assert {(gap.start, gap.end) for gap in later.gaps} == {
+        (format_wire(to_epoch_us(future.start)), format_wire(to_epoch_us(future.end)))
+    }
 
     end = format_wire(to_epoch_us(future.end))
     assert [record.getMessage() for record in caplog.records] == [

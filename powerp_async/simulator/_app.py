@@ -72,6 +72,7 @@ _GZIP_LEVEL: Final = 1
 """Fastest compression: JSON of points still shrinks about tenfold."""
 
 POLICIES: Final = web.AppKey("powerp_simulator_policies", tuple[Policy, ...])
+WALL_CLOCK: Final = web.AppKey[Callable[[], float]]("powerp_simulator_wall_clock")
 AnswerKey = tuple[int, tuple[str, ...], str, int, int, int]
 ANSWERS: Final = web.AppKey(
     "powerp_simulator_answers", dict[AnswerKey, tuple[bytes, int]]
@@ -85,11 +86,14 @@ def build_app(
     stats: SimulatorStats | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The simulator as an aiohttp application.
 
     ``clock`` (monotonic seconds) times token expiry and the scenario's limits, whose
     run starts now; ``sleep`` is how the scenario waits (latency, holds).
+    ``wall_clock`` (seconds since the epoch) is now for the data: as on a real
+    server, no window that ends after it has any point yet.
     """
     settings = settings or SimulatorSettings()
     app = web.Application(middlewares=[_count, _json_routing_errors, _apply_policies])
@@ -103,6 +107,7 @@ def build_app(
 
     app[POLICIES] = policies
     app[TENANT] = tenant or demo_tenant(settings)
+    app[WALL_CLOCK] = wall_clock
     check_retired_exist(app[TENANT], settings.retired)
     app[STATS] = stats or SimulatorStats()
     app[TOKENS] = TokenStore(settings.token_ttl_s, clock)
@@ -238,25 +243,37 @@ async def _query(request: web.Request) -> web.StreamResponse:
 def _answer(app: web.Application, query: Query) -> tuple[bytes, int]:
     """The rendered answer, from the cache of answers when the settings keep one:
     the tenant's points depend on the query alone, so a repeat is the same bytes."""
+    end_us = _served_end_us(query, app[WALL_CLOCK]())
+    if end_us <= query.start_us:
+        return b"[]", 0
+
     cache = app.get(ANSWERS)
     key = (
         query.database_id,
         tuple(index for index, _ in query.signals),
         query.aggregation,
         query.start_us,
-        query.end_us,
+        end_us,
         query.window_us,
     )
     if cache is not None and key in cache:
         return cache[key]
 
     tenant = app[TENANT]
-    grid = RequestGrid(query.start_us, query.end_us, query.window_us, tenant.label)
+    grid = RequestGrid(query.start_us, end_us, query.window_us, tenant.label)
     answer = render_points(tenant, query.signals, query.aggregation, grid)
     if cache is not None:
         cache[key] = answer
 
     return answer
+
+
+def _served_end_us(query: Query, now_s: float) -> int:
+    """Where the data ends for ``query``: its end, or the start of the window that
+    holds now, whichever is earlier; a historian has no point of a window that is not
+    over yet, nor of any after it."""
+    now_us = int(now_s * 1_000_000)
+    return min(query.end_us, now_us - now_us % query.window_us)
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:

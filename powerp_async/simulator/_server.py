@@ -41,6 +41,7 @@ class Simulator:
         port: int = 0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings or SimulatorSettings()
         self.tenant: Tenant = demo_tenant(self.settings)
@@ -49,6 +50,7 @@ class Simulator:
         self._host = host
         self._port = port
         self._clock = clock
+        self._wall_clock = wall_clock
         self._runner: web.AppRunner | None = None
         self._tokens: TokenStore | None = None
         self._bound: tuple[str, int] | None = None
@@ -85,7 +87,11 @@ class Simulator:
             raise RuntimeError("the simulator is already running")
 
         app = build_app(
-            self.settings, tenant=self.tenant, stats=self.stats, clock=self._clock
+            self.settings,
+            tenant=self.tenant,
+            stats=self.stats,
+            clock=self._clock,
+            wall_clock=self._wall_clock,
         )
         self._tokens = app[TOKENS]
         runner = web.AppRunner(
