@@ -8,7 +8,7 @@ query covers, by timestamp, and keeps the parts until a block is covered whole; 
 the block is handed on, once. If any query of a block failed, the whole block fails
 with that error, and so does every other block that query covered.
 
-But for signals the server refused on their own (see ``_refusals.SignalRefusals``):
+But for signals the server refused on their own (see ``_signal_refusals``):
 a block is then handed on with the points of its other signals, and its refused
 signals as blocks of their own, failed (:attr:`BlockResult.refused`). A refused
 signal's points are left out of the block even where a query of another time piece
@@ -49,6 +49,9 @@ class BlockResult:
     """Signals of ``block`` the server refused, as blocks over its whole range, each
     with the refusal; their points are not in ``batch``. Always empty for a failed
     block."""
+    left_out: int = 0
+    """Points of refused signals that other queries of the block returned, left out
+    of ``batch`` so that each comes once, when the refused block is fetched."""
 
     @property
     def ok(self) -> bool:
@@ -109,12 +112,16 @@ class _Partial:
         if self.error is not None:
             return BlockResult(self.block, None, self.error)
 
-        batch = self._points()
-        if self._claimed and batch.num_rows:
+        fetched = self._points()
+        batch = fetched
+        if self._claimed and fetched.num_rows:
             gone = pa.array(sorted(self._claimed), pa.string())
-            batch = batch.filter(pc.invert(pc.is_in(batch.column("index"), gone)))
+            batch = fetched.filter(pc.invert(pc.is_in(fetched.column("index"), gone)))
 
-        return BlockResult(self.block, batch, refused=tuple(self.refused))
+        left_out = fetched.num_rows - batch.num_rows
+        return BlockResult(
+            self.block, batch, refused=tuple(self.refused), left_out=left_out
+        )
 
     def _points(self) -> pa.RecordBatch:
         if len(self.parts) == 1:

@@ -47,8 +47,9 @@ from ._http import AnswerTooLongError, Response, error_for, send
 from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
-from ._refusals import Refusals, RunStopped, SignalRefusals, refuses_signals
+from ._refusals import Refusals, RunStopped
 from ._retry import backoff_s, outage_error, parse_retry_after, throttled_error
+from ._signal_refusals import SignalRefusals, refuses_signals
 from ._token import TokenManager
 from ._words import plural
 from .control import (
@@ -402,6 +403,8 @@ class Engine:
             for refused, refusal in result.refused:
                 self.stats.signals_refused += len(refused.indexes)
                 self._events.emit(BlockFailed(refused, refusal))
+            # Counted as they were decoded, then left out with their signal.
+            self.stats.points -= result.left_out
         else:
             self.stats.blocks_failed += 1
             self._events.emit(BlockFailed(result.block, result.error))
@@ -484,30 +487,32 @@ class Engine:
 
     async def _searched(self, block: Block, error: PowerPError) -> list[BlockResult]:
         """The results of a query refused for what may be one of its signals (see
-        ``_refusals.SignalRefusals``): its signals asked for in halves, and the
-        refused halves in halves again, until the refused signals stand alone."""
+        ``_signal_refusals``): its signals asked for in halves, and the refused halves
+        in halves again, until the refused signals stand alone."""
         logger.info(
             "%s; asking for its signals in halves, to fetch those the server serves",
             block.describe_failure(error),
         )
-        results = await self._search(block, error)
+        results = await self._search(block, error, depth=0)
+        if any(result.ok for result in results):
+            # Said only now, when the search is over: a part refused is then final.
+            for result in results:
+                if result.error is not None:
+                    self._failed(result.block, result.error)
+            return results
+
+        # Nothing of it answered: the block fails whole, and each query that ended
+        # the search counts towards taking its database as forbidden, or every
+        # query of the run as refused.
         if all(_refused_alone(result) for result in results):
-            self._signals.on_unexplained(block)
-            return [self._failed(block, error)]
+            self._signals.on_all_refused(block)
+        ending = [result.block for result in results if result.error is not None]
+        self._refusals.on_refused(block, error, queries=ending)
+        return [self._failed(block, error)]
 
-        if len(results) == 1 and results[0].block == block:
-            # Failed whole, unsearched: a refusal of the run's queries, not found yet
-            # to be of some signals, which the run stops after a few of.
-            self._refusals.on_refused(block, error)
-            return [self._failed(block, error)]
-
-        # Said only now, when the search is over: a part refused is then final.
-        for result in results:
-            if result.error is not None:
-                self._failed(result.block, result.error)
-        return results
-
-    async def _search(self, block: Block, error: PowerPError) -> list[BlockResult]:
+    async def _search(
+        self, block: Block, error: PowerPError, depth: int
+    ) -> list[BlockResult]:
         self.stats.splits += 1
         middle = len(block.indexes) // 2
         halves = [
@@ -519,9 +524,14 @@ class Engine:
             for half in halves
         ]
         refusals = [_signal_refusal(answer) for answer in answers]
-        if None not in refusals and not self._refusals.answered_before(block, error):
-            # Nothing was ever answered: this says more of the query than of its
-            # signals (or its database), and searching further would only send more.
+        if (
+            None not in refusals
+            and depth > 0
+            and not self._refusals.answered_before(block, error)
+        ):
+            # Nothing was ever answered, down to quarters of the query: this says more
+            # of the query (or its database) than of some signals of it, and searching
+            # further would only send more of it.
             return [BlockResult(block, None, error)]
 
         results: list[BlockResult] = []
@@ -529,7 +539,7 @@ class Engine:
             if refusal is None:
                 results.extend(answer)
             elif len(half.indexes) > 1:
-                results.extend(await self._search(half, refusal))
+                results.extend(await self._search(half, refusal, depth + 1))
             else:
                 self._signals.on_refused(half, refusal)
                 results.append(BlockResult(half, None, refusal))
@@ -845,6 +855,10 @@ def _as_planned(block: Block, parts: list[BlockResult]) -> BlockResult:
     for part in parts:
         if part.error is not None and not _refuses_some(block, part):
             return BlockResult(block, None, part.error)
+
+    if refused and not any(part.ok for part in parts):
+        # Every signal refused, one way or another: the query failed.
+        return BlockResult(block, None, refused[0].error)
 
     set_apart = tuple((part.block, part.error) for part in refused if part.error)
     batches = [part.batch for part in parts if part.batch and part.batch.num_rows]

@@ -7,8 +7,8 @@ fails, whatever the other nineteen.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from powerp_async import ExportReport, ExportSpec, PowerPClient, export
+from powerp_async import BlockResult, ExportReport, ExportSpec, PowerPClient, export
 from powerp_async._export._manifest import MANIFEST_NAME, read_manifest
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import (
@@ -29,11 +29,15 @@ from powerp_async.errors import (
     PermissionDeniedError,
 )
 from powerp_async.models import POINT_SCHEMA
-from powerp_async.planning import TimeRange, plan_totals, time_slices
-from powerp_async.simulator import Simulator, SimulatorSettings
+from powerp_async.planning import TimeRange, plan_blocks, plan_totals, time_slices
+from powerp_async.simulator import Scenario, Simulator, SimulatorSettings, SizeLimit
 
 from .conftest import ANCHOR, CLIENT_SECRET
-from .helpers import assert_exact, expected_points
+from .helpers import assert_exact, expected_points, one_at_a_time
+from .test_engine_packing import SPAN as PACKED_SPAN
+from .test_engine_packing import START as PACKED_START
+from .test_engine_packing import WINDOW_US as PACKED_WINDOW_US
+from .test_engine_packing import twenty_signals
 from .test_export import read_dataset
 
 START = ANCHOR - timedelta(minutes=100)
@@ -51,6 +55,8 @@ class Retired:
         self.all_from: datetime | None = None
         """If set, every query starting then or later is refused, whatever it holds."""
         self.status = 400
+        self.retired_after: datetime | None = None
+        """If set, the retired indexes are refused only by queries ending after it."""
 
     async def __call__(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.endswith("/Query"):
@@ -60,6 +66,9 @@ class Retired:
         asked = tuple(body["measurementIndexes"])
         self.queries.append(asked)
         retired = sorted(self.indexes.intersection(asked))
+        end = datetime.fromisoformat(body["endTime"])
+        if self.retired_after is not None and end <= self.retired_after:
+            retired = []
         start = datetime.fromisoformat(body["startTime"])
         if self.all_from is not None and start >= self.all_from:
             retired = list(asked)
@@ -87,19 +96,6 @@ def settings(retired: Retired) -> SimulatorSettings:
         anchor_us=to_epoch_us(ANCHOR),
         policies=(retired,),
     )
-
-
-@asynccontextmanager
-async def one_at_a_time(simulator: Simulator) -> AsyncIterator[PowerPClient]:
-    """A client sending one query at a time, so the order of queries is known."""
-    async with PowerPClient(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        base_url=simulator.base_url,
-        initial_rate=1000,
-        max_in_flight=1,
-    ) as client:
-        yield client
 
 
 async def first_signals(client: PowerPClient, count: int = 20):
@@ -185,15 +181,16 @@ async def test_a_server_refusing_everything_stops_the_run_without_a_search(
     async with one_at_a_time(simulator) as client:
         signals = await first_signals(client, count=4)
         retired.all_from = START - timedelta(hours=2)
-        with pytest.raises(BadRequestError, match="the first 5 queries were all"):
+        with pytest.raises(BadRequestError, match="every one was refused as a bad"):
             async with client.fetch(
                 signals, START - timedelta(hours=2), END, window="1m"
             ) as results:
                 assert [r async for r in results] == []
 
-    # Each query's halves, both refused before anything was answered, tell of the
-    # query, not of a signal: no deeper search, and the run stops after five.
-    assert [len(q) for q in retired.queries] == [4, 2, 2] * 5
+    # Each query's halves and quarters, all refused before anything was answered,
+    # tell of the query, not of a signal: no deeper search, and three blocks given
+    # up so (each weighing as two queries of many) stop the run.
+    assert [len(q) for q in retired.queries] == [4, 2, 2, 1, 1, 1, 1] * 3
 
 
 async def test_a_refusal_of_every_signal_alone_is_not_searched_again(
@@ -338,7 +335,9 @@ async def test_a_damaged_owed_block_names_the_journal(
 async def test_one_signal_refused_again_and_again_does_not_stop_the_run(
     simulator, retired, monkeypatch
 ) -> None:
-    monkeypatch.setattr("powerp_async._refusals.REFUSED_ALONE_BEFORE_GIVING_UP", 10)
+    monkeypatch.setattr(
+        "powerp_async._signal_refusals.REFUSED_ALONE_BEFORE_GIVING_UP", 10
+    )
     start = START - timedelta(hours=2)
     async with one_at_a_time(simulator) as client:
         (signal,) = await first_signals(client, count=1)
@@ -370,3 +369,139 @@ async def test_a_signal_these_credentials_may_not_read_costs_only_its_points(
     # one half of the first query was, so the 403 is no refusal of the database.
     assert [len(q) for q in retired.queries[:7]] == [20, 10, 10, 5, 5, 2, 3]
     assert retired.asked_alone(victim) == 3
+
+
+async def fetch_failures(
+    client: PowerPClient, signals, **options: Any
+) -> tuple[list[BlockResult], FetchFailedError]:
+    """The results a fetch of the test range delivered, and the failures it raised."""
+    delivered: list[BlockResult] = []
+
+    async def take_all() -> None:
+        async with client.fetch(signals, START, END, window="1m", **options) as results:
+            delivered.extend([result async for result in results])
+
+    with pytest.raises(FetchFailedError) as caught:
+        await take_all()
+    return delivered, caught.value
+
+
+@pytest.mark.parametrize("status", [400, 403])
+async def test_two_refused_signals_in_both_halves_of_the_first_query(
+    simulator, retired, status
+) -> None:
+    retired.status = status
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client)
+        retired.indexes.update({signals[2].index, signals[15].index})
+        delivered, failed = await fetch_failures(client, signals)
+
+    # Both halves refused before anything was answered: the quarters are asked
+    # before the query is taken as refused, and one of them is answered.
+    lost = {b.indexes for b, _ in failed.failures}
+    assert lost == {(signals[15].index,), (signals[2].index,)}
+    assert len(delivered) == len(slices())
+
+
+async def test_a_block_of_refused_signals_only_leaves_the_search_on(
+    simulator, retired, caplog
+) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client, count=22)
+        span = TimeRange.snap(START, END, 60_000_000)
+        big, small = list(plan_blocks(signals, span, block_size=20))[:2]
+        # Blocks of 20 and 2: one signal of the first, both of the second retired.
+        retired.indexes.update({big.indexes[5], *small.indexes})
+        delivered, failed = await fetch_failures(client, signals)
+
+    lost = Counter(len(b.indexes) for b, _ in failed.failures)
+    assert lost == {1: len(slices()), 2: len(slices())}
+    assert len(delivered) == len(slices())
+    assert "refuses the query, not its signals" not in caplog.text
+
+
+async def test_a_lone_signal_refused_with_403_first_leaves_its_database_open(
+    simulator, retired
+) -> None:
+    retired.status = 403
+    async with one_at_a_time(simulator) as client:
+        listed = [m for m in await client.measurements() if m.database_id == DATABASE]
+        # Groups go in order: the one-signal group of "last" before those of "mean".
+        last = [m for m in listed if m.aggregation == "last"][:1]
+        mean = [m for m in listed if m.aggregation == "mean"][:20]
+        retired.indexes.add(last[0].index)
+        delivered, failed = await fetch_failures(client, last + mean)
+
+    assert {b.aggregation for b, _ in failed.failures} == {"last"}
+    assert {r.block.aggregation for r in delivered} == {"mean"}
+
+
+async def test_queries_of_one_signal_each_refused_do_not_stop_the_run_at_five(
+    simulator, retired
+) -> None:
+    async with one_at_a_time(simulator) as client:
+        signals = await first_signals(client, count=20)
+        span = TimeRange.snap(START, END, 60_000_000)
+        first = [b.indexes[0] for b in plan_blocks(signals, span, block_size=1)][:5]
+        retired.indexes.update(first)
+        delivered, failed = await fetch_failures(client, signals, block_size=1)
+
+    assert {b.indexes[0] for b, _ in failed.failures} == set(first)
+    assert len(delivered) == 15 * len(slices())
+
+
+async def test_a_block_none_of_whose_signals_is_answered_fails_whole(
+    client, retired, tmp_path
+) -> None:
+    signals = await first_signals(client, count=4)
+    retired.indexes.add(signals[1].index)
+    # From the second slice on the server refuses every query: the signal sent
+    # alone is refused, and so is the rest.
+    retired.all_from = datetime.fromtimestamp(slices()[1][0] / 1e6, UTC)
+    spec = spec_for(tmp_path / "out", signals)
+    with pytest.raises(FetchFailedError):
+        await export(client, spec)
+
+    journal = read_manifest(spec.out)
+    assert [b.start_us for b in journal.owed.values()] == [slices()[0][0]]
+    assert len(journal.failed) == 1 + len(slices()) - 1
+
+
+@pytest.mark.parametrize("from_slice", [0.5, 2.3])
+async def test_a_signal_refused_from_a_moment_in_packed_and_cut_queries(
+    settings, tmp_path, from_slice
+) -> None:
+    """Queries cut to a size limit and packed across planned blocks: the refused
+    signal's points of the pieces answered before the moment are left out of the
+    block, owed with the rest of it, and counted once."""
+    policy = Retired()
+    limited = dataclasses.replace(
+        settings,
+        scenario=Scenario(size=SizeLimit(max_points=2_000)),
+        policies=(policy,),
+    )
+    async with Simulator(limited) as simulator, one_at_a_time(simulator) as client:
+        signals = twenty_signals(await client.measurements())
+        policy.indexes.add(signals[7].index)
+        moment_us = PACKED_SPAN.start_us + int(from_slice * 310 * PACKED_WINDOW_US)
+        policy.retired_after = datetime.fromtimestamp(moment_us / 1e6, UTC)
+        spec = ExportSpec(
+            out=tmp_path / "out",
+            start=PACKED_START,
+            end=ANCHOR,
+            window="5s",
+            databases=(signals[0].database_id,),
+            indexes=tuple(m.index for m in signals),
+        )
+        with pytest.raises(FetchFailedError):
+            await export(client, spec)
+        first = ExportReport.read(spec.out)
+        policy.indexes.clear()
+        report = await export(client, spec, resume=True)
+
+        assert first.points_this_run == first.points
+        assert report.complete
+        assert_exact(
+            read_dataset(spec.out),
+            expected_points(simulator.tenant, signals, PACKED_SPAN),
+        )

@@ -13,10 +13,13 @@ same blocks supersedes it. Readers that do not know a kind of line skip it, so
 journals stay readable both ways between versions that share :data:`VERSION`.
 
 A commit whose blocks came back without some signals the server refused (see
-``_refusals.SignalRefusals``) is a ``partial`` line: a commit that also records what
-it owes, those signals' parts of the blocks as blocks of their own, which a resume
-fetches. A version that does not know such lines skips them, finds their parts named
-by no commit, and refuses to resume rather than lose the owed signals.
+``_signal_refusals``) is a ``partial`` line: a commit that also records what it owes,
+those signals' parts of the blocks as blocks of their own, which a resume fetches.
+Known shortcoming: a version that does not know such lines skips them. Where they
+name parts, it then finds files no commit names and refuses to resume; where none
+does (the other signals had no points), it would fetch those blocks whole, and a
+later resume by this version would fetch the owed signals again, twice. So a folder
+with partial lines is resumed by this version or a later one only.
 
 A crash or a full disk can leave the last line torn (without its newline). Reading
 ignores it, since it never committed anything, and a run that reopens the journal cuts
