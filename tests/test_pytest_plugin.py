@@ -64,7 +64,7 @@ async def test_my_async_code_with_chosen_settings(powerp_simulator) -> None:
 TYPO_REFUSED = (
     "@pytest.mark.powerp_simulator: expected settings by name, got token_ttl; known "
     "settings: anchor_us, cache_answers, client_id, client_secret, copies, "
-    "gzip_min_bytes, label, policies, scenario, seed, token_ttl_s"
+    "gzip_min_bytes, label, policies, retired, scenario, seed, token_ttl_s"
 )
 
 

@@ -93,7 +93,7 @@ def build_app(
     ``clock`` (monotonic seconds) times token expiry and the scenario's limits, whose
     run starts now; ``sleep`` is how the scenario waits (latency, holds).
     ``wall_clock`` (seconds since the epoch) is now for the data: as on a real
-    server, no window that ends after it has any point yet.
+    server, no window that starts after it has any point yet.
     """
     settings = settings or SimulatorSettings()
     app = web.Application(middlewares=[_count, _json_routing_errors, _apply_policies])
@@ -269,11 +269,13 @@ def _answer(app: web.Application, query: Query) -> tuple[bytes, int]:
 
 
 def _served_end_us(query: Query, now_s: float) -> int:
-    """Where the data ends for ``query``: its end, or the start of the window that
-    holds now, whichever is earlier; a historian has no point of a window that is not
-    over yet, nor of any after it."""
+    """Where the data ends for ``query``: its end, or the end of the window that
+    holds now, whichever is earlier. A historian has no point of a window that starts
+    after now. The window that holds now is served whole, not cut at now: a query up
+    to now gets its partial last window as before, at the cost of a value computed
+    from some samples that a real server would not have yet."""
     now_us = int(now_s * 1_000_000)
-    return min(query.end_us, now_us - now_us % query.window_us)
+    return min(query.end_us, now_us - now_us % query.window_us + query.window_us)
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:

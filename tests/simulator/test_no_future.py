@@ -1,4 +1,5 @@
-"""No data after now: a window not over yet has no point, as on a real historian."""
+"""No data after now: a window that starts after now has no point, as on a real
+historian."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ async def test_windows_that_end_after_now_have_no_points(http, sim) -> None:
 
     status, points = await post_query(http, sim, token, minutes(-4, 2))
 
-    # Windows ending 11:57 and 11:58 are over at 11:58:30; the one holding now is not.
+    # At 11:58:30 the windows ending 11:57 and 11:58 are over and the one ending
+    # 11:59 holds now; none after it has a point.
     assert status == 200
     assert [p["timestamp"] for p in points] == [
         "2026-12-04T11:57:00Z",
         "2026-12-04T11:58:00Z",
+        "2026-12-04T11:59:00Z",
     ]
 
 
