@@ -223,6 +223,7 @@ class Engine:
         self._announced = None if isinstance(pacer, AdaptivePacer) else AnnouncedHold()
         self._refusals = Refusals()
         self._signals = SignalRefusals()
+        self._search_locks: dict[tuple[int, str, tuple[str, ...]], anyio.Lock] = {}
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
@@ -254,6 +255,7 @@ class Engine:
         # What a run learns of refused signals is of its own signals and range: an
         # engine that serves many runs (a worker's) starts each afresh.
         self._signals = SignalRefusals()
+        self._search_locks = {}
         size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors():
@@ -493,7 +495,11 @@ class Engine:
             "%s; asking for its signals in halves, to fetch those the server serves",
             block.describe_failure(error),
         )
-        results = await self._search(block, error, depth=0)
+        # One search at a time for the same signals: the blocks of other slices,
+        # refused meanwhile, then set apart at once what the first search found.
+        key = (block.database_id, block.aggregation, block.indexes)
+        async with self._search_locks.setdefault(key, anyio.Lock()):
+            results = await self._search(block, error, depth=0)
         if any(result.ok for result in results):
             # Said only now, when the search is over: a part refused is then final.
             for result in results:
@@ -514,15 +520,8 @@ class Engine:
         self, block: Block, error: PowerPError, depth: int
     ) -> list[BlockResult]:
         self.stats.splits += 1
-        middle = len(block.indexes) // 2
-        halves = [
-            replace(block, indexes=block.indexes[:middle]),
-            replace(block, indexes=block.indexes[middle:]),
-        ]
-        answers = [
-            [result async for result in self._fetch_fitting(half, searching=False)]
-            for half in halves
-        ]
+        halves = self._split_for_search(block)
+        answers = [await self._asked_in_search(half) for half in halves]
         refusals = [_signal_refusal(answer) for answer in answers]
         if (
             None not in refusals
@@ -544,6 +543,27 @@ class Engine:
                 self._signals.on_refused(half, refusal)
                 results.append(BlockResult(half, None, refusal))
         return results
+
+    def _split_for_search(self, block: Block) -> list[Block]:
+        """``block``'s signals known to be refused, each alone, and the others; or,
+        knowing none, its two halves. Searches run at once in many workers, so what
+        one found is used by the others as soon as it is known."""
+        parts = self._signals.apart(block)
+        if len(parts) > 1:
+            return parts
+
+        middle = len(block.indexes) // 2
+        return [
+            replace(block, indexes=block.indexes[:middle]),
+            replace(block, indexes=block.indexes[middle:]),
+        ]
+
+    async def _asked_in_search(self, part: Block) -> list[BlockResult]:
+        given_up = self._signals.given_up(part)
+        if given_up is not None:
+            return [BlockResult(part, None, given_up)]
+
+        return [result async for result in self._fetch_fitting(part, searching=False)]
 
     def _tell_held(self, block: Block, error: PowerPError) -> None:
         group = (block.database_id, block.aggregation)
