@@ -343,22 +343,24 @@ class PowerPClient:
         window: str = "1s",
         block_size: int | None = None,
     ) -> pa.Table:
-        """All points of :meth:`fetch` as one table, sorted by signal and time."""
+        """All points of :meth:`fetch` as one table, sorted by signal and time.
+
+        If some blocks fail, the :class:`~powerp_async.FetchFailedError` raised holds
+        the table of every point that was fetched, as ``fetched``.
+        """
         batches: list[pa.RecordBatch] = []
-        async with self.fetch(
-            signals, start, end, window=window, block_size=block_size
-        ) as results:
-            async for result in results:
-                assert result.batch is not None
-                batches.append(result.batch)
-        table = pa.Table.from_batches(batches, POINT_SCHEMA)
-        return table.sort_by(
-            [
-                ("database_id", "ascending"),
-                ("index", "ascending"),
-                ("timestamp", "ascending"),
-            ]
-        )
+        try:
+            async with self.fetch(
+                signals, start, end, window=window, block_size=block_size
+            ) as results:
+                async for result in results:
+                    assert result.batch is not None
+                    batches.append(result.batch)
+        except FetchFailedError as error:
+            error.fetched = _sorted_table(batches)
+            raise
+
+        return _sorted_table(batches)
 
     def fetch_batches(
         self,
@@ -416,7 +418,9 @@ class PowerPClient:
 
         Needs the ``pandas`` extra. Timestamps are ``datetime64[us, UTC]``; the value
         columns are Arrow-backed, so integers stay exact and NaN stays apart from null
-        (see :func:`~powerp_async.points_frame`).
+        (see :func:`~powerp_async.points_frame`). If some blocks fail, the
+        :class:`~powerp_async.FetchFailedError` raised holds the DataFrame of every
+        point that was fetched, as ``fetched``.
 
         Example::
 
@@ -425,9 +429,14 @@ class PowerPClient:
         """
         import_pandas()  # fail before fetching anything, not after
         chosen = as_signals(signals)
-        table = await self.fetch_table(
-            chosen, start, end, window=window, block_size=block_size
-        )
+        try:
+            table = await self.fetch_table(
+                chosen, start, end, window=window, block_size=block_size
+            )
+        except FetchFailedError as error:
+            error.fetched = points_frame(error.fetched, chosen)
+            raise
+
         return points_frame(table, chosen)
 
     def engine(self, *, stats: RunStats | None = None) -> Engine:
@@ -529,6 +538,17 @@ async def _batches(
     async for result in results:
         if result.batch is not None and result.batch.num_rows:
             yield result.batch
+
+
+def _sorted_table(batches: list[pa.RecordBatch]) -> pa.Table:
+    table = pa.Table.from_batches(batches, POINT_SCHEMA)
+    return table.sort_by(
+        [
+            ("database_id", "ascending"),
+            ("index", "ascending"),
+            ("timestamp", "ascending"),
+        ]
+    )
 
 
 def _raise_failures(outcome: Sequence[BlockResult]) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .models import Block
@@ -271,7 +271,11 @@ class ExportWriteError(PowerPError):
 class FetchFailedError(PowerPError):
     """Some blocks could not be fetched; everything else was delivered.
 
-    ``failures`` pairs each failed block with the error that ended it.
+    ``failures`` pairs each failed block with the error that ended it. ``fetched``
+    holds what was fetched, as the call that gathers it would have returned it
+    (:meth:`PowerPClient.fetch_table`: a table; ``fetch_frame``: a DataFrame), so
+    one refused signal does not cost the others' points; ``None`` from calls that
+    delivered their points as they came.
 
     >>> block = Block(1, "last", ("7",), 0, 60_000_000, 1_000_000)
     >>> error = FetchFailedError([(block, TimeoutError("no answer"))])
@@ -281,6 +285,7 @@ class FetchFailedError(PowerPError):
 
     def __init__(self, failures: Sequence[tuple[Block, BaseException]]) -> None:
         self.failures = tuple(failures)
+        self.fetched: Any = None
         first_block, first_error = self.failures[0]
         first = first_block.describe_failure(first_error)
         super().__init__(

@@ -529,3 +529,24 @@ async def test_blocks_refused_at_once_search_once_and_use_what_it_found(
     slices_count = len(list(time_slices(TimeRange.snap(start, END, 60_000_000))))
     assert len(caught.value.failures) == 2 * slices_count
     assert len(retired.queries) <= 2 * slices_count + 12
+
+
+async def test_a_table_or_frame_with_a_refused_signal_keeps_the_others(
+    client, simulator, retired
+) -> None:
+    signals = await first_signals(client)
+    retired.indexes.add(signals[4].index)
+    kept = [m for m in signals if m.index != signals[4].index]
+    span = TimeRange.snap(START, END, 60_000_000)
+    expected = expected_points(simulator.tenant, kept, span)
+
+    with pytest.raises(FetchFailedError) as table_failed:
+        await client.fetch_table(signals, START, END, window="1m")
+    with pytest.raises(FetchFailedError) as frame_failed:
+        await client.fetch_frame(signals, START, END, window="1m")
+
+    assert_exact(table_failed.value.fetched, expected)
+    frame = frame_failed.value.fetched
+    assert len(frame) == len(expected)
+    assert signals[4].index not in set(frame["index"])
+    assert set(frame["name"]) == {m.name for m in kept}
