@@ -19,7 +19,14 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from powerp_async import BlockResult, ExportReport, ExportSpec, PowerPClient, export
+from powerp_async import (
+    BlockResult,
+    ExportReport,
+    ExportSpec,
+    PowerPClient,
+    export,
+    plan_export,
+)
 from powerp_async._export._manifest import MANIFEST_NAME, read_manifest
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import (
@@ -240,6 +247,16 @@ async def test_an_export_owes_the_refused_signal_and_a_resume_fetches_it(
         for line in (spec.out / MANIFEST_NAME).read_bytes().splitlines()
     )
     assert kinds["partial"] >= 1
+
+    plan = (await plan_export(client, spec, resume=True)).describe().splitlines()
+    assert plan[2].startswith(
+        f"Queries: {owing} ({len(slices())} time slices; {len(slices())} of them for "
+        "signals refused before), at most"
+    )
+    assert plan[3] == (
+        f"Already exported: {planned} of {owing} blocks; a resume sends the other "
+        f"{len(slices())} queries"
+    )
 
     # Refused again, it is asked for again, alone, and owed still.
     retired.queries.clear()
@@ -550,3 +567,20 @@ async def test_a_table_or_frame_with_a_refused_signal_keeps_the_others(
     assert len(frame) == len(expected)
     assert signals[4].index not in set(frame["index"])
     assert set(frame["name"]) == {m.name for m in kept}
+
+
+async def test_a_resume_plan_says_so_when_nothing_was_exported_yet(
+    client, retired, tmp_path
+) -> None:
+    signals = await first_signals(client, count=4)
+    retired.all_from = START - timedelta(hours=1)
+    spec = spec_for(tmp_path / "out", signals)
+    with pytest.raises(BadRequestError, match="every one was refused"):
+        await export(client, spec)
+
+    plan = await plan_export(client, spec, resume=True)
+
+    assert plan.describe().splitlines()[3] == (
+        f"Already exported: 0 of {plan.requests} blocks; a resume sends the other "
+        f"{plan.requests} queries"
+    )

@@ -37,6 +37,10 @@ class ExportPlan:
     late_signals: int
     done: int = 0
     """Blocks (one query each, as planned) already exported, for a resume."""
+    resumed: bool = False
+    """Whether this is the plan of a resume, from the folder's journal."""
+    owed: int = 0
+    """Of ``requests``, the blocks of signals the server refused in earlier runs."""
 
     @property
     def remaining(self) -> int:
@@ -61,10 +65,15 @@ class ExportPlan:
                 if self.late_signals
                 else ""
             ),
-            f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}), "
-            f"at most {plural(self.max_points, 'point')}",
+            f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}"
+            + (
+                f"; {self.owed:,} of them for signals refused before"
+                if self.owed
+                else ""
+            )
+            + f"), at most {plural(self.max_points, 'point')}",
         ]
-        if self.done:
+        if self.resumed or self.done:
             lines.append(
                 f"Already exported: {self.done:,} of {self.requests:,} blocks; "
                 f"a resume sends the other {self.remaining:,} queries"
@@ -119,6 +128,8 @@ async def plan_export(
         max_points=max_points,
         late_signals=sum(1 for m in signals if _first_us(m) > span.start_us),
         done=done,
+        resumed=resume,
+        owed=owed,
     )
 
 
