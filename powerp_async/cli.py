@@ -700,7 +700,7 @@ def _interrupted_message(arguments: Sequence[str], how: str = "interrupted") -> 
     if resume is None or not _has_journal(arguments):
         return how
 
-    return f"{how}; everything fetched so far is saved. Resume with: {resume}"
+    return f"{how}; every block fetched whole so far is saved. Resume with: {resume}"
 
 
 def _has_journal(arguments: Sequence[str]) -> bool:

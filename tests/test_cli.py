@@ -534,7 +534,9 @@ def test_a_stop_tells_how_to_resume_only_where_something_was_saved(
     ]
 
     if journal:
-        resume = "everything fetched so far is saved. Resume with: powerp export "
+        resume = (
+            "every block fetched whole so far is saved. Resume with: powerp export "
+        )
         resume += f"--out {out} --resume"
         assert messages == [f"interrupted; {resume}", f"terminated; {resume}"]
     else:

@@ -163,7 +163,7 @@ def test_a_stop_signal_on_a_demo_export_saves_tells_and_ends_its_simulator(
 
     assert child.returncode == code, stderr
     assert stderr.strip().splitlines()[-1] == (
-        f"powerp: {how}; everything fetched so far is saved. Resume with: "
+        f"powerp: {how}; every block fetched whole so far is saved. Resume with: "
         f"powerp export --out {out} --resume --demo --fixed-rate 20 --flush-points 1 "
         "--quiet"
     )
