@@ -205,20 +205,30 @@ class _Submission:
         return True
 
     async def _read(self, future: Future[StagedBatch]) -> StagedBatch:
-        """The batch's outcome; its future released at once, whatever it held."""
-        _, task = self._in_flight.pop(str(future.key))
+        """The batch's outcome; its future released at once, whatever it held.
+
+        The batch stays in flight until its outcome is here: a run cancelled while
+        it is read then deletes what the batch staged, which nobody will commit.
+        """
+        key = str(future.key)
+        _, task = self._in_flight[key]
         try:
             result: StagedBatch = await anyio.to_thread.run_sync(future.result)
         except KilledWorker as error:
+            self._settle(key, future)
             return _lost(task, f"its workers died while fetching it ({error})")
         except WorkerStoppedError as error:
+            self._settle(key, future)
             if error.kind == ConfigurationError.__name__:
                 raise ConfigurationError(f"on a Dask worker: {error}") from None
             raise WorkerStoppedError(f"on a Dask worker: {error}", error.kind) from None
-        finally:
-            future.release()
 
+        self._settle(key, future)
         return result
+
+    def _settle(self, key: str, future: Future[StagedBatch]) -> None:
+        del self._in_flight[key]
+        future.release()
 
     async def cancel(self) -> set[str]:
         """On the way out of a run: cancel the batches still in flight, and delete
