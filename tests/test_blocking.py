@@ -7,6 +7,7 @@ import asyncio
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -85,6 +86,16 @@ def test_closing_batches_early_with_workers_waiting_is_quiet(server) -> None:
     assert first.num_rows > 0
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raising ``KeyboardInterrupt``, as in a terminal or a notebook: a suite
+    started as a background job of a script (``cmd &``) inherits SIGINT ignored, and
+    then the Ctrl-C these tests simulate would never arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _interrupt_after(delay_s: float) -> threading.Timer:
     """Ctrl-C, as a terminal would send it to this (the main) thread."""
     timer = threading.Timer(delay_s, _thread.interrupt_main, args=(signal.SIGINT,))
@@ -116,7 +127,7 @@ def _run_cell(runner: str, cell) -> None:
 
 @pytest.mark.parametrize("runner", ["run_until_complete", "asyncio.run"])
 def test_ctrl_c_in_a_notebook_cell_stops_the_export_and_frees_its_folder(
-    server, tmp_path, runner
+    server, tmp_path, runner, ctrl_c_raises
 ) -> None:
     # A slow pace, so the export is far from done when Ctrl-C comes.
     config = server.client_config(max_rate=8, adaptive=False)
