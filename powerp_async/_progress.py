@@ -110,6 +110,8 @@ def _describe(stats: RunStats, total_blocks: int, pacer: Pacer | None) -> str:
     cut = stats.presplit_blocks + stats.splits
     if cut:
         line += f"  {plural(cut, 'block')} cut to fit"
+    if stats.signals_refused:
+        line += f"  {plural(stats.signals_refused, 'signal block')} refused"
     return line
 
 

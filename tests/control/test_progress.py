@@ -86,3 +86,11 @@ async def test_a_hold_the_server_asked_for_is_shown_while_it_lasts() -> None:
     # The announced 42 s, and up to a tenth more so clients do not return at once.
     assert re.search(r", holding 4[2-6] s as the server asked$", held)
     assert "holding" not in line(pacer, RunStats())
+
+
+def test_signals_refused_within_fetched_blocks_are_counted() -> None:
+    stats = RunStats(requests=9, blocks_done=2, signals_refused=3)
+
+    assert line(FixedPacer(7.0), stats).endswith(
+        "7.0 req/s, 0 in flight  3 signal blocks refused"
+    )
