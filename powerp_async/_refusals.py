@@ -93,14 +93,10 @@ class Refusals:
                 raise RunStopped(self._stopping(error))
 
     def _stopping(self, error: BadRequestError) -> BadRequestError:
-        return BadRequestError(
+        return error.reworded(
             "no query was answered and every one was refused as a bad request "
             f"({plural(self._bad_requests, 'block')} given up), so every query would "
-            f"be; stopping. Last: {error}",
-            method=error.method,
-            url=error.url,
-            status=error.status,
-            excerpt=error.excerpt,
+            f"be; stopping. Last: {error}"
         )
 
 

@@ -80,14 +80,10 @@ class SignalRefusals:
             return None
 
         said = f": {error.excerpt}" if error.excerpt else ""
-        return type(error)(
+        return error.reworded(
             f"{block.describe()}: not asked for, as the server refused this signal "
             f"alone {count} times in this run, the last time with HTTP "
-            f"{error.status}{said}",
-            method=error.method,
-            url=error.url,
-            status=error.status,
-            excerpt=error.excerpt,
+            f"{error.status}{said}"
         )
 
     def splits(self, block: Block, error: PowerPError) -> bool:

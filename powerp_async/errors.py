@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from .models import Block
@@ -129,6 +129,18 @@ class APIError(PowerPError):
         self.status = status
         self.excerpt = excerpt
         self.retry_after = retry_after
+
+    def reworded(self, message: str) -> Self:
+        """The same answer told in other words: same kind, method, URL, status and
+        excerpt, for a message that says more of what it means for a run."""
+        return type(self)(
+            message,
+            method=self.method,
+            url=self.url,
+            status=self.status,
+            excerpt=self.excerpt,
+            retry_after=self.retry_after,
+        )
 
 
 class AuthenticationError(APIError):

@@ -13,6 +13,7 @@ from powerp_async.errors import (
     ConfigurationError,
     ExportWriteError,
     MalformedResponseError,
+    PermissionDeniedError,
     PowerPError,
     ServerUnavailableError,
     ThrottledError,
@@ -80,3 +81,20 @@ def _fields(error: BaseException) -> dict[str, object]:
         return value
 
     return {name: plain(value) for name, value in vars(error).items()}
+
+
+def test_a_reworded_answer_keeps_its_kind_and_fields() -> None:
+    refused = PermissionDeniedError(
+        "HTTP 403", method="POST", url="http://[::1]/q", status=403, excerpt="no"
+    )
+
+    told = refused.reworded("database 7 is forbidden")
+
+    assert type(told) is PermissionDeniedError
+    assert str(told) == "database 7 is forbidden"
+    assert (told.method, told.url, told.status, told.excerpt) == (
+        "POST",
+        "http://[::1]/q",
+        403,
+        "no",
+    )

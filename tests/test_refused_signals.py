@@ -525,22 +525,15 @@ async def test_a_signal_refused_from_a_moment_in_packed_and_cut_queries(
 
 
 async def test_blocks_refused_at_once_search_once_and_use_what_it_found(
-    simulator, retired
+    client, retired
 ) -> None:
-    async with PowerPClient(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        base_url=simulator.base_url,
-        initial_rate=100,
-        max_in_flight=8,
-    ) as client:
-        signals = await first_signals(client)
-        retired.indexes.update({signals[0].index, signals[1].index})
-        start = END - timedelta(hours=10)
-        with pytest.raises(FetchFailedError) as caught:
-            await client.fetch_table(signals, start, END, window="1m")
+    signals = await first_signals(client)
+    retired.indexes.update({signals[0].index, signals[1].index})
+    start = END - timedelta(hours=10)
+    with pytest.raises(FetchFailedError) as caught:
+        await client.fetch_table(signals, start, END, window="1m")
 
-    # Twenty-one slices, each refused at first while eight are in flight: one
+    # Twenty-one slices, each refused at first while six are in flight: one
     # search finds the two signals (nine queries), and every other block is then
     # asked without them. Searching each slice took 101 queries.
     slices_count = len(list(time_slices(TimeRange.snap(start, END, 60_000_000))))
