@@ -8,12 +8,28 @@ fails with a message about its own type; this one says how it is meant to be use
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
-from contextlib import AbstractAsyncContextManager
+import functools
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
 
 Item = TypeVar("Item")
+Params = ParamSpec("Params")
+
+
+def stream_context(
+    method: Callable[Params, AsyncIterator[AsyncIterator[Item]]],
+) -> Callable[Params, StreamContext[Item]]:
+    """``asynccontextmanager`` for a method that yields a stream, whose misuse then
+    says how it is meant to be used (see :class:`StreamContext`)."""
+    managed = asynccontextmanager(method)
+
+    @functools.wraps(method)
+    def opened(*args: Params.args, **kwargs: Params.kwargs) -> StreamContext[Item]:
+        return StreamContext(managed(*args, **kwargs), method.__name__)
+
+    return opened
 
 
 class StreamContext(Generic[Item]):

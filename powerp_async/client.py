@@ -15,7 +15,6 @@ import logging
 import math
 import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -39,7 +38,7 @@ from ._hooks import check_hook
 from ._http import error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
-from ._streams import StreamContext
+from ._streams import stream_context
 from ._time import parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from .config import ClientConfig
@@ -280,7 +279,8 @@ class PowerPClient:
             [r.batch for r in outcome if r.batch], POINT_SCHEMA
         )
 
-    def fetch(
+    @stream_context
+    async def fetch(
         self,
         signals: Iterable[Measurement],
         start: datetime,
@@ -289,7 +289,7 @@ class PowerPClient:
         window: str = "1s",
         block_size: int | None = None,
         stats: RunStats | None = None,
-    ) -> StreamContext[BlockResult]:
+    ) -> AsyncIterator[AsyncIterator[BlockResult]]:
         """Stream the points of many signals over a long range, block by block.
 
         The range is snapped to whole windows (see :class:`~powerp_async.TimeRange`).
@@ -300,22 +300,6 @@ class PowerPClient:
         block arrives with their points, and the refused signal's part of it is among
         the failures (:attr:`BlockResult.refused` names it as it arrives).
         """
-        streamed = self._fetch(
-            signals, start, end, window=window, block_size=block_size, stats=stats
-        )
-        return StreamContext(streamed, "fetch")
-
-    @asynccontextmanager
-    async def _fetch(
-        self,
-        signals: Iterable[Measurement],
-        start: datetime,
-        end: datetime,
-        *,
-        window: str,
-        block_size: int | None,
-        stats: RunStats | None,
-    ) -> AsyncIterator[AsyncIterator[BlockResult]]:
         signals = as_signals(signals)
         span = TimeRange.snap(
             as_moment("start", start), as_moment("end", end), _window_us(window)
@@ -362,7 +346,8 @@ class PowerPClient:
 
         return _sorted_table(batches)
 
-    def fetch_batches(
+    @stream_context
+    async def fetch_batches(
         self,
         signals: Iterable[Measurement],
         start: datetime,
@@ -370,7 +355,7 @@ class PowerPClient:
         *,
         window: str = "1s",
         block_size: int | None = None,
-    ) -> StreamContext[pa.RecordBatch]:
+    ) -> AsyncIterator[AsyncIterator[pa.RecordBatch]]:
         """:meth:`fetch` as plain Arrow record batches in :data:`POINT_SCHEMA`.
 
         One batch per block that has points (blocks with none are skipped), in
@@ -385,20 +370,6 @@ class PowerPClient:
                 async for batch in batches:
                     writer.write_batch(batch)
         """
-        return StreamContext(
-            self._fetch_batches(signals, start, end, window, block_size),
-            "fetch_batches",
-        )
-
-    @asynccontextmanager
-    async def _fetch_batches(
-        self,
-        signals: Iterable[Measurement],
-        start: datetime,
-        end: datetime,
-        window: str,
-        block_size: int | None,
-    ) -> AsyncIterator[AsyncIterator[pa.RecordBatch]]:
         async with self.fetch(
             signals, start, end, window=window, block_size=block_size
         ) as results:
