@@ -36,6 +36,7 @@ from ..models import POINT_SCHEMA, Block
 from ._folder import writing
 from ._formats import SUFFIXES, Format, write_file
 from ._manifest import Manifest
+from ._order import by_signal_and_time
 from ._staged import StagedBatch, StagedPart, discard_files
 
 logger = logging.getLogger("powerp_async.export")
@@ -281,8 +282,7 @@ def _partitions(
 
     for (database_id, day), rows in sorted(by_key.items()):
         table = pa.Table.from_batches(rows, POINT_SCHEMA)
-        table = table.sort_by([("index", "ascending"), ("timestamp", "ascending")])
-        yield database_id, _day_name(day), table
+        yield database_id, _day_name(day), by_signal_and_time(table)
 
 
 def _by_day(batch: pa.RecordBatch) -> list[tuple[tuple[int, int], pa.RecordBatch]]:
