@@ -41,7 +41,14 @@ def by_signal_and_time(table: pa.Table) -> pa.Table:
     if np.all(keys[1:] >= keys[:-1]):
         return table
 
-    return table.take(np.argsort(keys, kind="stable"))
+    order = np.argsort(keys, kind="stable")
+    # A column of nulls alone (the value columns of other types) reads the same in
+    # any order; taking it would cost as much as taking values.
+    columns = [
+        column if column.null_count == len(column) else column.take(order)
+        for column in table.columns
+    ]
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _index_ranks(indexes: pa.ChunkedArray) -> npt.NDArray[np.int64]:
