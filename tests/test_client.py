@@ -87,7 +87,8 @@ async def test_fetch_streams_blocks_as_they_finish(client) -> None:
         async for result in results:
             seen.append((len(result.block.indexes), result.batch.num_rows > 0))
 
-    assert sorted(seen) == [(10, True)] * 2 + [(20, True)] * 2
+    # 30 signals in two blocks of 15 (not 20 and 10), over two slices.
+    assert sorted(seen) == [(15, True)] * 4
 
 
 @pytest.mark.parametrize(

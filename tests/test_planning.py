@@ -130,17 +130,43 @@ def test_window_of_thirty_minutes_or_more_is_refused() -> None:
         max_slice_us(30 * 60 * S)
 
 
-def test_blocks_are_full_and_slices_go_first() -> None:
+def test_blocks_are_fewest_and_even_and_slices_go_first() -> None:
     signals = [signal(1, str(n)) for n in range(45)]
     span = TimeRange.snap(T0, T0 + timedelta(hours=1), S)
 
     blocks = list(plan_blocks(signals, span, block_size=20))
 
-    assert [len(b.indexes) for b in blocks] == [20, 20, 5] * 3
+    assert [len(b.indexes) for b in blocks] == [15, 15, 15] * 3
+    assert [i for b in blocks[:3] for i in b.indexes] == [str(n) for n in range(45)]
     assert [b.start_us for b in blocks[:4]] == [span.start_us] * 3 + [
         blocks[3].start_us
     ]
     assert blocks[3].start_us == span.start_us + 1200 * S
+
+
+@pytest.mark.parametrize(
+    ("count", "block_size", "balanced", "filled"),
+    [
+        (41, 20, [14, 14, 13], [20, 20, 1]),
+        (40, 20, [20, 20], [20, 20]),
+        (7, 3, [3, 2, 2], [3, 3, 1]),
+        (5, 1, [1] * 5, [1] * 5),
+        (19, 20, [19], [19]),
+    ],
+)
+def test_blocks_filled_in_order_as_older_exports_planned_them(
+    count: int, block_size: int, balanced: list[int], filled: list[int]
+) -> None:
+    signals = [signal(1, str(n)) for n in range(count)]
+    span = TimeRange.snap(T0, T0 + timedelta(minutes=10), S)
+
+    even = list(plan_blocks(signals, span, block_size=block_size))
+    in_order = list(plan_blocks(signals, span, block_size=block_size, balanced=False))
+
+    assert [len(b.indexes) for b in even] == balanced
+    assert [len(b.indexes) for b in in_order] == filled
+    assert [i for b in even for i in b.indexes] == [str(n) for n in range(count)]
+    assert [i for b in in_order for i in b.indexes] == [str(n) for n in range(count)]
 
 
 def test_signals_before_their_first_data_point_are_left_out_of_a_slice() -> None:

@@ -10,7 +10,9 @@ have neither, and their parts are checked for presence only). A line is written 
 and fsynced before the parts it names are renamed into view. A run that gives up on
 some blocks ends with a ``failed`` line naming them and why; a later commit of the
 same blocks supersedes it. Readers that do not know a kind of line skip it, so
-journals stay readable both ways between versions that share :data:`VERSION`.
+journals stay readable both ways between versions that share :data:`VERSION`. A
+journal of an earlier version is resumed as that version planned it (see
+:attr:`ManifestState.plans_balanced`).
 
 A commit whose blocks came back without some signals the server refused (see
 ``_signal_refusals``) is a ``partial`` line: a commit that also records what it owes,
@@ -18,8 +20,10 @@ those signals' parts of the blocks as blocks of their own, which a resume fetche
 Known shortcoming: a version that does not know such lines skips them. Where they
 name parts, it then finds files no commit names and refuses to resume; where none
 does (the other signals had no points), it would fetch those blocks whole, and a
-later resume by this version would fetch the owed signals again, twice. So a folder
-with partial lines is resumed by this version or a later one only.
+later resume by this version would fetch the owed signals again, twice. A journal
+of version 2 keeps those versions out by its number; one of version 1 into which
+partial lines were written does not, so such a folder must be resumed by a version
+that reads partial lines.
 
 A crash or a full disk can leave the last line torn (without its newline). Reading
 ignores it, since it never committed anything, and a run that reopens the journal cuts
@@ -54,7 +58,11 @@ from ._units import UnitSet
 logger = logging.getLogger("powerp_async.export")
 
 MANIFEST_NAME: Final = "_manifest.journal"
-VERSION: Final = 1
+VERSION: Final = 2
+"""The version this package writes. Version 2 plans each group's blocks as even in
+size as the signals' count allows; version 1 filled them in order. Versions that
+write 1 refuse a journal of version 2, so they never plan its blocks the other way."""
+READABLE_VERSIONS: Final = (1, 2)
 
 # How much of the journal's end is read at a time when looking for its last newline.
 _TAIL_CHUNK_BYTES: Final = 64 * 1024
@@ -79,6 +87,12 @@ class ManifestState:
     owed: dict[str, Block] = field(default_factory=dict)
     """Blocks of signals the server refused within committed blocks, by unit id,
     whether committed since or not; they are part of the export's plan."""
+
+    @property
+    def plans_balanced(self) -> bool:
+        """Whether the export plans each group's blocks even in size, as journals
+        from version 2 on do, rather than filled in order."""
+        return bool(self.header["version"] >= 2)
 
 
 class Manifest:
@@ -260,10 +274,12 @@ def _header(
     if header.get("kind") != "header":
         raise ConfigurationError(f"{path} does not start with an export header")
 
-    if header.get("version") != VERSION:
+    version = header.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ConfigurationError(
             f"{path} was written by an incompatible version "
-            f"(journal version {header.get('version')}, expected {VERSION})"
+            f"(journal version {version!r}, expected one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
 
     return header

@@ -61,6 +61,9 @@ class OpenExport:
     owed: tuple[Block, ...] = ()
     """Blocks of signals the server refused within committed blocks, as the journal
     recorded them when the folder was opened."""
+    balanced: bool = True
+    """Whether blocks are planned even in size within each group; folders made by
+    versions that filled them in order are resumed as they were planned."""
 
     @property
     def blocks_total(self) -> int:
@@ -70,7 +73,12 @@ class OpenExport:
         """The planned blocks not committed yet, lazily, asked about in batches;
         then the owed ones not committed yet."""
         blocks = itertools.chain(
-            plan_blocks(self.signals, self.span, block_size=self.block_size),
+            plan_blocks(
+                self.signals,
+                self.span,
+                block_size=self.block_size,
+                balanced=self.balanced,
+            ),
             self.owed,
         )
         if not len(self.done):
@@ -150,6 +158,7 @@ def _resumable(
         blocks_total,
         max_points,
         tuple(journal.owed.values()),
+        journal.plans_balanced,
     )
 
 
