@@ -95,13 +95,15 @@ def group_signals(
 ) -> dict[tuple[int, str], list[Measurement]]:
     """Signals by (database, aggregation), each group in a stable order.
 
+    A signal given twice with the same aggregation is planned once; with two, once in
+    each group, since the points of each aggregation are points of their own.
     Within a group, signals of one data type are kept together so that most blocks are
     homogeneous, which lets the decoder take its fast path.
     """
     groups: dict[tuple[int, str], list[Measurement]] = defaultdict(list)
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, str, str]] = set()
     for measurement in measurements:
-        key = (measurement.database_id, measurement.index)
+        key = (measurement.database_id, measurement.index, measurement.aggregation)
         if key in seen:
             continue
         seen.add(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -58,6 +59,22 @@ async def test_one_query_as_given_with_an_unaligned_start(client, simulator) -> 
         ):
             expected[(1, index, "mean", stamp)] = value
     assert len(expected) == 22  # a partial window at each end, nine whole ones
+    assert_exact(table, expected)
+
+
+async def test_a_signal_given_with_two_aggregations_is_fetched_with_each(
+    client, simulator
+) -> None:
+    first = (await client.measurements())[0]
+    as_max = dataclasses.replace(first, default_agg="max")
+    end = START + timedelta(minutes=10)
+
+    table = await client.fetch_table([first, as_max, first], START, end, window="1m")
+
+    span = TimeRange.snap(START, end, 60_000_000)
+    expected = expected_points(simulator.tenant, [first, as_max], span)
+    assert first.aggregation != "max"
+    assert table.num_rows == len(expected) == 20
     assert_exact(table, expected)
 
 

@@ -43,12 +43,14 @@ def test_groups_by_database_and_aggregation_with_last_as_default() -> None:
         signal(2, "5", "mean"),
         signal(1, "3", "mean"),
         signal(1, "1", None),  # listed twice: planned once
+        signal(1, "2", "max"),  # another aggregation: planned in its own group too
     ]
 
     groups = group_signals(signals)
 
     assert {key: [m.index for m in members] for key, members in groups.items()} == {
         (1, "last"): ["1"],
+        (1, "max"): ["2"],
         (1, "mean"): ["2", "3"],
         (2, "mean"): ["5"],
     }
@@ -283,15 +285,15 @@ def _expected_coverage(
 ) -> dict[tuple[int, str, str], list[tuple[int, int]]]:
     """The whole range, from the first slice that ends after a signal's first point.
 
-    A signal listed twice is planned once, with the aggregation first listed.
+    A signal listed twice with one aggregation is planned once; with two, once each.
     """
     slices = list(time_slices(span))
     expected = {}
     seen = set()
     for m in signals:
-        if (m.database_id, m.index) in seen:
+        if (m.database_id, m.index, m.aggregation) in seen:
             continue
-        seen.add((m.database_id, m.index))
+        seen.add((m.database_id, m.index, m.aggregation))
         first_us = to_epoch_us(m.first_data_point) if m.first_data_point else None
         live = [s for s in slices if first_us is None or s[1] > first_us]
         if live:
