@@ -611,6 +611,7 @@ async def test_a_range_ending_after_now_is_warned_of(client, tmp_path, caplog) -
         future, out=tmp_path / "earlier", start=now - timedelta(minutes=2), end=now
     )
 
+    plans = [await plan_export(client, spec) for spec in (past, future)]
     with caplog.at_level(logging.WARNING, logger="powerp_async.export.range"):
         await export(client, past)
         assert caplog.records == []
@@ -628,3 +629,11 @@ async def test_a_range_ending_after_now_is_warned_of(client, tmp_path, caplog) -
         "those windows are recorded as gaps and a resume will not fetch them later; "
         "end the range at now or before, and export the rest once it has passed"
     ]
+    # A dry run says it too, before anything is fetched.
+    assert [plan.ends_after_now for plan in plans] == [False, True]
+    assert "Ends after now" not in plans[0].describe()
+    assert plans[1].describe().splitlines()[3] == (
+        "Ends after now: the server has no data there yet, so a run records those "
+        "windows as gaps and a resume will not fetch them later; end the range at "
+        "now or before, and export the rest once it has passed"
+    )

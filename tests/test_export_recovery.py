@@ -423,7 +423,9 @@ async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
     )
 
 
-async def test_a_second_run_into_a_busy_folder_stops_at_once(client, tmp_path) -> None:
+async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
+    client, tmp_path
+) -> None:
     spec = await spec_for(client, tmp_path / "out")
     await export(client, spec)
 
@@ -431,13 +433,18 @@ async def test_a_second_run_into_a_busy_folder_stops_at_once(client, tmp_path) -
         fcntl.flock(busy.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a run holds it
         with pytest.raises(ConfigurationError) as caught:
             await export(client, spec, resume=True)
+        with pytest.raises(ConfigurationError) as planning:
+            await plan_export(client, spec, resume=True)
 
+    plan = await plan_export(client, spec, resume=True)
     report = await export(client, spec, resume=True)
 
-    assert str(caught.value) == (
+    busy_folder = (
         f"another export is writing to {spec.out}; wait for it to finish or stop it "
         "before resuming"
     )
+    assert str(caught.value) == str(planning.value) == busy_folder
+    assert plan.remaining == 0
     assert report.complete
     assert report.points_this_run == 0
 

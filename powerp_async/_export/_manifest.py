@@ -242,6 +242,17 @@ else:
             ) from None
 
 
+def refuse_if_in_use(folder: Path) -> None:
+    """Raise what a resume would if another export holds the journal's lock; the
+    lock is taken only for the moment of asking."""
+    path = folder / MANIFEST_NAME
+    if not path.exists():
+        raise ConfigurationError(_nothing_to_resume(folder))
+
+    with path.open("rb") as handle:
+        _lock(handle, folder)
+
+
 def read_manifest(folder: Path) -> ManifestState:
     """Replay a journal; raises ``ConfigurationError`` if there is none to resume."""
     path = folder / MANIFEST_NAME

@@ -10,8 +10,9 @@ from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
+from ._manifest import refuse_if_in_use
 from ._open import check_as_resume, recorded_export
-from ._spec import ExportSpec, select_signals
+from ._spec import ExportSpec, ends_after_now, select_signals
 
 # Paces at which a dry run estimates the duration when the server's is not known yet.
 ASSUMED_RATES = (5.0, 20.0, 100.0)
@@ -41,6 +42,8 @@ class ExportPlan:
     """Whether this is the plan of a resume, from the folder's journal."""
     owed: int = 0
     """Of ``requests``, the blocks of signals the server refused in earlier runs."""
+    ends_after_now: bool = False
+    """Whether the range ends after now: its last windows have no data yet."""
 
     @property
     def remaining(self) -> int:
@@ -73,6 +76,12 @@ class ExportPlan:
             )
             + f"), at most {plural(self.max_points, 'point')}",
         ]
+        if self.ends_after_now:
+            lines.append(
+                "Ends after now: the server has no data there yet, so a run records "
+                "those windows as gaps and a resume will not fetch them later; end "
+                "the range at now or before, and export the rest once it has passed"
+            )
         if self.resumed or self.done:
             lines.append(
                 f"Already exported: {self.done:,} of {self.requests:,} blocks; "
@@ -109,6 +118,7 @@ async def plan_export(
         source = spec.source or mask_url(client.config.base_url)
         journal, listed = recorded_export(spec, block_size, source)
         check_as_resume(spec.out, journal)
+        refuse_if_in_use(spec.out)
         done = len(journal.done_units)
         # Blocks of refused signals, recorded as owed, are queries a resume sends too.
         owed = len(journal.owed)
@@ -130,6 +140,7 @@ async def plan_export(
         done=done,
         resumed=resume,
         owed=owed,
+        ends_after_now=ends_after_now(span),
     )
 
 

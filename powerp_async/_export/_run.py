@@ -25,7 +25,6 @@ import bisect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,7 +48,7 @@ from ._open import OpenExport, create_folder, reopen_folder
 from ._outstanding import Outstanding
 from ._parts import TEMP_PREFIX, TEMP_SUFFIX, PartWriter
 from ._report import ExportReport, failure_reason, write_report
-from ._spec import ExportSpec, select_signals
+from ._spec import ExportSpec, ends_after_now, select_signals
 from ._staged import (
     STAGED_COUNTERS,
     RemoteBlockError,
@@ -61,9 +60,6 @@ from ._staged import (
 logger = logging.getLogger("powerp_async.export")
 range_logger = logging.getLogger("powerp_async.export.range")
 """Shown on the command line without ``-v``: a range that ends after now."""
-
-FUTURE_TOLERANCE_US: Final = 60_000_000
-"""An end this close after now (or one window) is taken as now: clocks differ."""
 
 PROGRESS_INTERVAL_S: Final = 0.5
 FLUSH_CHECK_S: Final = 1.0
@@ -366,11 +362,8 @@ def _not_asked(signals: list[Measurement], span: TimeRange) -> list[dict[str, An
 
 
 def _warn_of_future(span: TimeRange) -> None:
-    """Say so when the range ends after now: the server has nothing there yet, so
-    those windows come back empty and are recorded as gaps, and a resume, which
-    fetches only what is not committed, will not fetch them once they have passed."""
-    now_us = to_epoch_us(datetime.now(UTC))
-    if span.end_us <= now_us + max(span.window_us, FUTURE_TOLERANCE_US):
+    """Say so when the range ends after now (see :func:`ends_after_now`)."""
+    if not ends_after_now(span):
         return
 
     range_logger.warning(
