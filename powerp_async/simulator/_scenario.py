@@ -32,6 +32,9 @@ DEFAULT_HOLD_S: Final = 90.0
 """Longer than the 30 s timeout of the reference notebook and the 60 s of the client."""
 
 
+_PER_WINDOW: Final = "RequestLimit.rate_per_s * window_s"
+
+
 @dataclass(frozen=True, slots=True)
 class RequestLimit:
     """Requests per second on ``/v1/Query``: a token bucket, or fixed windows.
@@ -52,10 +55,18 @@ class RequestLimit:
             return
 
         _require_positive("RequestLimit", "window_s", self.window_s)
-        if self.rate_per_s * self.window_s < 1:
+        per_window = self.rate_per_s * self.window_s
+        if per_window < 1:
             raise ConfigurationError(
-                "RequestLimit.rate_per_s * window_s must allow at least one request "
-                f"per window, got {self.rate_per_s:g} * {self.window_s:g}"
+                f"{_PER_WINDOW} must allow at least one request per window, got "
+                f"{self.rate_per_s:g} * {self.window_s:g}"
+            )
+
+        # A window admits whole requests: 2.5 would quietly become 2.
+        if abs(per_window - round(per_window)) > 1e-9 * per_window:
+            raise ConfigurationError(
+                f"{_PER_WINDOW} must be a whole number of requests per window, got "
+                f"{self.rate_per_s:g} * {self.window_s:g} = {per_window:g}"
             )
 
     @property

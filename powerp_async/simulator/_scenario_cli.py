@@ -136,8 +136,35 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_options(options: argparse.Namespace) -> Scenario | None:
-    """The scenario the options describe; ``None`` when none was asked for."""
+    """The scenario the options describe; ``None`` when none was asked for.
+
+    A value the scenario refuses is named by its option, as typed, rather than by
+    the field it fills; a preset's own values keep their field names.
+    """
     base = named_scenario(options.scenario) if options.scenario else Scenario()
+    try:
+        return _refined(base, options)
+    except ConfigurationError as error:
+        raise ConfigurationError(_in_option_words(str(error))) from None
+
+
+def _in_option_words(message: str) -> str:
+    """``message`` with each field an option fills, as messages name it, replaced
+    by that option."""
+    fields = [("RequestLimit.rate_per_s * window_s", "--rate * --window-s")]
+    fields += [
+        (f"{kind.__name__}.{name}", _flag(dest))
+        for _, kind, dests in _PART_OPTIONS
+        for name, dest in dests.items()
+    ]
+    fields += [(f"Scenario.{name}", _flag(dest)) for name, dest in _OTHER_OPTIONS]
+    for field, flag in fields:
+        message = message.replace(field, flag)
+
+    return message
+
+
+def _refined(base: Scenario, options: argparse.Namespace) -> Scenario | None:
     changes: dict[str, Any] = {}
     for field, kind, dests in _PART_OPTIONS:
         given = {

@@ -84,6 +84,11 @@ EXPORT = signals(1, "mean", 45) + signals(2, "last", 7)
             "window, got 0.5 * 1",
         ),
         (
+            lambda: RequestLimit(3, window_s=0.5),
+            "RequestLimit.rate_per_s * window_s must be a whole number of requests "
+            "per window, got 3 * 0.5 = 1.5",
+        ),
+        (
             lambda: CostQuota(float("nan")),
             "CostQuota.points_per_s must be a positive number, got nan",
         ),
@@ -283,7 +288,29 @@ def test_zero_latency_removes_the_presets_latency_and_no_option_means_none() -> 
         ),
         (
             ["--fault-rate", "2"],
-            "powerp simulate: Faults.rate must be a share from 0 to 1, got 2.0\n",
+            "powerp simulate: --fault-rate must be a share from 0 to 1, got 2.0\n",
+        ),
+        (
+            ["--max-points", "0"],
+            "powerp simulate: --max-points must be a whole number >= 1, got 0\n",
+        ),
+        (
+            ["--rate", "10", "--max-in-flight", "0"],
+            "powerp simulate: --max-in-flight must be a whole number >= 1, got 0\n",
+        ),
+        (
+            ["--rate", "5", "--window-s", "0.5"],
+            "powerp simulate: --rate * --window-s must be a whole number of requests "
+            "per window, got 5 * 0.5 = 2.5\n",
+        ),
+        (
+            ["--rate", "0.5", "--window-s", "1"],
+            "powerp simulate: --rate * --window-s must allow at least one request per "
+            "window, got 0.5 * 1\n",
+        ),
+        (
+            ["--scenario", "bucket-20", "--latency-ms", "-1"],
+            "powerp simulate: --latency-ms must be a positive number, got -1.0\n",
         ),
         (
             ["--scenario", "bucket-0"],
