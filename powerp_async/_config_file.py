@@ -67,16 +67,21 @@ def settings_from_file(
     path: Path,
     environ: Mapping[str, str],
     overrides: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The keyword arguments of ``config_type``: file, environment, then overrides."""
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """The keyword arguments of ``config_type`` (file, environment, then overrides),
+    and the keys whose values came from the file."""
     values = read_settings(config_type, path)
+    from_file = set(values)
     for field_name, variable in ENVIRONMENT.items():
         if environ.get(variable):
             values[field_name] = environ[variable]
+            from_file.discard(field_name)
     if overrides.get("base_url") is None:
         refuse_blank_base_url(environ)
 
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    from_file -= set(given)
     missing = [name for name in ("client_id", SECRET_FIELD) if not values.get(name)]
     if missing:
         variables = " and ".join(ENVIRONMENT[name] for name in missing)
@@ -84,7 +89,16 @@ def settings_from_file(
             f"{path}: {' and '.join(missing)} missing: put them in the file or set "
             f"{variables}"
         )
-    return values
+    return values, frozenset(from_file)
+
+
+def named_with_file(
+    path: Path, error: ConfigurationError, from_file: frozenset[str]
+) -> ConfigurationError:
+    """``error``, of a value the config refused, naming ``path`` where the key it
+    names took its value from the file rather than the environment or an argument."""
+    key = str(error).split(":", 1)[0]
+    return ConfigurationError(f"{path}: {error}") if key in from_file else error
 
 
 def read_settings(config_type: type[Any], path: Path) -> dict[str, Any]:

@@ -12,7 +12,11 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ._config_file import refuse_blank_base_url, settings_from_file
+from ._config_file import (
+    named_with_file,
+    refuse_blank_base_url,
+    settings_from_file,
+)
 from ._rate_backend import check_backend_url, check_key
 from ._redact import MASK, mask_url
 from .errors import ConfigurationError
@@ -186,7 +190,11 @@ class ClientConfig:
         """
         env = os.environ if environ is None else environ
         file = Path(path).expanduser()
-        return cls(**settings_from_file(cls, file, env, overrides))
+        settings, from_file = settings_from_file(cls, file, env, overrides)
+        try:
+            return cls(**settings)
+        except ConfigurationError as error:
+            raise named_with_file(file, error, from_file) from None
 
     @property
     def wants_compression(self) -> bool:

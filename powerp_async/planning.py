@@ -50,6 +50,7 @@ class TimeRange:
                 f"end={end.isoformat()}"
             )
         if end_us <= start_us:
+            max_slice_us(window_us)  # a window no query can take says so first
             raise ConfigurationError(
                 "the range holds no whole window of "
                 f"{format_duration(window_us)}: widen it or use a shorter window"

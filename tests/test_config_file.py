@@ -140,11 +140,24 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
     )
 
 
-def test_values_are_validated_as_arguments_are(tmp_path: Path) -> None:
-    path = write(tmp_path, 'client_id = "a"\nblock_size = 30\n')
+def test_values_are_validated_as_arguments_are_and_name_the_file(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, 'client_id = "a"\nblock_size = 30\ntimeout_s = -1\n')
 
-    with pytest.raises(ConfigurationError, match="block_size: expected an integer"):
+    with pytest.raises(ConfigurationError) as in_file:
         ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"})
+    with pytest.raises(ConfigurationError) as as_argument:
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "s"}, block_size=0)
+
+    assert str(in_file.value) == (
+        f"{path}: block_size: expected an integer from 1 to 20 (the API's limit), "
+        "got 30"
+    )
+    # The value refused came from the argument, not from the file.
+    assert str(as_argument.value) == (
+        "block_size: expected an integer from 1 to 20 (the API's limit), got 0"
+    )
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])

@@ -236,15 +236,42 @@ async def test_a_dry_run_counts_what_the_export_fetches(client, tmp_path) -> Non
     assert plan.signals == len(firsts) - len(after_end)
 
 
-async def test_refuses_to_mix_two_exports(client, tmp_path) -> None:
+async def _one_minute_of_five(client, out):
+    """Five signals of database 1, and a spec of one minute of them into ``out``."""
     signals = await selected(client, databases=(1,), per_database=5)
     spec = ExportSpec(
-        out=tmp_path / "out",
+        out=out,
         start=START,
         end=START + timedelta(minutes=1),
         indexes=tuple(m.index for m in signals),
         databases=(1,),
     )
+    return signals, spec
+
+
+async def test_a_folder_holding_hidden_files_alone_takes_a_new_export(
+    client, simulator, tmp_path
+) -> None:
+    signals, spec = await _one_minute_of_five(client, tmp_path / "out")
+    spec.out.mkdir()
+    (spec.out / ".gitkeep").write_text("")
+    (spec.out / "notes.txt").write_text("")
+    with pytest.raises(ConfigurationError, match="not empty; refusing to mix"):
+        await export(client, spec)
+    (spec.out / "notes.txt").unlink()
+
+    report = await export(client, spec)
+
+    assert report.complete
+    assert (spec.out / ".gitkeep").exists()
+    assert_exact(
+        read_dataset(spec.out),
+        expected_points(simulator.tenant, signals, spec.time_range()),
+    )
+
+
+async def test_refuses_to_mix_two_exports(client, tmp_path) -> None:
+    _, spec = await _one_minute_of_five(client, tmp_path / "out")
     await export(client, spec)
 
     with pytest.raises(ConfigurationError, match="not empty; refusing to mix"):

@@ -118,6 +118,12 @@ def test_naive_times_are_utc() -> None:
             60 * S,
             "no whole window",
         ),
+        (  # no range is wide enough for the window: that is what to change
+            T0,
+            T0 + timedelta(minutes=10),
+            86_400 * S,
+            "window 1d is too long",
+        ),
     ],
 )
 def test_bad_ranges_are_refused(

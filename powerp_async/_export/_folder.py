@@ -36,7 +36,7 @@ def check_folder(out: Path, *, fresh: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigurationError(f"output folder {out} is a file, not a folder")
 
-    if fresh and out.exists() and any(out.iterdir()):
+    if fresh and out.exists() and any(map(_may_be_export, out.iterdir())):
         raise ConfigurationError(
             f"output folder {out} is not empty; refusing to mix two exports"
             + (
@@ -60,6 +60,13 @@ def check_folder(out: Path, *, fresh: bool) -> None:
             if existing == out
             else f"cannot create output folder {out}: {existing} is not writable"
         )
+
+
+def _may_be_export(entry: Path) -> bool:
+    """Whether ``entry``, at the top of a new export's folder, may belong to another
+    export: a hidden name there (``.gitkeep``, ``.DS_Store``) is no export's, whose
+    hidden parts lie in its partition folders, and no data to readers."""
+    return not entry.name.startswith(".")
 
 
 def _nearest_existing(path: Path) -> Path:

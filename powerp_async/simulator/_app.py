@@ -154,7 +154,7 @@ async def _json_routing_errors(
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        known = ", ".join(sorted(_ENDPOINT_BY_PATH))
+        known = ", ".join(sorted([*_ENDPOINT_BY_PATH, STATS_PATH]))
         message = f"no endpoint at {request.path}: expected one of {known}"
         return error_response(request, 404, "not_found", message)
     except web.HTTPMethodNotAllowed as error:

@@ -112,7 +112,7 @@ async def test_unknown_paths_and_methods_answer_in_json(http, sim) -> None:
         {
             "error": "not_found",
             "message": "no endpoint at /rt-api/api/v2/measurements: expected one of "
-            "/rt-api/api/v1/Query, /rt-api/api/v1/auth/token, "
+            "/_simulator/stats, /rt-api/api/v1/Query, /rt-api/api/v1/auth/token, "
             "/rt-api/api/v1/measurements, /rt-api/api/v1/query",
         },
     )
