@@ -220,8 +220,8 @@ def test_a_wrong_setting_from_a_file_keeps_its_name(
 
     assert code == 2
     assert capsys.readouterr().err == (
-        "powerp: error: block_size: expected an integer from 1 to 20 (the API's "
-        "limit), got 30\n"
+        f"powerp: error: {config}: block_size: expected an integer from 1 to 20 (the "
+        "API's limit), got 30\n"
     )
 
 
