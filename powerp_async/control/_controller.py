@@ -4,11 +4,14 @@ The API publishes no limit and sends no rate-limit headers, so the controller le
 the ceiling from 429 answers alone:
 
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
-  ``max(1 s, 2 * RTT_p90)`` without a 429 doubles the rate, but never beyond 1.5
-  times the rate really used in that window, so an app-limited client does not talk
-  itself into a rate it never tried. (Doubling outright was tried: it overshoots a
-  limit by up to twice, and the cut then lands at half of it, from where the cubic
-  curve takes longer to climb back than the gentler growth takes to arrive.)
+  ``max(0.25 s, 2 * RTT_p90, 2 / rate)`` without a 429 doubles the rate, but never
+  beyond 1.5 times the rate really used in that window, so an app-limited client
+  does not talk itself into a rate it never tried. Two round trips let the answers
+  to the window's sends come back before the next step; a floor of a whole second
+  would make a job of 18 requests slower than sending them one at a time. (Doubling
+  outright was tried: it overshoots a limit by up to twice, and the cut then lands
+  at half of it, from where the cubic curve takes longer to climb back than the
+  gentler growth takes to arrive.)
 * **Cut.** A 429 for a request sent *after* the last cut starts an episode and cuts
   once, to 0.9 times the admitted rate; 429s for requests already in flight at the
   cut belong to the same episode, so a burst of them is one signal, not a collapse.
@@ -84,6 +87,13 @@ START_RATE: Final = 4.0
 
 GROWTH_CAP: Final = 1.5
 """The rate never grows beyond this multiple of the rate the client really used."""
+
+STARTUP_WINDOW_S: Final = 0.25
+"""The shortest start-up window, for a server that answers in less than half of it."""
+
+STARTUP_WINDOW_SENDS: Final = 2
+"""A start-up window lasts at least this many sends at the current rate: with fewer,
+one send more or less than the rate's share would weigh too much in the rate used."""
 
 MIN_SAMPLES: Final = 5
 """Admitted sends a cut measures over at the least, however long they took."""
@@ -200,7 +210,7 @@ class RateController:
 
         self._rate = self.settings.initial_rate
         self._window_start: float | None = None
-        self._window_s = 1.0
+        self._window_s = max(STARTUP_WINDOW_S, STARTUP_WINDOW_SENDS / self._rate)
         self._window_sends = 0
 
         self._curve = RecoveryCurve(self._rate, -math.inf, RECOVERY_KNEE_S)
@@ -415,7 +425,11 @@ class RateController:
 
     def _start_window(self, start: float) -> None:
         self._window_start = start
-        self._window_s = max(1.0, 2 * (self.rtt_p90_s or 0.0))
+        self._window_s = max(
+            STARTUP_WINDOW_S,
+            2 * (self.rtt_p90_s or 0.0),
+            STARTUP_WINDOW_SENDS / self._rate,
+        )
         self._window_sends = 0
 
     def _close_window(self, now: float) -> None:

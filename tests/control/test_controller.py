@@ -54,17 +54,18 @@ def test_discovery_starts_at_four_requests_per_second_in_startup() -> None:
 
 def test_a_window_used_twice_over_doubles_the_rate() -> None:
     controller = RateController()
-    send_at(controller, *(k / 8 for k in range(8)))
+    # At 4 requests/s the first window lasts two sends' worth: half a second.
+    send_at(controller, *(k / 8 for k in range(4)))
 
-    assert controller.rate_at(0.99) == 4.0
-    assert controller.rate_at(1.0) == 8.0
+    assert controller.rate_at(0.49) == 4.0
+    assert controller.rate_at(0.5) == 8.0
 
 
 def test_growth_is_capped_at_one_and_a_half_times_the_rate_used() -> None:
     controller = RateController()
-    send_at(controller, 0.0, 0.25, 0.5, 0.75)
+    send_at(controller, 0.0, 0.25)
 
-    assert controller.rate_at(1.0) == 6.0
+    assert controller.rate_at(0.5) == 6.0
 
 
 def test_an_app_limited_client_does_not_grow() -> None:
@@ -76,11 +77,20 @@ def test_an_app_limited_client_does_not_grow() -> None:
 
 def test_an_unused_window_restarts_at_the_next_send() -> None:
     controller = RateController()
-    send_at(controller, 0.0, 0.25, 0.5, 0.75)
-    send_at(controller, *(10.0 + k / 8 for k in range(8)))
+    send_at(controller, 0.0, 0.25)
+    # At 6 requests/s a window lasts a third of a second.
+    send_at(controller, 10.0, 10.2)
 
-    assert controller.rate_at(10.99) == 6.0
-    assert controller.rate_at(11.0) == 12.0
+    assert controller.rate_at(10.33) == 6.0
+    assert controller.rate_at(10.34) == 9.0
+
+
+def test_windows_shrink_to_a_quarter_second_at_higher_rates() -> None:
+    controller = RateController(RateSettings(initial_rate=20.0))
+    send_at(controller, *(k / 20 for k in range(5)))
+
+    assert controller.rate_at(0.24) == 20.0
+    assert controller.rate_at(0.25) == 30.0
 
 
 def test_the_growth_window_spans_two_round_trips() -> None:
@@ -156,15 +166,15 @@ def test_few_answers_take_the_rate_of_the_latest_accepted_send() -> None:
 
 def test_the_first_cut_takes_the_latest_accepted_rate_of_the_climb() -> None:
     controller = RateController(RateSettings(initial_rate=16.0))
-    answer(controller, [0.0], 0.3)  # windows of 1 s, horizon 1.1 s
+    answer(controller, [0.0], 0.5)  # windows of 1 s, horizon 1.5 s
     sends = [k / 16 for k in range(16)] + [1 + k / 24 for k in range(24)]
     send_at(controller, *sends)
     assert controller.rate_at(1.5) == 24.0
-    answer(controller, sends, 0.3)
+    answer(controller, sends, 0.5)
 
     controller.on_throttle(2.0, 1.99, None)
 
-    # Averaged over the horizon the climb from 16 to 24 would give about 21.7.
+    # Averaged over the horizon the climb from 16 to 24 would give about 21.3.
     assert controller.rate_at(2.0) == pytest.approx(0.9 * 24.0)
 
 
