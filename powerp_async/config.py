@@ -94,7 +94,7 @@ class ClientConfig:
         _require(
             self.max_rate is None or 0.001 <= self.max_rate < math.inf,
             "max_rate",
-            "requests per second from 0.001 up, or None to discover it",
+            "requests per second from 0.001 up (unset, the rate is discovered)",
             self.max_rate,
         )
         _require(

@@ -189,8 +189,8 @@ def test_query_csv_is_written_as_the_export_writes_it(
         (("--max-in-flight", "0"), "--max-in-flight: expected 1 to 1024, got 0"),
         (
             ("--max-rate", "0"),
-            "--max-rate: expected requests per second from 0.001 up, or None to "
-            "discover it, got 0.0",
+            "--max-rate: expected requests per second from 0.001 up (unset, the "
+            "rate is discovered), got 0.0",
         ),
     ],
 )
