@@ -289,7 +289,9 @@ async def test_an_answer_longer_than_its_points_take_is_refused_unread(
 
 async def test_wrong_secret_is_one_clear_authentication_error(simulator) -> None:
     async with PowerPClient(
-        client_id="tester", client_secret="wrong", base_url=simulator.base_url
+        client_id="tester",
+        client_secret="not-its-secret-1",
+        base_url=simulator.base_url,
     ) as client:
         with pytest.raises(AuthenticationError, match="refused the client credentials"):
             await client.measurements()
