@@ -212,6 +212,9 @@ class Engine:
         # Keyed by (database, index): the same index may name different signals, of
         # different types, in two databases.
         self.data_types: Mapping[tuple[int, str], DataType | None] = data_types or {}
+        # A signal given with an aggregation of its own may declare its own type (a
+        # count is an integer whatever the signal counts): those come first.
+        self._aggregation_types: dict[tuple[int, str, str], DataType | None] = {}
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
         self._outage = OutageClock()
@@ -241,7 +244,11 @@ class Engine:
 
     def learn_types(self, signals: Iterable[Measurement]) -> None:
         """Remember each signal's declared type, which guides how values are decoded."""
+        signals = list(signals)
         self.data_types = {(m.database_id, m.index): m.data_type for m in signals}
+        self._aggregation_types = {
+            (m.database_id, m.index, m.aggregation): m.data_type for m in signals
+        }
 
     @asynccontextmanager
     async def run(
@@ -818,8 +825,15 @@ class Engine:
             )
         )
 
+    def _declared_type(self, block: Block, index: str) -> DataType | None:
+        key = (block.database_id, index, block.aggregation)
+        if key in self._aggregation_types:
+            return self._aggregation_types[key]
+
+        return self.data_types.get((block.database_id, index))
+
     def _decoded(self, block: Block, response: Response) -> BlockResult:
-        types = {i: self.data_types.get((block.database_id, i)) for i in block.indexes}
+        types = {i: self._declared_type(block, i) for i in block.indexes}
         decoded = decode_block(response.body, block, types, url=self._shown_url)
         batch = self._labels.keep_one_side(block, decoded.batch)
         dropped = (

@@ -517,6 +517,7 @@ def _sorted_table(batches: list[pa.RecordBatch]) -> pa.Table:
         [
             ("database_id", "ascending"),
             ("index", "ascending"),
+            ("aggregation", "ascending"),
             ("timestamp", "ascending"),
         ]
     )

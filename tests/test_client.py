@@ -67,15 +67,22 @@ async def test_a_signal_given_with_two_aggregations_is_fetched_with_each(
 ) -> None:
     first = (await client.measurements())[0]
     as_max = dataclasses.replace(first, default_agg="max")
-    end = START + timedelta(minutes=10)
+    # A count is an integer, declared so, whatever the signal counts.
+    counted = dataclasses.replace(first, default_agg="count", data_type=DataType.INT)
+    end = START + timedelta(hours=1)
+    signals = [first, as_max, first, counted]
 
-    table = await client.fetch_table([first, as_max, first], START, end, window="1m")
+    table = await client.fetch_table(signals, START, end, window="1m")
 
     span = TimeRange.snap(START, end, 60_000_000)
-    expected = expected_points(simulator.tenant, [first, as_max], span)
-    assert first.aggregation != "max"
-    assert table.num_rows == len(expected) == 20
+    expected = expected_points(simulator.tenant, [first, as_max, counted], span)
+    assert (first.aggregation, first.data_type) == ("mean", DataType.FLOAT)
+    assert table.num_rows == len(expected) == 180
+    # Each aggregation decoded by its own type: whole means stay floats.
     assert_exact(table, expected)
+    assert table.column("aggregation").to_pylist() == (
+        ["count"] * 60 + ["max"] * 60 + ["mean"] * 60
+    )
 
 
 @pytest.mark.parametrize("window", ["1s", "7s"])

@@ -116,9 +116,11 @@ async def plan_export(
     done = owed = 0
     if resume:
         source = spec.source or mask_url(client.config.base_url)
+        # First, as a resume takes the lock first: a folder being written changes
+        # between reading its journal and looking at its files.
+        refuse_if_in_use(spec.out)
         journal, listed = recorded_export(spec, block_size, source)
         check_as_resume(spec.out, journal)
-        refuse_if_in_use(spec.out)
         done = len(journal.done_units)
         # Blocks of refused signals, recorded as owed, are queries a resume sends too.
         owed = len(journal.owed)

@@ -63,7 +63,8 @@ class RequestLimit:
             )
 
         # A window admits whole requests: 2.5 would quietly become 2.
-        if abs(per_window - round(per_window)) > 1e-9 * per_window:
+        whole = math.isfinite(per_window) and per_window < 2**53
+        if not whole or abs(per_window - round(per_window)) > 1e-9 * per_window:
             raise ConfigurationError(
                 f"{_PER_WINDOW} must be a whole number of requests per window, got "
                 f"{self.rate_per_s:g} * {self.window_s:g} = {per_window:g}"

@@ -304,6 +304,11 @@ def test_zero_latency_removes_the_presets_latency_and_no_option_means_none() -> 
             "per window, got 5 * 0.5 = 2.5\n",
         ),
         (
+            ["--rate", "1e300", "--window-s", "1e300"],
+            "powerp simulate: --rate * --window-s must be a whole number of requests "
+            "per window, got 1e+300 * 1e+300 = inf\n",
+        ),
+        (
             ["--rate", "0.5", "--window-s", "1"],
             "powerp simulate: --rate * --window-s must allow at least one request per "
             "window, got 0.5 * 1\n",
