@@ -242,15 +242,17 @@ else:
             ) from None
 
 
-def refuse_if_in_use(folder: Path) -> None:
-    """Raise what a resume would if another export holds the journal's lock; the
-    lock is taken only for the moment of asking."""
+@contextmanager
+def locked_for_reading(folder: Path) -> Iterator[None]:
+    """Hold the journal's lock while the folder is read, so that no export changes
+    it meanwhile; raise what a resume would if another export holds it."""
     path = folder / MANIFEST_NAME
     if not path.exists():
         raise ConfigurationError(_nothing_to_resume(folder))
 
     with path.open("rb") as handle:
         _lock(handle, folder)
+        yield
 
 
 def read_manifest(folder: Path) -> ManifestState:

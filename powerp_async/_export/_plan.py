@@ -10,7 +10,7 @@ from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import group_signals, plan_totals, time_slices
-from ._manifest import refuse_if_in_use
+from ._manifest import locked_for_reading
 from ._open import check_as_resume, recorded_export
 from ._spec import ExportSpec, ends_after_now, select_signals
 
@@ -116,11 +116,11 @@ async def plan_export(
     done = owed = 0
     if resume:
         source = spec.source or mask_url(client.config.base_url)
-        # First, as a resume takes the lock first: a folder being written changes
+        # Under the lock, as a resume reads it: a folder being written changes
         # between reading its journal and looking at its files.
-        refuse_if_in_use(spec.out)
-        journal, listed = recorded_export(spec, block_size, source)
-        check_as_resume(spec.out, journal)
+        with locked_for_reading(spec.out):
+            journal, listed = recorded_export(spec, block_size, source)
+            check_as_resume(spec.out, journal)
         done = len(journal.done_units)
         # Blocks of refused signals, recorded as owed, are queries a resume sends too.
         owed = len(journal.owed)
