@@ -4,7 +4,7 @@ Every mistake, of the user's or the server's, ends with one readable line on std
 and a non-zero exit code, never a traceback: 2 for bad usage or configuration, 1 for a
 failure at run time, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM),
 129 when the terminal hung up (SIGHUP). Both signals stop a run as Ctrl-C does: what
-was fetched is committed first.
+was fetched is committed first (see :mod:`._stopping` for signals that come again).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ import shlex
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 import anyio
@@ -50,6 +48,7 @@ from ._export import (
 from ._export._formats import write_file
 from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import MASK, mask_url, scrub
+from ._stopping import StopSignals
 from ._time import (
     floor_to_grid,
     format_wire,
@@ -292,16 +291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = run([*verbosity, *rest[1:]])
         return code
 
-    with _stop_signals_as_ctrl_c() as terminated:
-        return _run(arguments, terminated)
+    stops = StopSignals(lambda: _at_once_message(arguments))
+    with stops.handled():
+        return _run(arguments, stops)
 
 
-def _run(arguments: list[str], terminated: list[int]) -> int:
+def _run(arguments: list[str], stops: StopSignals) -> int:
     try:
         options = build_parser().parse_args(arguments)
         configure_logging(options.verbose + options.verbose_after)
         _choose_memory_pool()
-        return _dispatch(options)
+        return _dispatch(options, stops)
     except ConfigurationError as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     except FetchFailedError as error:
@@ -312,9 +312,10 @@ def _run(arguments: list[str], terminated: list[int]) -> int:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except KeyboardInterrupt:
-        if terminated:
-            how = _STOPPED_BY.get(terminated[0], "terminated")
-            return _fail(_interrupted_message(arguments, how), 128 + terminated[0])
+        if stops.terminated:
+            signum = stops.terminated[0]
+            how = _STOPPED_BY.get(signum, "terminated")
+            return _fail(_interrupted_message(arguments, how), 128 + signum)
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
     except Exception as error:
         # A bug, not a mistake of the user's: still one line, the traceback on -vv.
@@ -326,60 +327,23 @@ def _run(arguments: list[str], terminated: list[int]) -> int:
         )
 
 
-_STOP_SIGNALS: Final = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-"""Signals that stop a run as Ctrl-C does; SIGHUP comes when the terminal closes."""
 _STOPPED_BY: Final = {
     signal.SIGTERM: "terminated",
     getattr(signal, "SIGHUP", -1): "hung up",
 }
 
 
-@contextlib.contextmanager
-def _stop_signals_as_ctrl_c() -> Iterator[list[int]]:
-    """Handle SIGTERM and SIGHUP as Ctrl-C; the list yielded receives the signal when
-    it comes.
-
-    The handler hands the signal on to the one Ctrl-C has at that moment: Python's
-    outside the event loop (a ``KeyboardInterrupt``), the loop's while a run is going
-    (it cancels the run, which commits what was fetched before it stops). Where
-    Ctrl-C is ignored (a background job of a script), ``KeyboardInterrupt`` is raised.
-    Outside the main thread signals cannot be handled, and nothing is set up; the
-    handlers before are put back on the way out, for a host that calls :func:`main`.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        on_ctrl_c = signal.getsignal(signal.SIGINT)
-        if not callable(on_ctrl_c):
-            raise KeyboardInterrupt
-
-        on_ctrl_c(signal.SIGINT, frame)
-
-    previous = {number: signal.signal(number, on_stop) for number in _STOP_SIGNALS}
-    try:
-        yield received
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _dispatch(options: argparse.Namespace) -> int:
+def _dispatch(options: argparse.Namespace, stops: StopSignals) -> int:
     try:
         check_dask_installed(options)
         with _connection(options) as target:
             if options.command == "export":
                 # A cluster is started before the event loop, outside of it.
                 with dask_executor(options, target.config) as executor:
-                    return anyio.run(_export, options, target, executor)
+                    return anyio.run(stops.guarded, _export, options, target, executor)
             if options.command == "measurements":
-                return anyio.run(_measurements, options, target.config)
-            return anyio.run(_query, options, target.config)
+                return anyio.run(stops.guarded, _measurements, options, target.config)
+            return anyio.run(stops.guarded, _query, options, target.config)
     except ConfigurationError as error:
         raise _named_by_flag(error, options) from None
 
@@ -691,6 +655,18 @@ def _choose_memory_pool() -> None:
 def _fail(message: str, code: int) -> int:
     print(f"powerp: {scrub(message)}", file=sys.stderr)
     return code
+
+
+def _at_once_message(arguments: Sequence[str]) -> str:
+    """The line a second Ctrl-C ends the command with."""
+    line = (
+        "powerp: interrupted again; stopped at once, without saving what was fetched "
+        "since the last commit"
+    )
+    resume = _resume_command(arguments)
+    if resume is not None and _has_journal(arguments):
+        line += f". Resume with: {resume}"
+    return scrub(line)
 
 
 def _interrupted_message(arguments: Sequence[str], how: str = "interrupted") -> str:

@@ -462,7 +462,7 @@ def test_a_local_time_that_is_not_one_instant_is_refused(start, message) -> None
 def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
     from powerp_async import cli
 
-    def broken(options):
+    def broken(options, stops):
         raise RuntimeError("a fault inside")
 
     monkeypatch.setattr(cli, "_dispatch", broken)

@@ -86,18 +86,21 @@ def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
     command = [
         *(sys.executable, "-m", "powerp_async", "export", "--demo", "--quiet"),
         *("--since", "30m", "--database", "1", "--out", str(out)),
-        *("--flush-points", "5000"),
+        *("--fixed-rate", "10", "--flush-points", "5000"),
     ]
     child = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(4.0)
+    # Interrupted once a part is committed, well before the end of a job that
+    # takes several seconds at 10 requests per second, however fast the machine.
+    while not list(out.rglob("*.parquet")) and child.poll() is None:
+        time.sleep(0.05)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
 
     assert child.returncode == 130, stderr
     assert stderr.strip().endswith(
-        "--resume --demo --flush-points 5000 --quiet"  # as the run went
+        "--resume --demo --fixed-rate 10 --flush-points 5000 --quiet"  # as it went
     ), stderr
     assert "Traceback" not in stderr
     saved = read(out).num_rows

@@ -1,0 +1,111 @@
+"""Stop signals: one stop per command, however many signals come."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import anyio
+import pytest
+
+from powerp_async._stopping import StopSignals
+
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals"),
+    pytest.mark.skipif(
+        threading.current_thread() is not threading.main_thread(),
+        reason="signals are handled in the main thread only",
+    ),
+]
+
+
+async def _signalled_twice(
+    first: signal.Signals, second: signal.Signals, raised: list[str]
+) -> None:
+    """Signal this process twice in a row, then wait to be cancelled; ``raised``
+    gets every ``KeyboardInterrupt`` that lands in this code."""
+    for number in (first, second):
+        try:
+            os.kill(os.getpid(), number)
+        except KeyboardInterrupt:
+            raised.append(number.name)
+
+    await anyio.sleep(30)
+
+
+def _run_signalled(
+    first: signal.Signals, second: signal.Signals
+) -> tuple[StopSignals, list[str]]:
+    stops = StopSignals(lambda: "at once")
+    raised: list[str] = []
+    with stops.handled(), pytest.raises(KeyboardInterrupt):
+        # The first signal cancels the run, which anyio.run ends as Ctrl-C does.
+        anyio.run(stops.guarded, _signalled_twice, first, second, raised)
+
+    return stops, raised
+
+
+def test_a_repeated_sigterm_stops_the_run_once() -> None:
+    stops, raised = _run_signalled(signal.SIGTERM, signal.SIGTERM)
+
+    # Handed on twice, the second would raise wherever the event loop was.
+    assert raised == []
+    assert stops.terminated == [signal.SIGTERM]
+
+
+def test_a_sigterm_after_ctrl_c_changes_nothing() -> None:
+    stops, raised = _run_signalled(signal.SIGINT, signal.SIGTERM)
+
+    assert raised == []
+    assert stops.terminated == []
+
+
+def test_a_sighup_after_sigterm_keeps_the_first_reason() -> None:
+    stops, raised = _run_signalled(signal.SIGTERM, signal.SIGHUP)
+
+    assert raised == []
+    assert stops.terminated == [signal.SIGTERM]
+
+
+def test_the_handlers_before_are_given_back() -> None:
+    before = {
+        number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+
+    _run_signalled(signal.SIGTERM, signal.SIGTERM)
+
+    after = {
+        number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)
+    }
+    assert after == before
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once() -> None:
+    script = textwrap.dedent(
+        """
+        import os, signal, anyio
+        from powerp_async._stopping import StopSignals
+
+        async def twice():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            await anyio.sleep(30)
+
+        stops = StopSignals(lambda: "powerp: stopped at once")
+        with stops.handled():
+            anyio.run(stops.guarded, twice)
+        print("not reached")
+        """
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 130
+    assert done.stderr == "powerp: stopped at once\n"
+    assert done.stdout == ""
