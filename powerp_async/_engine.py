@@ -24,6 +24,7 @@ run at once, since every block would fail.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -259,6 +260,8 @@ class Engine:
         Leaving the ``async with`` early cancels every request still in flight.
         """
         self._fatal = None
+        if isinstance(self._pacer, AdaptivePacer):
+            self._pacer.begin_run()
         # What a run learns of refused signals is of its own signals and range: an
         # engine that serves many runs (a worker's) starts each afresh.
         self._signals = SignalRefusals()
@@ -317,24 +320,47 @@ class Engine:
         queue_in, queue_out = anyio.create_memory_object_stream[Piece](0)
         assembly = Assembly()
         try:
-            # Left in reverse order: the queue ends, the workers finish, results close.
-            async with (
-                results,
-                anyio.create_task_group() as workers,
-                queue_in,
-                queue_out,
-            ):
-                pool = _WorkerPool(
+            async with results:
+                # Left in reverse order: the queue ends, then the workers finish.
+                async with (
+                    anyio.create_task_group() as workers,
                     queue_in,
-                    self._settings.max_in_flight,
-                    lambda: workers.start_soon(
-                        self._work, queue_out.clone(), results.clone(), assembly, scope
-                    ),
-                )
-                await self._feed(blocks, pool, assembly)
+                    queue_out,
+                ):
+                    pool = _WorkerPool(
+                        queue_in,
+                        self._settings.max_in_flight,
+                        lambda: workers.start_soon(
+                            self._work,
+                            queue_out.clone(),
+                            results.clone(),
+                            assembly,
+                            scope,
+                        ),
+                    )
+                    await self._feed(blocks, pool, assembly)
+
+                await self._fail_lost(assembly, results)
         finally:
             for block in assembly.abandon():
                 self._points.release(block.max_points)
+
+    async def _fail_lost(
+        self, assembly: Assembly, results: MemoryObjectSendStream[BlockResult]
+    ) -> None:
+        """Fail the blocks no worker finished although every worker ended: they
+        fail here, rather than missing from a run that ends well.
+
+        A worker ends early only by an error that stops the run, or by a
+        ``CancelledError`` nobody asked for, which a task group takes for a
+        cancellation and swallows; :meth:`_deliver` turns the ones raised while
+        fetching into failures, so this is the last line of defence.
+        """
+        for block in assembly.abandon():
+            self._points.release(block.max_points)
+            result = self._failed(block, _stray_cancellation(block))
+            self._count_planned(result)
+            await results.send(result)
 
     async def _feed(
         self, blocks: Iterable[Block], pool: _WorkerPool, assembly: Assembly
@@ -391,7 +417,15 @@ class Engine:
         # A function of its own, so that its points are freed when it returns: as
         # locals of the worker's loop they would live on while the worker waits for
         # its next piece, a whole block's worth of memory per idle worker.
-        parts = [part async for part in self._fetch_splitting(piece)]
+        try:
+            parts = [part async for part in self._fetch_splitting(piece)]
+        except asyncio.CancelledError:
+            if _cancel_requested():
+                raise
+            # Raised, not delivered: a pacer or a hook of the caller's raised it.
+            # Let through, it would end the worker as a cancellation does, and the
+            # task group would take it for one, stopping the run without a word.
+            parts = [self._failed(piece.query, _stray_cancellation(piece.query))]
         answer = _as_planned(piece.query, parts)
         done = assembly.answered(piece, answer, self.label_side)
         try:
@@ -925,6 +959,20 @@ def _refused_alone(result: BlockResult) -> bool:
         len(result.block.indexes) == 1
         and result.error is not None
         and refuses_signals(result.error)
+    )
+
+
+def _cancel_requested() -> bool:
+    """Whether the current task was asked to cancel (a ``CancelledError`` it meets
+    was delivered, not raised by some code of its own)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+def _stray_cancellation(block: Block) -> PowerPError:
+    return PowerPError(
+        f"{block.describe()}: a CancelledError was raised while it was fetched, "
+        "though nothing cancelled the run (by the pacer, or a hook?)"
     )
 
 

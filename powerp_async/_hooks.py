@@ -9,6 +9,7 @@ display that fails must not cost an export of hours.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable
@@ -50,7 +51,9 @@ class ShieldedHook(Generic[P]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
             self._hook(*args, **kwargs)
-        except Exception:
+        # A plain function cannot be cancelled, so a CancelledError it raises is its
+        # own failure; let through, it would end a worker as if the run were.
+        except (Exception, asyncio.CancelledError):
             if not self._complained:
                 logger.exception(
                     "the %s hook failed; later failures are silent", self._name

@@ -12,12 +12,15 @@ server struggles. Two pacers ship:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol, runtime_checkable
 
 from aiolimiter import AsyncLimiter
+
+from .errors import ConfigurationError
 
 
 class Permit(Protocol):
@@ -105,6 +108,13 @@ class FixedPacer:
     """
 
     def __init__(self, max_rate: float) -> None:
+        # The same bounds as ClientConfig's max_rate: a negative or NaN rate would
+        # never let a request go, silently.
+        if not (_is_number(max_rate) and 0.001 <= max_rate < math.inf):
+            raise ConfigurationError(
+                "FixedPacer: max_rate must be requests per second from 0.001 up, got "
+                f"{max_rate!r}"
+            )
         # A one-second bucket of ``max_rate`` would let that many out at once at the
         # start; a bucket of one request every 1/max_rate s keeps the pace even.
         self._limiter = AsyncLimiter(1, 1 / max_rate)
@@ -137,3 +147,7 @@ class FixedPacer:
     @property
     def outage_s(self) -> float:
         return 0.0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
+import pyarrow as pa
 import pytest
 
-from powerp_async import ExportSpec, PowerPClient, export
+from powerp_async import ExportSpec, PowerPClient, TimeRange, export
 from powerp_async.errors import ConfigurationError
+from powerp_async.events import RequestDone
 
 from .conftest import ANCHOR, CLIENT_SECRET
+from .helpers import assert_exact, expected_points
 
 START = ANCHOR - timedelta(minutes=20)
 ASYNC_REFUSED = (
@@ -71,3 +75,35 @@ async def test_a_failing_progress_hook_is_logged_once_and_the_export_goes_on(
     assert len(calls) >= 2  # at least the first and the last word
     assert caplog.text.count("the progress hook failed") == 1
     assert "a progress bar with a bug" in caplog.text
+
+
+async def test_a_hook_raising_cancelled_error_is_shielded_too(
+    simulator, caplog
+) -> None:
+    # A CancelledError out of a plain function is the hook's own failure; let
+    # through, it ended a worker as if the run were cancelled, losing its blocks.
+    done: list[RequestDone] = []
+
+    def cancelling(event: object) -> None:
+        if isinstance(event, RequestDone):
+            done.append(event)
+            if len(done) == 2:
+                raise asyncio.CancelledError
+
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        initial_rate=100,
+        on_event=cancelling,
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 2]
+        with caplog.at_level(logging.ERROR, logger="powerp_async.hooks"):
+            table = await client.fetch_table(signals, START, ANCHOR, window="1m")
+
+    span = TimeRange.snap(START, ANCHOR, 60_000_000)
+    assert_exact(
+        pa.Table.from_batches(table.to_batches()),
+        expected_points(simulator.tenant, signals, span),
+    )
+    assert caplog.text.count("the on_event hook failed") == 1

@@ -166,6 +166,17 @@ class CircuitBreaker:
                 f"within {self.settings.window_s:g} s",
             )
 
+    def count_afresh(self, now: float) -> None:
+        """Count an outage from ``now`` and let a probe go at once: a new run
+        starts, and the server may have come back since the last one gave up."""
+        if self.state is CircuitState.CLOSED:
+            return
+
+        self.opened_at = now
+        if self.state is CircuitState.OPEN:
+            self.next_probe_at = now
+            logger.info("circuit open since an earlier run: probing the server")
+
     def on_abandoned(self, now: float, *, probe: bool = False) -> None:
         """A request ended without an outcome (cancelled); a lost probe is retried."""
         if probe and self.state is CircuitState.HALF_OPEN:

@@ -297,6 +297,11 @@ class AdaptivePacer:
         finally:
             permit._abandon()
 
+    def begin_run(self) -> None:
+        """A run starts: an outage that stopped an earlier one counts from now,
+        and the server is probed at once, so a client outlives an outage."""
+        self.breaker.count_afresh(self.clock.now())
+
     async def before_retry(self, *, after_timeout: bool) -> None:
         """Wait until the retry budget allows one more retry of a failed request."""
         await self.budget.spend(after_timeout=after_timeout)
