@@ -13,6 +13,7 @@ is harmless, missing one is not.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -36,11 +37,17 @@ _secrets_lock = threading.Lock()
 
 
 def remember_secret(secret: str | None) -> None:
-    """Mask ``secret`` (and its URL-encoded forms) from now on, wherever it appears."""
+    """Mask ``secret`` from now on, wherever it appears: as it is, URL-encoded (as
+    a form sends it) and escaped in a JSON string (as a server echoing the form as
+    JSON writes it, with non-ASCII characters as they are or as ``\\u`` escapes)."""
     if not secret or len(secret) < _SHORTEST_SECRET:
         return
+
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    forms.add(json.dumps(secret)[1:-1])
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     with _secrets_lock:
-        _secrets.update({secret, quote(secret, safe=""), quote_plus(secret)})
+        _secrets.update(forms)
 
 
 def mask_url(url: str) -> str:

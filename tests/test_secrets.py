@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from powerp_async import ExportSpec, PowerPClient, export
+from powerp_async._redact import excerpt, remember_secret, scrub
 from powerp_async._token import TokenManager
 from powerp_async.errors import (
     AuthenticationError,
@@ -232,3 +234,18 @@ async def test_debug_export_through_faults_leaks_nothing(
     for secret in (CLIENT_SECRET, *tokens):
         assert secret not in caplog.text
         assert secret.encode() not in written
+
+
+@pytest.mark.parametrize(
+    "secret", ['q"uo\\te-Zz9', "ünïcødé-sécret", "tab\tand/slash-Q7"]
+)
+def test_a_secret_echoed_inside_json_is_masked(secret: str) -> None:
+    remember_secret(secret)
+    echoed = [
+        json.dumps({"got": secret}),
+        json.dumps({"got": secret}, ensure_ascii=False),
+    ]
+
+    for body in echoed:
+        assert excerpt(body) == '{"got": "***"}'
+        assert scrub(f"HTTP 401: {body}") == 'HTTP 401: {"got": "***"}'
