@@ -94,12 +94,12 @@ OUTAGE_CHECK_S = 1.0
 OUTAGE_PAST_S: Final = 0.01
 """How far past ``max_outage_s`` the watch looks, so that one look is enough."""
 OUTAGE_ADVICE: Final = (
-    "An export keeps them: run it again with --resume once the server is back"
+    "An export keeps what it fetched, to be resumed once the server is back"
 )
 """What an outage that ends a run advises, after saying what was fetched."""
 THROTTLED_ADVICE: Final = (
-    "Its quota may be used up for now. An export keeps them: run it again with "
-    "--resume later"
+    "Its quota may be used up for now. An export keeps what it fetched, to be "
+    "resumed later"
 )
 """What a run ended by refusals advises, after saying what was fetched."""
 
@@ -294,13 +294,22 @@ class Engine:
 
         if self._refused.outage_s > limit_s:
             self._fatal = throttled_error(
-                self._refused.outage_s, stopped_after(self.stats), THROTTLED_ADVICE
+                self._refused.outage_s,
+                stopped_after(self.stats),
+                THROTTLED_ADVICE,
+                held_s=self._held_s(),
             )
         else:
             self._fatal = outage_error(
                 self._outage_s(), stopped_after(self.stats), OUTAGE_ADVICE
             )
         scope.cancel()
+
+    def _held_s(self) -> float:
+        """How much longer the server's ``Retry-After`` holds every request."""
+        if not isinstance(self._pacer, AdaptivePacer):
+            return 0.0
+        return max(0.0, self._pacer.controller.barrier_until - self._pacer.clock.now())
 
     def _stalled_s(self) -> float:
         """How long no request has succeeded, every one failing or refused as too

@@ -88,14 +88,23 @@ def backoff_s(
 
 
 def throttled_error(
-    refused_s: float, stopped: str, advice: str
+    refused_s: float, stopped: str, advice: str, *, held_s: float = 0.0
 ) -> ServerUnavailableError:
     """The error that ends a run the server refused every request of, as too many,
-    for ``refused_s``; ``stopped`` tells what was fetched before."""
+    for ``refused_s``; ``stopped`` tells what was fetched before. ``held_s`` is what
+    remains of a wait the server asked for (``Retry-After``), during which nothing
+    was sent."""
+    if held_s > 0:
+        what = (
+            f"the server answered 429 and asked for a wait that ends {held_s:.0f} s "
+            f"from now, beyond the {refused_s:.0f} s the client waits out"
+        )
+    else:
+        what = (
+            f"the server refused every request as too many (429) for {refused_s:.0f} s"
+        )
     return ServerUnavailableError(
-        f"the server refused every request as too many (429) for {refused_s:.0f} s; "
-        f"stopped {stopped}. {advice}",
-        outage_s=refused_s,
+        f"{what}; stopped {stopped}. {advice}", outage_s=refused_s
     )
 
 

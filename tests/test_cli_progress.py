@@ -66,8 +66,8 @@ def test_a_server_that_fails_everything_is_given_up_on_after_max_outage(
     assert done.returncode == 1
     assert done.stderr == (
         "powerp: error: the server failed every request for 2 s; stopped after 0 "
-        "blocks (0 points) were fetched. An export keeps them: run it again with "
-        "--resume once the server is back. Resume with: powerp export --out "
+        "blocks (0 points) were fetched. An export keeps what it fetched, to be "
+        "resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --max-outage 2\n"
     )
 
@@ -173,8 +173,8 @@ def test_a_fixed_pace_gives_up_after_max_outage_too(
     assert done.returncode == 1
     assert done.stderr == (
         "powerp: error: the server failed every request for 2 s; stopped after 0 "
-        "blocks (0 points) were fetched. An export keeps them: run it again with "
-        "--resume once the server is back. Resume with: powerp export --out "
+        "blocks (0 points) were fetched. An export keeps what it fetched, to be "
+        "resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --fixed-rate 50 --max-outage 2 --quiet\n"
     )
 
@@ -196,7 +196,7 @@ def test_a_resume_whose_server_is_gone_gives_up_after_max_outage(
     assert resumed.returncode == 1
     assert resumed.stderr == (
         "powerp: error: the server failed every request for 2 s; stopped after 0 "
-        "blocks (0 points) were fetched. An export keeps them: run it again with "
-        "--resume once the server is back. Resume with: powerp export --out "
+        "blocks (0 points) were fetched. An export keeps what it fetched, to be "
+        "resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --max-outage 2 --quiet\n"
     )

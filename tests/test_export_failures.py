@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -330,7 +332,9 @@ async def test_a_server_failing_every_query_stops_the_run_and_reports(
     async with giving_up_early(simulator, max_outage_s=1.0) as client:
         spec, every = await _every_block(client, tmp_path / "out")
         faults = FailingQueries(monkeypatch, every)
-        with pytest.raises(ServerUnavailableError, match="--resume"):
+        with pytest.raises(
+            ServerUnavailableError, match="to be resumed once the server is back"
+        ):
             await export(client, spec)
 
     report = ExportReport.read(spec.out)
@@ -353,10 +357,35 @@ async def test_a_server_refusing_every_query_as_too_many_stops_the_run(
     assert str(caught.value).startswith(
         "the server refused every request as too many (429) for 1 s; stopped after "
         "0 blocks (0 points) were fetched. Its quota may be used up for now. An "
-        "export keeps them: run it again with --resume later"
+        "export keeps what it fetched, to be resumed later"
     )
     report = ExportReport.read(spec.out)
     assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
+
+
+async def test_a_retry_after_beyond_max_outage_is_named_as_the_reason(
+    simulator, tmp_path, monkeypatch
+) -> None:
+    async with giving_up_early(simulator, max_outage_s=1.0) as client:
+        spec, every = await _every_block(client, tmp_path / "out")
+        come_back_later = functools.partial(
+            web.HTTPTooManyRequests, headers={"Retry-After": "40"}
+        )
+        FailingQueries(monkeypatch, every, come_back_later)
+        started = time.monotonic()
+        with pytest.raises(ServerUnavailableError) as caught:
+            await export(client, spec)
+
+    # One request refused, then none sent as the server asked: not "every request".
+    # The wait ends up to 10 % later than asked: the jitter that spreads clients.
+    assert time.monotonic() - started < 10
+    assert re.fullmatch(
+        r"the server answered 429 and asked for a wait that ends (3[89]|4[0-4]) s from "
+        r"now, beyond the 1 s the client waits out; stopped after 0 blocks \(0 "
+        r"points\) were fetched\. Its quota may be used up for now\. An export "
+        r"keeps what it fetched, to be resumed later",
+        str(caught.value),
+    ), str(caught.value)
 
 
 def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
