@@ -594,7 +594,20 @@ def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
         ) from None
 
     _warn_unknown_types(listed)
+    _warn_unread_times(rows, [signal for signal, _ in listed])
     return _listed_once(signal for signal, _ in listed)
+
+
+def _warn_unread_times(rows: list[Any], signals: list[Measurement]) -> None:
+    for row, signal in zip(rows, signals, strict=True):
+        given = row.get("firstDataPoint")
+        if given and signal.first_data_point is None:
+            logger.warning(
+                "signal %s has firstDataPoint %r, which is not a time this client "
+                "reads: it is asked for from the start of every range",
+                _signal_name(signal),
+                given,
+            )
 
 
 def _warn_unknown_types(listed: list[tuple[Measurement, object]]) -> None:

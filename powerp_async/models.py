@@ -93,6 +93,8 @@ class Measurement:
         if index is None or isinstance(index, bool) or index == "":
             raise ValueError(f"index must be a string or a number, got {index!r}")
         first = row.get("firstDataPoint")
+        # Optional fields the client cannot read are left unknown, as the min and
+        # max values are: one odd signal must not cost the whole listing.
         return cls(
             database_id=int(database_id),
             index=str(index),
@@ -100,7 +102,7 @@ class Measurement:
             default_agg=_optional_str(row.get("defaultAgg")) or None,
             data_type=DataType.parse(row.get("dataType")),
             unit_symbol=_optional_str(row.get("unitSymbol")),
-            first_data_point=from_epoch_us(parse_wire(first)) if first else None,
+            first_data_point=_optional_time(first),
             min_value=_optional_float(row.get("minValue")),
             max_value=_optional_float(row.get("maxValue")),
         )
@@ -108,6 +110,17 @@ class Measurement:
 
 def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _optional_time(value: object) -> datetime | None:
+    """A time of the wire format, or ``None`` where there is none that can be read:
+    a signal then counts as holding data from the start of any range."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return from_epoch_us(parse_wire(value))
+    except ValueError:
+        return None
 
 
 def _optional_float(value: object) -> float | None:

@@ -1,9 +1,10 @@
-"""A metadata listing that contradicts itself or names unknown types: kept, and said."""
+"""A metadata listing that contradicts itself, names unknown types or holds a time it
+cannot read: kept, and said."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -69,10 +70,31 @@ def test_an_unknown_data_type_is_kept_as_unknown(caplog) -> None:
     ]
 
 
-# End to end, against a simulator whose listing repeats a signal and names a new type.
+def test_a_first_data_point_that_is_not_a_time_is_left_unknown(caplog) -> None:
+    odd = {"databaseId": 3, "index": "x", "firstDataPoint": "yesterday"}
+    dated = {"databaseId": 3, "index": "y", "firstDataPoint": "2026-01-02T03:04:05Z"}
+
+    signals = parsed([odd, dated, {**SIGNAL, "firstDataPoint": 17}], caplog)
+
+    assert [m.first_data_point for m in signals] == [
+        None,
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        None,
+    ]
+    assert caplog.messages == [
+        "signal database 3 index 'x' has firstDataPoint 'yesterday', which is not a "
+        "time this client reads: it is asked for from the start of every range",
+        "signal database 1 index '7' has firstDataPoint 17, which is not a time this "
+        "client reads: it is asked for from the start of every range",
+    ]
+
+
+# End to end, against a simulator whose listing repeats a signal, names a new type
+# and gives a first data point that is not a time.
 
 REPEATED = (1, "3")
 STRANGE = (1, "4")
+UNDATED = (1, "5")
 
 
 async def odd_listing(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -85,6 +107,8 @@ async def odd_listing(request: web.Request, handler: Handler) -> web.StreamRespo
     for row in rows:
         if (row["databaseId"], str(row["index"])) == STRANGE:
             row["dataType"] = "complex"
+        if (row["databaseId"], str(row["index"])) == UNDATED:
+            row["firstDataPoint"] = "yesterday"
     rows += [row for row in rows if (row["databaseId"], str(row["index"])) == REPEATED]
     response.body = orjson.dumps(rows)
     return response
@@ -114,10 +138,12 @@ async def test_an_export_from_such_a_listing_is_exact(
     await export(client, spec)
 
     assert len(keys) == len(set(keys)) == len(simulator.tenant.signals)
-    assert {STRANGE, REPEATED} <= {(m.database_id, m.index) for m in chosen}
+    assert {STRANGE, REPEATED, UNDATED} <= {(m.database_id, m.index) for m in chosen}
     assert caplog.messages == 2 * [  # listed by the test, then by the export
         "signal database 1 index '4' has dataType 'complex', which this client does "
         "not know: its values are placed by their JSON type",
+        "signal database 1 index '5' has firstDataPoint 'yesterday', which is not a "
+        "time this client reads: it is asked for from the start of every range",
         "signal database 1 index '3' is listed more than once; kept as first listed",
     ]
     expected = expected_points(simulator.tenant, chosen, spec.time_range())
