@@ -113,7 +113,7 @@ def test_a_users_suite_sees_one_line_per_wrong_marker(tmp_path) -> None:
     assert summary == [
         f"ERROR test_users.py::test_typo - Failed: {TYPO_REFUSED}",
         "ERROR test_users.py::test_out_of_range - Failed: SimulatorSettings."
-        "token_ttl_s must be a positive number of seconds, got 0",
+        "token_ttl_s must be from 1 to 1,000,000,000 seconds, got 0",
     ]
     assert done.stdout.splitlines()[-1].startswith("1 passed, 2 errors in ")
     assert "TypeError" not in done.stdout

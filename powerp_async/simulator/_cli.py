@@ -73,7 +73,7 @@ def run(argv: list[str] | None = None) -> int:
         settings = _settings(options)
         simulator = Simulator(settings, host=options.host, port=options.port)
     except (ConfigurationError, ValueError) as error:
-        print(f"powerp simulate: {error}", file=sys.stderr)
+        print(f"powerp simulate: {_named_by_option(str(error))}", file=sys.stderr)
         return 2
 
     try:
@@ -83,6 +83,22 @@ def run(argv: list[str] | None = None) -> int:
         return 1
 
     return 0
+
+
+_SETTING_OPTIONS: Final = {
+    "SimulatorSettings.token_ttl_s": "--token-ttl",
+    "SimulatorSettings.copies": "--copies",
+    "SimulatorSettings.seed": "--seed",
+    "SimulatorSettings.client_id": "--client-id",
+}
+"""The settings options fill, as their errors name them, and the option."""
+
+
+def _named_by_option(message: str) -> str:
+    """``message`` naming the option the user typed, not the setting it filled."""
+    for field, option in _SETTING_OPTIONS.items():
+        message = message.replace(field, option)
+    return message
 
 
 def _parser() -> argparse.ArgumentParser:

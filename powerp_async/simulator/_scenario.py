@@ -118,6 +118,10 @@ class SizeLimit:
         _require_positive("SizeLimit", "hold_s", self.hold_s)
 
 
+MAX_SPREAD: Final = 3.0
+"""The widest latency spread: its 99th percentile is about 1,000 times the median."""
+
+
 @dataclass(frozen=True, slots=True)
 class Latency:
     """How long answers take: lognormal around ``median_ms``, plus a cost per point.
@@ -134,7 +138,13 @@ class Latency:
 
     def __post_init__(self) -> None:
         _require_positive("Latency", "median_ms", self.median_ms)
-        _require_non_negative("Latency", "spread", self.spread)
+        spread = _number(self.spread)
+        # Beyond a few, the lognormal's tail holds answers of years (and overflows).
+        if spread is None or not 0 <= spread <= MAX_SPREAD:
+            raise ConfigurationError(
+                f"Latency.spread must be a number from 0 to {MAX_SPREAD:g}, got "
+                f"{self.spread!r}"
+            )
         _require_non_negative("Latency", "per_point_us", self.per_point_us)
         _require_non_negative("Latency", "refusal_ms", self.refusal_ms)
 

@@ -12,7 +12,6 @@ front of any given in ``policies``. The default has none.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, get_args
@@ -30,6 +29,10 @@ Policy: TypeAlias = Callable[[web.Request, Handler], Awaitable[web.StreamRespons
 DEFAULT_CLIENT_ID: Final = "demo"
 DEFAULT_CLIENT_SECRET: Final = "demo-secret"
 MAX_COPIES: Final = 100
+MAX_TOKEN_TTL_S: Final = 1_000_000_000
+"""About 31 years."""
+ANCHOR_RANGE_US: Final = (0, 7_258_118_400_000_000)
+"""From 1970-01-01 to 2200-01-01, in epoch microseconds."""
 _LABELS: Final = get_args(Label)
 
 
@@ -76,6 +79,7 @@ class SimulatorSettings:
             )
 
         _check_int("anchor_us", self.anchor_us, optional=True)
+        _check_anchor(self.anchor_us)
         _check_int("seed", self.seed)
         if not 0 <= self.seed < 2**64:
             raise ConfigurationError(
@@ -118,15 +122,24 @@ def _check_text(name: str, value: object, *, shown: bool = True) -> None:
 
 
 def _check_ttl(value: object) -> None:
+    # ``expires_in`` is whole seconds, and a 64-bit integer in JSON.
     if isinstance(value, bool) or not isinstance(value, int | float):
         pass
-    elif math.isfinite(value) and value > 0:
+    elif 1 <= value <= MAX_TOKEN_TTL_S:
         return
 
     raise ConfigurationError(
-        "SimulatorSettings.token_ttl_s must be a positive number of seconds, "
-        f"got {value!r}"
+        f"SimulatorSettings.token_ttl_s must be from 1 to {MAX_TOKEN_TTL_S:,} "
+        f"seconds, got {value!r}"
     )
+
+
+def _check_anchor(value: int | None) -> None:
+    if value is not None and not ANCHOR_RANGE_US[0] <= value < ANCHOR_RANGE_US[1]:
+        raise ConfigurationError(
+            "SimulatorSettings.anchor_us must be a time from 1970 to 2199 in epoch "
+            f"microseconds, got {value!r}"
+        )
 
 
 def _check_int(name: str, value: object, *, optional: bool = False) -> None:

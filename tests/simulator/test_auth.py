@@ -222,19 +222,6 @@ async def test_revoked_tokens_are_refused_and_new_ones_work(http, sim, token) ->
     assert (revoked_status, fresh_status) == (401, 200)
 
 
-async def test_a_tiny_lifetime_is_announced_as_zero_seconds(http, clock) -> None:
-    async with Simulator(SimulatorSettings(token_ttl_s=0.5), clock=clock) as sim:
-        form = {
-            "client_id": "demo",
-            "client_secret": "demo-secret",
-            "grant_type": "client_credentials",
-        }
-        async with http.post(f"{sim.base_url}/v1/auth/token", data=form) as response:
-            answer = await response.json()
-
-    assert answer["expires_in"] == 0
-
-
 async def test_basic_credentials_are_form_urldecoded(http, clock) -> None:
     settings = SimulatorSettings(client_id="id:1", client_secret="p@ss word:%")
     pair = base64.b64encode(b"id%3A1:p%40ss+word%3A%25").decode()

@@ -107,8 +107,8 @@ def test_a_bad_setting_is_a_usage_error(capsys) -> None:
 
     assert code == 2
     assert capsys.readouterr().err == (
-        "powerp simulate: SimulatorSettings.token_ttl_s must be a positive number of "
-        "seconds, got 0.0\n"
+        "powerp simulate: --token-ttl must be from 1 to 1,000,000,000 seconds, "
+        "got 0.0\n"
     )
 
 

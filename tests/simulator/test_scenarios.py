@@ -96,7 +96,15 @@ EXPORT = signals(1, "mean", 45) + signals(2, "last", 7)
             lambda: SizeLimit(10, answer="drop"),
             "SizeLimit.answer must be one of '413', 'timeout', got 'drop'",
         ),
-        (lambda: Latency(spread=-1), "Latency.spread must be a number >= 0, got -1"),
+        (
+            lambda: Latency(spread=-1),
+            "Latency.spread must be a number from 0 to 3, got -1",
+        ),
+        (
+            # Its tail would overflow the latency drawn for a query.
+            lambda: Latency(spread=1e6),
+            "Latency.spread must be a number from 0 to 3, got 1000000.0",
+        ),
         (lambda: Faults(1.5), "Faults.rate must be a share from 0 to 1, got 1.5"),
         (
             lambda: Faults(0.1, (("418", 1.0),)),

@@ -26,16 +26,28 @@ from powerp_async.simulator import SimulatorSettings
         ),
         (
             {"token_ttl_s": 0},
-            "SimulatorSettings.token_ttl_s must be a positive number of seconds, got 0",
+            "SimulatorSettings.token_ttl_s must be from 1 to 1,000,000,000 seconds, "
+            "got 0",
         ),
         (
             {"token_ttl_s": float("inf")},
-            "SimulatorSettings.token_ttl_s must be a positive number of seconds, "
+            "SimulatorSettings.token_ttl_s must be from 1 to 1,000,000,000 seconds, "
             "got inf",
         ),
         (
+            # Issued as 0 whole seconds, a token nobody could use.
+            {"token_ttl_s": 0.001},
+            "SimulatorSettings.token_ttl_s must be from 1 to 1,000,000,000 seconds, "
+            "got 0.001",
+        ),
+        (
+            {"token_ttl_s": 1e300},
+            "SimulatorSettings.token_ttl_s must be from 1 to 1,000,000,000 seconds, "
+            "got 1e+300",
+        ),
+        (
             {"token_ttl_s": True},
-            "SimulatorSettings.token_ttl_s must be a positive number of seconds, "
+            "SimulatorSettings.token_ttl_s must be from 1 to 1,000,000,000 seconds, "
             "got True",
         ),
         (
@@ -45,6 +57,16 @@ from powerp_async.simulator import SimulatorSettings
         (
             {"anchor_us": 1.5},
             "SimulatorSettings.anchor_us must be an integer or None, got 1.5",
+        ),
+        (
+            {"anchor_us": 10**20},
+            "SimulatorSettings.anchor_us must be a time from 1970 to 2199 in epoch "
+            "microseconds, got 100000000000000000000",
+        ),
+        (
+            {"anchor_us": -(10**18)},
+            "SimulatorSettings.anchor_us must be a time from 1970 to 2199 in epoch "
+            "microseconds, got -1000000000000000000",
         ),
         ({"seed": -1}, "SimulatorSettings.seed must be 0 to 2**64 - 1, got -1"),
         ({"seed": "7"}, "SimulatorSettings.seed must be an integer, got '7'"),
