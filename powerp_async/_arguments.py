@@ -62,8 +62,11 @@ def as_indexes(indexes: object) -> tuple[str, ...]:
 
 
 def as_tuple(name: str, values: object) -> tuple[Any, ...]:
-    if not isinstance(values, Iterable):
-        raise ConfigurationError(f"{name}: expected a sequence, got {values!r:.60}")
+    # A text or bytes is iterable, character by character: never what is meant.
+    if not isinstance(values, Iterable) or isinstance(values, str | bytes):
+        raise ConfigurationError(
+            f"{name}: expected a sequence, got {type(values).__name__} {values!r:.60}"
+        )
 
     return tuple(values)
 

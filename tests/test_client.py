@@ -209,7 +209,12 @@ async def test_query_arguments_of_the_wrong_kind_are_named(
             "start: expected a datetime, got str '2026-12-04T10:00:00Z'",
         ),
         (
-            lambda _: {"signals": "1"},
+            # A text is iterable, but never a sequence of signals.
+            lambda _: {"signals": "abc"},
+            "signals: expected a sequence, got str 'abc'",
+        ),
+        (
+            lambda _: {"signals": ["1"]},
             "signals: expected Measurement objects, as measurements() lists them, "
             "got str '1'",
         ),

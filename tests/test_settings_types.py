@@ -39,7 +39,7 @@ def spec(**fields) -> ExportSpec:
         ({"databases": ("1",)}, "databases: expected integer database ids, got '1'"),
         ({"databases": (True,)}, "databases: expected integer database ids, got True"),
         ({"indexes": (1.5,)}, "indexes: expected signal indexes (texts), got 1.5"),
-        ({"indexes": None}, "indexes: expected a sequence, got None"),
+        ({"indexes": None}, "indexes: expected a sequence, got NoneType None"),
         ({"out": 3}, "out: expected a folder path, got 3"),
         ({"out": " "}, "out: expected a folder path, got ' '"),
         (
