@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,6 +86,18 @@ class ClientConfig:
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
         _require(bool(self.client_id), "client_id", "a non-empty client id")
         _require(bool(self.client_secret), "client_secret", "a non-empty secret")
+        # A line break read from a file with the value is the usual cause; the
+        # server would refuse the credentials without saying why. The value itself
+        # is never shown.
+        for name, value in (
+            ("client_id", self.client_id),
+            ("client_secret", self.client_secret),
+        ):
+            _require(
+                not _CONTROL_CHARACTERS.search(value),
+                name,
+                "no control characters, such as a line break read from a file",
+            )
         _require(
             1 <= self.block_size <= MAX_SIGNALS_PER_QUERY,
             "block_size",
@@ -304,6 +317,9 @@ def _check_types(config: ClientConfig) -> None:
         kind = type(value).__name__
         shown = kind if name == "client_secret" else f"{kind} {value!r:.60}"
         raise ConfigurationError(f"{name}: expected {expected}, got {shown}")
+
+
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _require(ok: bool, name: str, expected: str, got: object = None) -> None:

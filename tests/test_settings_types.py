@@ -88,3 +88,33 @@ def test_a_client_setting_of_the_wrong_type_is_refused_by_name(fields, error) ->
 
     assert str(refused.value) == error
     assert "12345" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            {"client_secret": "s3cr3t-Wq\n"},
+            "client_secret: expected no control characters, such as a line break "
+            "read from a file",
+        ),
+        (
+            {"client_id": "id\r\n"},
+            "client_id: expected no control characters, such as a line break read "
+            "from a file",
+        ),
+        (
+            {"client_secret": "s3cr3t\x00Wq"},
+            "client_secret: expected no control characters, such as a line break "
+            "read from a file",
+        ),
+    ],
+)
+def test_credentials_with_a_line_break_are_refused_unshown(fields, error) -> None:
+    settings = {"client_id": "id", "client_secret": "secret", **fields}
+
+    with pytest.raises(ConfigurationError) as refused:
+        ClientConfig(**settings)
+
+    assert str(refused.value) == error
+    assert "s3cr3t" not in str(refused.value)
