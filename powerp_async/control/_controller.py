@@ -28,9 +28,7 @@ the ceiling from 429 answers alone:
   every scale, except that below about 34 req/s, where each probe past the limit
   costs one 429 out of few requests, the approach to a well-known limit (accepted
   within 10 % of the rate that drew the 429, in an episode after the one that ended
-  start-up) is stretched to 100 requests' worth. A 429 on the way back up, below
-  the ``W_max`` of a common curve, stretches nothing and pins no limit down: the
-  rate admitted before was a burst's, the limit fell, or the refusal was a stray.
+  start-up) is stretched to 100 requests' worth.
 * **Known limit.** Each cut after start-up also measures the rate admitted since the
   previous refusal: a token bucket was empty at both, so that is its own rate. Where
   an episode pins the limit down (``_ceiling``), cuts go to 0.98 times it and the
@@ -359,21 +357,11 @@ class RateController:
         # past the curve's W_max: probing found a raised limit, and the fast climb
         # past it says little about where it lies. Either way the limit is unknown,
         # and the common cut keeps probing upward at the common pace.
-        curve = self._curve
         recut = now - self._last_cut_at < RECUT_SHARE * self.horizon_s
-        probing = throttled > (2 - CUT_FACTOR) * curve.w_max
+        probing = throttled > (2 - CUT_FACTOR) * self._curve.w_max
         if recut or probing:
             self._ceiling.forget()
             return accepted, common_curve(w_max, throttled, now)
-        # Refused on a common curve's way back up, below the rate the server
-        # admitted before the previous cut: that rate was a burst's, the limit fell,
-        # or the refusal was a stray (arrivals bunched by a few milliseconds against
-        # a bucket of one token). None pins the limit down where the rate now is;
-        # stretching the approach to it would hold a few requests per second below
-        # a stray for half a minute.
-        if not curve.known and now < curve.epoch + curve.knee_s:
-            self._ceiling.forget()
-            return accepted, common_curve(w_max, throttled, now, stretch=False)
 
         since_last = self._cycle_rate(sent_at)
         known = self._ceiling.learn(accepted, since_last, throttled)
