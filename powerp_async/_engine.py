@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -260,6 +260,10 @@ class Engine:
         Leaving the ``async with`` early cancels every request still in flight.
         """
         self._fatal = None
+        # An outage that stopped an earlier run counts afresh: the server may be
+        # back, and an engine that serves many runs (a worker's) outlives it.
+        self._outage = OutageClock()
+        self._refused = OutageClock()
         if isinstance(self._pacer, AdaptivePacer):
             self._pacer.begin_run()
         # What a run learns of refused signals is of its own signals and range: an
@@ -270,8 +274,9 @@ class Engine:
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors():
             async with anyio.create_task_group() as group:
-                group.start_soon(self._dispatch, blocks, results_in, group.cancel_scope)
-                group.start_soon(self._watch_outage, group.cancel_scope)
+                scope = group.cancel_scope
+                group.start_soon(self._task, scope, self._dispatch, blocks, results_in)
+                group.start_soon(self._task, scope, self._watch_outage)
                 try:
                     yield results_out
                 finally:
@@ -282,6 +287,31 @@ class Engine:
 
         if self._fatal is not None:
             raise self._fatal
+
+    async def _task(
+        self,
+        scope: anyio.CancelScope,
+        function: Callable[..., Awaitable[None]],
+        *args: object,
+    ) -> None:
+        """Run one of the run's tasks, given the run's ``scope`` last.
+
+        A ``CancelledError`` raised in it, not delivered (by a pacer or a hook of the
+        caller's), would end it as a cancellation does; the task group would take it
+        for one and stop the run without an error, its blocks missing. It stops the
+        run with an error instead.
+        """
+        try:
+            await function(*args, scope)
+        except asyncio.CancelledError:
+            if _cancel_requested():
+                raise
+            if self._fatal is None:
+                self._fatal = PowerPError(
+                    "the run stopped: a CancelledError was raised in it though nothing "
+                    "cancelled it (by the pacer, or a hook?)"
+                )
+            scope.cancel()
 
     async def _watch_outage(self, scope: anyio.CancelScope) -> None:
         """End the run when the server has been down longer than the client waits."""
@@ -340,11 +370,12 @@ class Engine:
                         queue_in,
                         self._settings.max_in_flight,
                         lambda: workers.start_soon(
+                            self._task,
+                            scope,
                             self._work,
                             queue_out.clone(),
                             results.clone(),
                             assembly,
-                            scope,
                         ),
                     )
                     await self._feed(blocks, pool, assembly)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from powerp_async import FixedPacer, PowerPClient, TimeRange
-from powerp_async.errors import ConfigurationError, FetchFailedError
+from powerp_async.errors import ConfigurationError, FetchFailedError, PowerPError
 from powerp_async.models import Block
 from powerp_async.pacing import Permit
 
@@ -72,6 +72,43 @@ def _in_block(key: tuple[int, str, str, int], block: Block) -> bool:
         and aggregation == block.aggregation
         and index in block.indexes
         and block.start_us < stamp_us <= block.end_us
+    )
+
+
+class _CancellingOutage(FixedPacer):
+    """A fixed pace whose second look at the outage (a second into a run that takes
+    some two at this pace) raises ``CancelledError``."""
+
+    def __init__(self) -> None:
+        super().__init__(20)
+        self.looks = 0
+
+    @property
+    def outage_s(self) -> float:
+        self.looks += 1
+        if self.looks == 2:
+            raise asyncio.CancelledError
+        return 0.0
+
+
+async def test_a_cancelled_error_in_a_task_of_the_run_stops_it_with_an_error(
+    simulator,
+) -> None:
+    # Let through, the outage watcher ended as if cancelled, the task group stopped
+    # the run, and fetch_table returned part of the points without a word.
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        pacer=_CancellingOutage(),
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 2]
+        with pytest.raises(PowerPError) as caught:
+            await client.fetch_table(signals, START, ANCHOR, window="1m")
+
+    assert str(caught.value) == (
+        "the run stopped: a CancelledError was raised in it though nothing cancelled "
+        "it (by the pacer, or a hook?)"
     )
 
 
