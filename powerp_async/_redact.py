@@ -13,7 +13,6 @@ is harmless, missing one is not.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -32,22 +31,62 @@ _USER_INFO: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 """``user:password@`` in a URL quoted inside a message, such as a Redis address."""
 _SHORTEST_SECRET: Final = 4  # shorter strings would mask ordinary words
 
-_secrets: set[str] = set()
+# Replaced whole, never changed in place, so that reading them takes no lock: a signal
+# handler may scrub a message while the main thread it interrupted is scrubbing too.
+_secrets: frozenset[str] = frozenset()
+_json_forms: tuple[re.Pattern[str], ...] = ()
 _secrets_lock = threading.Lock()
+"""Taken by writers only."""
+
+_JSON_SHORT_ESCAPES: Final = {
+    '"': r'\\"',
+    "\\": r"\\\\",
+    "/": r"\\/",
+    "\b": r"\\b",
+    "\f": r"\\f",
+    "\n": r"\\n",
+    "\r": r"\\r",
+    "\t": r"\\t",
+}
+"""The two-character escapes a JSON writer may use, as patterns."""
 
 
 def remember_secret(secret: str | None) -> None:
     """Mask ``secret`` from now on, wherever it appears: as it is, URL-encoded (as
-    a form sends it) and escaped in a JSON string (as a server echoing the form as
-    JSON writes it, with non-ASCII characters as they are or as ``\\u`` escapes)."""
+    a form sends it) and inside a JSON string, however its writer escaped it."""
+    global _secrets, _json_forms
     if not secret or len(secret) < _SHORTEST_SECRET:
         return
 
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
-    forms.add(json.dumps(secret)[1:-1])
-    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    pattern = _json_pattern(secret)
     with _secrets_lock:
-        _secrets.update(forms)
+        if secret not in _secrets:
+            _json_forms = (*_json_forms, pattern)
+        _secrets = _secrets | forms
+
+
+def _json_pattern(secret: str) -> re.Pattern[str]:
+    """Matches ``secret`` in a JSON string, each character as it is or escaped: as
+    ``\\uXXXX`` in either case (a surrogate pair beyond the first plane), or as
+    ``\\/``, ``\\"`` and the like; writers differ in what they escape."""
+    parts = []
+    for character in secret:
+        options = [re.escape(character), *_unicode_escapes(ord(character))]
+        short = _JSON_SHORT_ESCAPES.get(character)
+        if short is not None:
+            options.append(short)
+        parts.append(f"(?:{'|'.join(options)})")
+    return re.compile("".join(parts))
+
+
+def _unicode_escapes(code: int) -> list[str]:
+    if code <= 0xFFFF:
+        return [rf"\\u(?i:{code:04x})"]
+
+    high = 0xD800 + ((code - 0x10000) >> 10)
+    low = 0xDC00 + ((code - 0x10000) & 0x3FF)
+    return [rf"\\u(?i:{high:04x})\\u(?i:{low:04x})"]
 
 
 def mask_url(url: str) -> str:
@@ -91,10 +130,11 @@ def scrub(text: str, *secrets: str | None) -> str:
     ``secrets`` masked."""
     text = _BEARER.sub(rf"\g<1>{MASK}", text)
     text = _USER_INFO.sub(rf"\g<1>{MASK}@", text)
-    with _secrets_lock:
-        known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
+    known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, MASK)
+    for pattern in _json_forms:
+        text = pattern.sub(MASK, text)
     return text
 
 

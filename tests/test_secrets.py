@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from powerp_async import ExportSpec, PowerPClient, export
+from powerp_async import ExportSpec, PowerPClient, _redact, export
 from powerp_async._redact import excerpt, remember_secret, scrub
 from powerp_async._token import TokenManager
 from powerp_async.errors import (
@@ -249,3 +249,26 @@ def test_a_secret_echoed_inside_json_is_masked(secret: str) -> None:
     for body in echoed:
         assert excerpt(body) == '{"got": "***"}'
         assert scrub(f"HTTP 401: {body}") == 'HTTP 401: {"got": "***"}'
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        '{"got": "k9+Qz\\/Xw7Lm2Pq=="}',  # "/" escaped, as PHP writes it
+        '{"got": "k9\\u002BQz/Xw7Lm2Pq=="}',  # "+" escaped, upper-case hex, as .NET
+        '{"got": "k9\\u002bQz\\u002fXw7Lm2Pq\\u003d\\u003d"}',  # everything escaped
+    ],
+)
+def test_a_secret_echoed_by_other_json_writers_is_masked(echoed: str) -> None:
+    remember_secret("k9+Qz/Xw7Lm2Pq==")
+
+    assert scrub(echoed) == '{"got": "***"}'
+
+
+def test_scrubbing_takes_no_lock_a_signal_handler_could_wait_on_forever() -> None:
+    # A handler for a second Ctrl-C scrubs its line while the main thread it
+    # interrupted may be inside scrub() itself.
+    remember_secret("h4ndl3r-S3cret")
+
+    with _redact._secrets_lock:
+        assert scrub("said h4ndl3r-S3cret") == "said ***"
