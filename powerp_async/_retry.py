@@ -93,18 +93,14 @@ def throttled_error(
     """The error that ends a run the server refused every request of, as too many,
     for ``refused_s``; ``stopped`` tells what was fetched before. ``held_s`` is what
     remains of a wait the server asked for (``Retry-After``), during which nothing
-    was sent."""
-    if held_s > 0:
-        what = (
-            f"the server answered 429 and asked for a wait that ends {held_s:.0f} s "
-            f"from now, beyond the {refused_s:.0f} s the client waits out"
-        )
-    else:
-        what = (
-            f"the server refused every request as too many (429) for {refused_s:.0f} s"
-        )
+    is sent: said too, since a long one may be the whole reason."""
+    asked = ""
+    if held_s >= 1:
+        asked = f", and its Retry-After asks to wait {held_s:.0f} s more"
     return ServerUnavailableError(
-        f"{what}; stopped {stopped}. {advice}", outage_s=refused_s
+        f"the server refused every request as too many (429) for {refused_s:.0f} s"
+        f"{asked}; stopped {stopped}. {advice}",
+        outage_s=refused_s,
     )
 
 

@@ -119,7 +119,7 @@ def _optional_time(value: object) -> datetime | None:
         return None
     try:
         return from_epoch_us(parse_wire(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # out of range at year 1 or 9999 with offset
         return None
 
 

@@ -74,11 +74,18 @@ def test_a_first_data_point_that_is_not_a_time_is_left_unknown(caplog) -> None:
     odd = {"databaseId": 3, "index": "x", "firstDataPoint": "yesterday"}
     dated = {"databaseId": 3, "index": "y", "firstDataPoint": "2026-01-02T03:04:05Z"}
 
-    signals = parsed([odd, dated, {**SIGNAL, "firstDataPoint": 17}], caplog)
+    edge = {
+        "databaseId": 3,
+        "index": "z",
+        "firstDataPoint": "0001-01-01T00:00:00+01:00",
+    }
+
+    signals = parsed([odd, dated, {**SIGNAL, "firstDataPoint": 17}, edge], caplog)
 
     assert [m.first_data_point for m in signals] == [
         None,
         datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        None,
         None,
     ]
     assert caplog.messages == [
@@ -86,6 +93,9 @@ def test_a_first_data_point_that_is_not_a_time_is_left_unknown(caplog) -> None:
         "time this client reads: it is asked for from the start of every range",
         "signal database 1 index '7' has firstDataPoint 17, which is not a time this "
         "client reads: it is asked for from the start of every range",
+        "signal database 3 index 'z' has firstDataPoint '0001-01-01T00:00:00+01:00', "
+        "which is not a time this client reads: it is asked for from the start of "
+        "every range",
     ]
 
 
