@@ -22,6 +22,7 @@ Signals can only be handled in the main thread; elsewhere (a host that runs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -56,6 +57,7 @@ class StopSignals:
         self._at_once = at_once
         self._stopping = False
         self._loop_handler: Handler | None = None
+        self._cancel_run: Callable[[], object] | None = None
 
     @contextlib.contextmanager
     def handled(self) -> Iterator[StopSignals]:
@@ -84,8 +86,21 @@ class StopSignals:
         Ctrl-C handler in place, which is put back before the loop ends.
         """
         loop_handler = signal.getsignal(signal.SIGINT)
-        if not _in_main_thread() or not callable(loop_handler):
+        if not _in_main_thread():
             return await function(*args, **kwargs)
+
+        if not callable(loop_handler):
+            # Ctrl-C ignored (a script's background job): the loop has no handler to
+            # hand a stop to, so the stop cancels the run's task itself, between two
+            # of the loop's steps, never inside one.
+            task = asyncio.current_task()
+            assert task is not None
+            loop = asyncio.get_running_loop()
+            self._cancel_run = lambda: loop.call_soon_threadsafe(task.cancel)
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                self._cancel_run = None
 
         self._loop_handler = loop_handler
         signal.signal(signal.SIGINT, self._on_ctrl_c)
@@ -112,10 +127,14 @@ class StopSignals:
 
     def _stop(self, frame: FrameType | None) -> None:
         """Hand the stop to the handler Ctrl-C has now: the event loop's while a run
-        is going (it cancels the run), Python's outside it (``KeyboardInterrupt``),
-        and a ``KeyboardInterrupt`` where Ctrl-C is ignored (a script's background
-        job)."""
+        is going (it cancels the run), Python's outside it (``KeyboardInterrupt``).
+        Where Ctrl-C is ignored (a script's background job), a run's task is
+        cancelled, and ``KeyboardInterrupt`` raised outside a run."""
         self._stopping = True
+        if self._cancel_run is not None:
+            self._cancel_run()
+            return
+
         handler = self._loop_handler or signal.getsignal(signal.SIGINT)
         if not callable(handler):
             raise KeyboardInterrupt

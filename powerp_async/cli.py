@@ -10,6 +10,7 @@ was fetched is committed first (see :mod:`._stopping` for signals that come agai
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -311,7 +312,11 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:
+        # A run cancelled by a stop signal where Ctrl-C is ignored ends in
+        # CancelledError; any other would be a fault, shown as one.
+        if isinstance(stop, asyncio.CancelledError) and not stops.terminated:
+            raise
         if stops.terminated:
             signum = stops.terminated[0]
             how = _STOPPED_BY.get(signum, "terminated")

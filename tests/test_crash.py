@@ -115,15 +115,24 @@ def test_ctrl_c_on_a_demo_export_then_resume_as_told(tmp_path: Path) -> None:
     assert report["points"] == len(actual_points(read(out)))  # no duplicates
 
 
-def _demo_export(out: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    """A slow ``powerp -v export --demo`` under way; it and its simulator's pid."""
+def _demo_export(
+    out: Path, env: dict[str, str], *, ignore_ctrl_c: bool = False
+) -> tuple[subprocess.Popen[str], int]:
+    """A slow ``powerp -v export --demo`` under way, ignoring Ctrl-C if asked (as a
+    script's background job does); it and its simulator's pid."""
     command = [
         *(sys.executable, "-m", "powerp_async", "-v", "export", "--demo", "--quiet"),
         *("--since", "30m", "--database", "1", "--out", str(out)),
         *("--fixed-rate", "20", "--flush-points", "1"),
     ]
+    ignored = signal.SIG_IGN if ignore_ctrl_c else signal.SIG_DFL
     child = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, ignored),
     )
     assert child.stderr is not None
     for line in child.stderr:
@@ -174,6 +183,25 @@ def test_a_stop_signal_on_a_demo_export_saves_tells_and_ends_its_simulator(
     assert _ended(simulator)
     assert read(out).num_rows > 0
     assert not list(out.rglob("*.tmp"))
+
+
+def test_a_sigterm_to_a_background_export_that_ignores_ctrl_c_saves_and_tells(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
+    child, _ = _demo_export(out, env, ignore_ctrl_c=True)
+    while not list(out.rglob("*.parquet")) and child.poll() is None:
+        time.sleep(0.05)  # until a part is committed
+
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+
+    assert child.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("powerp: terminated; every block fetched whole so far is")
+    assert "Traceback" not in stderr
+    assert "KeyboardInterrupt" not in stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ import threading
 import anyio
 import pytest
 
+from powerp_async._export import MANIFEST_NAME
 from powerp_async._stopping import StopSignals
+from powerp_async.cli import _at_once_message
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals"),
@@ -71,6 +74,24 @@ def test_a_sighup_after_sigterm_keeps_the_first_reason() -> None:
     assert stops.terminated == [signal.SIGTERM]
 
 
+def test_a_sigterm_where_ctrl_c_is_ignored_cancels_the_run_between_steps() -> None:
+    # A script's background job ignores Ctrl-C: the loop installs no handler, and a
+    # KeyboardInterrupt raised by hand would land wherever the loop was.
+    stops = StopSignals(lambda: "at once")
+    raised: list[str] = []
+    ignoring = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stops.handled(), pytest.raises(asyncio.CancelledError):
+            anyio.run(
+                stops.guarded, _signalled_twice, signal.SIGTERM, signal.SIGTERM, raised
+            )
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
+
+    assert raised == []
+    assert stops.terminated == [signal.SIGTERM]
+
+
 def test_the_handlers_before_are_given_back() -> None:
     before = {
         number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)
@@ -109,3 +130,22 @@ def test_a_second_ctrl_c_ends_the_process_at_once() -> None:
     assert done.returncode == 130
     assert done.stderr == "powerp: stopped at once\n"
     assert done.stdout == ""
+
+
+def test_the_at_once_line_gives_the_resume_command_once_a_journal_exists(
+    tmp_path,
+) -> None:
+    out = tmp_path / "export"
+    arguments = ["export", "--demo", "--since", "2h", "--out", str(out)]
+
+    before = _at_once_message(arguments)
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text("")
+
+    assert before == (
+        "powerp: interrupted again; stopped at once, without saving what was "
+        "fetched since the last commit"
+    )
+    assert _at_once_message(arguments) == (
+        f"{before}. Resume with: powerp export --out {out} --resume --demo"
+    )
