@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import anyio
@@ -20,8 +21,8 @@ from powerp_async.control import (
     CircuitState,
 )
 from powerp_async.errors import ServerUnavailableError
-from powerp_async.models import Block
-from powerp_async.simulator import Outage, Scenario, Simulator
+from powerp_async.models import Block, Measurement
+from powerp_async.simulator import Outage, Scenario, Simulator, SimulatorSettings
 
 from .conftest import ANCHOR, CLIENT_SECRET
 from .helpers import assert_exact, expected_points
@@ -29,11 +30,29 @@ from .helpers import assert_exact, expected_points
 # Down after the listing, for longer than the first fetch waits.
 OUTAGE = Outage(at_s=0.5, duration_s=2.0)
 START = ANCHOR - timedelta(hours=2)
+SPAN = TimeRange.snap(START, ANCHOR, 60_000_000)
 
 
-async def test_the_next_fetch_after_an_outage_error_probes_and_succeeds(
-    settings,
-) -> None:
+@dataclass
+class _Down:
+    """A client of a simulator about to go down, and what the tests need of it."""
+
+    simulator: Simulator
+    client: PowerPClient
+    breaker: CircuitBreaker
+    signals: list[Measurement]
+    back_at: float
+    """When the server is back, on the monotonic clock."""
+
+    async def until_down(self) -> None:
+        await anyio.sleep(self.back_at - OUTAGE.duration_s - time.monotonic())
+
+    async def until_back(self) -> None:
+        await anyio.sleep(self.back_at + 0.2 - time.monotonic())
+
+
+@asynccontextmanager
+async def _going_down(settings: SimulatorSettings) -> AsyncIterator[_Down]:
     down = replace(settings, scenario=Scenario(outage=OUTAGE))
     # A breaker that opens after two failures, so that the first run leaves it open.
     breaker = CircuitBreaker(CircuitSettings(min_requests=2))
@@ -49,23 +68,29 @@ async def test_the_next_fetch_after_an_outage_error_probes_and_succeeds(
     ):
         back_at = time.monotonic() + OUTAGE.at_s + OUTAGE.duration_s
         signals = [m for m in await client.measurements() if m.database_id == 1][:2]
-        await anyio.sleep(back_at - OUTAGE.duration_s - time.monotonic())
+        yield _Down(simulator, client, breaker, signals, back_at)
+
+
+async def test_the_next_fetch_after_an_outage_error_probes_and_succeeds(
+    settings,
+) -> None:
+    async with _going_down(settings) as down:
+        await down.until_down()
         with pytest.raises(ServerUnavailableError):
-            await client.fetch_table(signals, START, ANCHOR, window="1m")
-        assert breaker.state is CircuitState.OPEN
+            await down.client.fetch_table(down.signals, START, ANCHOR, window="1m")
+        assert down.breaker.state is CircuitState.OPEN
 
         # The server is back, and the breaker's next probe due seconds from now.
-        await anyio.sleep(back_at + 0.2 - time.monotonic())
+        await down.until_back()
         asked_at = time.monotonic()
-        table = await client.fetch_table(signals, START, ANCHOR, window="1m")
+        table = await down.client.fetch_table(down.signals, START, ANCHOR, window="1m")
 
     # Probed at once, not at the probe the first run left due.
-    assert time.monotonic() - asked_at < breaker.settings.min_probe_interval_s
-    assert breaker.state is CircuitState.CLOSED
-    span = TimeRange.snap(START, ANCHOR, 60_000_000)
+    assert time.monotonic() - asked_at < down.breaker.settings.min_probe_interval_s
+    assert down.breaker.state is CircuitState.CLOSED
     assert_exact(
         pa.Table.from_batches(table.to_batches()),
-        expected_points(simulator.tenant, signals, span),
+        expected_points(down.simulator.tenant, down.signals, SPAN),
     )
 
 
@@ -73,33 +98,19 @@ async def test_an_engine_run_again_after_an_outage_error_probes_and_succeeds(
     settings,
 ) -> None:
     # As a worker's engine does: one engine, many runs.
-    down = replace(settings, scenario=Scenario(outage=OUTAGE))
-    breaker = CircuitBreaker(CircuitSettings(min_requests=2))
-    async with (
-        Simulator(down) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            max_outage_s=0.5,
-            pacer=AdaptivePacer(breaker=breaker),
-        ) as client,
-    ):
-        back_at = time.monotonic() + OUTAGE.at_s + OUTAGE.duration_s
-        signals = [m for m in await client.measurements() if m.database_id == 1][:2]
-        span = TimeRange.snap(START, ANCHOR, 60_000_000)
-        engine = client.engine()
-        await anyio.sleep(back_at - OUTAGE.duration_s - time.monotonic())
+    async with _going_down(settings) as down:
+        engine = down.client.engine()
+        await down.until_down()
         with pytest.raises(ServerUnavailableError):
-            await _results(engine, plan_blocks(signals, span))
+            await _results(engine, plan_blocks(down.signals, SPAN))
 
-        await anyio.sleep(back_at + 0.2 - time.monotonic())
-        results = await _results(engine, plan_blocks(signals, span))
+        await down.until_back()
+        results = await _results(engine, plan_blocks(down.signals, SPAN))
 
-    assert len(results) == len(list(plan_blocks(signals, span)))
+    assert len(results) == len(list(plan_blocks(down.signals, SPAN)))
     assert all(result.error is None for result in results)
     fetched = pa.Table.from_batches([r.batch for r in results if r.batch is not None])
-    assert_exact(fetched, expected_points(simulator.tenant, signals, span))
+    assert_exact(fetched, expected_points(down.simulator.tenant, down.signals, SPAN))
 
 
 async def _results(engine: Engine, blocks: Iterable[Block]) -> list[BlockResult]:

@@ -13,8 +13,9 @@ import pytest
 
 from powerp_async import FixedPacer, PowerPClient, TimeRange
 from powerp_async.errors import ConfigurationError, FetchFailedError, PowerPError
-from powerp_async.models import Block
+from powerp_async.models import Block, Measurement
 from powerp_async.pacing import Permit
+from powerp_async.simulator import Simulator
 
 from .conftest import ANCHOR, CLIENT_SECRET
 from .helpers import assert_exact, expected_points
@@ -41,15 +42,9 @@ class _CancellingPacer(FixedPacer):
 async def test_a_cancelled_error_from_the_pacer_fails_only_its_block(simulator) -> None:
     # Let through, it ended the workers as a cancellation would: all but 3 of the
     # blocks went missing from a run that raised nothing or named only those 3.
-    async with PowerPClient(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        base_url=simulator.base_url,
-        pacer=_CancellingPacer(),
-    ) as client:
-        signals = [m for m in await client.measurements() if m.database_id == 2]
-        with pytest.raises(FetchFailedError) as caught:
-            await client.fetch_table(signals, START, ANCHOR, window="1m")
+    signals: list[Measurement] = []
+    with pytest.raises(FetchFailedError) as caught:
+        await _fetch_with(simulator, _CancellingPacer(), signals)
 
     [(failed, error)] = caught.value.failures
     assert "a CancelledError was raised while it was fetched" in str(error)
@@ -61,6 +56,20 @@ async def test_a_cancelled_error_from_the_pacer_fails_only_its_block(simulator) 
     }
     assert caught.value.fetched is not None
     assert_exact(pa.Table.from_batches(caught.value.fetched.to_batches()), expected)
+
+
+async def _fetch_with(
+    simulator: Simulator, pacer: FixedPacer, signals: list[Measurement]
+) -> None:
+    """Fetch database 2 through ``pacer``, its signals put in ``signals`` first."""
+    async with PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        pacer=pacer,
+    ) as client:
+        signals += [m for m in await client.measurements() if m.database_id == 2]
+        await client.fetch_table(signals, START, ANCHOR, window="1m")
 
 
 def _in_block(key: tuple[int, str, str, int], block: Block) -> bool:
@@ -96,15 +105,8 @@ async def test_a_cancelled_error_in_a_task_of_the_run_stops_it_with_an_error(
 ) -> None:
     # Let through, the outage watcher ended as if cancelled, the task group stopped
     # the run, and fetch_table returned part of the points without a word.
-    async with PowerPClient(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        base_url=simulator.base_url,
-        pacer=_CancellingOutage(),
-    ) as client:
-        signals = [m for m in await client.measurements() if m.database_id == 2]
-        with pytest.raises(PowerPError) as caught:
-            await client.fetch_table(signals, START, ANCHOR, window="1m")
+    with pytest.raises(PowerPError) as caught:
+        await _fetch_with(simulator, _CancellingOutage(), [])
 
     assert str(caught.value) == (
         "the run stopped: a CancelledError was raised in it though nothing cancelled "
