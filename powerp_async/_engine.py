@@ -359,48 +359,29 @@ class Engine:
         queue_in, queue_out = anyio.create_memory_object_stream[Piece](0)
         assembly = Assembly()
         try:
-            async with results:
-                # Left in reverse order: the queue ends, then the workers finish.
-                async with (
-                    anyio.create_task_group() as workers,
+            # Left in reverse order: the queue ends, the workers finish, results close.
+            async with (
+                results,
+                anyio.create_task_group() as workers,
+                queue_in,
+                queue_out,
+            ):
+                pool = _WorkerPool(
                     queue_in,
-                    queue_out,
-                ):
-                    pool = _WorkerPool(
-                        queue_in,
-                        self._settings.max_in_flight,
-                        lambda: workers.start_soon(
-                            self._task,
-                            scope,
-                            self._work,
-                            queue_out.clone(),
-                            results.clone(),
-                            assembly,
-                        ),
-                    )
-                    await self._feed(blocks, pool, assembly)
-
-                await self._fail_lost(assembly, results)
+                    self._settings.max_in_flight,
+                    lambda: workers.start_soon(
+                        self._task,
+                        scope,
+                        self._work,
+                        queue_out.clone(),
+                        results.clone(),
+                        assembly,
+                    ),
+                )
+                await self._feed(blocks, pool, assembly)
         finally:
             for block in assembly.abandon():
                 self._points.release(block.max_points)
-
-    async def _fail_lost(
-        self, assembly: Assembly, results: MemoryObjectSendStream[BlockResult]
-    ) -> None:
-        """Fail the blocks no worker finished although every worker ended: they
-        fail here, rather than missing from a run that ends well.
-
-        A worker ends early only by an error that stops the run, or by a
-        ``CancelledError`` nobody asked for, which a task group takes for a
-        cancellation and swallows; :meth:`_deliver` turns the ones raised while
-        fetching into failures, so this is the last line of defence.
-        """
-        for block in assembly.abandon():
-            self._points.release(block.max_points)
-            result = self._failed(block, _stray_cancellation(block))
-            self._count_planned(result)
-            await results.send(result)
 
     async def _feed(
         self, blocks: Iterable[Block], pool: _WorkerPool, assembly: Assembly
@@ -463,8 +444,8 @@ class Engine:
             if _cancel_requested():
                 raise
             # Raised, not delivered: a pacer or a hook of the caller's raised it.
-            # Let through, it would end the worker as a cancellation does, and the
-            # task group would take it for one, stopping the run without a word.
+            # It costs this piece's blocks only; let through, it would stop the
+            # whole run (see _task).
             parts = [self._failed(piece.query, _stray_cancellation(piece.query))]
         answer = _as_planned(piece.query, parts)
         done = assembly.answered(piece, answer, self.label_side)
