@@ -106,7 +106,8 @@ RECUT_SHARE: Final = 0.25
 """A 429 within this share of ``H`` after a cut means the cut fell short."""
 
 RECENT_SAMPLES: Final = 10
-"""The latest successes whose spacing shows the rate reached at the end of start-up."""
+"""The latest successes whose spacing shows the rate reached at the end of start-up,
+and the fewest sends whose spacing shows a client that had fewer requests to send."""
 
 WINDOW_MODE_RETRY_AFTER_S: Final = 1.0
 """A ``Retry-After`` above this switches to window mode."""
@@ -495,14 +496,21 @@ class RateController:
     def _sending_rate(self, sent_at: float) -> float:
         """How fast requests left when the one sent at ``sent_at`` did: the pacer's
         rate then, or less where the client had fewer requests to send: at least
-        10 sends went out at about that rate, and further apart than it."""
+        10 sends went out at about that rate, and further apart than it.
+
+        The spacing is read over ``H`` before ``sent_at`` (or the latest 10 sends,
+        if fewer left in it), as the admitted rate is: a stall further back, such as
+        every permit held by requests the server sat on, would read as a client with
+        little to send, and the cut would land far below the rate that drew the 429.
+        """
         paced = self._paced_rate(sent_at)
         least = (1 - APP_LIMITED_SHARE) * paced
+        since = sent_at - self.horizon_s
         at_pace: list[float] = []
         for moment, rate in reversed(self._sent):
             if moment > sent_at:
                 continue
-            if rate < least:
+            if rate < least or (moment < since and len(at_pace) >= RECENT_SAMPLES):
                 break
             at_pace.append(moment)
 

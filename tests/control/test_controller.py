@@ -209,6 +209,32 @@ def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
     assert controller.rate_at(11.0) == pytest.approx(0.9 * 64)
 
 
+def test_a_cut_takes_a_client_sending_less_than_its_pace_at_its_own_rate() -> None:
+    controller = RateController(RateSettings(initial_rate=30.0))
+    sends = [k / 10 for k in range(20)]  # 10 req/s, though the pacer allows 30
+    send_at(controller, *sends)
+    answer(controller, sends[:-1], 0.1)
+
+    controller.on_throttle(1.91, 1.9, None)
+
+    assert controller.rate_at(1.91) == pytest.approx(0.9 * 10)
+
+
+def test_a_stall_before_the_horizon_is_not_taken_for_a_client_sending_less() -> None:
+    """Every permit held by requests the server sat on, then a clump at the pace:
+    the 429 was drawn at the pace, not at the average over the stall."""
+    controller = RateController(RateSettings(initial_rate=30.0))
+    early = [k / 30 for k in range(15)]
+    clump = [1.9 + k / 30 for k in range(12)]
+    send_at(controller, *early, *clump)
+    answer(controller, early + clump[:-1], 0.1)
+
+    controller.on_throttle(clump[-1] + 0.01, clump[-1], None)
+
+    # Spaced over the stall since 0 s, the sends would read as 11 req/s.
+    assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * 30)
+
+
 def test_a_low_limit_met_again_stretches_the_approach() -> None:
     controller = RateController(RateSettings(initial_rate=8.0))
     sends = [k / 8 for k in range(8)]
