@@ -100,7 +100,9 @@ def _judge_bucket(run: CaseRun) -> tuple[dict[str, Any], list[Check]]:
 
 
 def _throttle_check(run: CaseRun, limit: float, share: float) -> Check:
-    allowed = 0.01 if limit >= 100 else 0.02 if limit >= 20 else 0.03
+    # The notes allow 3% below 20 requests/s; the product's own bar is 2% for every
+    # bucket, and the stricter of the two is the one judged.
+    allowed = 0.01 if limit >= 100 else 0.02
     target = f"429 share <= {allowed:.0%}"
     return _check(run, "G2", target, _pct(share), share <= allowed)
 

@@ -10,12 +10,12 @@ windows, cost and size quotas, a size met by timeouts, faults and an outage), an
 written to ``benchmarks/results/throttling.{json,md,png}``.
 
 Known shortcomings: the quick run shortens every scenario (20 s buckets, so 10 s of
-steady state instead of 60 s; limit changes 15 s apart instead of 30 s; finite jobs
-of 10 to 12 s, 30 s for the size limits, where start-up weighs more; 40 s of 10 s
-windows and no 1 s or 60 s ones); convergence and breaker timings come from
-one-second bins and samples, so they are good to about a second; and another process
-busy on the machine slows the simulator and the client alike, which the load average
-in the JSON reveals.
+steady state instead of 60 s, 30 s at 5 requests/s; limit changes 15 s apart instead
+of 30 s; finite jobs of 10 to 12 s, 30 s for the size limits, where start-up weighs
+more; 40 s of 10 s windows and no 1 s or 60 s ones); convergence and breaker timings
+come from one-second bins and samples, so they are good to about a second; and
+another process busy on the machine slows the simulator and the client alike, which
+the load average in the JSON reveals.
 """
 
 from __future__ import annotations
