@@ -24,7 +24,12 @@ from ..errors import ConfigurationError
 from ._scenario_cli import add_scenario_options, scenario_from_options
 from ._scenarios import PRESET_EXAMPLES, named_scenario
 from ._server import Simulator
-from ._settings import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, SimulatorSettings
+from ._settings import (
+    ANCHOR_RANGE_US,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    SimulatorSettings,
+)
 
 DEFAULT_PORT: Final = 8765
 
@@ -191,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(options: argparse.Namespace) -> SimulatorSettings:
-    anchor_us = None if options.anchor is None else parse_wire(options.anchor)
+    anchor_us = None if options.anchor is None else _anchor_us(options.anchor)
     return SimulatorSettings(
         client_id=options.client_id,
         client_secret=_client_secret(options, os.environ),
@@ -204,6 +209,19 @@ def _settings(options: argparse.Namespace) -> SimulatorSettings:
         retired=frozenset(options.retire),
         scenario=scenario_from_options(options),
     )
+
+
+def _anchor_us(text: str) -> int:
+    """``--anchor`` in epoch microseconds; out of the simulator's years, an error
+    that quotes the time as typed rather than as a count of microseconds."""
+    anchor_us = parse_wire(text)
+    low, high = ANCHOR_RANGE_US
+    if not low <= anchor_us < high:
+        raise ConfigurationError(
+            f"--anchor must be a time from 1970 to 2199, got {text!r}"
+        )
+
+    return anchor_us
 
 
 def _retired_signal(text: str) -> tuple[int, str]:

@@ -112,6 +112,16 @@ def test_a_bad_setting_is_a_usage_error(capsys) -> None:
     )
 
 
+def test_an_anchor_out_of_range_is_quoted_as_typed(capsys) -> None:
+    code = run(["--anchor", "1960-01-01T00:00:00Z"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp simulate: --anchor must be a time from 1970 to 2199, "
+        "got '1960-01-01T00:00:00Z'\n"
+    )
+
+
 def test_help_and_bad_options_return_codes_instead_of_exiting(capsys) -> None:
     assert run(["--help"]) == 0
     assert "usage: powerp simulate" in capsys.readouterr().out
