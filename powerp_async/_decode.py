@@ -73,6 +73,9 @@ class DecodedBlock:
     """Points whose timestamp lies outside ``[start, end]``."""
     dropped_duplicates: int
     """Points repeating an (index, timestamp) already accepted; the first is kept."""
+    dropped_off_grid: int = 0
+    """Points whose timestamp labels no window: off the grid of windows aligned to
+    the epoch, and not an edge of the range asked (the label of a partial window)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch, pa.RecordBatch):
@@ -85,6 +88,7 @@ class DecodedBlock:
             "dropped_unrequested",
             "dropped_out_of_range",
             "dropped_duplicates",
+            "dropped_off_grid",
         ):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -195,6 +199,7 @@ def _decode_fields(
         dropped_unrequested=selection.unrequested,
         dropped_out_of_range=selection.out_of_range,
         dropped_duplicates=selection.duplicates,
+        dropped_off_grid=selection.off_grid,
     )
 
 
@@ -384,6 +389,7 @@ class _Selection(NamedTuple):
     keep: BoolArray
     unrequested: int
     out_of_range: int
+    off_grid: int
     duplicates: int
 
 
@@ -392,18 +398,32 @@ def _select(codes: Int64Array, times_us: Int64Array, block: Block) -> _Selection
     requested = codes >= 0
 
     # Both ends count: a window may be labelled by its start or by its stop.
-    in_range = (times_us >= block.start_us) & (times_us <= block.end_us)
-    candidates = requested & in_range
+    in_range = requested & (times_us >= block.start_us) & (times_us <= block.end_us)
+    candidates = in_range & _labels_a_window(times_us, block)
     keep = _first_occurrences(codes, times_us, candidates, block)
 
     requested_count = int(requested.sum())
+    in_range_count = int(in_range.sum())
     candidate_count = int(candidates.sum())
     return _Selection(
         keep=keep,
         unrequested=len(codes) - requested_count,
-        out_of_range=requested_count - candidate_count,
+        out_of_range=requested_count - in_range_count,
+        off_grid=in_range_count - candidate_count,
         duplicates=candidate_count - int(keep.sum()),
     )
+
+
+def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
+    """Whether each time may label a window: windows are aligned to the epoch (the
+    API's Flux semantics), and a query not aligned to them (``query()`` sends one as
+    given) has partial windows at its ends, labelled by the range's own edges. A
+    point at any other time would be a second point of some window."""
+    on_grid = times_us % block.window_us == 0
+    if on_grid.all():
+        return on_grid  # as in every answer of a well-behaved server
+
+    return on_grid | (times_us == block.start_us) | (times_us == block.end_us)
 
 
 def _first_occurrences(

@@ -895,6 +895,7 @@ class Engine:
             decoded.dropped_unrequested
             + decoded.dropped_out_of_range
             + decoded.dropped_duplicates
+            + decoded.dropped_off_grid
             + decoded.batch.num_rows
             - batch.num_rows
         )

@@ -175,8 +175,8 @@ def summary(report: ExportReport) -> str:
         )
     if report.dropped_points:
         lines.append(
-            f"Dropped {plural(report.dropped_points, 'point')} the server sent twice "
-            "or outside what was asked (see _report.json)"
+            f"Dropped {plural(report.dropped_points, 'point')} the server sent twice, "
+            "off the window grid or outside what was asked (see _report.json)"
         )
     if report.unchecked_parts:
         lines.append(

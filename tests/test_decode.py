@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -37,6 +38,8 @@ FLOAT, INT = DataType.FLOAT, DataType.INT
 VALUE_COLUMNS: Final = ("value_float", "value_int", "value_bool", "value_text")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 NULL_ROW: Final = (None, None, None, None)
+FINE_BLOCK: Final = dataclasses.replace(BLOCK, window_us=1)
+"""Windows of a microsecond: any time in range labels one, as parsing tests need."""
 
 
 def point(
@@ -376,7 +379,7 @@ def test_big_integers_next_to_nan_tokens_keep_their_digits() -> None:
     ],
 )
 def test_parses_timestamp_variants_to_microseconds(text: str, expected_us: int) -> None:
-    decoded = decode([point("101", 1.0, text)])
+    decoded = decode([point("101", 1.0, text)], block=FINE_BLOCK)
 
     assert times_us(decoded) == [expected_us]
 
@@ -399,7 +402,7 @@ def test_mixed_timestamp_spellings_in_one_block() -> None:
 
 def test_nanosecond_digits_beyond_the_year_2262_are_truncated_too() -> None:
     start_us = 10_000_000_000_000_000  # 2286-11-20T17:46:40Z, past the nanosecond range
-    block = Block(3, "mean", ("101",), start_us, start_us + 60 * SECOND_US, SECOND_US)
+    block = Block(3, "mean", ("101",), start_us, start_us + 60 * SECOND_US, 1)
     decoded = decode([point("101", 1.0, "2286-11-20T17:46:41.123456999Z")], block=block)
 
     assert times_us(decoded) == [start_us + 1_123_456]
@@ -435,6 +438,38 @@ def test_counts_points_outside_the_range_and_keeps_both_ends() -> None:
 
     assert decoded.batch.column("value_float").to_pylist() == [2.0, 3.0]
     assert decoded.dropped_out_of_range == 2
+
+
+def test_counts_points_off_the_window_grid() -> None:
+    decoded = decode(
+        [
+            point("101", 1.0, "2026-12-04T10:00:00Z"),
+            point("101", 2.0, "2026-12-04T10:00:00.500000Z"),
+            point("101", 3.0, "2026-12-04T10:00:01Z"),
+            point("102", 4.0, "2026-12-04T10:00:59.999999Z"),
+        ]
+    )
+
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 3.0]
+    assert (decoded.dropped_off_grid, decoded.dropped_out_of_range) == (2, 0)
+
+
+def test_a_query_not_on_the_grid_keeps_its_partial_windows_at_both_edges() -> None:
+    start_us = START_US + 300_000  # 10:00:00.3, as query() sends a range as given
+    block = Block(3, "mean", ("101",), start_us, start_us + 2 * SECOND_US, SECOND_US)
+    decoded = decode(
+        [
+            point("101", 1.0, "2026-12-04T10:00:00.300000Z"),  # the start labels
+            point("101", 2.0, "2026-12-04T10:00:01Z"),
+            point("101", 3.0, "2026-12-04T10:00:01.5Z"),
+            point("101", 4.0, "2026-12-04T10:00:02Z"),
+            point("101", 5.0, "2026-12-04T10:00:02.300000Z"),  # the end labels
+        ],
+        block=block,
+    )
+
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 2.0, 4.0, 5.0]
+    assert decoded.dropped_off_grid == 1
 
 
 def test_keeps_the_first_of_repeated_points() -> None:

@@ -1,14 +1,15 @@
 """Points a server sends but nobody asked for are dropped, and counted where users look.
 
-The simulator here answers each query with three points too many: the first point
-again, one far outside the range asked, and one of a signal not asked for.
+The simulator here answers each query with four points too many: the first point
+again, one far outside the range asked, one of a signal not asked for, and one a
+microsecond after the first, a time that labels no window.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -26,11 +27,11 @@ from .test_export import START, read_dataset
 from .test_export_failures import command_against_simulator
 from .test_export_recovery import expected_for, spec_for
 
-EXTRA_PER_ANSWER = 3
+EXTRA_PER_ANSWER = 4
 
 
 class Tampering:
-    """A simulator policy adding three unwanted points to every answer with points."""
+    """A simulator policy adding four unwanted points to every answer with points."""
 
     def __init__(self) -> None:
         self.answers = 0
@@ -52,6 +53,7 @@ class Tampering:
             rows[0],
             {**rows[0], "timestamp": "2000-01-01T00:00:00Z"},
             {**rows[0], "index": "no-such-signal"},
+            {**rows[0], "timestamp": _a_microsecond_after(rows[0]["timestamp"])},
         ]
         response.body = orjson.dumps(rows + unwanted)
         return response
@@ -59,6 +61,11 @@ class Tampering:
     @property
     def dropped(self) -> int:
         return EXTRA_PER_ANSWER * self.answers
+
+
+def _a_microsecond_after(timestamp: str) -> str:
+    moment = datetime.fromisoformat(timestamp) + timedelta(microseconds=1)
+    return moment.isoformat()
 
 
 @pytest.fixture
@@ -93,8 +100,8 @@ async def test_the_report_counts_dropped_points_over_every_run(
         0,
     )
     line = (
-        f"Dropped {dropped:,} points the server sent twice or outside what was "
-        "asked (see _report.json)"
+        f"Dropped {dropped:,} points the server sent twice, off the window grid "
+        "or outside what was asked (see _report.json)"
     )
     lines = summary(resumed).splitlines()
     assert line in lines
@@ -136,7 +143,7 @@ def test_the_command_summary_names_the_dropped_points(
     assert code == 0
     assert tampering.dropped > 0
     assert (
-        f"Dropped {tampering.dropped:,} points the server sent twice or outside what "
-        "was asked (see _report.json)\n"
+        f"Dropped {tampering.dropped:,} points the server sent twice, off the "
+        "window grid or outside what was asked (see _report.json)\n"
     ) in printed.out
     assert printed.err == ""

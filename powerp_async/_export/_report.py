@@ -73,8 +73,8 @@ class ExportReport:
     failures: tuple[str, ...]
     failed_units: tuple[str, ...]
     dropped_points: int = 0
-    """Points the server sent twice, outside the range asked or for signals not
-    asked, all runs together; they are not in the data."""
+    """Points the server sent twice, off the window grid, outside the range asked or
+    for signals not asked, all runs together; they are not in the data."""
     dropped_points_this_run: int = 0
     unchecked_parts: int = 0
     """Parts committed before sizes and digests were recorded: a resume checks only
