@@ -419,11 +419,12 @@ def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
     API's Flux semantics), and a query not aligned to them (``query()`` sends one as
     given) has partial windows at its ends, labelled by the range's own edges. A
     point at any other time would be a second point of some window."""
-    on_grid = times_us % block.window_us == 0
+    on_grid: BoolArray = times_us % block.window_us == 0
     if on_grid.all():
         return on_grid  # as in every answer of a well-behaved server
 
-    return on_grid | (times_us == block.start_us) | (times_us == block.end_us)
+    edges: BoolArray = (times_us == block.start_us) | (times_us == block.end_us)
+    return on_grid | edges
 
 
 def _first_occurrences(
