@@ -63,3 +63,26 @@ def assert_refused(done, out: Path, details: str, flags: str) -> None:
         f"parameters ({details}); resume without {flags}, or export into a new "
         "folder\n"
     )
+
+
+def test_a_database_or_index_typed_twice_selects_the_same(
+    served: str, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    env = environment(served)
+    span = ("--window", "10s", "--start", START.isoformat(), "--end", END.isoformat())
+    made = powerp(
+        *("export", "--out", str(out), "--database", "1", "--database", "1"),
+        *("--index", "1", "--index", "1", *span),
+        env=env,
+    )
+
+    resumed = powerp(
+        *("export", "--out", str(out), "--resume", "--database", "1", "--index", "1"),
+        env=env,
+    )
+
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("Export complete: 180 points")
+    assert (resumed.returncode, resumed.stderr) == (0, "")
+    assert resumed.stdout.startswith("Export complete: 180 points")

@@ -176,7 +176,7 @@ def recorded_export(
 def _check_parameters(
     out: Path, journal: ManifestState, parameters: dict[str, Any]
 ) -> None:
-    recorded = {**PARAMETERS_ADDED_LATER, **journal.header["parameters"]}
+    recorded = _as_sets({**PARAMETERS_ADDED_LATER, **journal.header["parameters"]})
     different = [k for k in _PLAN_KEYS if recorded.get(k) != parameters.get(k)]
     if different:
         details = ", ".join(
@@ -186,6 +186,17 @@ def _check_parameters(
         raise ConfigurationError(
             f"cannot resume into {out}: it was made with other parameters ({details})"
         )
+
+
+def _as_sets(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` with the databases and indexes selected as sets, as
+    ``ExportSpec.plan_parameters`` gives them: a journal written before that
+    recorded them as typed, repeats included."""
+    chosen = dict(parameters)
+    for key in ("databases", "indexes"):
+        if isinstance(chosen.get(key), list):
+            chosen[key] = sorted(set(chosen[key]))
+    return chosen
 
 
 def _check_source(out: Path, journal: ManifestState, source: str) -> None:

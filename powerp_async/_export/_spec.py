@@ -129,8 +129,9 @@ class ExportSpec:
             "window": format_duration(span.window_us),
             "format": self.format,
             "block_size": block_size,
-            "databases": sorted(self.databases),
-            "indexes": sorted(self.indexes),
+            # A set: repeating a database or an index selects nothing more.
+            "databases": sorted(set(self.databases)),
+            "indexes": sorted(set(self.indexes)),
             "neutralise_formulas": self.neutralise_formulas,
         }
 
