@@ -27,6 +27,7 @@ _SHOWN_WITHOUT_VERBOSE: Final = (
     "powerp_async.engine.sizes",
     "powerp_async.engine.announced",
     "powerp_async.export.range",
+    "powerp_async.decode",
 )
 
 
@@ -94,8 +95,9 @@ def configure_logging(verbosity: int) -> None:
     backend (the run goes on, but at a share of the rate, and the user must know the
     sharing is off), a server that is down as an export starts (the run waits, up
     to ``--max-outage``, with no progress to show), one that holds queries too large
-    for it until the timeout, a wait a server down announced under a fixed pace, and a
-    range that ends after now.
+    for it until the timeout, a wait a server down announced under a fixed pace, a
+    range that ends after now, and a value the server sent that could only be kept
+    changed (a text with an unpaired surrogate).
     The token's own retries are not: in an outage every block renews in vain, and the
     lines would bury the rest.
     Only where this sets logging up: a host that configured it already (an

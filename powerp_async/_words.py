@@ -1,6 +1,14 @@
-"""Counts in messages: a noun that agrees with its number."""
+"""Words in messages: a noun that agrees with its number, a text safe to print."""
 
 from __future__ import annotations
+
+from typing import Final
+
+_CONTROL_CHARACTERS: Final = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
+}
+"""Escapes of the characters a terminal would act on (colours, titles, cursor moves)
+and of line breaks, which would split one log line in two."""
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -11,3 +19,14 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """
     word = noun if count == 1 else nouns or f"{noun}s"
     return f"{count:,} {word}"
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``), not
+    obeyed: for terminals and logs, where a server's text must not move the cursor or
+    start a line that reads as a record of its own.
+
+    >>> printable("a\\nb")
+    'a\\\\x0ab'
+    """
+    return text.translate(_CONTROL_CHARACTERS)

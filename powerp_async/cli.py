@@ -63,7 +63,7 @@ from ._usage import (
     configure_logging,
     split_verbosity,
 )
-from ._words import plural
+from ._words import plural, printable
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -609,16 +609,10 @@ def _print_table(table: pa.Table, fmt: str) -> None:
         sys.stdout.write(_text_table(table))
 
 
-_CONTROL_CHARACTERS: Final = {
-    code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
-}
-"""Escapes of the characters a terminal would act on (colours, titles, cursor moves)."""
-
-
 def _shown(text: str) -> str:
     """``text`` for a terminal: a control character the server sent is shown as its
     escape (``\\x1b``), not obeyed. CSV and JSON, made for programs, keep it."""
-    return text.translate(_CONTROL_CHARACTERS)
+    return printable(text)
 
 
 def _jsonable(table: pa.Table) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from ._time import format_duration, format_wire, from_epoch_us, parse_wire
+from ._words import printable
 
 MAX_SIGNALS_PER_QUERY: Final = 20
 """Hard API limit on ``measurementIndexes`` per query."""
@@ -187,9 +188,10 @@ class Block:
 
     def describe(self) -> str:
         """A short human description for logs and errors."""
+        first, last = printable(self.indexes[0]), printable(self.indexes[-1])
         return (
-            f"database {self.database_id} {self.aggregation} "
-            f"[{len(self.indexes)} signals {self.indexes[0]}..{self.indexes[-1]}] "
+            f"database {self.database_id} {printable(self.aggregation)} "
+            f"[{len(self.indexes)} signals {first}..{last}] "
             f"{format_wire(self.start_us)}..{format_wire(self.end_us)}"
         )
 

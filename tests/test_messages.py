@@ -103,4 +103,4 @@ def test_the_wording_examples_run() -> None:
 
     outcome = doctest.testmod(_words)
 
-    assert (outcome.failed, outcome.attempted) == (0, 1)
+    assert (outcome.failed, outcome.attempted) == (0, 2)
