@@ -67,9 +67,11 @@ from ._words import plural, printable
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
+    BadRequestError,
     ConfigurationError,
     ExportWriteError,
     FetchFailedError,
+    PermissionDeniedError,
     PowerPError,
 )
 from .pacing import Pacer
@@ -692,11 +694,24 @@ def _failed_blocks_message(error: FetchFailedError, arguments: Sequence[str]) ->
         return f"error: {error}"
 
     first = failure_reason(*error.failures[0])
+    failed = f"error: {plural(len(error.failures), 'block')} could not be fetched"
+    if all(_refused_as_asked(why) for _, why in error.failures):
+        return (
+            f"{failed}, first {first}; everything else is saved. The server refused "
+            "them as asked, so a resume would ask again in vain until that changes "
+            f"on its side; then: {resume}"
+        )
+
     return (
-        f"error: {plural(len(error.failures), 'block')} could not be fetched, first "
-        f"{first}; everything else is saved, and resuming fetches only those: "
-        f"{resume}"
+        f"{failed}, first {first}; everything else is saved, and resuming fetches "
+        f"only those: {resume}"
     )
+
+
+def _refused_as_asked(error: BaseException) -> bool:
+    """Whether the server refused a query as wrong or forbidden (400, 403, 404,
+    422), which asking again the same cannot change."""
+    return isinstance(error, BadRequestError | PermissionDeniedError)
 
 
 def _stopped_message(error: PowerPError, arguments: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from powerp_async._export._manifest import read_manifest
 from powerp_async._time import to_epoch_us
 from powerp_async.errors import (
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     FetchFailedError,
     ServerError,
@@ -401,3 +402,21 @@ def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
     (tmp_path / "_report.json").write_bytes(orjson.dumps(older))
 
     assert ExportReport.read(tmp_path) == report
+
+
+def test_failures_the_server_refused_as_asked_are_not_promised_to_a_resume() -> None:
+    block = Block(1, "mean", ("5",), 0, 60_000_000, 1_000_000)
+    refused = BadRequestError(
+        "retired_index", method="POST", url="http://127.0.0.1/q", status=400
+    )
+    failed = FetchFailedError([(block, refused), (block, refused)])
+    arguments = ["export", "--out", "x", "--window", "1s"]
+
+    message = cli._failed_blocks_message(failed, arguments)
+
+    assert message == (
+        f"error: 2 blocks could not be fetched, first {block.describe()}: "
+        "retired_index; everything else is saved. The server refused them as asked, "
+        "so a resume would ask again in vain until that changes on its side; then: "
+        "powerp export --out x --resume"
+    )

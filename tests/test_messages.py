@@ -15,7 +15,7 @@ from powerp_async._export import ExportReport
 from powerp_async._export._spec import _some_unmatched
 from powerp_async._progress import summary
 from powerp_async.config import ClientConfig
-from powerp_async.models import Measurement
+from powerp_async.models import Block, Measurement
 
 from .conftest import ANCHOR
 from .processes import environment
@@ -104,3 +104,12 @@ def test_the_wording_examples_run() -> None:
     outcome = doctest.testmod(_words)
 
     assert (outcome.failed, outcome.attempted) == (0, 2)
+
+
+def test_a_block_is_described_on_one_line_whatever_its_signals_are_called() -> None:
+    block = Block(1, "mean\x1b[2J", ("a\nb", "c"), 0, 60_000_000, 1_000_000)
+
+    assert block.describe() == (
+        "database 1 mean\\x1b[2J [2 signals a\\x0ab..c] "
+        "1970-01-01T00:00:00Z..1970-01-01T00:01:00Z"
+    )
