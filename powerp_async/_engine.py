@@ -740,18 +740,7 @@ class Engine:
 
         if response.status >= 300:
             raise self._error(block, response)
-
-        try:
-            result = self._decoded(block, response)
-        except MalformedResponseError:
-            # An answer nobody can read is a failed request, as a 5xx is: a server
-            # that answers every query so is down, and the run stops after
-            # max_outage_s rather than after every block's every attempt.
-            self._outage.failed()
-            raise
-
-        self._outage.succeeded()
-        return result
+        return self._decoded(block, response)
 
     def _error(self, block: Block, response: Response) -> PowerPError:
         return error_for(
@@ -1076,8 +1065,8 @@ def _report(
         permit.failed()
         outage.failed()
     elif status < 300:
-        # The outage clock learns of a success once the body was read (_attempt).
         permit.succeeded(response.elapsed_s)
+        outage.succeeded()
         refused.succeeded()
 
 

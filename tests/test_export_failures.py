@@ -420,35 +420,3 @@ def test_failures_the_server_refused_as_asked_are_not_promised_to_a_resume() -> 
         "so a resume would ask again in vain until that changes on its side; then: "
         "powerp export --out x --resume"
     )
-
-
-class _Unreadable(web.HTTPOk):
-    """A success whose body is no JSON at all, as a broken proxy might send."""
-
-    def __init__(self, text: str) -> None:
-        del text
-        super().__init__(text="<html>maintenance</html>", content_type="text/html")
-
-
-async def test_a_server_answering_every_query_unreadably_stops_after_max_outage(
-    simulator, tmp_path, monkeypatch
-) -> None:
-    async with PowerPClient(
-        client_id="tester",
-        client_secret=CLIENT_SECRET,
-        base_url=simulator.base_url,
-        initial_rate=100,
-        max_outage_s=1.0,
-    ) as client:
-        spec, every = await _every_block(client, tmp_path / "out")
-        faults = FailingQueries(monkeypatch, every, _Unreadable)
-        # Eight attempts of each block would take 2.4 s: longer than the outage.
-        monkeypatch.setattr("powerp_async._engine.backoff_s", lambda attempt: 0.3)
-        with pytest.raises(
-            ServerUnavailableError, match="to be resumed once the server is back"
-        ):
-            await export(client, spec)
-
-    report = ExportReport.read(spec.out)
-    assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
-    assert faults.seen < len(every) * 8
