@@ -162,15 +162,9 @@ class SizeMemory:
         While the limit is not found: a size another aggregation of the database
         was answered at, every ``BORROW_EVERY`` accepted queries, since the limit is
         likely one for the whole database and such a try is seldom refused; else,
-        every ``bisect_every``, halfway to the smallest size refused, by this group
-        or by another of the database. Once found, a quarter above it every
-        ``probe_every``, so that a raised limit is found again (twice as long after
-        each such try refused in a row). Found means just below the smallest size
-        refused, this group's own or another aggregation's of the database: once
-        one aggregation's search has found the limit, the others take it as found
-        too, rather than go on bisecting up to their own first refusals, where each
-        try would likely be refused (held for a whole timeout, where the server
-        holds such queries) and its query cut again. A try that
+        every ``bisect_every``, halfway to the smallest size refused. Once found, a
+        quarter above it every ``probe_every``, so that a raised limit is found
+        again (twice as long after each such try refused in a row). A try that
         would give this block's signals no more windows is not due; one returned
         is counted as made. A packer sending a try at or above the refused size
         marks it with :meth:`probing`.
@@ -187,7 +181,7 @@ class SizeMemory:
             if database_id == key[0] and other is not sizes
         ]
         borrowed = _borrowed(sizes, others)
-        if _found(fitting, _upper_bound(sizes, others)):
+        if _found(fitting, sizes.refused_points):
             due = self._upward_due(sizes)
             points = fitting + fitting // UPWARD_SHARE
         elif borrowed is not None:
@@ -383,19 +377,19 @@ def _borrowed(sizes: _GroupSizes, others: list[_GroupSizes]) -> int | None:
     return max(taken, default=None)
 
 
-def _upper_bound(sizes: _GroupSizes, others: list[_GroupSizes]) -> int:
-    """The smallest size refused above this group's fitting one, by this group or
-    another of its database."""
+def _halfway(sizes: _GroupSizes, others: list[_GroupSizes]) -> int:
+    """Halfway from the fitting size to the smallest size any group was refused at
+    above it, or to this group's own refused size once that is reached: another
+    aggregation's limit may be lower, but it does not bound this one's."""
     fitting = sizes.fitting_points
     bounds = [
         other.refused_points for other in others if fitting < other.refused_points
     ]
-    return min([sizes.refused_points, *bounds])
+    upper = min([sizes.refused_points, *bounds])
+    if _found(fitting, upper):
+        upper = sizes.refused_points
 
-
-def _halfway(sizes: _GroupSizes, others: list[_GroupSizes]) -> int:
-    """Halfway from the fitting size to the smallest size refused above it."""
-    return (sizes.fitting_points + _upper_bound(sizes, others)) // 2
+    return (fitting + upper) // 2
 
 
 def _found(fitting_points: int, refused_points: int) -> bool:

@@ -259,20 +259,16 @@ def test_a_size_another_aggregation_took_is_tried_soon() -> None:
 
 
 def test_halfway_stops_below_what_another_aggregation_was_refused() -> None:
-    memory = SizeMemory(bisect_every=1, probe_every=3)
+    memory = SizeMemory(bisect_every=1)
     memory.on_refused(block(aggregation="sum", windows=600))
     memory.on_refused(block(windows=1000))
     memory.on_accepted(block(windows=400))
 
     assert memory.probe_points(block()) == 10_000  # halfway to 600 windows, not 1000
 
-    # Just below that bound the limit counts as found: no more halving up to this
-    # aggregation's own refusal, only the rare try of a quarter more.
+    # Once that bound is reached, this aggregation's own refusal bounds the tries.
     memory.on_accepted(block(windows=599))
-    assert memory.probe_points(block()) is None
-    memory.on_accepted(block(windows=599))
-    memory.on_accepted(block(windows=599))
-    assert memory.probe_points(block()) == 11_980 + 11_980 // 4
+    assert memory.probe_points(block()) == (11_980 + 20_000) // 2
 
 
 def test_once_found_a_larger_size_is_tried_rarely_and_less_after_refusals() -> None:
