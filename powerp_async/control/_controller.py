@@ -498,10 +498,11 @@ class RateController:
         rate then, or less where the client had fewer requests to send: at least
         10 sends went out at about that rate, and further apart than it.
 
-        The spacing is read over ``H`` before ``sent_at`` (or the latest 10 sends,
-        if fewer left in it), as the admitted rate is: a stall further back, such as
-        every permit held by requests the server sat on, would read as a client with
-        little to send, and the cut would land far below the rate that drew the 429.
+        The spacing is read over ``H`` before ``sent_at``, as the admitted rate is:
+        a stall further back, such as every permit held by requests the server sat
+        on, would read as a client with little to send, and the cut would land far
+        below the rate that drew the 429. With fewer than 10 sends in ``H`` the
+        spacing says too little, and the pacer's rate counts.
         """
         paced = self._paced_rate(sent_at)
         least = (1 - APP_LIMITED_SHARE) * paced
@@ -510,7 +511,7 @@ class RateController:
         for moment, rate in reversed(self._sent):
             if moment > sent_at:
                 continue
-            if rate < least or (moment < since and len(at_pace) >= RECENT_SAMPLES):
+            if rate < least or moment < since:
                 break
             at_pace.append(moment)
 

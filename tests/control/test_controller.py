@@ -235,6 +235,18 @@ def test_a_stall_before_the_horizon_is_not_taken_for_a_client_sending_less() -> 
     assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * 30)
 
 
+def test_a_few_sends_after_a_stall_are_not_spaced_across_it() -> None:
+    controller = RateController(RateSettings(initial_rate=30.0))
+    early = [k / 30 for k in range(15)]
+    clump = [1.9 + k / 30 for k in range(9)]  # too few in the horizon to space
+    send_at(controller, *early, *clump)
+    answer(controller, early + clump[:-1], 0.1)
+
+    controller.on_throttle(clump[-1] + 0.01, clump[-1], None)
+
+    assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * 30)
+
+
 def test_a_low_limit_met_again_stretches_the_approach() -> None:
     controller = RateController(RateSettings(initial_rate=8.0))
     sends = [k / 8 for k in range(8)]
