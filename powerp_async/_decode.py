@@ -53,6 +53,7 @@ _TIMESTAMP_NS: Final = pa.timestamp("ns", tz="UTC")
 _TWO_TO_63: Final = 2.0**63
 _TWO_TO_62: Final = 2**62
 _INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _TIME_EXPECTED: Final = (
     "expected each timestamp as an ISO-8601 string such as '2026-12-04T10:00:00Z'"
 )
@@ -120,7 +121,7 @@ def decode_block(
     # UTF-8, and so Arrow, can hold. Refusing the answer would lose every point of
     # the block, on every try, for one odd text; so each such text is kept with
     # U+FFFD, the replacement character, in place of the lone surrogate.
-    _LOGGER.warning(
+    _warn_once(
         "%s: a text of the answer to %s holds an unpaired surrogate escape, which no "
         "UTF-8 text can hold; kept with U+FFFD in its place",
         url,
@@ -154,6 +155,18 @@ def _decode_body(
     if clean:
         fields = _without_lone_surrogates(fields)
     return _decode_fields(fields, block, data_types, body=body, url=url)
+
+
+_warned: set[str] = set()
+"""The warnings given once already in this process, by their text."""
+
+
+def _warn_once(message: str, *args: object) -> None:
+    """A warning the first time, at debug level after: an odd answer usually comes
+    again for every block of the same signals, and would bury every other line."""
+    level = logging.DEBUG if message in _warned else logging.WARNING
+    _warned.add(message)
+    _LOGGER.log(level, message, *args)
 
 
 def _without_lone_surrogates(fields: Fields) -> Fields:
@@ -416,15 +429,34 @@ def _select(codes: Int64Array, times_us: Int64Array, block: Block) -> _Selection
 
 def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
     """Whether each time may label a window: windows are aligned to the epoch (the
-    API's Flux semantics), and a query not aligned to them (``query()`` sends one as
-    given) has partial windows at its ends, labelled by the range's own edges. A
-    point at any other time would be a second point of some window."""
+    API's Flux semantics, inferred), and a query not aligned to them (``query()``
+    sends one as given) has partial windows at its ends, labelled by the range's own
+    edges. A stray point at any other time would be a second point of some window.
+
+    An answer most of whose points lie off that grid is not strays but a server that
+    labels otherwise (by the time of a raw sample, say, or with an offset): its
+    points are all kept, as labelled, with a warning, rather than dropped wholesale.
+    """
+    everywhere = np.ones(len(times_us), np.bool_)
+    if block.window_us > _INT64_MAX:
+        return everywhere  # longer than any time: only the range's edges label
+
     on_grid: BoolArray = times_us % block.window_us == 0
     if on_grid.all():
         return on_grid  # as in every answer of a well-behaved server
 
     edges: BoolArray = (times_us == block.start_us) | (times_us == block.end_us)
-    return on_grid | edges
+    labels: BoolArray = on_grid | edges
+    if 2 * int(labels.sum()) >= len(labels):
+        return labels
+
+    _warn_once(
+        "%s: most points of an answer are off the grid of windows aligned to the "
+        "epoch; the server labels windows otherwise, and its points are kept as "
+        "labelled",
+        block.describe(),
+    )
+    return everywhere
 
 
 def _first_occurrences(

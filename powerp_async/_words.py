@@ -6,9 +6,13 @@ from typing import Final
 
 _CONTROL_CHARACTERS: Final = {
     code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))
+} | {
+    code: f"\\u{code:04x}"
+    for code in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 }
-"""Escapes of the characters a terminal would act on (colours, titles, cursor moves)
-and of line breaks, which would split one log line in two."""
+"""Escapes of the characters a terminal would act on (colours, titles, cursor moves),
+of line breaks, which would split one log line in two (Unicode's own separators too),
+and of the marks that reverse the direction text is shown in."""
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

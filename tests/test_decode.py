@@ -454,6 +454,35 @@ def test_counts_points_off_the_window_grid() -> None:
     assert (decoded.dropped_off_grid, decoded.dropped_out_of_range) == (2, 0)
 
 
+def test_an_answer_mostly_off_the_grid_is_kept_as_the_server_labels_it(
+    caplog, monkeypatch
+) -> None:
+    monkeypatch.setattr(decode_module, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="powerp_async.decode"):
+        decoded = decode(
+            [
+                point("101", 1.0, "2026-12-04T10:00:00.250000Z"),
+                point("101", 2.0, "2026-12-04T10:00:01.250000Z"),
+                point("101", 3.0, "2026-12-04T10:00:02Z"),
+            ]
+        )
+
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 2.0, 3.0]
+    assert decoded.dropped_off_grid == 0
+    assert caplog.messages == [
+        f"{BLOCK.describe()}: most points of an answer are off the grid of windows "
+        "aligned to the epoch; the server labels windows otherwise, and its points "
+        "are kept as labelled"
+    ]
+
+
+def test_a_window_longer_than_any_time_leaves_every_point_in_range() -> None:
+    block = Block(3, "mean", ("101",), START_US, START_US + SECOND_US, 2**70)
+    decoded = decode([point("101", 1.0, "2026-12-04T10:00:00.500000Z")], block=block)
+
+    assert decoded.batch.column("value_float").to_pylist() == [1.0]
+
+
 def test_a_query_not_on_the_grid_keeps_its_partial_windows_at_both_edges() -> None:
     start_us = START_US + 300_000  # 10:00:00.3, as query() sends a range as given
     block = Block(3, "mean", ("101",), start_us, start_us + 2 * SECOND_US, SECOND_US)
@@ -598,8 +627,9 @@ def test_malformed_bodies_say_what_was_expected(body: bytes, message: str) -> No
 
 @pytest.mark.parametrize("value", [b"NaN", b"1"])  # the stdlib's path, and msgspec's
 def test_an_unpaired_surrogate_is_kept_as_the_replacement_character(
-    value: bytes, caplog
+    value: bytes, caplog, monkeypatch
 ) -> None:
+    monkeypatch.setattr(decode_module, "_warned", set())
     body = (
         b'[{"index": "101", "value": "a\\ud800b", "timestamp": "2026-12-04T10:00:00Z"},'
         b' {"index": "\\udc00", "value": 2, "timestamp": "2026-12-04T10:00:01Z"},'
@@ -621,6 +651,11 @@ def test_an_unpaired_surrogate_is_kept_as_the_replacement_character(
         f"{URL}: a text of the answer to {BLOCK.describe()} holds an unpaired "
         "surrogate escape, which no UTF-8 text can hold; kept with U+FFFD in its place"
     ]
+
+    with caplog.at_level(logging.WARNING, logger="powerp_async.decode"):
+        decode(body)
+
+    assert len(caplog.messages) == 1  # the next answer alike: debug level only
 
 
 def test_an_error_carries_a_short_clean_excerpt() -> None:

@@ -113,3 +113,11 @@ def test_a_block_is_described_on_one_line_whatever_its_signals_are_called() -> N
         "database 1 mean\\x1b[2J [2 signals a\\x0ab..c] "
         "1970-01-01T00:00:00Z..1970-01-01T00:01:00Z"
     )
+
+
+def test_unicode_line_separators_and_direction_marks_are_escaped_too() -> None:
+    from powerp_async._words import printable
+
+    assert printable("a\u2028b\u2029c\u202ed\u2066e") == (
+        "a\\u2028b\\u2029c\\u202ed\\u2066e"
+    )
