@@ -437,9 +437,8 @@ def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
     labels otherwise (by the time of a raw sample, say, or with an offset): its
     points are all kept, as labelled, with a warning, rather than dropped wholesale.
     """
-    everywhere = np.ones(len(times_us), np.bool_)
     if block.window_us > _INT64_MAX:
-        return everywhere  # longer than any time: only the range's edges label
+        return np.ones(len(times_us), np.bool_)  # longer than any time: edges only
 
     on_grid: BoolArray = times_us % block.window_us == 0
     if on_grid.all():
@@ -456,7 +455,7 @@ def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
         "labelled",
         block.describe(),
     )
-    return everywhere
+    return np.ones(len(times_us), np.bool_)
 
 
 def _first_occurrences(
