@@ -137,7 +137,9 @@ def _optional_float(value: object) -> float | None:
 class Block:
     """One query: up to 20 signals of one (database, aggregation) over one time slice.
 
-    Times are epoch microseconds on the window grid; the range is half-open.
+    Times are epoch microseconds; the range is half-open. A planned block lies on the
+    epoch-aligned window grid; one that ``PowerPClient.query`` sends as given may
+    start or end inside a window, and is then only ever cut on the grid.
     ``unit_id`` is stable across runs, so an export can tell which blocks it finished.
 
     >>> block = Block(1, "mean", ("1", "2"), 0, 600_000_000, 1_000_000)
@@ -168,7 +170,9 @@ class Block:
 
     @property
     def window_count(self) -> int:
-        return (self.end_us - self.start_us) // self.window_us
+        """The epoch-aligned windows the range touches, a partial one at an unaligned
+        edge included (each gives a point, labelled by its clipped edge)."""
+        return -(-self.end_us // self.window_us) - self.start_us // self.window_us
 
     @property
     def max_points(self) -> int:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from powerp_async import RunStats, ServerUnavailableError
+from powerp_async._time import to_epoch_us
 from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
@@ -164,3 +165,46 @@ async def _drain(fetch) -> None:
     async with fetch as results:
         async for result in results:
             assert result.batch is None
+
+
+@pytest.mark.parametrize("label", ["stop", "start"])
+async def test_an_unaligned_query_cut_to_fit_is_cut_on_the_window_grid(
+    settings, label: str
+) -> None:
+    # 2 signals from 0.3 s past a window's start to 0.6 s past a later one's: 181
+    # windows of 5 s touched, a partial one at each end, 362 points, refused above
+    # 100. Pieces must meet on window edges, or a window cut in two gives two
+    # points, and the last must reach the end, or the final partial window is lost.
+    size = SizeLimit(max_points=100)
+    limited = replace(settings, scenario=Scenario(size=size), label=label)
+    requests = Requests()
+    start = START + timedelta(milliseconds=300)
+    end = start + timedelta(minutes=15, milliseconds=300)
+    async with (
+        Simulator(limited) as simulator,
+        one_at_a_time(simulator, on_event=requests) as client,
+    ):
+        signals = largest_group(await client.measurements())[:2]
+        indexes = [m.index for m in signals]
+        database, aggregation = signals[0].database_id, signals[0].aggregation
+        table = await client.query(
+            database, indexes, start, end, aggregation=aggregation, window="5s"
+        )
+
+    expected = {
+        (database, index, aggregation, stamp): value
+        for index in indexes
+        for stamp, value in simulator.tenant.points(
+            database,
+            index,
+            aggregation,
+            to_epoch_us(start),
+            to_epoch_us(end),
+            WINDOW_US,
+        )
+    }
+    assert len(expected) == 2 * 181
+    assert_exact(table, expected)
+    assert all(status in (200, 413) for _, _, status in requests.sent)
+    accepted = [windows for _, windows, status in requests.sent if status == 200]
+    assert sum(accepted) == 181

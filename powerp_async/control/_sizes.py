@@ -303,17 +303,25 @@ def cut_to_fit(block: Block, limit_points: int) -> list[Block]:
 
 def cut_in_time(block: Block, count: int) -> list[Block] | None:
     """``block`` in ``count`` consecutive spans of nearly equal windows; ``None`` if
-    it has fewer windows than that, or ``count`` is below 2."""
+    it has fewer windows than that, or ``count`` is below 2.
+
+    The cuts fall on the epoch-aligned window grid, whatever the block's own edges:
+    a window cut in two would be answered twice, once per piece, each labelled by its
+    clipped edge. The first and last pieces keep the block's edges, so an unaligned
+    block's partial windows stay partial.
+    """
     windows = block.window_count
     if count < 2 or windows < count:
         return None
 
     base, extra = divmod(windows, count)
+    first_window = block.start_us // block.window_us
     pieces = []
     start_us = block.start_us
+    taken = 0
     for number in range(count):
-        length = base + (1 if number < extra else 0)
-        end_us = start_us + length * block.window_us
+        taken += base + (1 if number < extra else 0)
+        end_us = min((first_window + taken) * block.window_us, block.end_us)
         pieces.append(_with(block, start_us=start_us, end_us=end_us))
         start_us = end_us
 

@@ -118,6 +118,27 @@ def test_cut_in_time_needs_enough_windows() -> None:
     assert shapes(cut_in_time(block(windows=3), 3) or []) == [(20, 1)] * 3
 
 
+def test_an_unaligned_block_is_cut_on_the_window_grid_and_keeps_its_edges() -> None:
+    # 0.3 s into a window to 0.6 s into another: 9 windows touched, partial at both
+    # ends, for 8 whole seconds of range.
+    unaligned = Block(3, "last", SIGNALS, 5_300_000, 13_600_000, WINDOW_US)
+
+    pieces = cut_in_time(unaligned, 3) or []
+
+    assert unaligned.window_count == 9
+    assert [(p.start_us, p.end_us) for p in pieces] == [
+        (5_300_000, 8_000_000),
+        (8_000_000, 11_000_000),
+        (11_000_000, 13_600_000),
+    ]
+    assert [p.window_count for p in pieces] == [3, 3, 3]
+
+
+def test_a_block_shorter_than_a_window_touches_one() -> None:
+    assert Block(3, "last", SIGNALS, 5_300_000, 5_600_000, WINDOW_US).window_count == 1
+    assert Block(3, "last", SIGNALS, 5_600_000, 6_300_000, WINDOW_US).window_count == 2
+
+
 def test_cut_in_count_halves_signals_when_windows_run_out() -> None:
     assert shapes(cut_in_count(block(windows=2), 8)) == [(5, 1)] * 8
     assert shapes(cut_in_count(block(signals=1, windows=2), 8)) == [(1, 1)] * 2
