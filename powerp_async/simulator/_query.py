@@ -26,6 +26,9 @@ FIELDS: Final = (
     "windowPeriod",
 )
 MIN_WINDOW_US: Final = 1_000
+MAX_WINDOW_US: Final = 10_000 * 366 * 86_400 * 1_000_000
+"""Longer than any range of the times the API takes (years 1 to 9999), and well within
+the 64-bit microseconds the windows are computed in."""
 """Windows under a millisecond are refused; Flux would accept them but no client needs
 them and they only make requests expensive."""
 
@@ -209,6 +212,13 @@ def _window(value: object) -> int:
             "invalid_window_period",
             f"windowPeriod {_shown(value)} is shorter than the smallest supported "
             "window, 1ms",
+        )
+
+    if window_us > MAX_WINDOW_US:
+        raise QueryError(
+            "invalid_window_period",
+            f"windowPeriod {_shown(value)} is longer than any range of times the API "
+            "takes (years 1 to 9999)",
         )
 
     return window_us

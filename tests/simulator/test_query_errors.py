@@ -85,6 +85,20 @@ TWENTY_ONE = [str(n) for n in range(1, 22)]
             id="window under 1ms",
         ),
         pytest.param(
+            query_body(windowPeriod="600000w"),
+            "invalid_window_period",
+            "windowPeriod '600000w' is longer than any range of times the API takes "
+            "(years 1 to 9999)",
+            id="window over 10,000 years",
+        ),
+        pytest.param(
+            query_body(windowPeriod="99999999999999999999d"),
+            "invalid_window_period",
+            "windowPeriod '99999999999999999999d' is longer than any range of times "
+            "the API takes (years 1 to 9999)",
+            id="window beyond 64 bits",
+        ),
+        pytest.param(
             query_body(windowPeriod=1),
             "invalid_window_period",
             "windowPeriod must be a duration string such as '200ms' or '1s', got 1",
