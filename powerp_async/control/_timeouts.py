@@ -12,12 +12,12 @@ the time the query waited (at least ``MIN_LOOKBACK_S``):
   not size; a plain failure, retried whole;
 - only smaller queries answered: the size is the cause;
 - nothing answered: the size is the cause if no query as large was ever answered
-  and one as large already went unanswered so (a single timeout is bad luck, and the
-  query is sent again whole), but only while the query is above an eighth of the
-  first one that went unanswered so (``BLIND_HALVINGS``), since splitting costs a
-  whole timeout per step (blocks refused so are cut in quarters, so the last step
-  judged so reaches a sixteenth): a server on which even those time out is taken
-  for down.
+  and another query already went unanswered so (a single timeout is bad luck, and
+  the query is sent again whole; two, of whatever sizes, are not), but only while
+  the query is above an eighth of the first one that went unanswered so
+  (``BLIND_HALVINGS``), since splitting costs a whole timeout per step (blocks
+  refused so are cut in quarters, so the last step judged so reaches a sixteenth):
+  a server on which even those time out is taken for down.
 
 A 504 that came quickly is a fault like any other 5xx rather than a gateway that
 waited for its backend and gave up, so it is taken for a query too large only on the
@@ -62,8 +62,8 @@ class TimeoutJudge:
         self._answers: deque[tuple[float, int]] = deque()
         self._largest_points = 0
         """The largest query ever answered."""
-        self._largest_silent_points = 0
-        """The largest query unanswered while nothing else was answered either."""
+        self._silent = False
+        """Whether a query went unanswered while nothing else was answered either."""
         self._blind_floor_points: int | None = None
 
     def __repr__(self) -> str:
@@ -103,6 +103,5 @@ class TimeoutJudge:
         if self._blind_floor_points is None:
             self._blind_floor_points = points >> BLIND_HALVINGS
 
-        repeated = self._largest_silent_points >= points
-        self._largest_silent_points = max(self._largest_silent_points, points)
+        repeated, self._silent = self._silent, True
         return repeated and points > self._blind_floor_points

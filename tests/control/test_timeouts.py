@@ -55,6 +55,19 @@ def test_before_any_answer_a_second_timeout_splits_down_to_an_eighth() -> None:
     assert verdicts == [False, True, True, True, False, False]
 
 
+def test_before_any_answer_a_smaller_query_unanswered_counts_as_a_first() -> None:
+    judge = TimeoutJudge(timeout_s=2.0)
+    # Groups of different sizes: 6 signals, then 17, both unanswered with nothing
+    # answered at all. Two silent queries are not one piece of bad luck, whichever
+    # was the larger.
+    verdicts = [
+        judge.too_large(2.0 + 0.25 * n, sent_at=0.25 * n, points=points)
+        for n, points in enumerate((6 * 1_799, 17 * 1_799, 16 * 1_799))
+    ]
+
+    assert verdicts == [False, True, True]
+
+
 def test_a_query_of_one_point_cannot_be_too_large() -> None:
     judge = TimeoutJudge(timeout_s=60.0)
     judge.on_answered(0.0, 1)
