@@ -102,6 +102,13 @@ APP_LIMITED_SHARE: Final = 0.05
 """Sends spaced this much wider than the pacer's rate show a client that had fewer
 requests to send."""
 
+BELOW_PACE_SHARE: Final = 0.25
+"""At the end of start-up, a client that sent this much less than its pace over
+``H`` had fewer requests to send, and what was accepted is a floor of the limit."""
+
+CLUMP_SENDS: Final = 5
+"""The latest sends whose spacing is the rate that drew a 429 after a stall."""
+
 RECUT_SHARE: Final = 0.25
 """A 429 within this share of ``H`` after a cut means the cut fell short."""
 
@@ -196,6 +203,7 @@ class RateController:
         self._latency = LatencyWindow()
         self._sent: deque[tuple[float, float]] = deque()
         """Send time and the rate then, of each request sent within ``H``."""
+        self._first_sent_at: float | None = None
         self._accepted: deque[float] = deque()
         self._accepted_sends: deque[float] = deque()
         self._accepted_total = 0
@@ -265,6 +273,8 @@ class RateController:
 
     def on_sent(self, now: float) -> None:
         """A request leaves now."""
+        if self._first_sent_at is None:
+            self._first_sent_at = now
         if self._window_start is None:
             self._reset_at = now
             self._start_window(now)
@@ -317,7 +327,7 @@ class RateController:
                 now, sent_at, retry_after_s, before
             )
         elif self.mode is RateMode.STARTUP:
-            accepted, self._curve = self._startup_cut(now, throttled)
+            accepted, self._curve = self._startup_cut(now, sent_at, throttled)
         else:
             accepted, self._curve = self._recovery_cut(now, sent_at, throttled)
 
@@ -335,16 +345,28 @@ class RateController:
             known,
         )
 
-    def _startup_cut(self, now: float, throttled: float) -> tuple[float, RecoveryCurve]:
+    def _startup_cut(
+        self, now: float, sent_at: float, throttled: float
+    ) -> tuple[float, RecoveryCurve]:
         """The cut that ends start-up: common, its limit only a guess to confirm.
 
         The first 429 may come from a start-up rate that never grew (the hint), a
         jitter of arrival times rather than a limit: that episode probes at the
         common pace, and only a limit met again in recovery is taken as known.
+
+        Where the client had fewer requests to send than its pace allowed over
+        ``H`` (its permits held by queries the server sat on, say), the rate accepted
+        then is only a floor of the limit, and the spacing of the sends that drew
+        the 429 a ceiling of it: the guess is their geometric mean. The floor alone
+        held the rate near half the limit for the whole climb of the curve, some 8 s.
         """
         accepted = self._accepted_rate_for_cut(now)
         self.mode = RateMode.RECOVERY
         w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
+        clump = self._rate_sent_below_pace(sent_at)
+        if accepted > 0 and clump is not None:
+            drew = min(self._paced_rate(sent_at), clump)
+            w_max = max(w_max, math.sqrt(w_max * drew))
         self._ceiling.suppose(w_max)
         return accepted, common_curve(w_max, throttled, now, stretch=False)
 
@@ -521,6 +543,27 @@ class RateController:
 
         spaced = _spacing_rate(at_pace)
         return spaced if spaced < least else paced
+
+    def _rate_sent_below_pace(self, sent_at: float) -> float | None:
+        """The rate of the latest sends up to ``sent_at``, if fewer requests left
+        over ``H`` before it (or since the first send) than the pace allowed, by
+        more than a quarter; else ``None``. The pace of the first send in ``H``
+        counts: in start-up it is the least of a rate that only grew. Not judged on
+        fewer than 10 sends' worth."""
+        since = sent_at - self.horizon_s
+        sends = [
+            (moment, rate) for moment, rate in self._sent if since < moment <= sent_at
+        ]
+        if len(sends) < 2 or self._first_sent_at is None:
+            return None
+
+        first_rate = sends[0][1]
+        allowed = first_rate * (sent_at - max(since, self._first_sent_at))
+        if allowed < RECENT_SAMPLES or len(sends) >= (1 - BELOW_PACE_SHARE) * allowed:
+            return None
+
+        latest = [moment for moment, _ in sends[-CLUMP_SENDS:]]
+        return _spacing_rate(latest)
 
     def _paced_rate(self, sent_at: float) -> float:
         """The pacer's rate when the request sent at ``sent_at`` left, if known."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -245,6 +246,31 @@ def test_a_few_sends_after_a_stall_are_not_spaced_across_it() -> None:
     controller.on_throttle(clump[-1] + 0.01, clump[-1], None)
 
     assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * 30)
+
+
+def test_a_first_429_after_a_stall_cuts_between_accepted_and_drawing_rates() -> None:
+    controller = RateController(RateSettings(initial_rate=30.0))
+    held = [k / 30 for k in range(12)]  # the server sits on these: never answered
+    sparse = [1.0, 1.25, 1.5]  # the client has little else to send
+    clump = [1.6 + k / 30 for k in range(8)]  # then sends at its pace of 30 again
+    send_at(controller, *held, *sparse, *clump)
+    answer(controller, sparse + clump[:4], 0.1)
+
+    controller.on_throttle(clump[-1] + 0.01, clump[-1], None)
+
+    # Admitted over H: 10 sends from 1.0 to 1.8, 11.25 req/s, a floor of the limit
+    # since the client sent 11 requests where its pace allowed 30. The clump drew
+    # the 429 at 30 req/s. W_max is their geometric mean; the cut, 0.9 times it.
+    w_max = math.sqrt(11.25 * 30)
+    assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * w_max)
+
+
+def test_a_first_429_at_full_pace_cuts_from_the_accepted_rate() -> None:
+    controller = saturated(30, until=0.99, latency_s=0.1)
+
+    controller.on_throttle(1.0, 0.98, None)
+
+    assert controller.rate_at(1.0) == pytest.approx(0.9 * 30)
 
 
 def test_a_low_limit_met_again_stretches_the_approach() -> None:
