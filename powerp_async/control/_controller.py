@@ -75,6 +75,7 @@ from ._recovery import (
     WINDOW_PACE_SHARE,
     RecoveryCurve,
     common_curve,
+    guess_curve,
     known_curve,
     window_curve,
 )
@@ -357,8 +358,9 @@ class RateController:
         Where the client had fewer requests to send than its pace allowed over
         ``H`` (its permits held by queries the server sat on, say), the rate accepted
         then is only a floor of the limit, and the spacing of the sends that drew
-        the 429 a ceiling of it: the guess is their geometric mean. The floor alone
-        held the rate near half the limit for the whole climb of the curve, some 8 s.
+        the 429 a ceiling of it: the guess is their geometric mean, and it is
+        probed three times as fast as a common cut's (``guess_curve``). The floor
+        alone, at the common pace, held the rate near half the limit some 8 s.
         """
         accepted = self._accepted_rate_for_cut(now)
         self.mode = RateMode.RECOVERY
@@ -367,6 +369,9 @@ class RateController:
         if accepted > 0 and clump is not None:
             drew = min(self._paced_rate(sent_at), clump)
             w_max = max(w_max, math.sqrt(w_max * drew))
+            self._ceiling.suppose(w_max)
+            return accepted, guess_curve(w_max, now)
+
         self._ceiling.suppose(w_max)
         return accepted, common_curve(w_max, throttled, now, stretch=False)
 

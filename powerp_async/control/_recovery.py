@@ -3,7 +3,7 @@
 After each cut the rate follows ``W_max * (1 - depth * (1 - t / K)**3)`` for the
 first ``K`` seconds, from ``(1 - depth) * W_max`` at the cut back up to ``W_max``,
 flat as it gets there; past ``K`` it goes on as ``W_max + c * (t - K)**3`` with
-``c = 0.004 * W_max``, faster and faster, which finds a raised limit. Three kinds of
+``c = 0.004 * W_max``, faster and faster, which finds a raised limit. Four kinds of
 curve differ in depth and ``K``:
 
 * **common**: depth 0.1 (the cut is to 0.9 times the accepted rate) and ``K`` about
@@ -12,6 +12,10 @@ curve differ in depth and ``K``:
   past the limit costs one 429 out of few requests, the approach to a limit met
   closely (accepted within 10 % of the rate that drew the 429) is stretched to 100
   requests' worth;
+* **guess**: as common, but for a ``W_max`` guessed between bounds far apart (a
+  first 429 after a stall, where the rate accepted was only a floor of the limit),
+  ``K`` is 1 s and the climb past it three times as fast: twice ``W_max`` about
+  3 s after the cut;
 * **known**: the episodes pinned the limit down (``_ceiling``), so the cut is to
   0.98 times it and the approach lasts at least 4 s and 100 requests: the rate
   spends its time just below the limit instead of well below it. Past the knee the
@@ -34,6 +38,9 @@ CUBIC_SCALE: Final = 0.004
 
 RECOVERY_KNEE_S: Final = ((1 - CUT_FACTOR) / CUBIC_SCALE) ** (1 / 3)
 """``K``: seconds after a common cut until the curve is back at ``W_max``."""
+
+GUESS_KNEE_S: Final = 1.0
+"""``K`` after a cut whose ``W_max`` is a guess between bounds far apart."""
 
 PROBE_REQUESTS: Final = 100
 """At low rates ``K`` is stretched so that one probe cycle spans this many requests."""
@@ -98,6 +105,13 @@ def common_curve(
     if stretch and w_max >= (1 - CONFIRMED_LIMIT) * throttled_rate:
         knee_s = max(RECOVERY_KNEE_S, PROBE_REQUESTS / w_max)
     return RecoveryCurve(w_max, epoch, knee_s)
+
+
+def guess_curve(w_max: float, epoch: float) -> RecoveryCurve:
+    """The cut to 0.9 times a ``w_max`` guessed between a floor and a ceiling of the
+    limit, probed three times as fast as a common one: back at ``w_max`` after
+    ``GUESS_KNEE_S`` and twice it about 3 s after the cut."""
+    return RecoveryCurve(w_max, epoch, GUESS_KNEE_S, probe_s=GUESS_KNEE_S)
 
 
 def known_curve(limit: float, epoch: float) -> RecoveryCurve:

@@ -12,6 +12,7 @@ from powerp_async.control._controller import (
     RECOVERY_KNEE_S,
     LatencyWindow,
 )
+from powerp_async.control._recovery import GUESS_KNEE_S
 from powerp_async.errors import ConfigurationError
 
 
@@ -261,8 +262,16 @@ def test_a_first_429_after_a_stall_cuts_between_accepted_and_drawing_rates() -> 
     # Admitted over H: 10 sends from 1.0 to 1.8, 11.25 req/s, a floor of the limit
     # since the client sent 11 requests where its pace allowed 30. The clump drew
     # the 429 at 30 req/s. W_max is their geometric mean; the cut, 0.9 times it.
+    cut_at = clump[-1] + 0.01
     w_max = math.sqrt(11.25 * 30)
-    assert controller.rate_at(clump[-1] + 0.01) == pytest.approx(0.9 * w_max)
+    assert controller.rate_at(cut_at) == pytest.approx(0.9 * w_max)
+
+    # A guess is probed three times as fast as a common cut: back at W_max after
+    # 1 s, 10 % past it after 2 s, twice it after some 3.2 s.
+    send_paced(controller, cut_at, cut_at + GUESS_KNEE_S)
+    assert controller.rate_at(cut_at + GUESS_KNEE_S) == pytest.approx(w_max)
+    send_paced(controller, cut_at + GUESS_KNEE_S, cut_at + 2 * GUESS_KNEE_S)
+    assert controller.rate_at(cut_at + 2 * GUESS_KNEE_S) == pytest.approx(1.1 * w_max)
 
 
 def test_a_first_429_at_full_pace_cuts_from_the_accepted_rate() -> None:
