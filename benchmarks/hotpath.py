@@ -238,6 +238,9 @@ def ways(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
         "Parquet write alone, the export's options": lambda: write_parquet(
             table, target
         ),
+        "Parquet write of this answer's first row alone (a file's fixed cost)": (
+            lambda: write_parquet(table.slice(0, 1), target)
+        ),
         "decode_block, general reader + Parquet write": lambda: write_parquet(
             pa.Table.from_batches([decode_generally()]), target
         ),
