@@ -67,7 +67,7 @@ from enum import StrEnum
 from typing import Final
 
 from ..errors import ConfigurationError
-from ._admitted import AdmittedSends
+from ._admitted import MEMORY_S, AdmittedSends
 from ._ceiling import KnownCeiling
 from ._recovery import (
     CUT_FACTOR,
@@ -284,6 +284,7 @@ class RateController:
         self._window_sends += 1
         self._sent.append((now, self._rate))
         self._admitted.on_sent(now)
+        self._forget(now)
 
     def on_success(self, now: float, latency_s: float) -> None:
         """A request was accepted after ``latency_s`` seconds."""
@@ -291,6 +292,21 @@ class RateController:
         self._accepted.append(now)
         self._accepted_sends.append(now - latency_s)
         self._accepted_total += 1
+        self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        """Drop what is older than any measure reads, so that memory stays bounded
+        in a run that is never throttled: the measures trim to ``H`` only when they
+        are read, and the cuts that read them may never come. The longest look back
+        is ``H`` before a request sent a round trip ago; twice that is kept, and at
+        least ``MEMORY_S``, as long as the admitted sends are."""
+        reach_s = 2 * (self.horizon_s + self._latency.max_s)
+        oldest = now - max(MEMORY_S, reach_s)
+        while self._sent and self._sent[0][0] < oldest:
+            self._sent.popleft()
+        for times in (self._accepted, self._accepted_sends):
+            while times and times[0] < oldest:
+                times.popleft()
 
     def on_server_error(self, now: float, sent_at: float) -> None:
         """A request sent at ``sent_at`` was admitted but failed (5xx)."""

@@ -282,6 +282,19 @@ def test_a_first_429_at_full_pace_cuts_from_the_accepted_rate() -> None:
     assert controller.rate_at(1.0) == pytest.approx(0.9 * 30)
 
 
+def test_a_run_never_throttled_keeps_a_bounded_record() -> None:
+    controller = RateController(RateSettings(initial_rate=10.0))
+    sends = [k / 10 for k in range(10_000)]  # 1,000 s at 10 req/s, no 429
+    for sent_at in sends:
+        send_at(controller, sent_at)
+        controller.on_success(sent_at + 0.1, 0.1)
+
+    # 60 s back from the last answer, at 1,000.0 s, are kept, not the whole run:
+    # the sends from 940.0 s (600), the answers from 940.0 s to 1,000.0 s (601).
+    kept = (controller._sent, controller._accepted, controller._accepted_sends)
+    assert [len(times) for times in kept] == [600, 601, 600]
+
+
 def test_a_low_limit_met_again_stretches_the_approach() -> None:
     controller = RateController(RateSettings(initial_rate=8.0))
     sends = [k / 8 for k in range(8)]
