@@ -24,9 +24,12 @@ waited for its backend and gave up, so it is taken for a query too large only on
 evidence of smaller queries answered meanwhile; one that took at least a quarter of
 the client's own timeout (``GATEWAY_WAIT_SHARE``) is judged as a timeout.
 
-Known shortcoming: a size limit below an eighth of the first query, met before any
+Known shortcomings: a size limit below an eighth of the first query, met before any
 answer at all, is taken for an outage; the breaker's probes then ask for the same
-small size and time out as well, so the run ends after ``max_outage_s``.
+small size and time out as well, so the run ends after ``max_outage_s``. And a glitch
+that leaves several queries unanswered at once before any answer reads as a size
+limit: their blocks are cut in quarters, and the search for a larger size climbs back
+at the cost of some requests and held tries.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class TimeoutJudge:
         self._largest_points = 0
         """The largest query ever answered."""
         self._silent = False
-        """Whether a query went unanswered while nothing else was answered either."""
+        """Whether a query went unanswered since the latest answer (or the start)."""
         self._blind_floor_points: int | None = None
 
     def __repr__(self) -> str:
@@ -76,6 +79,7 @@ class TimeoutJudge:
         """A query of ``points`` was answered at ``now``."""
         self._answers.append((now, points))
         self._largest_points = max(self._largest_points, points)
+        self._silent = False
         oldest = now - self._horizon_s
         while self._answers[0][0] < oldest:
             self._answers.popleft()

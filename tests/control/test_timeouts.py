@@ -68,6 +68,20 @@ def test_before_any_answer_a_smaller_query_unanswered_counts_as_a_first() -> Non
     assert verdicts == [False, True, True]
 
 
+def test_an_answer_makes_the_next_silence_a_first_again() -> None:
+    judge = TimeoutJudge(timeout_s=2.0)
+    assert judge.too_large(2.0, sent_at=0.0, points=FULL_POINTS) is False
+    judge.on_answered(3.0, 1_000)
+
+    # Long after, nothing answered lately: a query larger than any answered goes
+    # unanswered. Bad luck once, as at the start; too large when it happens again.
+    verdicts = [
+        judge.too_large(100.0 + n, sent_at=98.0 + n, points=FULL_POINTS)
+        for n in range(2)
+    ]
+    assert verdicts == [False, True]
+
+
 def test_a_query_of_one_point_cannot_be_too_large() -> None:
     judge = TimeoutJudge(timeout_s=60.0)
     judge.on_answered(0.0, 1)
