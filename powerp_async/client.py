@@ -264,10 +264,15 @@ class PowerPClient:
 
         The times are not moved to the window grid, so an unaligned start gives a
         partial first window, exactly as the server computes it. Use :meth:`fetch` for
-        more signals, longer ranges or exact window alignment. Values go to the column
-        of their signal's type when :meth:`measurements` was called on this client
-        before (a float signal's ``20`` is then a float, as in a fetch); otherwise to
-        the column of their JSON type.
+        more signals, longer ranges or exact window alignment. A query the server
+        refuses as too large (413, or held until ``timeout_s``) is cut in pieces on
+        the window grid, its own edges kept, and the answers joined; what a client
+        learns so is not kept from one call to the next. A server that holds every
+        query above an eighth of this one's size unanswered is taken for down.
+
+        Values go to the column of their signal's type when :meth:`measurements` was
+        called on this client before (a float signal's ``20`` is then a float, as in
+        a fetch); otherwise to the column of their JSON type.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
         engine = self._engine(max_in_flight=1, isolate=False)

@@ -108,11 +108,17 @@ class Packer:
         """The pieces of ``block`` to send now, a rest carried before it included.
 
         ``may_span`` says whether a query may cover two blocks (the label edge is
-        known); without it, and while no size is known, the block goes whole.
+        known); without it, and while no size is known, the block goes whole. So
+        does a block off the window grid (a query sent as given): pieces are cut
+        here a whole number of windows from its start, which would be off the grid
+        too; the size memory cuts it on the grid instead.
         """
         whole = Segment(serial, block, block.start_us, block.end_us)
         rest = self._pop(_key(block))
-        windows = self._query_windows(block) if may_span else None
+        on_grid = (
+            block.start_us % block.window_us == block.end_us % block.window_us == 0
+        )
+        windows = self._query_windows(block) if may_span and on_grid else None
         if windows is None or windows >= block.window_count:
             return [*_alone(rest), Piece(block, (whole,))]
 

@@ -26,11 +26,11 @@ FIELDS: Final = (
     "windowPeriod",
 )
 MIN_WINDOW_US: Final = 1_000
+"""Windows under a millisecond are refused; Flux would accept them but no client needs
+them and they only make requests expensive."""
 MAX_WINDOW_US: Final = 10_000 * 366 * 86_400 * 1_000_000
 """Longer than any range of the times the API takes (years 1 to 9999), and well within
 the 64-bit microseconds the windows are computed in."""
-"""Windows under a millisecond are refused; Flux would accept them but no client needs
-them and they only make requests expensive."""
 
 
 class QueryError(ValueError):

@@ -145,6 +145,18 @@ def test_blocks_go_whole_until_a_size_and_the_label_edge_are_known() -> None:
         assert packer.flush() == []
 
 
+def test_a_block_off_the_window_grid_goes_whole() -> None:
+    # A query sent as given, 0.3 s into a window: cut here a whole number of windows
+    # from its start, every piece would be off the grid.
+    unaligned = Block(3, "last", SIGNALS, 300_000, 900_300_000, WINDOW_US)
+    packer = Packer(knowing(100))
+
+    pieces = packer.take(0, unaligned, may_span=True)
+
+    assert [(piece.query, piece.packed) for piece in pieces] == [(unaligned, False)]
+    assert packer.flush() == []
+
+
 def test_a_due_try_of_a_larger_size_is_the_first_piece() -> None:
     memory = SizeMemory(bisect_every=1)
     refused = Block(3, "last", SIGNALS, 0, 600 * WINDOW_US, WINDOW_US)
