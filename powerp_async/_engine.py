@@ -204,7 +204,6 @@ class Engine:
         data_types: Mapping[tuple[int, str], DataType | None] | None = None,
         stats: RunStats | None = None,
         on_event: EventHook | None = None,
-        known_sizes: SizeMemory | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -231,9 +230,8 @@ class Engine:
         self._search_locks: dict[tuple[int, str, tuple[str, ...]], anyio.Lock] = {}
         self._labels = LabelSide()
         self._events = EventSink(on_event)
-        self.sizes = known_sizes.copy() if known_sizes is not None else SizeMemory()
-        """Query sizes the server took or refused, for the life of this engine, from
-        what ``known_sizes`` (of an earlier run, say) knew."""
+        self.sizes = SizeMemory()
+        """Query sizes the server took or refused, for the life of this engine."""
         self._held_groups: set[tuple[int, str]] = set()
         """Groups whose queries the server held until the timeout, told once each."""
         self._timeouts = TimeoutJudge(settings.timeout_s)

@@ -42,7 +42,7 @@ from ._streams import stream_context
 from ._time import parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from .config import ClientConfig
-from .control import AdaptivePacer, RateController, RateSettings, SizeMemory
+from .control import AdaptivePacer, RateController, RateSettings
 from .errors import (
     ConfigurationError,
     FetchFailedError,
@@ -110,9 +110,6 @@ class PowerPClient:
         self._on_event = on_event
         # The signals of the latest listing: query() places values by their types.
         self._listed: list[Measurement] = []
-        # The query sizes the server took, as the latest run found them: kept from
-        # call to call as the pace is, or each would pay its refusals again.
-        self._sizes = SizeMemory()
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -269,9 +266,9 @@ class PowerPClient:
         partial first window, exactly as the server computes it. Use :meth:`fetch` for
         more signals, longer ranges or exact window alignment. A query the server
         refuses as too large (413, or held until ``timeout_s``) is cut in pieces on
-        the window grid, its own edges kept, and the answers joined; the client keeps
-        what it learnt so for its later calls. A server that holds every query above
-        an eighth of this one's size unanswered is taken for down.
+        the window grid, its own edges kept, and the answers joined; what a client
+        learns so is not kept from one call to the next. A server that holds every
+        query above an eighth of this one's size unanswered is taken for down.
 
         Values go to the column of their signal's type when :meth:`measurements` was
         called on this client before (a float signal's ``20`` is then a float, as in
@@ -280,11 +277,8 @@ class PowerPClient:
         block = _single_block(database_id, indexes, start, end, aggregation, window)
         engine = self._engine(max_in_flight=1, isolate=False)
         engine.learn_types(self._listed)
-        try:
-            async with engine.run([block]) as results:
-                outcome = [result async for result in results]
-        finally:
-            self._sizes = engine.sizes
+        async with engine.run([block]) as results:
+            outcome = [result async for result in results]
         _raise_failures(outcome)
         return pa.Table.from_batches(
             [r.batch for r in outcome if r.batch], POINT_SCHEMA
@@ -323,11 +317,8 @@ class PowerPClient:
         engine.learn_types(signals)
         failures: list[tuple[Block, BaseException]] = []
 
-        try:
-            async with engine.run(blocks) as results:
-                yield _successes(results, failures)
-        finally:
-            self._sizes = engine.sizes
+        async with engine.run(blocks) as results:
+            yield _successes(results, failures)
 
         if failures:
             raise FetchFailedError(failures)
@@ -446,13 +437,7 @@ class PowerPClient:
             isolate=isolate,
         )
         return Engine(
-            session,
-            tokens,
-            self._pacer,
-            settings,
-            stats=stats,
-            on_event=self._on_event,
-            known_sizes=self._sizes,
+            session, tokens, self._pacer, settings, stats=stats, on_event=self._on_event
         )
 
     def _open(self) -> tuple[aiohttp.ClientSession, TokenManager]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from powerp_async import PowerPClient, RunStats, ServerUnavailableError
+from powerp_async import RunStats, ServerUnavailableError
 from powerp_async._time import to_epoch_us
 from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
@@ -184,7 +184,9 @@ async def test_an_unaligned_query_cut_to_fit_is_cut_on_the_window_grid(
         Simulator(limited) as simulator,
         one_at_a_time(simulator, on_event=requests) as client,
     ):
-        database, indexes, aggregation = await _two_signals(client)
+        signals = largest_group(await client.measurements())[:2]
+        indexes = [m.index for m in signals]
+        database, aggregation = signals[0].database_id, signals[0].aggregation
         table = await client.query(
             database, indexes, start, end, aggregation=aggregation, window="5s"
         )
@@ -206,43 +208,3 @@ async def test_an_unaligned_query_cut_to_fit_is_cut_on_the_window_grid(
     assert all(status in (200, 413) for _, _, status in requests.sent)
     accepted = [windows for _, windows, status in requests.sent if status == 200]
     assert sum(accepted) == 181
-
-
-async def test_what_one_query_learnt_of_the_size_serves_the_next(settings) -> None:
-    size = SizeLimit(max_points=100)
-    limited = replace(settings, scenario=Scenario(size=size))
-    requests = Requests()
-    async with (
-        Simulator(limited) as simulator,
-        one_at_a_time(simulator, on_event=requests) as client,
-    ):
-        database, indexes, aggregation = await _two_signals(client)
-        tables = []
-        for hour in (2, 1):
-            start = ANCHOR - timedelta(hours=hour)
-            tables.append(
-                await client.query(
-                    database,
-                    indexes,
-                    start,
-                    start + timedelta(minutes=10),
-                    aggregation=aggregation,
-                    window="5s",
-                )
-            )
-            requests.sent.append((0, 0, 0))  # where one call ends
-
-    # 2 signals x 120 windows: refused whole and in halves, taken in quarters of 60
-    # points. The second call sends quarters at once.
-    first_end = requests.sent.index((0, 0, 0))
-    first, second = requests.sent[:first_end], requests.sent[first_end + 1 : -1]
-    assert Counter(first) == {(2, 120, 413): 1, (2, 60, 413): 1, (2, 30, 200): 4}
-    assert Counter(second) == {(2, 30, 200): 4}
-    assert [table.num_rows for table in tables] == [240, 240]
-
-
-async def _two_signals(client: PowerPClient) -> tuple[int, list[str], str]:
-    """The database, indexes and aggregation of two signals of the largest group."""
-    signals = largest_group(await client.measurements())[:2]
-    first = signals[0]
-    return first.database_id, [m.index for m in signals], first.aggregation

@@ -117,14 +117,6 @@ class SizeMemory:
         )
         return f"<SizeMemory {known or 'empty'}>"
 
-    def copy(self) -> SizeMemory:
-        """What this memory learnt, for another run: its own tries, none out yet."""
-        memory = SizeMemory(self._probe_every, self._bisect_every)
-        memory._groups = {
-            key: dataclasses.replace(sizes) for key, sizes in self._groups.items()
-        }
-        return memory
-
     def fitting_points(self, block: Block) -> int | None:
         """The largest query of this block's group accepted since a 413, if any."""
         sizes = self._groups.get(_key(block))

@@ -112,20 +112,6 @@ def test_signals_are_cut_only_when_one_window_of_them_is_too_large() -> None:
     assert shapes(cut_to_fit(block(windows=4), 40)) == [(20, 2), (20, 2)]
 
 
-def test_a_copy_knows_the_sizes_and_learns_apart() -> None:
-    memory = SizeMemory()
-    memory.on_refused(block())
-    memory.on_accepted(block(windows=900))
-
-    copy = memory.copy()
-    assert copy.fitting_points(block()) == 20 * 900
-    assert shapes(copy.pieces(block())) == [(20, 900), (20, 899)]
-
-    copy.on_accepted(block(windows=1_000))
-    assert copy.fitting_points(block()) == 20 * 1_000
-    assert memory.fitting_points(block()) == 20 * 900
-
-
 def test_cut_in_time_needs_enough_windows() -> None:
     assert cut_in_time(block(windows=3), 4) is None
     assert cut_in_time(block(windows=3), 1) is None
