@@ -70,6 +70,7 @@ from ..errors import ConfigurationError
 from ._admitted import MEMORY_S, AdmittedSends
 from ._ceiling import KnownCeiling
 from ._recovery import (
+    CONFIRMED_LIMIT,
     CUT_FACTOR,
     RECOVERY_KNEE_S,
     WINDOW_PACE_SHARE,
@@ -382,9 +383,11 @@ class RateController:
         self.mode = RateMode.RECOVERY
         w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
         clump = self._rate_sent_below_pace(sent_at)
-        if accepted > 0 and clump is not None:
-            drew = min(self._paced_rate(sent_at), clump)
-            w_max = max(w_max, math.sqrt(w_max * drew))
+        drew = 0.0 if clump is None else min(self._paced_rate(sent_at), clump)
+        if accepted > 0 and drew > (1 + CONFIRMED_LIMIT) * w_max:
+            # Sends spaced about as what was accepted (a client held by its permits
+            # rather than stalled) leave nothing to guess between.
+            w_max = math.sqrt(w_max * drew)
             self._ceiling.suppose(w_max)
             return accepted, guess_curve(w_max, now)
 

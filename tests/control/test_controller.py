@@ -274,6 +274,24 @@ def test_a_first_429_after_a_stall_cuts_between_accepted_and_drawing_rates() -> 
     assert controller.rate_at(cut_at + 2 * GUESS_KNEE_S) == pytest.approx(1.1 * w_max)
 
 
+def test_a_client_held_by_its_permits_is_cut_as_usual_not_guessed() -> None:
+    controller = RateController(RateSettings(initial_rate=30.0))
+    sends = [k / 20 for k in range(40)]  # 20 req/s where the pace allows 30 or more
+    send_at(controller, *sends)
+    answer(controller, sends[:-1], 0.1)
+
+    cut_at = sends[-1] + 0.01
+    controller.on_throttle(cut_at, sends[-1], None)
+
+    # The sends went no faster than what was accepted: nothing to guess between,
+    # so the common curve, 0.9 times 20 and back at 20 only after its K.
+    assert controller.rate_at(cut_at) == pytest.approx(0.9 * 20)
+    send_paced(controller, cut_at, cut_at + GUESS_KNEE_S)
+    left = (RECOVERY_KNEE_S - GUESS_KNEE_S) / RECOVERY_KNEE_S
+    expected = 20 * (1 - 0.1 * left**3)
+    assert controller.rate_at(cut_at + GUESS_KNEE_S) == pytest.approx(expected)
+
+
 def test_a_first_429_at_full_pace_cuts_from_the_accepted_rate() -> None:
     controller = saturated(30, until=0.99, latency_s=0.1)
 
