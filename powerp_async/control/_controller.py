@@ -384,9 +384,9 @@ class RateController:
         w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
         clump = self._rate_sent_below_pace(sent_at)
         drew = 0.0 if clump is None else min(self._paced_rate(sent_at), clump)
+        # Sends spaced about as what was accepted (a client held by its permits
+        # rather than stalled) leave nothing to guess between.
         if accepted > 0 and drew > (1 + CONFIRMED_LIMIT) * w_max:
-            # Sends spaced about as what was accepted (a client held by its permits
-            # rather than stalled) leave nothing to guess between.
             w_max = math.sqrt(w_max * drew)
             self._ceiling.suppose(w_max)
             return accepted, guess_curve(w_max, now)
