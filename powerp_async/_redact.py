@@ -51,6 +51,22 @@ _JSON_SHORT_ESCAPES: Final = {
 """The two-character escapes a JSON writer may use, as patterns."""
 
 
+class SecretText(str):
+    """A secret that is still a string to every API that takes one, but whose
+    ``repr`` is masked: printing a structure that holds it, such as
+    ``dataclasses.asdict`` of a configuration, shows ``'***'``. Asking for the text
+    itself (``str()``, formatting, encoding) still gives the secret; that is what
+    the token request needs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(MASK)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SecretText:
+        return self  # immutable; a copy would only lose the masking by accident
+
+
 def remember_secret(secret: str | None) -> None:
     """Mask ``secret`` from now on, wherever it appears: as it is, URL-encoded (as
     a form sends it) and inside a JSON string, however its writer escaped it."""

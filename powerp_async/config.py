@@ -19,7 +19,7 @@ from ._config_file import (
     settings_from_file,
 )
 from ._rate_backend import check_backend_url, check_key
-from ._redact import MASK, mask_url
+from ._redact import MASK, SecretText, mask_url
 from .errors import ConfigurationError
 from .models import MAX_SIGNALS_PER_QUERY
 
@@ -50,7 +50,9 @@ class ClientConfig:
     request from send to the last byte; ``max_outage_s`` is how long a run waits for
     a server that fails every request. Plain ``http://`` is refused for any host but
     loopback unless ``allow_insecure_http`` is set, so credentials never cross a
-    network in clear text by accident.
+    network in clear text by accident. ``client_secret`` is kept as a string whose
+    ``repr`` is masked, so that printing the configuration taken apart (with
+    ``dataclasses.asdict``, say) does not show it.
 
     ``rate_backend`` (``redis://HOST:PORT[/DB]``, needs the ``redis`` extra) shares
     the pace with every process that names the same backend and tenant key: with
@@ -84,6 +86,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
+        object.__setattr__(self, "client_secret", SecretText(self.client_secret))
         _require(bool(self.client_id), "client_id", "a non-empty client id")
         _require(bool(self.client_secret), "client_secret", "a non-empty secret")
         # A line break read from a file with the value is the usual cause; the

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
+import pickle
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from powerp_async import ExportSpec, PowerPClient, _redact, export
+from powerp_async import ClientConfig, ExportSpec, PowerPClient, _redact, export
 from powerp_async._redact import excerpt, remember_secret, scrub
 from powerp_async._token import TokenManager
 from powerp_async.errors import (
@@ -100,6 +103,22 @@ def test_credentials_in_the_base_url_are_refused_and_masked() -> None:
 
     assert "https://***@powerp.invalid/rt-api/api" in str(caught.value)
     assert CLIENT_SECRET not in str(caught.value)
+
+
+def test_a_configuration_taken_apart_shows_its_secret_masked() -> None:
+    config = ClientConfig("tester", CLIENT_SECRET, base_url="http://127.0.0.1:9/api")
+
+    fields = dataclasses.asdict(config)
+    copied = copy.deepcopy(config)
+    restored = pickle.loads(pickle.dumps(config))
+
+    assert fields["client_secret"] == CLIENT_SECRET  # still the text to send
+    assert repr(fields["client_secret"]) == "'***'"
+    assert CLIENT_SECRET not in repr(fields) + str(fields)
+    assert CLIENT_SECRET not in repr(dataclasses.replace(config, client_id="other"))
+    assert f"{config.client_secret}" == CLIENT_SECRET
+    assert repr(copied.client_secret) == repr(restored.client_secret) == "'***'"
+    assert copied == restored == config
 
 
 @pytest.mark.parametrize("tail", [f"?apikey={CLIENT_SECRET}", "?", "#section"])
