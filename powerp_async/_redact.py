@@ -106,7 +106,8 @@ def _unicode_escapes(code: int) -> list[str]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with user info and secret-looking query values replaced by ``***``.
+    """The URL with user info, secret-looking query values and any fragment replaced
+    by ``***``.
 
     A password holding an unescaped ``/``, ``?``, ``#`` or ``@`` ends what ``urlsplit``
     takes for the host part early, so everything from the scheme to the last ``@`` is
@@ -125,7 +126,10 @@ def mask_url(url: str) -> str:
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
     query = _SECRET_QUERY_KEYS.sub(rf"\g<1>{MASK}", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # No URL of the API or of a rate backend needs a fragment, and one pasted with
+    # a sign-in link may carry a token, so none is shown.
+    fragment = MASK if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:

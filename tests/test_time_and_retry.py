@@ -125,6 +125,12 @@ def test_masking_of_urls_and_bodies() -> None:
     )
     assert mask_url("redis://:sec#ret@127.0.0.1/0") == "redis://***@127.0.0.1/0"
     assert mask_url("redis://:a?b@[::1]:6379") == "redis://***@[::1]:6379"
+    assert mask_url("http://u:pw@127.0.0.1:9/api?token=t0k#fr4gment") == (
+        "http://***@127.0.0.1:9/api?token=***#***"
+    )
+    assert mask_url("http://127.0.0.1:9/api#access_token=t0k") == (
+        "http://127.0.0.1:9/api#***"
+    )
     body = b"<html>\x00\x1b[31m Bearer abc.def-123 " + b"x" * 500
     shown = excerpt(body)
     assert "abc.def-123" not in shown
