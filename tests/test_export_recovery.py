@@ -626,7 +626,7 @@ async def test_an_unusable_folder_is_refused_before_any_request(
 # Failing to write during the run.
 
 
-@pytest.mark.parametrize("what", ["part", "journal"])
+@pytest.mark.parametrize("what", ["part", "journal", "journal and its closing"])
 async def test_a_disk_that_fills_up_is_one_clear_error_and_resumable(
     client, simulator, tmp_path, monkeypatch, what
 ) -> None:
@@ -660,6 +660,21 @@ async def test_a_disk_that_fills_up_is_one_clear_error_and_resumable(
     commit_lines(spec.out)  # every line whole again
 
 
+class _FailsToClose:
+    """A journal file whose closing fails, as a buffered one does when it last
+    failed to write."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def close(self) -> None:
+        self._handle.close()
+        raise OSError(errno.EFBIG, "File too large")
+
+
 def _fill_disk_on_third_write(monkeypatch, what: str) -> None:
     """The third part file, or the third commit line, finds the disk full."""
     writes = 0
@@ -686,6 +701,10 @@ def _fill_disk_on_third_write(monkeypatch, what: str) -> None:
         if record["kind"] == "commit" and third_fails():
             self._handle.write(json.dumps(record).encode()[:40])  # torn, no newline
             self._handle.flush()
+            if what == "journal and its closing":
+                # What failed to reach the disk stays in the file's buffer, and
+                # closing the file tries to write it again.
+                self._handle = _FailsToClose(self._handle)
             raise OSError(errno.ENOSPC, DISK_FULL)
         original_append(self, record)
 

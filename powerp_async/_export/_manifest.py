@@ -114,13 +114,26 @@ class Manifest:
     def close(self) -> None:
         self._handle.close()
 
+    def abandon(self) -> None:
+        """Close the journal after a failure, releasing its lock.
+
+        A write that failed (a full disk, a file size limit) leaves its bytes in the
+        file's buffer, and closing tries them again and fails again. That second
+        error says nothing new and would hide the first, which names the folder
+        and how to resume, so it is only logged.
+        """
+        try:
+            self._handle.close()
+        except OSError as error:
+            logger.debug("closing %s after a failure failed too: %s", self.path, error)
+
     @contextmanager
     def closed_on_error(self) -> Iterator[None]:
         """Close the journal, releasing its lock, if the block inside fails."""
         try:
             yield
         except BaseException:
-            self.close()
+            self.abandon()
             raise
 
     @classmethod

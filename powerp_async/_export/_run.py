@@ -114,9 +114,14 @@ async def export(
         opened = create_folder(spec, block_size, source, signals)
 
     try:
-        return await _run(client, spec, opened, shown, executor or LocalExecutor())
-    finally:
+        report = await _run(client, spec, opened, shown, executor or LocalExecutor())
+    except BaseException:
+        opened.manifest.abandon()
+        raise
+
+    with writing(spec.out):
         opened.manifest.close()
+    return report
 
 
 async def _run(
