@@ -171,6 +171,8 @@ class RunStats:
     """Signals the server refused in blocks whose other signals were fetched; each
     such signal's part of the block is reported as failed on its own."""
     points: int = 0
+    """Points of the blocks handed on, counted as each block is: a piece's points
+    count once its whole block is answered, and not at all if the block fails."""
     dropped_points: int = 0
     bytes_received: int = 0
 
@@ -463,12 +465,11 @@ class Engine:
         if result.error is None:
             rows = result.batch.num_rows if result.batch is not None else 0
             self.stats.blocks_done += 1
+            self.stats.points += rows
             self._events.emit(BlockDone(result.block, rows))
             for refused, refusal in result.refused:
                 self.stats.signals_refused += len(refused.indexes)
                 self._events.emit(BlockFailed(refused, refusal))
-            # Counted as they were decoded, then left out with their signal.
-            self.stats.points -= result.left_out
         else:
             self.stats.blocks_failed += 1
             self._events.emit(BlockFailed(result.block, result.error))
@@ -904,7 +905,6 @@ class Engine:
                 "%s: dropped %d unexpected points", block.describe(), dropped
             )
         self.stats.dropped_points += dropped
-        self.stats.points += batch.num_rows
         self._refusals.on_success(block)
         return BlockResult(block, batch)
 

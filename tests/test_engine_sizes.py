@@ -9,12 +9,16 @@ from datetime import timedelta
 
 import pyarrow as pa
 import pytest
+from aiohttp import web
 
-from powerp_async import RunStats, ServerUnavailableError
+from powerp_async import FetchFailedError, RunStats, ServerUnavailableError
 from powerp_async._time import to_epoch_us
 from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
+from powerp_async.simulator._app import QUERY_PATH
+from powerp_async.simulator._exchange import parsed_query
+from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
 from .helpers import assert_exact, expected_points, largest_group, one_at_a_time
@@ -208,3 +212,49 @@ async def test_an_unaligned_query_cut_to_fit_is_cut_on_the_window_grid(
     assert all(status in (200, 413) for _, _, status in requests.sent)
     accepted = [windows for _, windows, status in requests.sent if status == 200]
     assert sum(accepted) == 181
+
+
+async def test_points_of_a_split_block_that_failed_are_not_counted(settings) -> None:
+    # The last quarter of the first slice is refused as a bad request, which is not
+    # retried: its block fails although its other three quarters were answered.
+    first_slice_us = to_epoch_us(START)
+    last_quarter_us = first_slice_us + 3 * 72 * WINDOW_US
+
+    async def refuse_one_quarter(request: web.Request, handler: Handler):
+        if request.path.lower() != QUERY_PATH.lower():
+            return await handler(request)
+
+        query = await parsed_query(request)
+        if (query.start_us, query.window_count) == (last_quarter_us, 72):
+            return web.json_response({"error": "bad_request"}, status=400)
+        return await handler(request)
+
+    size = SizeLimit(max_points=2_000)
+    limited = replace(
+        settings, scenario=Scenario(size=size), policies=(refuse_one_quarter,)
+    )
+    stats = RunStats()
+    delivered: list[int] = []
+
+    async def count(fetch) -> None:
+        async with fetch as results:
+            delivered.extend([result.batch.num_rows async for result in results])
+
+    async with (
+        Simulator(limited) as simulator,
+        one_at_a_time(simulator) as client,
+    ):
+        signals = largest_group(await client.measurements())[:20]
+        fetch = client.fetch(signals, START, ANCHOR, window="5s", stats=stats)
+        with pytest.raises(FetchFailedError):
+            await count(fetch)
+
+    # The four later slices came; the first did not, though three of its quarters
+    # were decoded.
+    later = TimeRange.snap(START + timedelta(minutes=24), ANCHOR, WINDOW_US)
+    assert (stats.blocks_done, stats.blocks_failed) == (4, 1)
+    assert (
+        stats.points
+        == sum(delivered)
+        == len(expected_points(simulator.tenant, signals, later))
+    )
