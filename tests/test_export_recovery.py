@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -658,6 +659,43 @@ async def test_a_disk_that_fills_up_is_one_clear_error_and_resumable(
     assert report.points_this_run == report.points - committed.points
     assert list(spec.out.rglob("*.tmp")) == []
     commit_lines(spec.out)  # every line whole again
+
+
+@pytest.mark.parametrize("how", ["folder removed", "journal moved", "journal replaced"])
+async def test_a_journal_gone_during_the_run_stops_it_at_once(
+    client, tmp_path, monkeypatch, how
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    journal = spec.out / "_manifest.journal"
+    original_add = PartWriter.add
+    added = 0
+
+    def add(self, *args, **kwargs):
+        nonlocal added
+        added += 1
+        if added == 1:
+            if how == "folder removed":
+                shutil.rmtree(spec.out)
+            else:
+                journal.rename(tmp_path / "moved.journal")
+            if how == "journal replaced":
+                journal.write_bytes(b"")
+        return original_add(self, *args, **kwargs)
+
+    monkeypatch.setattr(PartWriter, "add", add)
+
+    with pytest.raises(ExportWriteError) as caught:
+        await export(client, spec)
+
+    assert str(caught.value) == (
+        f"cannot write to the export folder {spec.out}: its journal "
+        "_manifest.journal was removed or replaced during the run; nothing was "
+        "kept, so run the export again once this is fixed"
+    )
+    assert not caught.value.resumable
+    written = sorted(p.name for p in spec.out.rglob("*")) if spec.out.exists() else []
+    # Nothing written after: no folder recreated, no part beside a lost journal.
+    assert written == (["_manifest.journal"] if how == "journal replaced" else [])
 
 
 class _FailsToClose:

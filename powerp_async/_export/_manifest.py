@@ -39,6 +39,7 @@ not detected there.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -50,7 +51,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ExportWriteError
 from ..models import Block
 from ._checks import PartCheck
 from ._units import UnitSet
@@ -200,7 +201,29 @@ class Manifest:
                 }
             )
 
+    def check_in_place(self) -> None:
+        """Raise :class:`ExportWriteError` if the journal this run holds open is no
+        longer the one in the folder: removed with the folder, moved away or
+        replaced while the export ran.
+
+        Commits written to it then reach no journal a resume could read, and parts
+        written after them would recreate a folder that nothing describes.
+        """
+        held = os.fstat(self._handle.fileno())
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        if current is None or not os.path.samestat(held, current):
+            reason = (
+                f"its journal {MANIFEST_NAME} was removed or replaced during the run"
+            )
+            raise ExportWriteError(
+                self.path.parent, OSError(errno.ENOENT, reason), resumable=False
+            )
+
     def _append(self, record: Mapping[str, Any]) -> None:
+        self.check_in_place()
         self._handle.seek(0, os.SEEK_END)
         self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._handle.flush()

@@ -175,6 +175,9 @@ class PartWriter:
         self.parts_written += len(batch.parts)
 
     def _write_commit_reveal(self) -> None:
+        # Checked before any part is written too: writing one would recreate a
+        # folder removed during the run.
+        self.manifest.check_in_place()
         parts = self._stager.stage(self._batches)
         dropped = self._dropped_since_commit()
         staged = StagedBatch(

@@ -150,6 +150,7 @@ async def _run(
         raise
 
     with writing(spec.out):
+        opened.manifest.check_in_place()
         if executor.stages_parts:
             _remove_leftovers(spec.out)
 
