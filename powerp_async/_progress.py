@@ -125,12 +125,15 @@ def _control(pacer: Pacer) -> str:
     if not isinstance(pacer, AdaptivePacer):
         return f"{pacer.rate:.1f} req/s, {pacer.in_flight} in flight"
 
+    # The pace is what the pacer allows; beside it, what the server answered well,
+    # since a pace that grew while answers failed would read as the rate reached.
     # The limit follows the rate and the latency, so it may fall below the requests
     # already out (queries the server holds, say): "12 in flight (limit 2)" reads
     # as that, where "12/2" read as a miscount.
     snapshot = pacer.snapshot()
     text = (
         f"{snapshot.rate:.1f} req/s {snapshot.mode}, "
+        f"{snapshot.accepted_rate:.1f} answered/s, "
         f"{snapshot.in_flight} in flight (limit {snapshot.concurrency_limit})"
     )
     if snapshot.circuit is not CircuitState.CLOSED:

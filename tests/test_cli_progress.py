@@ -95,7 +95,8 @@ def test_a_log_shows_the_run_is_alive_while_it_waits(
     for line in progress:
         assert re.fullmatch(
             rf"powerp: \d+ s: 0/{DATABASE_1_BLOCKS} blocks  0 points  \d+ requests  "
-            r"0 points/s  ETA --:--  [0-9.]+ req/s \w+, \d+ in flight \(limit \d+\)"
+            r"0 points/s  ETA --:--  [0-9.]+ req/s \w+, 0.0 answered/s, "
+            r"\d+ in flight \(limit \d+\)"
             r"(, circuit [\w-]+ \d+ s)?  \(0 throttled, \d+ retr(y|ies)\)",
             line,
         ), line

@@ -34,7 +34,8 @@ def test_the_line_shows_mode_gate_and_blocks_cut() -> None:
 
     assert line(pacer, stats) == (
         "0/10 blocks  0 points  3 requests  0 points/s  ETA --:--  "
-        "4.0 req/s startup, 0 in flight (limit 128)  (1 throttled, 0 retries)  "
+        "4.0 req/s startup, 0.0 answered/s, 0 in flight (limit 128)  "
+        "(1 throttled, 0 retries)  "
         "5 blocks cut to fit"
     )
 
@@ -47,7 +48,7 @@ async def test_an_open_circuit_is_shown_with_its_age() -> None:
     await clock.advance(3.0)
 
     assert line(pacer, RunStats()).endswith(
-        "4.0 req/s startup, 0 in flight (limit 128), circuit open 3 s"
+        "4.0 req/s startup, 0.0 answered/s, 0 in flight (limit 128), circuit open 3 s"
     )
 
 
@@ -94,3 +95,14 @@ def test_signals_refused_within_fetched_blocks_are_counted() -> None:
     assert line(FixedPacer(7.0), stats).endswith(
         "7.0 req/s, 0 in flight  3 signal blocks refused"
     )
+
+
+async def test_the_pace_allowed_is_shown_beside_the_answers_that_came() -> None:
+    clock = FakeClock()
+    pacer = AdaptivePacer(clock=clock, controller=RateController())
+    await clock.advance(5.0)
+    for _ in range(3):
+        pacer.controller.on_success(clock.now(), 0.1)
+
+    # Three answers over the last second (H is 1 s at this latency).
+    assert "4.0 req/s startup, 3.0 answered/s, 0 in flight" in line(pacer, RunStats())
