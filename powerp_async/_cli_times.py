@@ -72,12 +72,15 @@ def _wall_time(naive: datetime, zone: tzinfo, flag: str) -> datetime:
     shown = f"{naive.isoformat()} in {zone}"
     if first.utcoffset() != second.utcoffset():
         round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+        offsets = " or ".join(_offset(m) for m in (first, second))
         if round_trip != naive:
+            # Either offset names an instant: the clock read it an hour before or
+            # after the jump, and only the user knows which was meant.
             raise ConfigurationError(
                 f"{flag}: expected a time that exists, got {shown}, skipped when "
-                "the clocks went forward; give an offset or another time"
+                f"the clocks went forward; add an offset ({offsets}) or give "
+                "another time"
             )
-        offsets = " or ".join(_offset(m) for m in (first, second))
         raise ConfigurationError(
             f"{flag}: expected a time that happened once, got {shown}, which "
             f"happened twice as the clocks went back; add the offset ({offsets})"

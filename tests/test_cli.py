@@ -445,8 +445,8 @@ def test_without_tz_times_without_an_offset_are_utc() -> None:
         (
             "2026-03-29T02:30",
             "--start: expected a time that exists, got 2026-03-29T02:30:00 in "
-            "Europe/Berlin, skipped when the clocks went forward; give an offset or "
-            "another time",
+            "Europe/Berlin, skipped when the clocks went forward; add an offset "
+            "(+01:00 or +02:00) or give another time",
         ),
     ],
 )
