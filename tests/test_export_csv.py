@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -144,8 +145,10 @@ async def test_a_journal_from_before_the_option_resumes_as_exact_csv(
     await export(client, spec)
     journal = tmp_path / "out" / JOURNAL
     lines = journal.read_bytes().split(b"\n")
-    lines[0] = lines[0].replace(b',"neutralise_formulas":false', b"")
-    assert b"neutralise_formulas" not in lines[0]
+    header = json.loads(lines[0])
+    del header["parameters"]["neutralise_formulas"]
+    del header["check"]  # nor were lines checked then
+    lines[0] = json.dumps(header).encode()
     journal.write_bytes(b"\n".join(lines))
 
     report = await export(client, ExportSpec.recorded(spec.out), resume=True)

@@ -389,6 +389,7 @@ async def test_damaged_recorded_parameters_name_the_journal(
     path = spec.out / JOURNAL
     header, *rest = path.read_bytes().split(b"\n")
     record = json.loads(header)
+    del record["check"]  # as written before lines were checked, or recomputed
     for key, value in change.items():
         if value is None:
             del record["parameters"][key]
@@ -421,6 +422,39 @@ async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
         f"{path}, line 3, is unreadable (not JSON: unexpected character, expected a "
         "JSON value): the journal was damaged or edited outside the export, so the "
         "folder cannot be resumed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "edit"),
+    [
+        # A unit taken out of a commit would be fetched, and written, twice.
+        (2, lambda record: record["units"].pop()),
+        # Another format or window would mix two kinds of parts in one folder.
+        (1, lambda record: record["parameters"].update(format="csv")),
+        (1, lambda record: record["parameters"].update(window="10s")),
+        (2, lambda record: record.update(points=-5)),
+    ],
+)
+async def test_a_journal_line_edited_by_hand_is_refused(
+    client, tmp_path, line: int, edit: Callable[[dict], object]
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    path = spec.out / JOURNAL
+    lines = path.read_bytes().splitlines(keepends=True)
+    record = json.loads(lines[line - 1])
+    edit(record)
+    lines[line - 1] = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"{path}, line {line}, is unreadable (its content does not match its check): "
+        "the journal was damaged or edited outside the export, so the folder cannot "
+        "be resumed"
     )
 
 

@@ -29,7 +29,12 @@ A crash or a full disk can leave the last line torn (without its newline). Readi
 ignores it, since it never committed anything, and a run that reopens the journal cuts
 it off before appending, so the next commit starts on a line of its own. Any other
 unreadable line means the journal was damaged or edited, and reading stops with an
-error naming the line.
+error naming the line. So does a line whose content no longer matches the checksum
+written with it (``check``: the start of the SHA-256 of the line as written without
+it), since an edit that keeps the JSON valid would otherwise pass: a unit taken out
+of a commit fetches its points again, twice, and a header changed to another format
+or window mixes two kinds of parts in one folder. Lines written before checksums
+were kept have none and are read as they are.
 
 While an export writes to a folder it holds an exclusive lock on the journal, so a
 second export into the same folder stops at once instead of interleaving commits. On
@@ -40,6 +45,7 @@ not detected there.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import sys
@@ -68,6 +74,10 @@ READABLE_VERSIONS: Final = (1, 2)
 # How much of the journal's end is read at a time when looking for its last newline.
 _TAIL_CHUNK_BYTES: Final = 64 * 1024
 _SHA256_HEX_DIGITS: Final = 64
+CHECK_KEY: Final = "check"
+_CHECK_HEX_DIGITS: Final = 16
+"""Enough to tell an edited line from the one written; it guards against mistakes,
+not against someone who recomputes it."""
 
 
 @dataclass(slots=True)
@@ -225,7 +235,8 @@ class Manifest:
     def _append(self, record: Mapping[str, Any]) -> None:
         self.check_in_place()
         self._handle.seek(0, os.SEEK_END)
-        self._handle.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        checked = {**record, CHECK_KEY: _checksum(orjson.dumps(record))}
+        self._handle.write(orjson.dumps(checked, option=orjson.OPT_APPEND_NEWLINE))
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -427,7 +438,16 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise _damaged(path, number, "not a JSON object")
 
+            if CHECK_KEY in record:
+                written = record.pop(CHECK_KEY)
+                if written != _checksum(orjson.dumps(record)):
+                    raise _damaged(path, number, "its content does not match its check")
+
             yield number, record
+
+
+def _checksum(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()[:_CHECK_HEX_DIGITS]
 
 
 def _damaged(path: Path, number: int, what: str) -> ConfigurationError:
