@@ -407,54 +407,53 @@ async def test_damaged_recorded_parameters_name_the_journal(
     )
 
 
-async def test_a_damaged_journal_line_is_named(client, tmp_path) -> None:
-    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
-    await export(client, spec)
-    path = spec.out / JOURNAL
-    lines = path.read_bytes().splitlines(keepends=True)
-    assert len(lines) > 3
-    path.write_bytes(b"".join([lines[0], lines[1], b"garbage\n", *lines[3:]]))
+def _edited(edit: Callable[[dict], object]) -> Callable[[bytes], bytes]:
+    """A journal line as a hand edit of ``edit``'s kind would leave it."""
 
-    with pytest.raises(ConfigurationError) as caught:
-        await export(client, spec, resume=True)
+    def rewrite(line: bytes) -> bytes:
+        record = json.loads(line)
+        edit(record)
+        return json.dumps(record, separators=(",", ":")).encode() + b"\n"
 
-    assert str(caught.value) == (
-        f"{path}, line 3, is unreadable (not JSON: unexpected character, expected a "
-        "JSON value): the journal was damaged or edited outside the export, so the "
-        "folder cannot be resumed"
-    )
+    return rewrite
+
+
+EDITED = "its content does not match its check"
 
 
 @pytest.mark.parametrize(
-    ("line", "edit"),
+    ("line", "rewrite", "reason"),
     [
+        (
+            3,
+            lambda line: b"garbage\n",
+            "not JSON: unexpected character, expected a JSON value",
+        ),
         # A unit taken out of a commit would be fetched, and written, twice.
-        (2, lambda record: record["units"].pop()),
+        (2, _edited(lambda record: record["units"].pop()), EDITED),
         # Another format or window would mix two kinds of parts in one folder.
-        (1, lambda record: record["parameters"].update(format="csv")),
-        (1, lambda record: record["parameters"].update(window="10s")),
-        (2, lambda record: record.update(points=-5)),
+        (1, _edited(lambda record: record["parameters"].update(format="csv")), EDITED),
+        (1, _edited(lambda record: record["parameters"].update(window="10s")), EDITED),
+        (2, _edited(lambda record: record.update(points=-5)), EDITED),
     ],
 )
-async def test_a_journal_line_edited_by_hand_is_refused(
-    client, tmp_path, line: int, edit: Callable[[dict], object]
+async def test_a_damaged_or_edited_journal_line_is_named(
+    client, tmp_path, line: int, rewrite: Callable[[bytes], bytes], reason: str
 ) -> None:
     spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
     await export(client, spec)
     path = spec.out / JOURNAL
     lines = path.read_bytes().splitlines(keepends=True)
-    record = json.loads(lines[line - 1])
-    edit(record)
-    lines[line - 1] = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    assert len(lines) > 3
+    lines[line - 1] = rewrite(lines[line - 1])
     path.write_bytes(b"".join(lines))
 
     with pytest.raises(ConfigurationError) as caught:
         await export(client, spec, resume=True)
 
     assert str(caught.value) == (
-        f"{path}, line {line}, is unreadable (its content does not match its check): "
-        "the journal was damaged or edited outside the export, so the folder cannot "
-        "be resumed"
+        f"{path}, line {line}, is unreadable ({reason}): the journal was damaged or "
+        "edited outside the export, so the folder cannot be resumed"
     )
 
 
