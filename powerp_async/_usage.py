@@ -7,6 +7,7 @@ argparse echoes what it could not use, and that may be the value given to
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import re
 import sys
@@ -47,8 +48,30 @@ class UsageParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        shown = scrub(message, *secret_values(self._arguments))
+        told = message + _signed_value_hint(message, self._arguments)
+        shown = scrub(told, *secret_values(self._arguments))
         raise ConfigurationError(f"{shown} (see {self.prog} --help)")
+
+
+_MISSING_VALUE: Final = re.compile(r"argument (\S+?)(?:/\S+)?: expected one argument")
+_SIGNED: Final = re.compile(r"-\d")
+
+
+def _signed_value_hint(message: str, arguments: Sequence[str]) -> str:
+    """Why an option followed by ``-2h`` has no value: argparse takes a word that
+    starts with ``-`` for an option, unless it is a plain negative number."""
+    missing = _MISSING_VALUE.search(message)
+    if missing is None:
+        return ""
+
+    option = missing.group(1)
+    for name, value in itertools.pairwise(arguments):
+        if name == option and _SIGNED.match(value):
+            return (
+                f"; {value!r} was read as an option: a value that starts with '-' "
+                f"is given as {option}={value}"
+            )
+    return ""
 
 
 def secret_values(arguments: Sequence[str]) -> Iterator[str]:

@@ -124,6 +124,29 @@ def test_verbose_before_and_after_a_command_add_up() -> None:
             "powerp: error: argument --format: invalid choice: 'xls' (choose from "
             "'parquet', 'csv', 'jsonl') (see powerp export --help)\n",
         ),
+        (
+            ["export", "--out", "x", "--since", "-2h"],
+            "powerp: error: argument --since: expected one argument; '-2h' was read "
+            "as an option: a value that starts with '-' is given as --since=-2h (see "
+            "powerp export --help)\n",
+        ),
+        (
+            ["export", "--out", "x", "--tz", "-05:00"],
+            "powerp: error: argument --tz: expected one argument; '-05:00' was read "
+            "as an option: a value that starts with '-' is given as --tz=-05:00 (see "
+            "powerp export --help)\n",
+        ),
+        (
+            ["simulate", "--client-secret", "-4hidden-77"],
+            "powerp simulate: argument --client-secret: expected one argument; '***' "
+            "was read as an option: a value that starts with '-' is given as "
+            "--client-secret=*** (see powerp simulate --help)\n",
+        ),
+        (
+            ["export", "--since", "2h", "--out"],
+            "powerp: error: argument --out: expected one argument (see powerp export "
+            "--help)\n",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_with_no_secret(capsys, argv, error) -> None:
