@@ -466,7 +466,12 @@ class RateController:
 
     def _recovery_rate(self, now: float) -> float:
         curve = self._curve
-        ceiling = GROWTH_CAP * self.used_rate(now)
+        # The send this rate is read for counts as used: read just before it, the
+        # last H holds one send fewer than the pace, and at a few requests per
+        # second half as much again as that is no more than the pace itself, which
+        # then never grows (1.8 req/s after a first query refused, for good).
+        used = self.used_rate(now) + 1 / self.horizon_s
+        ceiling = GROWTH_CAP * used
         rate = max(curve.floor, min(curve.rate_at(now), ceiling))
         return min(max(rate, self.settings.min_rate), self.settings.max_rate)
 

@@ -530,3 +530,27 @@ def test_a_limit_found_by_probing_past_the_curve_is_not_taken_as_known() -> None
     # A common cut, which keeps probing upward at the common pace.
     assert controller.known_limit is None
     assert controller.rate_at(9.002) == pytest.approx(0.9 * 40)
+
+
+def test_recovery_from_a_pace_below_two_per_second_follows_the_curve() -> None:
+    # The first query is refused: the pace is cut below 2 req/s.
+    controller = RateController()
+    send_at(controller, 0.0)
+    controller.on_throttle(0.1, 0.0, None)
+    cut_to = controller.rate_at(0.1)
+
+    # Then everything is accepted, and the client sends whenever its pace allows.
+    moment = 0.1
+    while moment < 60.0:
+        rate = controller.rate_at(moment)
+        controller.on_sent(moment)
+        controller.on_success(moment + 0.01, 0.01)
+        moment += 1 / rate
+
+    # Before each send, the last second held one send fewer than the pace, and
+    # half as much again as that kept the pace at the cut for good.
+    assert cut_to == pytest.approx(1.8)
+    assert controller.rate_at(60.0) == pytest.approx(
+        controller._curve.rate_at(60.0), rel=0.01
+    )
+    assert controller.rate_at(60.0) > 100
