@@ -110,18 +110,19 @@ class TokenManager:
         return (self._client_secret, self._token)
 
     async def _renew(self) -> None:
-        waited_s = 0.0
+        started_at = self._clock()
         for attempt in range(TOKEN_ATTEMPTS):
             try:
                 requested_at = self._clock()
                 self._store(await self._request(), requested_at)
                 return
             except (ServerError, ThrottledError, TransportError) as error:
-                delay = _retry_delay(error, attempt)
+                # Requests that waited for their timeout count too: an endpoint that
+                # never answers costs a whole timeout per try.
+                waited_s = self._clock() - started_at
                 if attempt == TOKEN_ATTEMPTS - 1 or waited_s >= self._max_wait_s:
                     raise
-                delay = min(delay, self._max_wait_s - waited_s)
-                waited_s += delay
+                delay = min(_retry_delay(error, attempt), self._max_wait_s - waited_s)
                 logger.warning(
                     "token request failed (%s); retrying in %.1f s", error, delay
                 )

@@ -214,8 +214,12 @@ class PowerPClient:
         elif attempts < 1:
             raise ConfigurationError(f"attempts: expected 1 or more, got {attempts}")
 
+        _, tokens = self._open()
         waited_s = 0.0
         for attempt in range(1, attempts + 1):
+            # Outside the retries: the token endpoint's failures were retried where
+            # the token is fetched, and trying again here would multiply the tries.
+            await tokens.token()
             try:
                 self._listed = await self._list_measurements()
                 return self._listed

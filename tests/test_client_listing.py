@@ -3,19 +3,23 @@ cannot read: kept, and said."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import orjson
 import pytest
 from aiohttp import web
 
-from powerp_async import DataType, ExportSpec, export
+from powerp_async import DataType, ExportSpec, PowerPClient, TransportError, export
+from powerp_async._token import TOKEN_ATTEMPTS
 from powerp_async.client import _parse_measurements
-from powerp_async.simulator import SimulatorSettings
+from powerp_async.simulator import Simulator, SimulatorSettings
+from powerp_async.simulator._exchange import TOKEN_PATH
 from powerp_async.simulator._settings import Handler
 
-from .conftest import ANCHOR
+from .conftest import ANCHOR, CLIENT_SECRET
 from .helpers import assert_exact, expected_points, rewriting_settings
 from .test_export import read_dataset
 
@@ -158,3 +162,41 @@ async def test_an_export_from_such_a_listing_is_exact(
     ]
     expected = expected_points(simulator.tenant, chosen, spec.time_range())
     assert_exact(read_dataset(spec.out), expected)
+
+
+@pytest.mark.parametrize("max_outage_s", [30.0, 0.3])
+async def test_a_token_endpoint_that_never_answers_is_tried_as_often_as_once(
+    settings: SimulatorSettings, monkeypatch, max_outage_s: float
+) -> None:
+    monkeypatch.setattr("powerp_async._token.backoff_s", lambda attempt: 0.0)
+    tried = []
+
+    async def hang_tokens(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path != TOKEN_PATH:
+            return await handler(request)
+
+        tried.append(request.path)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    hung = dataclasses.replace(settings, policies=(hang_tokens,))
+    async with (
+        Simulator(hung) as simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            timeout_s=0.2,
+            max_outage_s=max_outage_s,
+        ) as client,
+    ):
+        with pytest.raises(TransportError, match=r"no complete answer within 0\.2 s"):
+            await client.measurements(attempts=4)
+
+    if max_outage_s > 1:
+        # The token's own tries, not that many for each try of the listing.
+        assert len(tried) == TOKEN_ATTEMPTS == 4
+    else:
+        # Tries that time out count against max_outage_s as waits do: one or two
+        # fit in 0.3 s, as the machine's load decides, never all four.
+        assert 1 <= len(tried) <= 2
