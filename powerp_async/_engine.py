@@ -333,7 +333,12 @@ class Engine:
             )
         else:
             self._fatal = outage_error(
-                self._outage_s(), stopped_after(self.stats), OUTAGE_ADVICE
+                self._outage_s(),
+                stopped_after(self.stats),
+                OUTAGE_ADVICE,
+                timeout_s=(
+                    self._settings.timeout_s if self._outage.only_timeouts else None
+                ),
             )
         scope.cancel()
 
@@ -787,7 +792,7 @@ class Engine:
                 # Unanswered for its size, it says nothing of the server's health.
                 self._judge_silence(block, permit, error)
                 permit.failed(connection=True)
-                self._outage.failed()
+                self._outage.failed(timed_out=_timed_out(error))
                 self._report_control()
                 raise
 

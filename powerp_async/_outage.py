@@ -4,6 +4,10 @@ The adaptive pacer knows an outage from its circuit breaker, but a fixed pace ke
 no such account, and ``max_outage_s`` must hold whatever the pace: the engine counts
 from the first failure (a 5xx, no answer, or no token) after the last success, and
 a success ends the count. A 429 neither starts nor ends it: the server is up.
+
+It also remembers whether every failure of the outage was a request that timed out:
+a server that holds queries too large for it until the client gives up looks down,
+and the error that ends the run says so.
 """
 
 from __future__ import annotations
@@ -21,20 +25,34 @@ class OutageClock:
     3.5
     >>> outage.succeeded(); outage.outage_s
     0.0
+    >>> outage.failed(timed_out=True); outage.only_timeouts
+    True
     """
 
-    __slots__ = ("_clock", "_since")
+    __slots__ = ("_clock", "_only_timeouts", "_since")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._since: float | None = None
+        self._only_timeouts = False
 
-    def failed(self) -> None:
+    def failed(self, *, timed_out: bool = False) -> None:
+        """A request failed; ``timed_out`` if it went unanswered until the client's
+        timeout."""
         if self._since is None:
             self._since = self._clock()
+            self._only_timeouts = timed_out
+        elif not timed_out:
+            self._only_timeouts = False
 
     def succeeded(self) -> None:
         self._since = None
+        self._only_timeouts = False
+
+    @property
+    def only_timeouts(self) -> bool:
+        """Whether the outage so far is made of requests that timed out alone."""
+        return self._since is not None and self._only_timeouts
 
     @property
     def outage_s(self) -> float:

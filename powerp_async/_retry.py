@@ -104,11 +104,28 @@ def throttled_error(
     )
 
 
-def outage_error(outage_s: float, stopped: str, advice: str) -> ServerUnavailableError:
+def outage_error(
+    outage_s: float, stopped: str, advice: str, *, timeout_s: float | None = None
+) -> ServerUnavailableError:
     """The error that ends a run the server failed for ``outage_s``, in mid-run or as
-    it started: one wording for both; ``stopped`` tells what was fetched before."""
+    it started: one wording for both; ``stopped`` tells what was fetched before.
+
+    ``timeout_s`` is given when every failure was a request left unanswered until
+    the client's timeout: a server may hold queries too large for it so rather than
+    refuse them, and the user can make them smaller."""
+    silence = hint = ""
+    if timeout_s is not None:
+        silence = (
+            f", each request left unanswered until the client's timeout of "
+            f"{timeout_s:g} s"
+        )
+        hint = (
+            "A server that holds queries too large for it until they time out "
+            "looks like this: fewer signals per query (block_size, --block-size) or "
+            "a coarser window makes each query smaller. "
+        )
     return ServerUnavailableError(
-        f"the server failed every request for {outage_s:.0f} s; stopped {stopped}. "
-        f"{advice}",
+        f"the server failed every request for {outage_s:.0f} s{silence}; stopped "
+        f"{stopped}. {hint}{advice}",
         outage_s=outage_s,
     )

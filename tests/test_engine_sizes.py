@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -148,8 +149,20 @@ async def test_a_server_silent_to_small_queries_too_is_down(
     ):
         signals = largest_group(await client.measurements())[:1]
         start = ANCHOR - timedelta(seconds=320)
-        with pytest.raises(ServerUnavailableError, match="failed every request"):
+        with pytest.raises(ServerUnavailableError) as caught:
             await _drain(client.fetch(signals, start, ANCHOR, window="5s", stats=stats))
+
+    # Every failure was a timeout, so the error says what such a server may be doing.
+    assert re.fullmatch(
+        r"the server failed every request for \d+ s, each request left unanswered "
+        r"until the client's timeout of 0\.1 s; stopped after 0 blocks \(0 points\) "
+        r"were fetched\. A server that holds queries too large for it until they "
+        r"time out looks like this: fewer signals per query \(block_size, "
+        r"--block-size\) or a coarser window makes each query smaller\. An export "
+        r"keeps what it "
+        r"fetched, to be resumed once the server is back",
+        str(caught.value),
+    ), str(caught.value)
 
     # 64 windows of one signal sent twice, then cut in quarters below an eighth (to
     # 4 points) with nothing answered: those fail as on a server that is down, and

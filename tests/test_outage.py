@@ -23,7 +23,26 @@ def test_an_outage_runs_from_the_first_failure_until_a_success() -> None:
     assert readings == [0.0, 2.0, 0.0]
 
 
+def test_an_outage_is_made_of_timeouts_only_while_no_other_failure_joins() -> None:
+    outage = OutageClock(lambda: 0.0)
+
+    readings = [outage.only_timeouts]
+    outage.failed(timed_out=True)
+    outage.failed(timed_out=True)
+    readings.append(outage.only_timeouts)
+    outage.failed()  # a 5xx: the server answers, so it is not silence alone
+    outage.failed(timed_out=True)
+    readings.append(outage.only_timeouts)
+    outage.succeeded()
+    outage.failed(timed_out=True)  # a new outage judges afresh
+    readings.append(outage.only_timeouts)
+    outage.succeeded()
+    readings.append(outage.only_timeouts)
+
+    assert readings == [False, True, False, True, False]
+
+
 def test_the_examples_run() -> None:
     outcome = doctest.testmod(_outage)
 
-    assert (outcome.failed, outcome.attempted) == (0, 4)
+    assert (outcome.failed, outcome.attempted) == (0, 5)

@@ -26,10 +26,11 @@ the client's own timeout (``GATEWAY_WAIT_SHARE``) is judged as a timeout.
 
 Known shortcomings: a size limit below an eighth of the first query, met before any
 answer at all, is taken for an outage; the breaker's probes then ask for the same
-small size and time out as well, so the run ends after ``max_outage_s``. And a glitch
-that leaves several queries unanswered at once before any answer reads as a size
-limit: their blocks are cut in quarters, and the search for a larger size climbs back
-at the cost of some requests and held tries.
+small size and time out as well, so the run ends after ``max_outage_s``, with an
+error that says every request timed out and that smaller queries may be answered.
+And a glitch that leaves several queries unanswered at once before any answer reads
+as a size limit: their blocks are cut in quarters, and the search for a larger size
+climbs back at the cost of some requests and held tries.
 """
 
 from __future__ import annotations
