@@ -27,8 +27,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import (
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -266,15 +278,13 @@ class Engine:
         # back, and an engine that serves many runs (a worker's) outlives it.
         self._outage = OutageClock()
         self._refused = OutageClock()
-        if isinstance(self._pacer, AdaptivePacer):
-            self._pacer.begin_run()
         # What a run learns of refused signals is of its own signals and range: an
         # engine that serves many runs (a worker's) starts each afresh.
         self._signals = SignalRefusals()
         self._search_locks = {}
         size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
-        with plain_errors():
+        with plain_errors(), self._pacer_run():
             async with anyio.create_task_group() as group:
                 scope = group.cancel_scope
                 group.start_soon(self._task, scope, self._dispatch, blocks, results_in)
@@ -289,6 +299,25 @@ class Engine:
 
         if self._fatal is not None:
             raise self._fatal
+
+    @contextmanager
+    def _pacer_run(self) -> Iterator[None]:
+        """The run as the adaptive pacer counts it; other pacers keep no count."""
+        pacer = self._pacer
+        if not isinstance(pacer, AdaptivePacer):
+            yield
+            return
+
+        pacer.begin_run()
+        try:
+            yield
+        finally:
+            pacer.end_run()
+
+    def _planning(self) -> AbstractContextManager[None]:
+        """While the plan's blocks are taken, for the adaptive pacer's account."""
+        pacer = self._pacer
+        return pacer.planning() if isinstance(pacer, AdaptivePacer) else nullcontext()
 
     async def _task(
         self,
@@ -396,6 +425,22 @@ class Engine:
         """The pieces of every block, packed to the size the server takes."""
         packer = Packer(self.sizes)
         self.sizes.may_try = True
+        with self._planning():
+            await self._take_plan(blocks, packer, pool, assembly)
+
+        # Near the end a refused try of a larger size would only delay the last
+        # answers, by a whole timeout where the server holds such queries; so would
+        # a probe for a higher rate, by a 429's Retry-After (the pacer's account).
+        self.sizes.may_try = False
+        await pool.send_all(packer.flush())
+
+    async def _take_plan(
+        self,
+        blocks: Iterable[Block],
+        packer: Packer,
+        pool: _WorkerPool,
+        assembly: Assembly,
+    ) -> None:
         for serial, block in enumerate(blocks):
             await pool.send_all(packer.stale(block.start_us))
             await pool.send_all(
@@ -410,11 +455,6 @@ class Engine:
             if all(piece.packed for piece in pieces):
                 self.stats.presplit_blocks += 1
             await pool.send_all(pieces)
-
-        # Near the end a refused try of a larger size would only delay the last
-        # answers, by a whole timeout where the server holds such queries.
-        self.sizes.may_try = False
-        await pool.send_all(packer.flush())
 
     async def _work(
         self,

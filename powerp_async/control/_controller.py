@@ -46,6 +46,10 @@ the ceiling from 429 answers alone:
   how long windows last, ``_admitted`` which requests the server admitted); without
   a count to go by, the rate becomes 0.9 times the rate accepted since the previous
   reset. Either way recovery (``_recovery``) starts at the reset.
+* **The end of a run.** Once every run has taken the last block of its plan
+  (``may_probe`` off), the rate climbs back to ``W_max`` but no further: a probe past
+  the limit could only draw a 429 whose ``Retry-After`` delays the last answers,
+  and a higher rate found then would serve nothing.
 
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
@@ -218,6 +222,8 @@ class RateController:
         self.cuts = 0
         self.barrier_until = -math.inf
         """No request may be sent before this time (window mode)."""
+        self.may_probe = True
+        """Whether recovery may climb past ``W_max``; off near the end of the runs."""
 
         self._rate = self.settings.initial_rate
         self._window_start: float | None = None
@@ -472,6 +478,8 @@ class RateController:
         # then never grows (1.8 req/s after a first query refused, for good).
         used = self.used_rate(now) + 1 / self.horizon_s
         ceiling = GROWTH_CAP * used
+        if not self.may_probe:
+            ceiling = min(ceiling, curve.w_max)
         rate = max(curve.floor, min(curve.rate_at(now), ceiling))
         return min(max(rate, self.settings.min_rate), self.settings.max_rate)
 

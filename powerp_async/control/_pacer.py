@@ -40,8 +40,8 @@ import bisect
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -236,6 +236,10 @@ class AdaptivePacer:
         """Send times of the permits in flight, in order."""
         self._latest_answered_send = -math.inf
         """The send time of the latest request answered 2xx."""
+        self._runs = 0
+        """Runs going on, each counted from :meth:`begin_run` to :meth:`end_run`."""
+        self._planning = 0
+        """Runs still taking blocks from their plan (:meth:`planning`)."""
 
     def __repr__(self) -> str:
         return (
@@ -301,6 +305,29 @@ class AdaptivePacer:
         """A run starts: an outage that stopped an earlier one counts from now,
         and the server is probed at once, so a client outlives an outage."""
         self.breaker.count_afresh(self.clock.now())
+        self._runs += 1
+        self._allow_probes()
+
+    def end_run(self) -> None:
+        """A run begun with :meth:`begin_run` ended, however it ended."""
+        self._runs -= 1
+        self._allow_probes()
+
+    @contextmanager
+    def planning(self) -> Iterator[None]:
+        """While a run takes blocks from its plan. Once every run has taken its last
+        one, the rate no longer probes past the limit (``may_probe``): that could
+        only delay the last answers. Queries sent outside any run probe as ever."""
+        self._planning += 1
+        self._allow_probes()
+        try:
+            yield
+        finally:
+            self._planning -= 1
+            self._allow_probes()
+
+    def _allow_probes(self) -> None:
+        self.controller.may_probe = self._runs <= 0 or self._planning > 0
 
     async def before_retry(self, *, after_timeout: bool) -> None:
         """Wait until the retry budget allows one more retry of a failed request."""

@@ -202,6 +202,26 @@ def test_recovery_follows_the_cubic_curve() -> None:
     assert knee + knee * 10 ** (1 / 3) == pytest.approx(9.22, abs=0.01)
 
 
+def test_recovery_climbs_back_but_probes_no_further_once_no_run_may_probe() -> None:
+    controller = saturated(64, until=0.99, latency_s=0.125)
+    controller.on_throttle(0.99, 0.98, None)
+    knee = RECOVERY_KNEE_S
+    controller.may_probe = False
+
+    send_paced(controller, 0.99, 0.99 + knee / 2)
+    assert controller.rate_at(0.99 + knee / 2) == pytest.approx(64 * 0.9875)
+
+    # The curve would be 10 % above W_max here, and twice it 9 s after the cut.
+    send_paced(controller, 0.99 + knee / 2, 0.99 + 2 * knee)
+    assert controller.rate_at(0.99 + 2 * knee) == pytest.approx(64)
+    send_paced(controller, 0.99 + 2 * knee, 10.0)
+    assert controller.rate_at(10.0) == pytest.approx(64)
+
+    controller.may_probe = True
+    send_paced(controller, 10.0, 10.5)
+    assert controller.rate_at(10.5) > 1.3 * 64
+
+
 def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
     controller = saturated(64, until=0.99, latency_s=0.125)
     controller.on_throttle(0.99, 0.98, None)

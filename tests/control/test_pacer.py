@@ -152,6 +152,26 @@ def test_a_snapshot_refuses_negative_values(field: str) -> None:
         dataclasses.replace(READY_SNAPSHOT, **changes)
 
 
+def test_the_rate_probes_while_a_run_plans_or_outside_any_run() -> None:
+    pacer = AdaptivePacer()
+    seen = [pacer.controller.may_probe]  # queries sent one by one, outside a run
+
+    pacer.begin_run()
+    with pacer.planning():
+        seen.append(pacer.controller.may_probe)
+        pacer.begin_run()  # a second run on the same client, planning too
+        with pacer.planning():
+            seen.append(pacer.controller.may_probe)
+        seen.append(pacer.controller.may_probe)  # the first still plans
+    seen.append(pacer.controller.may_probe)  # both took their last block
+    pacer.end_run()
+    seen.append(pacer.controller.may_probe)  # one still ends
+    pacer.end_run()
+    seen.append(pacer.controller.may_probe)
+
+    assert seen == [True, True, True, True, False, False, True]
+
+
 def test_max_in_flight_must_allow_a_request() -> None:
     with pytest.raises(ConfigurationError, match="max_in_flight must be at least 1"):
         AdaptivePacer(max_in_flight=0)
