@@ -147,6 +147,34 @@ def test_a_429_for_a_request_sent_after_the_cut_cuts_again() -> None:
     assert controller.cuts == 2
 
 
+def test_refusals_of_all_sent_before_the_retry_after_ran_out_are_one_episode() -> None:
+    controller = saturated(32, until=2.0, latency_s=0.125)
+    assert controller.on_throttle(2.0, 1.95, 1.0) is True
+
+    # A fixed window used up refuses at once every request sent until its reset,
+    # however slowly they leave: no news, no further cut.
+    sends = [2.05, 2.1, 2.15, 2.9]
+    send_at(controller, *sends)
+    refused = [controller.on_throttle(t + 0.005, t, 1.0) for t in sends]
+
+    # Past the Retry-After, a refusal is news again.
+    send_at(controller, 3.05)
+    assert refused == [False] * 4
+    assert controller.on_throttle(3.055, 3.05, 1.0) is True
+    assert controller.cuts == 2
+
+
+def test_a_refusal_after_a_send_admitted_since_the_cut_cuts_again() -> None:
+    controller = saturated(32, until=2.0, latency_s=0.125)
+    controller.on_throttle(2.0, 1.95, 1.0)
+
+    # A token bucket whose rate fell admits some requests at the new rate: the
+    # 429s that follow say the cut fell short, Retry-After or not.
+    send_at(controller, 2.05, 2.1, 2.15)
+    assert controller.on_throttle(2.4, 2.15, 1.0) is True
+    assert controller.cuts == 2
+
+
 def test_a_cut_with_nothing_accepted_halves_the_rate() -> None:
     controller = RateController(RateSettings(initial_rate=10.0))
     send_at(controller, 0.0)
