@@ -501,6 +501,56 @@ async def test_a_committed_part_that_went_missing_refuses_a_resume(
     )
 
 
+async def test_a_part_a_crash_left_hidden_is_checked_before_readers_see_it(
+    client, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    committed = sorted(read_manifest(spec.out).parts)
+    # Committed, then the run stopped before the rename that shows it to readers;
+    # and the hidden file damaged since, as a failing disk might.
+    victim = spec.out / committed[1]
+    hidden = victim.with_name(f".{victim.name}.tmp")
+    os.replace(victim, hidden)
+    size = hidden.stat().st_size
+    os.truncate(hidden, 50)
+    leftover = victim.with_name(".part-left-over.parquet.tmp")
+    leftover.write_bytes(b"never committed")
+    listing = sorted((p, p.stat().st_size) for p in spec.out.rglob("*"))
+
+    with pytest.raises(ConfigurationError) as planned:
+        await plan_export(client, spec, resume=True)
+    with pytest.raises(ConfigurationError) as resumed:
+        await export(client, spec, resume=True)
+
+    # Refused, by the dry run as by the resume, and nothing in the folder changed:
+    # the damaged part is still hidden from readers.
+    assert str(resumed.value) == str(planned.value)
+    assert str(resumed.value) == (
+        f"cannot resume into {spec.out}: committed part {committed[1]} (still "
+        f"under the hidden name {hidden.name}) is 50 bytes, but the journal "
+        f"recorded {size:,}; the file was changed outside the export, so the "
+        "folder's data is no longer what was committed. Export again into a new "
+        "folder"
+    )
+    assert sorted((p, p.stat().st_size) for p in spec.out.rglob("*")) == listing
+
+
+async def test_a_part_a_crash_left_hidden_intact_is_revealed_by_the_resume(
+    client, simulator, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    victim = spec.out / sorted(read_manifest(spec.out).parts)[1]
+    os.replace(victim, victim.with_name(f".{victim.name}.tmp"))
+
+    await export(client, spec, resume=True)
+
+    assert victim.is_file()
+    assert list(spec.out.rglob("*.tmp")) == []
+    assert_exact(read_dataset(spec.out), await expected_for(client, simulator, spec))
+
+
 # The source of the data.
 
 

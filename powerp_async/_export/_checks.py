@@ -53,27 +53,40 @@ def _read_check(handle: BinaryIO) -> PartCheck:
     return PartCheck(size, digest.hexdigest())
 
 
-def first_mismatch(folder: Path, checks: Mapping[str, PartCheck]) -> str | None:
-    """What is wrong with the first committed part that differs, or ``None``."""
+def first_mismatch(
+    folder: Path,
+    checks: Mapping[str, PartCheck],
+    hidden: Mapping[str, Path] | None = None,
+) -> str | None:
+    """What is wrong with the first committed part that differs, or ``None``.
+
+    ``hidden`` gives where parts that a crash left unrevealed are, by part name."""
+    located = {part: (hidden or {}).get(part, folder / part) for part in checks}
     for part, recorded in checks.items():
-        size = (folder / part).stat().st_size
+        size = located[part].stat().st_size
         if size != recorded.size_bytes:
             return (
-                f"committed part {part} is {size:,} bytes, but the journal recorded "
-                f"{recorded.size_bytes:,}"
+                f"committed part {_named(part, hidden)} is {size:,} bytes, but the "
+                f"journal recorded {recorded.size_bytes:,}"
             )
 
     for part, recorded in checks.items():
-        with (folder / part).open("rb") as handle:
+        with located[part].open("rb") as handle:
             found = _read_check(handle).sha256
 
         if found != recorded.sha256:
             return (
-                f"committed part {part} has SHA-256 {found}, but the journal "
-                f"recorded {recorded.sha256}"
+                f"committed part {_named(part, hidden)} has SHA-256 {found}, but the "
+                f"journal recorded {recorded.sha256}"
             )
 
     return None
+
+
+def _named(part: str, hidden: Mapping[str, Path] | None) -> str:
+    if hidden is None or part not in hidden:
+        return part
+    return f"{part} (still under the hidden name {hidden[part].name})"
 
 
 def unnamed_data_files(folder: Path, committed: Iterable[str]) -> list[str]:

@@ -25,7 +25,7 @@ from ..planning import TimeRange, plan_blocks, plan_totals
 from ._checks import first_mismatch, unnamed_data_files
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
-from ._parts import hidden_parts, missing_parts, recover
+from ._parts import hidden_parts, hidden_path, missing_parts, recover
 from ._spec import PARAMETERS_ADDED_LATER, ExportSpec
 from ._units import UnitSet
 
@@ -210,25 +210,27 @@ def _check_source(out: Path, journal: ManifestState, source: str) -> None:
 
 
 def _recover_parts(out: Path, journal: ManifestState) -> None:
-    """Finish or discard what a crash left, then insist every committed part exists."""
+    """Insist that every committed part is there as committed, then finish or discard
+    what a crash left: a resume refused changes nothing in the folder, and no part
+    is revealed to readers before its contents passed."""
+    check_as_resume(out, journal)
     removed = recover(out, journal.parts)
     if removed:
         logger.info(
             "removed %d uncommitted part files left by an interrupted run", removed
         )
 
-    _refuse_missing(out, missing_parts(out, journal.parts))
-    _check_contents(out, journal)
-
 
 def check_as_resume(out: Path, journal: ManifestState) -> None:
     """The checks a resume makes of the folder's files, made without changing it:
-    parts a crash left hidden, which a resume reveals, count as present (their
-    contents are checked once revealed)."""
-    hidden = set(hidden_parts(out, journal.parts))
+    committed parts a crash left hidden, which a resume reveals, are checked under
+    their hidden name."""
+    hidden = {
+        part: hidden_path(out / part) for part in hidden_parts(out, journal.parts)
+    }
     missing = [part for part in missing_parts(out, journal.parts) if part not in hidden]
     _refuse_missing(out, missing)
-    _check_contents(out, journal, unrevealed=hidden)
+    _check_contents(out, journal, hidden)
 
 
 def _refuse_missing(out: Path, missing: list[str]) -> None:
@@ -242,12 +244,10 @@ def _refuse_missing(out: Path, missing: list[str]) -> None:
 
 
 def _check_contents(
-    out: Path,
-    journal: ManifestState,
-    unrevealed: frozenset[str] | set[str] = frozenset(),
+    out: Path, journal: ManifestState, hidden: Mapping[str, Path]
 ) -> None:
-    """Refuse a data file no commit names, or a committed part that changed (but for
-    the ``unrevealed`` ones, still hidden)."""
+    """Refuse a data file no commit names, or a committed part that changed, those
+    still ``hidden`` read where they are."""
     unnamed = unnamed_data_files(out, journal.parts)
     if unnamed:
         raise ConfigurationError(
@@ -267,9 +267,7 @@ def _check_contents(
             out,
         )
 
-    skipped = unrevealed or set()
-    checks = {p: c for p, c in journal.checks.items() if p not in skipped}
-    mismatch = first_mismatch(out, checks)
+    mismatch = first_mismatch(out, journal.checks, hidden)
     if mismatch:
         raise ConfigurationError(
             f"cannot resume into {out}: {mismatch}; the file was changed outside the "

@@ -312,7 +312,7 @@ def recover(folder: Path, committed_parts: list[str]) -> int:
     """
     for final in hidden_parts(folder, committed_parts):
         path = folder / final
-        os.replace(_hidden_name(path), path)
+        os.replace(hidden_path(path), path)
 
     removed = 0
     for leftover in folder.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
@@ -326,11 +326,12 @@ def hidden_parts(folder: Path, committed_parts: list[str]) -> list[str]:
     return [
         part
         for part in committed_parts
-        if not (folder / part).exists() and _hidden_name(folder / part).exists()
+        if not (folder / part).exists() and hidden_path(folder / part).exists()
     ]
 
 
-def _hidden_name(path: Path) -> Path:
+def hidden_path(path: Path) -> Path:
+    """Where the part ``path`` is written before its commit reveals it."""
     return path.with_name(f".{path.name}{TEMP_SUFFIX}")
 
 
