@@ -242,6 +242,9 @@ class Engine:
         self._refusals = Refusals()
         self._signals = SignalRefusals()
         self._search_locks: dict[tuple[int, str, tuple[str, ...]], anyio.Lock] = {}
+        # Groups whose smallest query, one signal over one window, was refused as
+        # too large: nothing of them can be fetched, so none of theirs is sent.
+        self._refused_whole: dict[tuple[int, str], PowerPError] = {}
         self._labels = LabelSide()
         self._events = EventSink(on_event)
         self.sizes = SizeMemory()
@@ -282,6 +285,7 @@ class Engine:
         # engine that serves many runs (a worker's) starts each afresh.
         self._signals = SignalRefusals()
         self._search_locks = {}
+        self._refused_whole = {}
         size = buffer if buffer is not None else RESULT_BUFFER
         results_in, results_out = anyio.create_memory_object_stream[BlockResult](size)
         with plain_errors(), self._pacer_run():
@@ -552,6 +556,11 @@ class Engine:
         """``block``'s results, cut as the server needs; a refusal that one of its
         signals may explain is searched for that signal, unless ``searching`` is off
         (a search's own queries), and a failure is then not logged as final."""
+        refused = self._refused_whole.get((block.database_id, block.aggregation))
+        if refused is not None:
+            yield BlockResult(block, None, refused)  # said once, when it was learnt
+            return
+
         try:
             result = await self._fetch(block)
         except _Recut:
@@ -567,7 +576,8 @@ class Engine:
             self._learn_size(block, refused=True, slow=slow)
             parts = self.sizes.pieces(block)
             if len(parts) < 2:
-                yield self._failed(block, error, shown=searching)
+                refused = self._too_large_alone(block, error)
+                yield self._failed(block, refused, shown=searching)
                 return
             self.stats.splits += 1
             logger.info("%s: %s; splitting", block.describe(), _refused_as(refusal))
@@ -594,6 +604,23 @@ class Engine:
             self._learn_size(block, refused=False)
             self._signals.on_accepted(block)
             yield result
+
+    def _too_large_alone(self, block: Block, error: PowerPError) -> PowerPError:
+        """The failure of ``block``, refused as too large though it cannot be cut: one
+        signal over one window. The server then answers no query of its group, and
+        each further one refused would cost a request: a gateway that refuses every
+        body so would otherwise be sent one query per signal and window."""
+        if not isinstance(error, APIError):
+            return error
+
+        key = (block.database_id, block.aggregation)
+        if key not in self._refused_whole:
+            self._refused_whole[key] = error.reworded(
+                f"database {key[0]} {key[1]}: the server refused even one signal over "
+                f"one window as too large ({block.describe_failure(error)}), so no "
+                "query of this database and aggregation was sent after it"
+            )
+        return self._refused_whole[key]
 
     async def _searched(self, block: Block, error: PowerPError) -> list[BlockResult]:
         """The results of a query refused for what may be one of its signals (see

@@ -18,7 +18,7 @@ from powerp_async.events import BlockSizeLearned, Event, RequestDone
 from powerp_async.planning import TimeRange
 from powerp_async.simulator import Scenario, Simulator, SizeLimit
 from powerp_async.simulator._app import QUERY_PATH
-from powerp_async.simulator._exchange import parsed_query
+from powerp_async.simulator._exchange import limited_query, parsed_query
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
@@ -176,6 +176,52 @@ async def test_a_server_silent_to_small_queries_too_is_down(
     # The first query of 64, and every one of 4: the failures not put down to size.
     assert (stats.splits, stats.transport_errors) == (2, 1 + len(floor))
     assert requests.learnt == [None, None]
+
+
+async def test_a_group_refused_at_one_signal_over_one_window_is_sent_no_more(
+    settings,
+) -> None:
+    async def refuse_every_query(request: web.Request, handler: Handler):
+        if await limited_query(request) is None:
+            return await handler(request)
+        return web.json_response({"error": "request_too_large"}, status=413)
+
+    refusing = replace(settings, policies=(refuse_every_query,))
+    requests = Requests()
+    stats = RunStats()
+    async with (
+        Simulator(refusing) as simulator,
+        one_at_a_time(simulator, on_event=requests) as client,
+    ):
+        signals = largest_group(await client.measurements())[:2]
+        start = ANCHOR - timedelta(hours=1)
+        with pytest.raises(FetchFailedError) as caught:
+            await _drain(client.fetch(signals, start, ANCHOR, window="5s", stats=stats))
+
+    # Three slices of 2 signals x 240 windows: the first is halved down to one
+    # signal over one window, each half refused; then nothing more is sent, where
+    # each of the 1,440 signal-windows of the hour used to be asked for alone.
+    assert requests.sent == [
+        (2, 240, 413),
+        (2, 120, 413),
+        (2, 60, 413),
+        (2, 30, 413),
+        (2, 15, 413),
+        (2, 8, 413),
+        (2, 4, 413),
+        (2, 2, 413),
+        (2, 1, 413),
+        (1, 1, 413),
+    ]
+    assert stats.blocks_failed == 3
+    first = caught.value.failures[0][1]
+    assert str(first).startswith(
+        f"database {signals[0].database_id} {signals[0].aggregation}: the server "
+        "refused even one signal over one window as too large ("
+    )
+    assert str(first).endswith(
+        "so no query of this database and aggregation was sent after it"
+    )
 
 
 async def _drain(fetch) -> None:
