@@ -9,6 +9,7 @@ it in the meantime, so a burst of 401s from in-flight requests causes one renewa
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Final, TypeGuard
@@ -17,7 +18,7 @@ import aiohttp
 import anyio
 import orjson
 
-from ._http import error_for, send
+from ._http import AnswerTooLongError, error_for, send
 from ._redact import excerpt, mask_url, remember_secret
 from ._retry import backoff_s
 from .errors import (
@@ -32,6 +33,9 @@ logger = logging.getLogger("powerp_async.token")
 
 RENEW_MARGIN_S: Final = 60.0
 TOKEN_ATTEMPTS: Final = 4
+MAX_TOKEN_ANSWER_BYTES: Final = 1 << 20
+"""A token answer is a few kilobytes; one that runs on is not read to the end."""
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TokenManager:
@@ -135,14 +139,22 @@ class TokenManager:
             "grant_type": "client_credentials",
         }
         self.requests_made += 1
-        response = await send(
-            self._session,
-            "POST",
-            self._token_url,
-            headers={"Accept": "application/json"},
-            form=form,
-            timeout_s=self._timeout_s,
-        )
+        try:
+            response = await send(
+                self._session,
+                "POST",
+                self._token_url,
+                headers={"Accept": "application/json"},
+                form=form,
+                timeout_s=self._timeout_s,
+                max_bytes=MAX_TOKEN_ANSWER_BYTES,
+            )
+        except AnswerTooLongError as error:
+            raise MalformedResponseError(
+                f"token response: the answer ran past {error.max_bytes:,} bytes, far "
+                "more than a token takes; the rest was not read",
+                url=mask_url(self._token_url),
+            ) from None
         if response.status in (400, 401, 403):
             raise AuthenticationError(
                 "authentication failed: the server refused the client credentials "
@@ -170,6 +182,13 @@ class TokenManager:
             # The body may hold the token itself, so no excerpt is kept.
             raise MalformedResponseError(
                 "token response: expected a JSON object with a string 'access_token'",
+                url=mask_url(self._token_url),
+            )
+        if _CONTROL_CHARACTERS.search(answer["access_token"]):
+            # Sent on, it would break the header of every request it authorises.
+            raise MalformedResponseError(
+                "token response: its 'access_token' holds control characters, such "
+                "as a line break, which no request header may carry",
                 url=mask_url(self._token_url),
             )
         return answer

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
 import anyio
@@ -35,7 +35,7 @@ from ._assembly import BlockResult
 from ._engine import Engine, EngineSettings, RunStats
 from ._frames import import_pandas, points_frame
 from ._hooks import check_hook
-from ._http import error_for, send
+from ._http import AnswerTooLongError, error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
 from ._streams import stream_context
@@ -67,6 +67,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger("powerp_async.client")
+
+MAX_LISTING_BYTES: Final = 512 << 20
+"""A million signals at 500 bytes each (the demo tenant's take some 210): a listing
+that runs past this is not read on, where an endless one would fill the memory."""
 
 LISTING_ATTEMPTS = 4
 
@@ -238,13 +242,25 @@ class PowerPClient:
         session, tokens = self._open()
         url = f"{self.config.base_url}/v1/measurements"
         token = await tokens.token()
-        response = await send(
-            session,
-            "GET",
-            url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout_s=self.config.timeout_s,
-        )
+        try:
+            response = await send(
+                session,
+                "GET",
+                url,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Accept": "application/json",
+                },
+                timeout_s=self.config.timeout_s,
+                max_bytes=MAX_LISTING_BYTES,
+            )
+        except AnswerTooLongError as error:
+            raise MalformedResponseError(
+                f"listing measurements: the answer ran past {error.max_bytes:,} "
+                "bytes, more than a listing of a million signals takes; the rest was "
+                "not read",
+                url=mask_url(url),
+            ) from None
         if response.status == 401 and not renewed:
             await tokens.renew_after_rejection(token)
             return await self._list_measurements(renewed=True)

@@ -3,6 +3,7 @@ cannot read: kept, and said."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,14 @@ import orjson
 import pytest
 from aiohttp import web
 
-from powerp_async import DataType, ExportSpec, PowerPClient, TransportError, export
+from powerp_async import (
+    DataType,
+    ExportSpec,
+    MalformedResponseError,
+    PowerPClient,
+    TransportError,
+    export,
+)
 from powerp_async._token import TOKEN_ATTEMPTS
 from powerp_async.client import _parse_measurements
 from powerp_async.simulator import Simulator, SimulatorSettings
@@ -20,7 +28,12 @@ from powerp_async.simulator._exchange import TOKEN_PATH
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR, CLIENT_SECRET
-from .helpers import assert_exact, expected_points, rewriting_settings
+from .helpers import (
+    assert_exact,
+    expected_points,
+    one_at_a_time,
+    rewriting_settings,
+)
 from .test_export import read_dataset
 
 URL = "http://127.0.0.1:1/rt-api/api/v1/measurements"
@@ -200,3 +213,34 @@ async def test_a_token_endpoint_that_never_answers_is_tried_as_often_as_once(
         # Tries that time out count against max_outage_s as waits do: one or two
         # fit in 0.3 s, as the machine's load decides, never all four.
         assert 1 <= len(tried) <= 2
+
+
+async def test_a_listing_that_runs_on_is_not_read_to_its_end(
+    settings: SimulatorSettings, monkeypatch
+) -> None:
+    monkeypatch.setattr("powerp_async.client.MAX_LISTING_BYTES", 100_000)
+    listed = []
+
+    async def endless(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.endswith("/measurements"):
+            return await handler(request)
+
+        listed.append(request.path)
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        await answer.write(b"[")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):  # 100 MB, unless the client hangs up
+                await answer.write(orjson.dumps(SIGNAL) * 10 + b",")
+        return answer
+
+    runs_on = dataclasses.replace(settings, policies=(endless,))
+    async with Simulator(runs_on) as simulator, one_at_a_time(simulator) as client:
+        with pytest.raises(MalformedResponseError) as caught:
+            await client.measurements()
+
+    assert str(caught.value) == (
+        "listing measurements: the answer ran past 100,000 bytes, more than a listing "
+        "of a million signals takes; the rest was not read"
+    )
+    assert len(listed) == 1  # not retried: it would run on again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -217,6 +218,56 @@ async def test_a_body_without_token_is_malformed_and_not_echoed(auth, session) -
 
     assert "access_token" in str(caught.value)
     assert "leaky-token-value" not in str(caught.value) + caught.value.excerpt
+
+
+async def test_a_token_with_a_line_break_is_malformed_and_not_echoed(
+    auth, session
+) -> None:
+    fake, url = auth
+    fake.body = b'{"access_token": "leaky\\r\\nX-Injected: 1", "expires_in": 60}'
+    manager = TokenManager(session, url, "demo", SECRET)
+
+    with pytest.raises(MalformedResponseError) as caught:
+        await manager.token()
+
+    assert str(caught.value) == (
+        "token response: its 'access_token' holds control characters, such as a "
+        "line break, which no request header may carry"
+    )
+    assert fake.issued == []
+
+
+async def test_a_token_answer_that_runs_on_is_not_read_to_its_end(
+    session, monkeypatch
+) -> None:
+    monkeypatch.setattr("powerp_async._token.MAX_TOKEN_ANSWER_BYTES", 10_000)
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await answer.prepare(request)
+        await answer.write(b'{"access_token": "')
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):  # 100 MB, unless the client hangs up
+                await answer.write(b"x" * 1_000)
+                sent.append(1_000)
+        return answer
+
+    app = web.Application()
+    app.router.add_post("/v1/auth/token", endless)
+    async with TestServer(app, host="127.0.0.1") as server:
+        manager = TokenManager(
+            session, str(server.make_url("/v1/auth/token")), "d", SECRET
+        )
+        with pytest.raises(MalformedResponseError) as caught:
+            await manager.token()
+
+    assert str(caught.value) == (
+        "token response: the answer ran past 10,000 bytes, far more than a token "
+        "takes; the rest was not read"
+    )
+    assert manager.requests_made == 1
+    assert sum(sent) < 10_000_000
 
 
 async def test_repr_shows_no_secret_or_token(auth, session) -> None:
