@@ -34,7 +34,7 @@ _SHORTEST_SECRET: Final = 4  # shorter strings would mask ordinary words
 # Replaced whole, never changed in place, so that reading them takes no lock: a signal
 # handler may scrub a message while the main thread it interrupted is scrubbing too.
 _secrets: frozenset[str] = frozenset()
-_json_forms: tuple[re.Pattern[str], ...] = ()
+_escaped_forms: tuple[re.Pattern[str], ...] = ()
 _secrets_lock = threading.Lock()
 """Taken by writers only."""
 
@@ -49,6 +49,15 @@ _JSON_SHORT_ESCAPES: Final = {
     "\t": r"\\t",
 }
 """The two-character escapes a JSON writer may use, as patterns."""
+
+_HTML_NAMED: Final = {
+    "&": r"&amp;",
+    "<": r"&lt;",
+    ">": r"&gt;",
+    '"': r"&quot;",
+    "'": r"&(?:apos|\#39);",
+}
+"""The named references an HTML writer may use, as patterns (numeric ones aside)."""
 
 
 class SecretText(str):
@@ -69,29 +78,38 @@ class SecretText(str):
 
 def remember_secret(secret: str | None) -> None:
     """Mask ``secret`` from now on, wherever it appears: as it is, URL-encoded (as
-    a form sends it) and inside a JSON string, however its writer escaped it."""
-    global _secrets, _json_forms
+    a form sends it), and inside a JSON string or an HTML page (a login page that
+    echoes it), however its writer escaped it."""
+    global _secrets, _escaped_forms
     if not secret or len(secret) < _SHORTEST_SECRET:
         return
 
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
-    pattern = _json_pattern(secret)
+    pattern = _escaped_pattern(secret)
     with _secrets_lock:
         if secret not in _secrets:
-            _json_forms = (*_json_forms, pattern)
+            _escaped_forms = (*_escaped_forms, pattern)
         _secrets = _secrets | forms
 
 
-def _json_pattern(secret: str) -> re.Pattern[str]:
-    """Matches ``secret`` in a JSON string, each character as it is or escaped: as
-    ``\\uXXXX`` in either case (a surrogate pair beyond the first plane), or as
-    ``\\/``, ``\\"`` and the like; writers differ in what they escape."""
+def _escaped_pattern(secret: str) -> re.Pattern[str]:
+    """Matches ``secret`` in a JSON string or in HTML, each character as it is or
+    escaped: in JSON as ``\\uXXXX`` in either case (a surrogate pair beyond the
+    first plane), or as ``\\/``, ``\\"`` and the like; in HTML as ``&amp;`` and
+    the like, or as a decimal or hexadecimal reference. Writers differ in what they
+    escape."""
     parts = []
     for character in secret:
-        options = [re.escape(character), *_unicode_escapes(ord(character))]
-        short = _JSON_SHORT_ESCAPES.get(character)
-        if short is not None:
-            options.append(short)
+        code = ord(character)
+        options = [
+            re.escape(character),
+            *_unicode_escapes(code),
+            rf"&\#0*{code};",
+            rf"&\#[xX]0*(?i:{code:x});",
+        ]
+        for escapes in (_JSON_SHORT_ESCAPES, _HTML_NAMED):
+            if character in escapes:
+                options.append(escapes[character])
         parts.append(f"(?:{'|'.join(options)})")
     return re.compile("".join(parts))
 
@@ -153,7 +171,7 @@ def scrub(text: str, *secrets: str | None) -> str:
     known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, MASK)
-    for pattern in _json_forms:
+    for pattern in _escaped_forms:
         text = pattern.sub(MASK, text)
     return text
 

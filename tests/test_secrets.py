@@ -284,6 +284,23 @@ def test_a_secret_echoed_by_other_json_writers_is_masked(echoed: str) -> None:
     assert scrub(echoed) == '{"got": "***"}'
 
 
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "p&amp;ss&lt;w&gt;rd&quot;Q+/=%ab",  # Python's html.escape
+        'p&amp;ss&lt;w&gt;rd"Q+/=%ab',  # quotes left as they are
+        "p&#38;ss&#60;w&#62;rd&#34;Q+/=%ab",  # decimal references
+        "p&#x26;ss&#X3c;w&#x3E;rd&#x22;Q+/=%ab",  # hexadecimal, either case
+    ],
+)
+def test_a_secret_echoed_in_an_html_page_is_masked(echoed: str) -> None:
+    remember_secret('p&ss<w>rd"Q+/=%ab')
+    page = f"<html><body>Login failed for secret {echoed}</body></html>"
+
+    assert scrub(page) == "<html><body>Login failed for secret ***</body></html>"
+    assert excerpt(page) == "<html><body>Login failed for secret ***</body></html>"
+
+
 def test_scrubbing_takes_no_lock_a_signal_handler_could_wait_on_forever() -> None:
     # A handler for a second Ctrl-C scrubs its line while the main thread it
     # interrupted may be inside scrub() itself.
