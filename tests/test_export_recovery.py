@@ -26,8 +26,10 @@ from powerp_async._export import (
     _parts,
     recorded_source,
 )
+from powerp_async._export import _run as _run_module
 from powerp_async._export._manifest import Manifest, read_manifest
 from powerp_async._export._parts import PartWriter
+from powerp_async._export._report import REPORT_NAME, ExportReport
 from powerp_async.errors import ConfigurationError
 from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import plan_blocks
@@ -143,6 +145,10 @@ async def test_a_stopped_run_commits_the_blocks_it_fetched(
     journal = read_manifest(spec.out)
     assert len(journal.done_units) == 5
     assert read_dataset(spec.out).num_rows == journal.points > 0
+    # The account of the run as it stopped, not of any run before it.
+    stopped = ExportReport.read(spec.out)
+    assert (stopped.complete, stopped.blocks_committed) == (False, 5)
+    assert stopped.points == stopped.points_this_run == journal.points
 
     monkeypatch.undo()
     report = await export(client, spec, resume=True)
@@ -162,6 +168,23 @@ async def _run_until_stopped(client, spec, scope: anyio.CancelScope) -> str:
         return type(error).__name__
 
     return "cancelled" if scope.cancelled_caught else "finished"
+
+
+async def test_a_resume_removes_the_report_of_the_run_before_it_at_once(
+    client, tmp_path, monkeypatch
+) -> None:
+    spec = await stopped_after_five_blocks(client, tmp_path / "out", monkeypatch)
+    assert (spec.out / REPORT_NAME).is_file()
+    # Killed before it could write its own: the folder then holds no report,
+    # rather than the account of the run before it, which the resume outdid.
+    stop_after(monkeypatch, 1, raising(SystemExit(137)))
+    monkeypatch.setattr(_run_module, "_account_while_stopping", lambda *a: None)
+
+    with pytest.raises(SystemExit):
+        await export(client, spec, resume=True)
+
+    assert not (spec.out / REPORT_NAME).exists()
+    assert len(read_manifest(spec.out).done_units) > 5
 
 
 async def test_a_failed_commit_while_stopping_keeps_the_first_error(

@@ -26,6 +26,7 @@ from ._checks import first_mismatch, unnamed_data_files
 from ._folder import writing
 from ._manifest import MANIFEST_NAME, Manifest, ManifestState, read_manifest
 from ._parts import hidden_parts, hidden_path, missing_parts, recover
+from ._report import remove_report
 from ._spec import PARAMETERS_ADDED_LATER, ExportSpec
 from ._units import UnitSet
 
@@ -146,6 +147,7 @@ def _resumable(
     journal, signals = recorded_export(spec, block_size, source)
     with writing(spec.out):
         _recover_parts(spec.out, journal)
+        remove_report(spec.out)
 
     span = spec.time_range()
     blocks_total, max_points = plan_totals(signals, span, block_size=block_size)

@@ -167,3 +167,10 @@ def write_report(folder: Path, report: ExportReport) -> None:
     temporary = folder / f".{REPORT_NAME}.tmp"
     temporary.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
     os.replace(temporary, folder / REPORT_NAME)
+
+
+def remove_report(folder: Path) -> None:
+    """Remove the report of an earlier run: a run that resumes the export outdoes
+    it, and a run killed before it writes its own must not leave it to be read as
+    the latest account."""
+    (folder / REPORT_NAME).unlink(missing_ok=True)

@@ -37,7 +37,7 @@ from .._hooks import ShieldedHook, check_hook
 from .._redact import mask_url
 from .._time import format_wire, to_epoch_us
 from ..client import PowerPClient
-from ..errors import ExportWriteError, FetchFailedError, PowerPError
+from ..errors import ExportWriteError, FetchFailedError
 from ..models import Block, Measurement
 from ..planning import TimeRange, time_slices
 from ._executor import Executor, ExportJob, LocalExecutor, Outcome
@@ -170,16 +170,16 @@ def _account_while_stopping(
     failures: Failures,
     error: BaseException,
 ) -> None:
-    """Record the blocks given up on, and the report when the server stopped the run.
+    """Record the blocks given up on, and the report of the run as it stopped (but
+    where the folder itself failed it): the server, Ctrl-C or the caller's
+    cancellation stopped it.
 
     An error here is logged, not raised: the one that stopped the run matters more.
     """
     try:
         with writing(spec.out):
             opened.manifest.record_failed(_reasons(failures))
-            if isinstance(error, PowerPError) and not isinstance(
-                error, ExportWriteError
-            ):
+            if not isinstance(error, ExportWriteError):
                 _write_report(spec, opened, stats)
     except Exception as failure:
         logger.warning("could not record the run's outcome while stopping: %s", failure)
