@@ -163,6 +163,13 @@ def error_for(response: Response, *, method: str, url: str, what: str) -> APIErr
     message = f"{what}: HTTP {status}" + (
         f": {shown}" if shown else " with an empty body"
     )
+    location = response.headers.get("Location")
+    if 300 <= status < 400 and location:
+        # Not followed: the form would go along, client secret included.
+        message += (
+            f"; it redirects to {excerpt(mask_url(location), 200)}, which is not "
+            "followed: if that is where the API now lives, set the base URL to it"
+        )
     return kind(
         message,
         method=method,
