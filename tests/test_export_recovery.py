@@ -170,6 +170,31 @@ async def _run_until_stopped(client, spec, scope: anyio.CancelScope) -> str:
     return "cancelled" if scope.cancelled_caught else "finished"
 
 
+async def test_a_run_stopped_counts_as_its_own_the_points_it_committed(
+    client, tmp_path, monkeypatch
+) -> None:
+    spec = await stopped_after_five_blocks(client, tmp_path / "out", monkeypatch)
+    before = read_manifest(spec.out).points
+    # The resume fetches more blocks than it commits before it is stopped: the
+    # blocks on their way to the writer then are fetched again by the next run.
+    stop_after(monkeypatch, 3, raising(KeyboardInterrupt()))
+    handed_on = []
+    original = ExportReport.build
+
+    def build(journal, stats, *args):
+        handed_on.append(stats.points)
+        stats.points += 1_000_000  # as many more as a fast server could bring
+        return original(journal, stats, *args)
+
+    monkeypatch.setattr(ExportReport, "build", build)
+    with pytest.raises(KeyboardInterrupt):
+        await export(client, spec, resume=True)
+
+    report = ExportReport.read(spec.out)
+    assert handed_on
+    assert report.points_this_run == report.points - before > 0
+
+
 async def test_a_resume_removes_the_report_of_the_run_before_it_at_once(
     client, tmp_path, monkeypatch
 ) -> None:

@@ -65,6 +65,8 @@ class OpenExport:
     balanced: bool = True
     """Whether blocks are planned even in size within each group; folders made by
     versions that filled them in order are resumed as they were planned."""
+    points_before: int = 0
+    """Points the journal held committed when the folder was opened."""
 
     @property
     def blocks_total(self) -> int:
@@ -161,6 +163,7 @@ def _resumable(
         max_points,
         tuple(journal.owed.values()),
         journal.plans_balanced,
+        journal.points,
     )
 
 

@@ -87,15 +87,18 @@ class ExportReport:
         stats: RunStats,
         blocks_total: int,
         max_points: int,
+        points_before: int = 0,
     ) -> ExportReport:
-        """The account of a folder from its journal, with this run's counts."""
+        """The account of a folder from its journal, with this run's counts; the
+        points of this run are those committed since the journal held
+        ``points_before`` (a run stopped may have fetched more)."""
         return cls(
             blocks_total=blocks_total,
             blocks_committed=len(journal.done_units),
             blocks_failed=len(journal.failed),
             points=journal.points,
             max_points=max_points,
-            points_this_run=stats.points,
+            points_this_run=journal.points - points_before,
             requests=stats.requests,
             retries=stats.retries,
             throttled=stats.throttled,

@@ -191,7 +191,9 @@ def _write_report(
     journal = read_manifest(spec.out)
     journal.empty_signals.extend(_not_asked(opened.signals, opened.span))
     total = opened.blocks_planned + len(journal.owed)
-    report = ExportReport.build(journal, stats, total, opened.max_points)
+    report = ExportReport.build(
+        journal, stats, total, opened.max_points, opened.points_before
+    )
     write_report(spec.out, report)
     return report
 
