@@ -73,18 +73,36 @@ def max_slice_us(window_us: int) -> int:
     return windows * window_us
 
 
-def time_slices(span: TimeRange) -> Iterator[tuple[int, int]]:
+def time_slices(
+    span: TimeRange, *, ending_after_us: int | None = None
+) -> Iterator[tuple[int, int]]:
     """Equal-as-possible slices, each on the grid and under 30 minutes.
 
     The fewest slices the limit allows, with the windows spread evenly between them,
-    so the last request is not a sliver.
+    so the last request is not a sliver. With ``ending_after_us``, the slices that end
+    at or before it are skipped without being stepped through: a range from the year
+    1 holds tens of millions of slices before any signal has data.
     """
     per_slice_max = max_slice_us(span.window_us) // span.window_us
     total = span.window_count
     count = -(-total // per_slice_max)
     base, extra = divmod(total, count)
-    start = span.start_us
-    for number in range(count):
+
+    def windows_before(number: int) -> int:
+        """Windows in the slices before slice ``number``."""
+        return number * base + min(number, extra)
+
+    first = 0
+    if ending_after_us is not None:
+        first = bisect.bisect_right(
+            range(count),
+            ending_after_us,
+            key=lambda number: (
+                span.start_us + windows_before(number + 1) * span.window_us
+            ),
+        )
+    start = span.start_us + windows_before(first) * span.window_us
+    for number in range(first, count):
         windows = base + (1 if number < extra else 0)
         end = start + windows * span.window_us
         yield start, end
@@ -157,7 +175,7 @@ def plan_blocks(
         for key, members in group_signals(measurements).items()
     ]
     chunked = _balanced_chunks if balanced else _chunks
-    for start_us, end_us in time_slices(span):
+    for start_us, end_us in time_slices(span, ending_after_us=_earliest_us(groups)):
         for group in groups:
             database_id, aggregation = group.key
             for chunk in chunked(group.before(end_us), block_size):
@@ -207,13 +225,19 @@ def plan_totals(
         for members in group_signals(measurements).values()
     ]
     blocks = points = 0
-    for start_us, end_us in time_slices(span):
+    earliest = min((starts[0] for starts in starts_by_group), default=None)
+    for start_us, end_us in time_slices(span, ending_after_us=earliest):
         windows = (end_us - start_us) // span.window_us
         for starts in starts_by_group:
             live = bisect.bisect_left(starts, end_us)
             blocks += -(-live // block_size)
             points += live * windows
     return blocks, points
+
+
+def _earliest_us(groups: Sequence[_LiveSignals]) -> int | None:
+    """The earliest first point of any signal; a slice ending by then holds none."""
+    return min((group.first_us for group in groups), default=None)
 
 
 class _LiveSignals:
@@ -228,6 +252,8 @@ class _LiveSignals:
         self.key = key
         self._members = members
         self._firsts = sorted(_first_us(m) for m in members)
+        self.first_us = self._firsts[0]
+        """The earliest first point of the group's signals."""
         self._count = -1
         self._live: list[Measurement] = []
 

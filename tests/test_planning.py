@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -322,3 +323,40 @@ def test_local_times_across_a_daylight_saving_change_are_converted() -> None:
     assert span.start_us == to_epoch_us(datetime(2026, 10, 24, 23, 0, tzinfo=UTC))
     assert span.end_us == to_epoch_us(datetime(2026, 10, 25, 3, 0, tzinfo=UTC))
     assert span.window_count == 4 * 60  # four real hours, not three
+
+
+@given(
+    windows=st.integers(min_value=1, max_value=20_000),
+    window_s=st.sampled_from([1, 7, 60, 600]),
+    after=st.integers(min_value=-5, max_value=30_000),
+)
+def test_slices_ending_by_a_time_are_skipped_on_the_same_grid(
+    windows: int, window_s: int, after: int
+) -> None:
+    span = TimeRange(0, windows * window_s * 1_000_000, window_s * 1_000_000)
+    after_us = after * window_s * 1_000_000 // 7
+
+    skipped = list(time_slices(span, ending_after_us=after_us))
+
+    assert skipped == [s for s in time_slices(span) if s[1] > after_us]
+
+
+def test_a_range_from_the_year_one_is_planned_from_the_first_data() -> None:
+    first = datetime(2023, 6, 1, tzinfo=UTC)
+    signals = [Measurement(1, str(n), first_data_point=first) for n in range(3)]
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    span = TimeRange.snap(start, first + timedelta(hours=1), S)
+
+    blocks = list(plan_blocks(signals, span, block_size=20))
+
+    # Some 35 million slices lie before the first point; none is stepped through.
+    # The first block is the slice holding it, and the rest follow to the end.
+    first_us = to_epoch_us(first)
+    assert blocks[0].start_us <= first_us < blocks[0].end_us
+    assert all(a.end_us == b.start_us for a, b in itertools.pairwise(blocks))
+    assert blocks[-1].end_us == span.end_us
+    assert {b.indexes for b in blocks} == {("0", "1", "2")}
+    assert plan_totals(signals, span, block_size=20) == (
+        len(blocks),
+        3 * (span.end_us - blocks[0].start_us) // S,
+    )
