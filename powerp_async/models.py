@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import pyarrow as pa
 
 from ._time import format_duration, format_wire, from_epoch_us, parse_wire
 from ._words import printable
+from .errors import ConfigurationError
 
 MAX_SIGNALS_PER_QUERY: Final = 20
 """Hard API limit on ``measurementIndexes`` per query."""
@@ -56,6 +57,11 @@ _DATA_TYPE_SPELLINGS: Final[dict[str, DataType]] = {
 }
 
 
+def _bad_field(name: str, expected: str, got: object) -> NoReturn:
+    # A ValueError too, as ``from_api`` reports a bad listing row.
+    raise ConfigurationError(f"Measurement.{name}: expected {expected}, got {got!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """One signal as listed by ``GET /v1/measurements``.
@@ -79,6 +85,25 @@ class Measurement:
     first_data_point: datetime | None = None
     min_value: float | None = None
     max_value: float | None = None
+
+    def __post_init__(self) -> None:
+        # Built by hand too (a notebook's own list of signals): a wrong type would
+        # otherwise surface far from here, from inside a plan or a request body.
+        database_id = self.database_id
+        if isinstance(database_id, bool) or not isinstance(database_id, int):
+            _bad_field("database_id", "an integer", database_id)
+        if not -(2**63) <= database_id < 2**63:
+            _bad_field("database_id", "an integer of 64 bits", database_id)
+        if not isinstance(self.index, str) or not self.index:
+            _bad_field("index", "a non-empty string", self.index)
+        if self.default_agg is not None and not isinstance(self.default_agg, str):
+            _bad_field("default_agg", "a string or None", self.default_agg)
+        if self.data_type is not None and not isinstance(self.data_type, DataType):
+            _bad_field("data_type", "a DataType or None", self.data_type)
+        if self.first_data_point is not None and not isinstance(
+            self.first_data_point, datetime
+        ):
+            _bad_field("first_data_point", "a datetime or None", self.first_data_point)
 
     @property
     def aggregation(self) -> str:

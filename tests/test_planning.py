@@ -360,3 +360,44 @@ def test_a_range_from_the_year_one_is_planned_from_the_first_data() -> None:
         len(blocks),
         3 * (span.end_us - blocks[0].start_us) // S,
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"index": 7}, "Measurement.index: expected a non-empty string, got 7"),
+        ({"index": ""}, "Measurement.index: expected a non-empty string, got ''"),
+        (
+            {"database_id": True},
+            "Measurement.database_id: expected an integer, got True",
+        ),
+        ({"database_id": 1.0}, "Measurement.database_id: expected an integer, got 1.0"),
+        (
+            {"database_id": 2**64},
+            "Measurement.database_id: expected an integer of 64 bits, got "
+            "18446744073709551616",
+        ),
+        (
+            {"data_type": "float"},
+            "Measurement.data_type: expected a DataType or None, got 'float'",
+        ),
+        (
+            {"first_data_point": "2023-06-01"},
+            "Measurement.first_data_point: expected a datetime or None, got "
+            "'2023-06-01'",
+        ),
+        (
+            {"default_agg": 3},
+            "Measurement.default_agg: expected a string or None, got 3",
+        ),
+    ],
+)
+def test_a_signal_built_by_hand_with_a_wrong_field_is_refused_naming_it(
+    fields: dict, message: str
+) -> None:
+    given = {"database_id": 1, "index": "7", **fields}
+
+    with pytest.raises(ConfigurationError) as caught:
+        Measurement(**given)
+
+    assert str(caught.value) == message
