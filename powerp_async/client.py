@@ -39,7 +39,7 @@ from ._http import AnswerTooLongError, error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
 from ._streams import stream_context
-from ._time import parse_duration_us, to_epoch_us
+from ._time import format_wire, parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from .config import ClientConfig
 from .control import AdaptivePacer, RateController, RateSettings
@@ -61,7 +61,7 @@ from .models import (
     Measurement,
 )
 from .pacing import FixedPacer, Pacer
-from .planning import TimeRange, plan_blocks
+from .planning import TimeRange, ends_after_now, plan_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -330,6 +330,12 @@ class PowerPClient:
             as_moment("start", start), as_moment("end", end), _window_us(window)
         )
         block_size = as_block_size(block_size)
+        if ends_after_now(span):
+            logger.warning(
+                "the range ends at %s, after now: the server has no data there yet, "
+                "and the windows after now are asked for all the same",
+                format_wire(span.end_us),
+            )
         blocks = plan_blocks(
             signals, span, block_size=block_size or self.config.block_size
         )

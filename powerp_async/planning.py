@@ -14,7 +14,8 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Final
 
 from ._time import floor_to_grid, format_duration, to_epoch_us
 from .errors import ConfigurationError
@@ -268,3 +269,14 @@ class _LiveSignals:
 def _first_us(measurement: Measurement) -> int:
     first = measurement.first_data_point
     return to_epoch_us(first) if first is not None else -(2**62)
+
+
+FUTURE_TOLERANCE_US: Final = 60_000_000
+"""An end this close after now (or one window) is taken as now: clocks differ."""
+
+
+def ends_after_now(span: TimeRange) -> bool:
+    """Whether ``span`` ends after now by more than clocks differ: the server has no
+    data there yet, so those windows come back empty."""
+    now_us = to_epoch_us(datetime.now(UTC))
+    return span.end_us > now_us + max(span.window_us, FUTURE_TOLERANCE_US)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from powerp_async import PowerPClient
 from powerp_async import _engine as engine_module
 from powerp_async._engine import Engine
-from powerp_async._time import to_epoch_us
+from powerp_async._time import format_wire, to_epoch_us
 from powerp_async.errors import (
     AuthenticationError,
     BadRequestError,
@@ -380,3 +380,18 @@ async def test_a_server_labelling_windows_by_their_start_is_exact(settings) -> N
     expected = expected_points(simulator.tenant, signals, span)
     assert min(stamp for *_, stamp in expected) == span.start_us
     assert_exact(table, expected)
+
+
+async def test_a_fetch_ending_after_now_says_so(client, caplog) -> None:
+    signals = [m for m in await client.measurements() if m.database_id == 2][:2]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    end = now + timedelta(minutes=30)  # on the grid of 1-minute windows
+
+    with caplog.at_level(logging.WARNING, logger="powerp_async.client"):
+        await client.fetch_table(signals, now - timedelta(minutes=2), end, window="1m")
+        await client.fetch_table(signals, now - timedelta(minutes=2), now, window="1m")
+
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the range ends at {format_wire(to_epoch_us(end))}, after now: the server "
+        "has no data there yet, and the windows after now are asked for all the same"
+    ]

@@ -9,10 +9,10 @@ from .._time import format_duration, format_wire, to_epoch_us
 from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
-from ..planning import group_signals, plan_totals, time_slices
+from ..planning import ends_after_now, group_signals, plan_totals, time_slices
 from ._manifest import locked_for_reading
 from ._open import check_as_resume, recorded_export
-from ._spec import ExportSpec, ends_after_now, select_signals
+from ._spec import ExportSpec, select_signals
 
 # Paces at which a dry run estimates the duration when the server's is not known yet.
 ASSUMED_RATES = (5.0, 20.0, 100.0)

@@ -39,7 +39,7 @@ from .._time import format_wire, to_epoch_us
 from ..client import PowerPClient
 from ..errors import ExportWriteError, FetchFailedError
 from ..models import Block, Measurement
-from ..planning import TimeRange, time_slices
+from ..planning import TimeRange, ends_after_now, time_slices
 from ._executor import Executor, ExportJob, LocalExecutor, Outcome
 from ._folder import check_folder, writing
 from ._gaps import block_gaps
@@ -48,7 +48,7 @@ from ._open import OpenExport, create_folder, reopen_folder
 from ._outstanding import Outstanding
 from ._parts import TEMP_PREFIX, TEMP_SUFFIX, PartWriter
 from ._report import ExportReport, failure_reason, write_report
-from ._spec import ExportSpec, ends_after_now, select_signals
+from ._spec import ExportSpec, select_signals
 from ._staged import (
     STAGED_COUNTERS,
     RemoteBlockError,

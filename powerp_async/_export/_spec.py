@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -25,7 +25,6 @@ from .._time import (
     from_epoch_us,
     parse_duration_us,
     parse_wire,
-    to_epoch_us,
 )
 from .._words import plural
 from ..client import PowerPClient
@@ -37,9 +36,6 @@ from ._listing import list_through_outage
 from ._manifest import read_manifest
 
 DEFAULT_ROWS_PER_FLUSH: Final = 500_000
-
-FUTURE_TOLERANCE_US: Final = 60_000_000
-"""An end this close after now (or one window) is taken as now: clocks differ."""
 
 PARAMETERS_ADDED_LATER: Final[Mapping[str, Any]] = MappingProxyType(
     {"neutralise_formulas": False}
@@ -316,11 +312,3 @@ def _nothing_selected(spec: ExportSpec, listed: list[Measurement]) -> str:
         "check the databases and indexes asked for (--database and --index)",
         400,
     )
-
-
-def ends_after_now(span: TimeRange) -> bool:
-    """Whether ``span`` ends after now by more than clocks differ: the server has no
-    data there yet, so those windows come back empty and are recorded as gaps, and a
-    resume, which fetches only what is not committed, will not fetch them later."""
-    now_us = to_epoch_us(datetime.now(UTC))
-    return span.end_us > now_us + max(span.window_us, FUTURE_TOLERANCE_US)
