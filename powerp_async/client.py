@@ -161,7 +161,10 @@ class PowerPClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session, and the pacer the client made; safe to call twice."""
+        """Close the session, and the pacer the client made; safe to call twice, from
+        the event loop the client was opened in."""
+        if self._session is not None:
+            self._open()  # its connections close in their own loop only
         self._closed = True
         if self._session is not None:
             await self._session.close()

@@ -64,6 +64,10 @@ def test_a_client_used_from_another_loop_says_so() -> None:
         try:
             with pytest.raises(RuntimeError, match="opened in another event loop"):
                 asyncio.run(list_elsewhere())
+            # Closing it there would leave its connections open, the client marked
+            # closed: refused the same way, and it stays usable at home.
+            with pytest.raises(RuntimeError, match="opened in another event loop"):
+                asyncio.run(opened.aclose())
 
             listed = home.run_until_complete(opened.measurements())
         finally:
