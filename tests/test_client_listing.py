@@ -17,7 +17,6 @@ from powerp_async import (
     DataType,
     ExportSpec,
     MalformedResponseError,
-    PowerPClient,
     TransportError,
     export,
 )
@@ -27,7 +26,7 @@ from powerp_async.simulator import Simulator, SimulatorSettings
 from powerp_async.simulator._exchange import TOKEN_PATH
 from powerp_async.simulator._settings import Handler
 
-from .conftest import ANCHOR, CLIENT_SECRET
+from .conftest import ANCHOR
 from .helpers import (
     assert_exact,
     expected_points,
@@ -195,13 +194,7 @@ async def test_a_token_endpoint_that_never_answers_is_tried_as_often_as_once(
     hung = dataclasses.replace(settings, policies=(hang_tokens,))
     async with (
         Simulator(hung) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            timeout_s=0.2,
-            max_outage_s=max_outage_s,
-        ) as client,
+        one_at_a_time(simulator, timeout_s=0.2, max_outage_s=max_outage_s) as client,
     ):
         with pytest.raises(TransportError, match=r"no complete answer within 0\.2 s"):
             await client.measurements(attempts=4)
