@@ -33,6 +33,7 @@ converted behind the caller's back):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -68,8 +69,16 @@ _SPECIAL_FLOATS: Final[dict[str, float]] = {
     **dict.fromkeys(["-inf", "-infinity"], -math.inf),
 }
 """Float spellings some servers send as strings, since JSON has no token for them."""
-_SPECIAL_SPELLINGS: Final = pa.array(list(_SPECIAL_FLOATS), type=pa.string())
 _SPECIAL_NUMBERS: Final = np.array(list(_SPECIAL_FLOATS.values()), np.float64)
+
+
+@functools.cache
+def _special_spellings() -> pa.Array:
+    # Built on first use rather than on import: pyarrow imports pandas, when it is
+    # installed, as it builds its first array, half a second that a process which never
+    # decodes (the simulator, a command refused for its options) need not pay.
+    return pa.array(list(_SPECIAL_FLOATS), type=pa.string())
+
 
 _NONE_TYPE: Final = type(None)
 _NESTED_TYPES: Final = (list, dict)
@@ -325,7 +334,7 @@ def _texts_quickly(texts: pa.Array, is_float: BoolArray) -> ValueColumns:
     if not is_float.any():
         return _columns(len(texts), texts=texts)
 
-    spelled = pc.index_in(pc.ascii_lower(texts), value_set=_SPECIAL_SPELLINGS)
+    spelled = pc.index_in(pc.ascii_lower(texts), value_set=_special_spellings())
     special = is_float & spelled.is_valid().to_numpy(zero_copy_only=False)
     numbers = _SPECIAL_NUMBERS[spelled.fill_null(0).to_numpy()]
     return _columns(

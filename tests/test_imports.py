@@ -1,6 +1,10 @@
-"""The core never needs Dask, and the Dask executor says what to install without it.
+"""What the package imports: no optional library before it is used.
 
-These run whether the ``dask`` extra is installed or not.
+The core never needs Dask, and the Dask executor says what to install without it;
+these run whether the ``dask`` extra is installed or not. pandas takes half a second
+to import, and pyarrow imports it, when it is installed, with the first array it
+builds: a module that built one on import would make every process pay for it, the
+simulator and every command refused for its options included.
 """
 
 from __future__ import annotations
@@ -42,6 +46,16 @@ def test_an_export_never_imports_dask() -> None:
     )
 
     assert python_output(script) == "True\n[]\n"
+
+
+def test_importing_the_package_and_its_simulator_leaves_pandas_out() -> None:
+    script = (
+        "import sys\n"
+        "import powerp_async, powerp_async.cli, powerp_async.simulator\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+
+    assert python_output(script) == "[]\n"
 
 
 def test_the_executor_without_the_extra_says_what_to_install() -> None:
