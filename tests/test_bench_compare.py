@@ -18,6 +18,9 @@ from benchmarks import compare
 from benchmarks._compare_goals import goals, steady_cpu_us_per_point
 from benchmarks.contenders import Job, Query, plan, retry_delay_s
 
+# Every test here reads one costly comparison run: they stay on one test worker.
+pytestmark = pytest.mark.xdist_group("bench-compare")
+
 REQUESTS_BY_CONTENDER = {
     "request-bound": {
         "notebook": 7,

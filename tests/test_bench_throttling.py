@@ -34,6 +34,10 @@ def tiny_faults_case() -> Case:
     )
 
 
+# Most tests here read one costly benchmark run: they stay on one test worker.
+pytestmark = pytest.mark.xdist_group("bench-throttling")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out_dir = tmp_path_factory.mktemp("throttling")

@@ -70,7 +70,8 @@ from .helpers import assert_exact, expected_points  # noqa: E402
 START = ANCHOR - timedelta(minutes=40)
 END = ANCHOR - timedelta(minutes=10)
 
-pytestmark = pytest.mark.timeout(180)
+# The tests share one local cluster of worker processes, started once per test worker.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("dask-cluster")]
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,8 @@ RANGE: Final = (
 )
 HALVES: Final = (("--database", "1"), ("--database", "2", "--database", "3"))
 
-pytestmark = pytest.mark.timeout(180)
+# The tests compare with one reference export, made once per test worker.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("redis-reference")]
 
 
 @dataclass(frozen=True)
