@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from .errors import ConfigurationError
-from .models import MAX_SIGNALS_PER_QUERY, Measurement
+from .models import MAX_SIGNALS_PER_QUERY, POINT_SCHEMA, Measurement
 
 __all__ = [
     "as_block_size",
@@ -20,6 +22,7 @@ __all__ = [
     "as_databases",
     "as_indexes",
     "as_moment",
+    "as_point_table",
     "as_signals",
     "as_tuple",
 ]
@@ -94,7 +97,7 @@ def as_signals(signals: object) -> list[Measurement]:
     if isinstance(signals, Measurement):
         raise ConfigurationError(
             "signals: expected a sequence of Measurement, got a single one; pass "
-            "[signal] to fetch one"
+            "[signal] for one"
         )
 
     listed = list(as_tuple("signals", signals))
@@ -105,6 +108,26 @@ def as_signals(signals: object) -> list[Measurement]:
                 f"them, got {type(value).__name__} {value!r:.60}"
             )
     return listed
+
+
+def as_point_table(value: object) -> pa.Table:
+    """A table of points with the columns of ``POINT_SCHEMA``; a record batch is
+    taken as a table of one batch."""
+    if isinstance(value, pa.RecordBatch):
+        value = pa.Table.from_batches([value])
+    if not isinstance(value, pa.Table):
+        raise ConfigurationError(
+            "table: expected a pyarrow Table of points, as fetch_table() gives, got "
+            f"{type(value).__name__} {value!r:.60}"
+        )
+
+    missing = [name for name in POINT_SCHEMA.names if name not in value.column_names]
+    if missing:
+        raise ConfigurationError(
+            "table: expected the columns of POINT_SCHEMA, as fetch_table() gives, "
+            f"got a table without {', '.join(missing)}"
+        )
+    return value
 
 
 def as_block_size(value: object) -> int | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._arguments import as_point_table, as_signals
 from .models import POINT_SCHEMA, Measurement
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def measurements_table(signals: Iterable[Measurement]) -> pa.Table:
     >>> table.select(["database_id", "index", "aggregation", "name"]).to_pylist()
     [{'database_id': 1, 'index': '7', 'aggregation': 'last', 'name': 'Wind speed'}]
     """
-    rows = [_metadata_row(signal) for signal in signals]
+    rows = [_metadata_row(signal) for signal in as_signals(signals)]
     return pa.Table.from_pylist(rows, schema=MEASUREMENT_SCHEMA)
 
 
@@ -73,8 +74,13 @@ def measurements_frame(signals: Iterable[Measurement]) -> pd.DataFrame:
     return to_frame(measurements_table(signals))
 
 
-def points_frame(table: pa.Table, signals: Iterable[Measurement]) -> pd.DataFrame:
+def points_frame(
+    table: pa.Table | pa.RecordBatch, signals: Iterable[Measurement]
+) -> pd.DataFrame:
     """A table of points as a DataFrame, with each signal's name, unit and data type.
+
+    ``table`` has the columns of ``POINT_SCHEMA``: ``fetch_table``'s answer, or one
+    batch that ``fetch`` gave.
 
     The metadata is joined on (``database_id``, ``index``, ``aggregation``); a point
     whose signal is not among ``signals`` keeps null metadata. Rows keep the table's
@@ -97,9 +103,12 @@ def points_frame(table: pa.Table, signals: Iterable[Measurement]) -> pd.DataFram
     return to_frame(with_metadata(table, signals))
 
 
-def with_metadata(table: pa.Table, signals: Iterable[Measurement]) -> pa.Table:
+def with_metadata(
+    table: pa.Table | pa.RecordBatch, signals: Iterable[Measurement]
+) -> pa.Table:
     """``table`` with the signals' name, unit and data type, rows in their order."""
-    metadata = measurements_table(_first_of_each(signals))
+    table = as_point_table(table)
+    metadata = measurements_table(_first_of_each(as_signals(signals)))
     # A lookup instead of a hash join: a join would reorder the rows, and sorting
     # them back costs several times the lookup (measured on 360,000 points).
     rows = pc.index_in(_join_key(table), value_set=_join_key(metadata))

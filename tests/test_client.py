@@ -221,7 +221,7 @@ async def test_query_arguments_of_the_wrong_kind_are_named(
         (
             lambda signals: {"signals": signals[0]},
             "signals: expected a sequence of Measurement, got a single one; pass "
-            "[signal] to fetch one",
+            "[signal] for one",
         ),
     ],
 )

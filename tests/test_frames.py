@@ -12,6 +12,7 @@ import pytest
 from powerp_async import (
     MEASUREMENT_SCHEMA,
     POINT_SCHEMA,
+    ConfigurationError,
     DataType,
     FetchFailedError,
     Measurement,
@@ -234,3 +235,50 @@ def test_no_points_is_an_empty_frame_of_the_same_columns() -> None:
     assert list(frame.columns) == [*POINT_SCHEMA.names, "name", "unit", "data_type"]
     assert {name: frame[name].dtype for name in VALUE_DTYPES} == VALUE_DTYPES
     assert str(frame["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def test_a_record_batch_of_points_is_taken_as_a_table() -> None:
+    stamp = pd.Timestamp("2026-12-04T11:00:00Z").to_pydatetime()
+    row = {"database_id": 1, "index": "a", "aggregation": "last", "timestamp": stamp}
+    batch = pa.RecordBatch.from_pylist([row], schema=POINT_SCHEMA)
+
+    frame = points_frame(batch, [Measurement(1, "a", name="listed")])
+
+    assert frame["name"].tolist() == ["listed"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: points_frame([{"index": "7"}], []),  # type: ignore[arg-type]
+            "table: expected a pyarrow Table of points, as fetch_table() gives, got "
+            "list [{'index': '7'}]",
+        ),
+        (
+            lambda: points_frame(pa.table({"index": ["7"]}), []),
+            "table: expected the columns of POINT_SCHEMA, as fetch_table() gives, got "
+            "a table without database_id, aggregation, timestamp, value_float, "
+            "value_int, value_bool, value_text",
+        ),
+        (
+            lambda: points_frame(POINT_SCHEMA.empty_table(), "7"),
+            "signals: expected a sequence, got str '7'",
+        ),
+        (
+            lambda: measurements_table([("1", "7")]),  # type: ignore[list-item]
+            "signals: expected Measurement objects, as measurements() lists them, "
+            "got tuple ('1', '7')",
+        ),
+        (
+            lambda: measurements_frame(Measurement(1, "7")),  # type: ignore[arg-type]
+            "signals: expected a sequence of Measurement, got a single one; pass "
+            "[signal] for one",
+        ),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named(call, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        call()
+
+    assert str(raised.value) == message
