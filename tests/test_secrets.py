@@ -233,7 +233,7 @@ async def test_debug_export_through_faults_leaks_nothing(
     simulator = Simulator(faulty)
     spec = ExportSpec(
         out=tmp_path / "out",
-        start=ANCHOR - timedelta(minutes=90),
+        start=ANCHOR - timedelta(minutes=60),
         end=ANCHOR,
         window="10s",
         databases=(3,),
