@@ -13,11 +13,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from .config import ClientConfig
 from .errors import ConfigurationError
 from .models import MAX_SIGNALS_PER_QUERY, POINT_SCHEMA, Measurement
 
 __all__ = [
     "as_block_size",
+    "as_config",
     "as_database_id",
     "as_databases",
     "as_indexes",
@@ -26,6 +28,18 @@ __all__ = [
     "as_signals",
     "as_tuple",
 ]
+
+
+def as_config(value: object) -> ClientConfig:
+    """A client's settings. Only the type is named when refused: a text passed by
+    mistake could be the secret."""
+    if not isinstance(value, ClientConfig):
+        raise ConfigurationError(
+            "config: expected a ClientConfig, such as ClientConfig.from_env(), got "
+            f"{type(value).__name__}; PowerPClient also takes the settings as "
+            "keywords, client_id=... and client_secret=..."
+        )
+    return value
 
 
 def as_databases(databases: object) -> tuple[int, ...]:

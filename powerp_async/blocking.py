@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Generic, TypeVar
 import pyarrow as pa
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ._arguments import as_config, as_signals
 from ._export import ExportReport, ExportSpec
 from ._export import export as export_async
 from ._export._executor import Executor
@@ -55,6 +56,8 @@ def measurements(config: ClientConfig) -> list[Measurement]:
         wind = [s for s in signals if s.unit_symbol == "m/s"]
     """
 
+    config = as_config(config)
+
     async def work() -> list[Measurement]:
         async with PowerPClient(config) as client:
             return await client.measurements()
@@ -78,7 +81,7 @@ def fetch_table(
         table = blocking.fetch_table(config, signals[:20], start, end, window="1s")
         table.to_pandas()
     """
-    chosen = list(signals)
+    config, chosen = as_config(config), as_signals(signals)
 
     async def work() -> pa.Table:
         async with PowerPClient(config) as client:
@@ -105,7 +108,7 @@ def fetch_frame(
 
         frame = blocking.fetch_frame(config, signals[:20], start, end, window="1m")
     """
-    chosen = list(signals)
+    config, chosen = as_config(config), as_signals(signals)
 
     async def work() -> pd.DataFrame:
         async with PowerPClient(config) as client:
@@ -139,7 +142,7 @@ def fetch_batches(
         for batch in blocking.fetch_batches(config, signals, start, end):
             writer.write_batch(batch)
     """
-    chosen = list(signals)
+    config, chosen = as_config(config), as_signals(signals)
     with (
         start_blocking_portal(name="powerp-blocking") as portal,
         portal.wrap_async_context_manager(PowerPClient(config)) as client,
@@ -165,6 +168,8 @@ def export(
         report = blocking.export(config, spec)
         print(report.points, report.complete)
     """
+
+    config = as_config(config)
 
     async def work() -> ExportReport:
         async with PowerPClient(config) as client:

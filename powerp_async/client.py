@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from ._arguments import (
     as_block_size,
+    as_config,
     as_database_id,
     as_indexes,
     as_moment,
@@ -104,7 +105,9 @@ class PowerPClient:
         if config is None:
             config = ClientConfig(**settings)
         elif settings:
-            config = config.with_changes(**settings)
+            config = as_config(config).with_changes(**settings)
+        else:
+            config = as_config(config)
         self.config = config
         # A pacer the client made is the client's to close (a shared one holds a
         # connection); one it was given stays open for its owner.
@@ -120,9 +123,17 @@ class PowerPClient:
         self._closed = False
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
-        """A client configured from ``POWERP_*`` variables, ``overrides`` on top."""
-        return cls(ClientConfig.from_env(**overrides))
+    def from_env(
+        cls,
+        *,
+        pacer: Pacer | None = None,
+        on_event: EventHook | None = None,
+        **overrides: Any,
+    ) -> Self:
+        """A client configured from ``POWERP_*`` variables, ``overrides`` on top;
+        ``pacer`` and ``on_event`` are those of the constructor."""
+        config = ClientConfig.from_env(**overrides)
+        return cls(config, pacer=pacer, on_event=on_event)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._session else "new"

@@ -12,7 +12,7 @@ from ..models import Measurement
 from ..planning import ends_after_now, group_signals, plan_totals, time_slices
 from ._manifest import locked_for_reading
 from ._open import check_as_resume, recorded_export
-from ._spec import ExportSpec, select_signals
+from ._spec import ExportSpec, check_call, select_signals
 
 # Paces at which a dry run estimates the duration when the server's is not known yet.
 ASSUMED_RATES = (5.0, 20.0, 100.0)
@@ -111,6 +111,7 @@ async def plan_export(
         plan = await plan_export(client, spec)
         print(plan.requests, plan.max_points)
     """
+    check_call(client, spec)
     span = spec.time_range()
     block_size = spec.block_size or client.config.block_size
     done = owed = 0

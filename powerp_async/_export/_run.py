@@ -48,7 +48,7 @@ from ._open import OpenExport, create_folder, reopen_folder
 from ._outstanding import Outstanding
 from ._parts import TEMP_PREFIX, TEMP_SUFFIX, PartWriter
 from ._report import ExportReport, failure_reason, write_report
-from ._spec import ExportSpec, select_signals
+from ._spec import ExportSpec, check_call, select_signals
 from ._staged import (
     STAGED_COUNTERS,
     RemoteBlockError,
@@ -101,6 +101,7 @@ async def export(
             # after a crash or Ctrl-C, the same call with resume=True goes on:
             report = await export(client, spec, resume=True)
     """
+    check_call(client, spec)
     check_hook("progress", progress)
     shown = None if progress is None else ShieldedHook("progress", progress)
     _warn_of_future(spec.time_range())

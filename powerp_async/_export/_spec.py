@@ -167,6 +167,20 @@ class ExportSpec:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
 
 
+def check_call(client: object, spec: object) -> None:
+    """Refuse, naming the argument, a client or spec of the wrong type, which would
+    fail deep inside with an error about something else."""
+    if not isinstance(client, PowerPClient):
+        raise ConfigurationError(
+            f"client: expected a PowerPClient, got {type(client).__name__}"
+        )
+    if not isinstance(spec, ExportSpec):
+        raise ConfigurationError(
+            "spec: expected an ExportSpec, such as ExportSpec(out=..., start=..., "
+            f"end=...), got {type(spec).__name__}"
+        )
+
+
 def _as_path(out: object) -> Path:
     if isinstance(out, str | os.PathLike) and str(out).strip():
         return Path(out)
