@@ -204,8 +204,9 @@ async def test_a_token_endpoint_that_never_answers_is_tried_as_often_as_once(
         assert len(tried) == TOKEN_ATTEMPTS == 4
     else:
         # Tries that time out count against max_outage_s as waits do: one or two
-        # fit in 0.3 s, as the machine's load decides, never all four.
-        assert 1 <= len(tried) <= 2
+        # fit in 0.3 s, a third on a machine loaded enough to be late with each
+        # timeout, never all four.
+        assert 1 <= len(tried) < TOKEN_ATTEMPTS
 
 
 async def test_a_listing_that_runs_on_is_not_read_to_its_end(
