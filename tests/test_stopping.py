@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -24,6 +25,22 @@ pytestmark = [
         reason="signals are handled in the main thread only",
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_as_python_sets_it() -> Iterator[None]:
+    """Ctrl-C raising KeyboardInterrupt, as Python sets it up, even where the tests
+    were started with it ignored (a script's background job, say), which this
+    process and its children would otherwise inherit."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _default_ctrl_c() -> None:
+    """In a child before it starts Python: Ctrl-C back to the system's default, which
+    Python replaces with its own handler; an inherited "ignore" it would keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def _signalled_twice(
@@ -124,7 +141,11 @@ def test_a_second_ctrl_c_ends_the_process_at_once() -> None:
     )
 
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_default_ctrl_c,
     )
 
     assert done.returncode == 130
