@@ -56,7 +56,7 @@ from ._announced import AnnouncedHold
 from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
-from ._http import AnswerTooLongError, Response, error_for, send
+from ._http import AnswerTooLongError, Response, error_for, failed_on_server, send
 from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
@@ -1133,7 +1133,7 @@ def _report(
     if status == 429:
         permit.throttled(parse_retry_after(response.headers))
         refused.failed()
-    elif status >= 500:
+    elif failed_on_server(status):
         permit.failed()
         outage.failed()
     elif status < 300:

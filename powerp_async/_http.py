@@ -146,11 +146,23 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: BadRequestError,
     405: BadRequestError,
+    408: ServerError,
     409: BadRequestError,
     413: PayloadTooLargeError,
     422: BadRequestError,
+    425: ServerError,
     429: ThrottledError,
 }
+
+ASKED_AGAIN_LATER: Final = frozenset({408, 425})
+"""Statuses under 500 that fail as a 5xx does: the server gave up waiting for the
+request (RFC 9110, 15.5.9) or would not risk a replay (RFC 8470, 5.2). Both ask for
+the same request again later, so they are retried and counted as failures."""
+
+
+def failed_on_server(status: int) -> bool:
+    """Whether an answer of ``status`` is a failure of the server, to retry."""
+    return status >= 500 or status in ASKED_AGAIN_LATER
 
 
 def error_for(response: Response, *, method: str, url: str, what: str) -> APIError:

@@ -11,7 +11,7 @@
     │   ├── BadRequestError         400, 404, 422: the request itself is wrong
     │   ├── PayloadTooLargeError    413: the query asks for too many points at once
     │   ├── ThrottledError          429
-    │   └── ServerError             5xx
+    │   └── ServerError             5xx, and 408 or 425: asked again later
     ├── MalformedResponseError      a 2xx answer whose body is not what the API sends
     ├── ServerUnavailableError      the server stayed down too long; the run stopped
     ├── ExportWriteError            the export folder could not be written
@@ -210,7 +210,8 @@ class ThrottledError(APIError):
 
 
 class ServerError(APIError):
-    """The server or a gateway in front of it failed (5xx).
+    """The server or a gateway in front of it failed (5xx), or asked for the request
+    again later (408 Request Timeout, 425 Too Early).
 
     >>> ServerError("unavailable", method="POST", url="u", status=503).status
     503

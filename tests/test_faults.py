@@ -133,8 +133,19 @@ def no_backoff(monkeypatch) -> None:
         status(200, b'[{"index": "1", "value": 1.5, "timest', "application/json"),
         status(200, b"", "application/json"),
         reset_mid_body,
+        status(408, b""),  # the server gave up waiting for the request
+        status(425, b"Too Early", "text/plain"),
     ],
-    ids=["502-html", "504-empty", "500-json", "cut-json", "empty-200", "reset"],
+    ids=[
+        "502-html",
+        "504-empty",
+        "500-json",
+        "cut-json",
+        "empty-200",
+        "reset",
+        "408",
+        "425",
+    ],
 )
 async def test_transient_failures_are_retried_then_succeed(scripted, failure) -> None:
     fake, base_url = scripted
