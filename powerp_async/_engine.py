@@ -72,6 +72,7 @@ from .control import (
     PointsInFlight,
     SizeMemory,
     TimeoutJudge,
+    cut_to_fit,
 )
 from .errors import (
     APIError,
@@ -584,6 +585,9 @@ class Engine:
             for part in parts:
                 async for result in self._fetch_fitting(part, searching=searching):
                     yield result
+        except _TooLong as too_long:
+            async for result in self._cut_for_length(block, too_long.error, searching):
+                yield result
         except AuthenticationError:
             raise
         except PowerPError as error:
@@ -604,6 +608,45 @@ class Engine:
             self._learn_size(block, refused=False)
             self._signals.on_accepted(block)
             yield result
+
+    async def _cut_for_length(
+        self, block: Block, error: MalformedResponseError, searching: bool
+    ) -> AsyncIterator[BlockResult]:
+        """``block``'s results in halves, its answer having run past what its points
+        may take: long texts, or a body that never ends. Asked again as it was, it
+        would be as long, so it is not retried; the server's size limit is not
+        learnt from it either, since other queries of the group may hold short
+        values. A single point still too long stops its group, as a 413 does, or a
+        body that never ends would be asked for once per point."""
+        if block.max_points <= 1:
+            yield self._failed(
+                block, self._too_long_alone(block, error), shown=searching
+            )
+            return
+
+        parts = cut_to_fit(block, block.max_points // 2)
+        if not self._settings.isolate or len(parts) < 2:
+            yield self._failed(block, error, shown=searching)
+            return
+
+        self.stats.splits += 1
+        logger.info("%s; asking for it in halves", error)
+        for part in parts:
+            async for result in self._fetch_fitting(part, searching=searching):
+                yield result
+
+    def _too_long_alone(
+        self, block: Block, error: MalformedResponseError
+    ) -> PowerPError:
+        key = (block.database_id, block.aggregation)
+        if key not in self._refused_whole:
+            self._refused_whole[key] = MalformedResponseError(
+                f"database {key[0]} {key[1]}: even the answer for one signal over one "
+                f"window ran past what it may take ({error}), so no query of this "
+                "database and aggregation was sent after it",
+                url=error.url,
+            )
+        return self._refused_whole[key]
 
     def _too_large_alone(self, block: Block, error: PowerPError) -> PowerPError:
         """The failure of ``block``, refused as too large though it cannot be cut: one
@@ -848,11 +891,11 @@ class Engine:
                     max_bytes=longest_answer_bytes(block),
                 )
             except AnswerTooLongError as error:
-                self._events.emit(
-                    RequestDone(block, None, time.monotonic() - permit.sent_at)
-                )
-                permit.failed()
-                raise _too_long(block, error, self._shown_url) from None
+                elapsed_s = time.monotonic() - permit.sent_at
+                self._events.emit(RequestDone(block, None, elapsed_s))
+                # Answered, and at once: the server is well, the query too large.
+                permit.succeeded(elapsed_s)
+                raise _TooLong(_too_long(block, error, self._shown_url)) from None
             except TransportError as error:
                 elapsed_s = time.monotonic() - permit.sent_at
                 self._events.emit(RequestDone(block, None, elapsed_s))
@@ -983,6 +1026,15 @@ class Engine:
 
 class _Recut(Exception):
     """Internal: a block waiting to go out turned out larger than the server takes."""
+
+
+class _TooLong(Exception):
+    """Internal: an answer ran past what its points may take; see
+    ``_cut_for_length``."""
+
+    def __init__(self, error: MalformedResponseError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _TooSlow(Exception):
@@ -1147,8 +1199,8 @@ def _too_long(
 ) -> MalformedResponseError:
     return MalformedResponseError(
         f"the answer to {block.describe()} ran past {error.max_bytes:,} bytes, far "
-        f"more than its at most {block.max_points:,} points take; the rest was not "
-        "read",
+        f"more than its {plural(block.max_points, 'point')} at most can take; the "
+        "rest was not read",
         url=url,
     )
 

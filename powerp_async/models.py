@@ -218,9 +218,12 @@ class Block:
     def describe(self) -> str:
         """A short human description for logs and errors."""
         first, last = printable(self.indexes[0]), printable(self.indexes[-1])
+        count = len(self.indexes)
+        signals = (
+            f"1 signal {first}" if count == 1 else f"{count} signals {first}..{last}"
+        )
         return (
-            f"database {self.database_id} {printable(self.aggregation)} "
-            f"[{len(self.indexes)} signals {first}..{last}] "
+            f"database {self.database_id} {printable(self.aggregation)} [{signals}] "
             f"{format_wire(self.start_us)}..{format_wire(self.end_us)}"
         )
 

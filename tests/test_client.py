@@ -294,9 +294,58 @@ async def test_an_answer_longer_than_its_points_take_is_refused_unread(
     assert str(caught.value) == (
         f"the answer to database 1 last [2 signals {first}..{last}] "
         "2026-12-04T11:00:00Z..2026-12-04T11:10:00Z ran past 24,000 bytes, far more "
-        "than its at most 1,200 points take; the rest was not read"
+        "than its 1,200 points at most can take; the rest was not read"
     )
-    assert simulator.stats.requests["query"] == {200: 2}
+    # Asked once: asked again, the same query would be answered as long.
+    assert simulator.stats.requests["query"] == {200: 1}
+
+
+async def test_a_fetch_asks_for_an_answer_too_long_in_halves(
+    simulator, monkeypatch
+) -> None:
+    # The simulator's JSON takes some 60 bytes a point: with 20 a point and 2,000
+    # over, only queries of fewer than 50 points are read to their end, as queries
+    # of long texts would be.
+    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", 20)
+    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", 2_000)
+    async with PowerPClient(
+        client_id="tester", client_secret=CLIENT_SECRET, base_url=simulator.base_url
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 1]
+        signals = [m for m in signals if m.aggregation == "last"][:2]
+        end = START + timedelta(minutes=10)
+        table = await client.fetch_table(signals, START, end)
+
+    span = TimeRange.snap(START, end, 1_000_000)
+    expected = expected_points(simulator.tenant, signals, span)
+    assert_exact(table, expected)
+    # Each query refused was asked for in two halves, each served or cut again.
+    served = simulator.stats.requests["query"]
+    assert set(served) == {200}
+    assert served[200] > 1
+    assert served[200] % 2 == 1
+
+
+async def test_a_single_point_too_long_stops_its_group(simulator, monkeypatch) -> None:
+    # No answer of the simulator fits in 20 bytes a point and nothing over, as no
+    # body that never ends would: the first single point refused stops the group.
+    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", 20)
+    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", 0)
+    async with PowerPClient(
+        client_id="tester", client_secret=CLIENT_SECRET, base_url=simulator.base_url
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 1]
+        signals = [m for m in signals if m.aggregation == "last"][:2]
+        with pytest.raises(FetchFailedError) as caught:
+            await client.fetch_table(signals, START, START + timedelta(seconds=4))
+
+    # 8 points, halved three times down to the first single point; its sibling and
+    # the other halves were then not asked for.
+    assert simulator.stats.requests["query"] == {200: 4}
+    assert str(caught.value.failures[0][1]).startswith(
+        "database 1 last: even the answer for one signal over one window ran past "
+        "what it may take (the answer to database 1 last [1 signal "
+    )
 
 
 async def test_wrong_secret_is_one_clear_authentication_error(simulator) -> None:

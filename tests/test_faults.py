@@ -370,7 +370,7 @@ async def test_events_tell_what_happened_in_order(scripted) -> None:
         BlockDone,
     ]
     assert [story[0].status, story[2].status] == [502, 200]
-    assert story[1].reason.startswith("database 1 last [1 signals 1..1]")
+    assert story[1].reason.startswith("database 1 last [1 signal 1]")
     assert "HTTP 502" in story[1].reason
     assert story[3].points == 2
     assert isinstance(seen[1], PaceChanged)
