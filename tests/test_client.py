@@ -300,21 +300,33 @@ async def test_an_answer_longer_than_its_points_take_is_refused_unread(
     assert simulator.stats.requests["query"] == {200: 1}
 
 
+def allow_bytes(monkeypatch, *, per_point: int, over: int) -> None:
+    """Answers read to their end only up to ``over`` plus ``per_point`` a point."""
+    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", per_point)
+    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", over)
+
+
+async def fetch_two_of_a_group(
+    simulator, end: datetime
+) -> tuple[list[Measurement], pa.Table]:
+    """Two signals of one database and aggregation, fetched from START to ``end``."""
+    async with PowerPClient(
+        client_id="tester", client_secret=CLIENT_SECRET, base_url=simulator.base_url
+    ) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 1]
+        signals = [m for m in signals if m.aggregation == "last"][:2]
+        return signals, await client.fetch_table(signals, START, end)
+
+
 async def test_a_fetch_asks_for_an_answer_too_long_in_halves(
     simulator, monkeypatch
 ) -> None:
     # The simulator's JSON takes some 60 bytes a point: with 20 a point and 2,000
     # over, only queries of fewer than 50 points are read to their end, as queries
     # of long texts would be.
-    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", 20)
-    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", 2_000)
-    async with PowerPClient(
-        client_id="tester", client_secret=CLIENT_SECRET, base_url=simulator.base_url
-    ) as client:
-        signals = [m for m in await client.measurements() if m.database_id == 1]
-        signals = [m for m in signals if m.aggregation == "last"][:2]
-        end = START + timedelta(minutes=10)
-        table = await client.fetch_table(signals, START, end)
+    allow_bytes(monkeypatch, per_point=20, over=2_000)
+    end = START + timedelta(minutes=10)
+    signals, table = await fetch_two_of_a_group(simulator, end)
 
     span = TimeRange.snap(START, end, 1_000_000)
     expected = expected_points(simulator.tenant, signals, span)
@@ -329,15 +341,9 @@ async def test_a_fetch_asks_for_an_answer_too_long_in_halves(
 async def test_a_single_point_too_long_stops_its_group(simulator, monkeypatch) -> None:
     # No answer of the simulator fits in 20 bytes a point and nothing over, as no
     # body that never ends would: the first single point refused stops the group.
-    monkeypatch.setattr(engine_module, "MAX_BYTES_PER_POINT", 20)
-    monkeypatch.setattr(engine_module, "ANSWER_SLACK_BYTES", 0)
-    async with PowerPClient(
-        client_id="tester", client_secret=CLIENT_SECRET, base_url=simulator.base_url
-    ) as client:
-        signals = [m for m in await client.measurements() if m.database_id == 1]
-        signals = [m for m in signals if m.aggregation == "last"][:2]
-        with pytest.raises(FetchFailedError) as caught:
-            await client.fetch_table(signals, START, START + timedelta(seconds=4))
+    allow_bytes(monkeypatch, per_point=20, over=0)
+    with pytest.raises(FetchFailedError) as caught:
+        await fetch_two_of_a_group(simulator, START + timedelta(seconds=4))
 
     # 8 points, halved three times down to the first single point; its sibling and
     # the other halves were then not asked for.
