@@ -15,10 +15,13 @@ converted behind the caller's back):
   ``5.0`` prints as ``5``, whenever that type's column holds it exactly: a float
   signal's integer goes to ``value_float`` when a float64 holds it exactly (every
   float64 a server prints does); an int signal's float goes to ``value_int`` when it
-  is whole, fits 64 bits and is no ``-0.0``. A number the declared column cannot hold
+  is whole, below 2**53 in magnitude and no ``-0.0``: a float64 holds every integer
+  below 2**53, so none of those was rounded on its way from the text, while a float
+  beyond may be another integer than the one sent (``12345678901234567.0`` reads as
+  ...68). A number the declared column cannot hold
   exactly is never changed to fit: it stays in the column that holds it as sent (an
   integer a float64 would round, such as 2**53 + 1, in ``value_int``; an int
-  signal's 5.5, 1e300 or ``-0.0`` in ``value_float``), so a value outside its
+  signal's 5.5, 1e17 or ``-0.0`` in ``value_float``), so a value outside its
   declared column is a value that column would have changed. The aggregation
   ``count`` makes every signal an int signal. Without a declared type an integer is
   an integer and a float is a float. The JSON token ``-0`` is an integer zero, which
@@ -62,6 +65,7 @@ _LOGGER: Final = logging.getLogger("powerp_async.decode")
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _TWO_TO_63: Final = 2.0**63
+_TWO_TO_53: Final = 2.0**53
 
 _SPECIAL_FLOATS: Final[dict[str, float]] = {
     **dict.fromkeys(["nan", "+nan", "-nan"], math.nan),
@@ -290,7 +294,7 @@ def _floats_quickly(floats: pa.Array, is_int: BoolArray) -> ValueColumns:
     valid = floats.is_valid().to_numpy(zero_copy_only=False)
     numbers = floats.to_numpy(zero_copy_only=False)
     whole = is_int & valid & np.isfinite(numbers) & (np.trunc(numbers) == numbers)
-    whole &= (numbers >= -_TWO_TO_63) & (numbers < _TWO_TO_63)
+    whole &= np.abs(numbers) < _TWO_TO_53
     whole &= ~((numbers == 0) & np.signbit(numbers))  # -0.0: no integer holds its sign
     return _columns(
         len(floats),
@@ -410,8 +414,9 @@ def _place_float(value: float, *, int_signal: bool) -> tuple[int, Any]:
 
 
 def _int_holds(value: float) -> bool:
-    """Whether an int64 holds ``value`` exactly: whole, in range, and no -0.0."""
-    if not value.is_integer() or not -_TWO_TO_63 <= value < _TWO_TO_63:
+    """Whether ``value`` is an integer as sent, which an int64 holds: whole, below
+    2**53 in magnitude (where no integer was rounded to reach it), and no -0.0."""
+    if not value.is_integer() or not abs(value) < _TWO_TO_53:
         return False
 
     return value != 0 or math.copysign(1.0, value) > 0

@@ -185,6 +185,13 @@ def test_nan_on_a_float_signal_is_a_float(raw: str) -> None:
         ("-7.0", (None, -7, None, None)),
         ("5.5", (5.5, None, None, None)),
         ("1e300", (1e300, None, None, None)),
+        # Below 2**53 a float64 holds every integer: a whole float is the one sent.
+        ("9007199254740991.0", (None, 9007199254740991, None, None)),
+        ("-9007199254740991.0", (None, -9007199254740991, None, None)),
+        # From 2**53 on it may be another: these read as ...68 and ...92.
+        ("12345678901234567.0", (12345678901234568.0, None, None, None)),
+        ("9007199254740993.0", (9007199254740992.0, None, None, None)),
+        ("-9.0e18", (-9.0e18, None, None, None)),
         ("-9223372036854775808", (None, -9223372036854775808, None, None)),
         ("9223372036854775807", (None, 9223372036854775807, None, None)),
         ("9223372036854775808", (None, None, None, "9223372036854775808")),
