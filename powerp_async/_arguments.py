@@ -89,12 +89,18 @@ def as_tuple(name: str, values: object) -> tuple[Any, ...]:
 
 
 def as_database_id(value: object) -> int:
-    """One database id: an integer (a bool is none)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(
-            f"database_id: expected an integer database id, got {value!r:.60}"
-        )
-    return value
+    """One database id: an integer of 64 bits, as the API's JSON reader takes (a
+    bool is none)."""
+    if isinstance(value, int) and not isinstance(value, bool) and _fits_64_bits(value):
+        return value
+
+    raise ConfigurationError(
+        f"database_id: expected an integer database id, got {value!r:.60}"
+    )
+
+
+def _fits_64_bits(value: int) -> bool:
+    return -(2**63) <= value < 2**63
 
 
 def as_moment(name: str, value: object) -> datetime:

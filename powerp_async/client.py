@@ -229,8 +229,12 @@ class PowerPClient:
         # down as it starts (``_export._listing``).
         if attempts is None:
             attempts = min(LISTING_ATTEMPTS, self.config.max_attempts)
-        elif attempts < 1:
-            raise ConfigurationError(f"attempts: expected 1 or more, got {attempts}")
+        elif (
+            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
+        ):
+            raise ConfigurationError(
+                f"attempts: expected an integer of 1 or more, got {attempts!r:.60}"
+            )
 
         _, tokens = self._open()
         waited_s = 0.0

@@ -90,3 +90,62 @@ async def test_a_client_from_the_environment_takes_an_event_hook(
         await client.fetch_table(signals, START, ANCHOR, window="1m")
 
     assert RequestDone in {type(event) for event in events}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("rows_per_flush", None, "rows_per_flush: expected an integer, got None"),
+        ("source", 5, "source: expected a text or None, got 5"),
+        (
+            "neutralise_formulas",
+            "yes",
+            "neutralise_formulas: expected True or False, got 'yes'",
+        ),
+    ],
+)
+def test_an_export_spec_names_a_field_of_the_wrong_kind(
+    tmp_path, field: str, value: object, message: str
+) -> None:
+    fields = {"out": tmp_path / "out", "start": START, "end": ANCHOR, "format": "csv"}
+
+    with pytest.raises(ConfigurationError) as raised:
+        ExportSpec(**fields, **{field: value})  # type: ignore[arg-type]
+
+    assert str(raised.value) == message
+
+
+async def test_an_executor_of_the_wrong_kind_is_refused_before_the_folder_is_made(
+    client, tmp_path
+) -> None:
+    spec = ExportSpec(out=tmp_path / "out", start=START, end=ANCHOR, databases=(2,))
+
+    with pytest.raises(ConfigurationError) as raised:
+        await export(client, spec, executor="local")  # type: ignore[arg-type]
+
+    assert str(raised.value) == (
+        "executor: expected an executor, such as DaskExecutor(...), or None for this "
+        "process, got str"
+    )
+    assert not spec.out.exists()  # so the corrected call is a plain rerun
+
+
+@pytest.mark.parametrize("attempts", ["2", 1.5, True, 0])
+async def test_listing_attempts_of_the_wrong_kind_are_named(
+    client, attempts: object
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        await client.measurements(attempts=attempts)  # type: ignore[arg-type]
+
+    assert str(raised.value) == (
+        f"attempts: expected an integer of 1 or more, got {attempts!r}"
+    )
+
+
+async def test_a_database_id_beyond_64_bits_is_named(client) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        await client.query(2**70, ["1"], START, ANCHOR)
+
+    assert str(raised.value) == (
+        f"database_id: expected an integer database id, got {2**70!r}"
+    )

@@ -101,7 +101,7 @@ async def export(
             # after a crash or Ctrl-C, the same call with resume=True goes on:
             report = await export(client, spec, resume=True)
     """
-    check_call(client, spec)
+    check_call(client, spec, executor)
     check_hook("progress", progress)
     shown = None if progress is None else ShieldedHook("progress", progress)
     _warn_of_future(spec.time_range())

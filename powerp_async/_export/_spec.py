@@ -167,9 +167,15 @@ class ExportSpec:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
 
 
-def check_call(client: object, spec: object) -> None:
-    """Refuse, naming the argument, a client or spec of the wrong type, which would
-    fail deep inside with an error about something else."""
+def check_call(client: object, spec: object, executor: object = None) -> None:
+    """Refuse, naming the argument, a client, spec or executor of the wrong type,
+    which would fail deep inside with an error about something else, or after the
+    export's folder was made."""
+    if executor is not None and not callable(getattr(executor, "run", None)):
+        raise ConfigurationError(
+            "executor: expected an executor, such as DaskExecutor(...), or None for "
+            f"this process, got {type(executor).__name__}"
+        )
     if not isinstance(client, PowerPClient):
         raise ConfigurationError(
             f"client: expected a PowerPClient, got {type(client).__name__}"
@@ -202,8 +208,19 @@ def _check_types(spec: ExportSpec) -> None:
     for name in ("block_size", "rows_per_flush"):
         value = getattr(spec, name)
         whole = isinstance(value, int) and not isinstance(value, bool)
-        if value is not None and not whole:
+        optional = name == "block_size"
+        if not whole and not (optional and value is None):
             raise ConfigurationError(f"{name}: expected an integer, got {value!r:.60}")
+
+    if spec.source is not None and not isinstance(spec.source, str):
+        raise ConfigurationError(
+            f"source: expected a text or None, got {spec.source!r:.60}"
+        )
+    if not isinstance(spec.neutralise_formulas, bool):
+        raise ConfigurationError(
+            "neutralise_formulas: expected True or False, got "
+            f"{spec.neutralise_formulas!r:.60}"
+        )
 
 
 def _check_format(fmt: str) -> None:
