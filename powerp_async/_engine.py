@@ -233,6 +233,7 @@ class Engine:
         self._aggregation_types: dict[tuple[int, str, str], DataType | None] = {}
         self.stats = stats or RunStats()
         self._fatal: PowerPError | None = None
+        self._last_failure: str | None = None
         self._outage = OutageClock()
         # A server that refuses every request as too many is up, but a run that
         # gets nothing for as long as it would wait out an outage stops as well:
@@ -277,7 +278,7 @@ class Engine:
 
         Leaving the ``async with`` early cancels every request still in flight.
         """
-        self._fatal = None
+        self._fatal = self._last_failure = None
         # An outage that stopped an earlier run counts afresh: the server may be
         # back, and an engine that serves many runs (a worker's) outlives it.
         self._outage = OutageClock()
@@ -373,6 +374,7 @@ class Engine:
                 timeout_s=(
                     self._settings.timeout_s if self._outage.only_timeouts else None
                 ),
+                last=self._last_failure,
             )
         scope.cancel()
 
@@ -836,6 +838,7 @@ class Engine:
         return error.retry_after or 0.0
 
     def _count_failure(self, error: PowerPError) -> None:
+        self._last_failure = _reason(error)
         if isinstance(error, TransportError):
             self.stats.transport_errors += 1
         else:
@@ -1203,6 +1206,15 @@ def _too_long(
         "rest was not read",
         url=url,
     )
+
+
+def _reason(error: PowerPError) -> str:
+    """What a failure was, without the block it befell: an error answer by its status
+    and body, which reads the same whichever block was the last to fail."""
+    if isinstance(error, APIError):
+        shown = f": {error.excerpt}" if error.excerpt else " with an empty body"
+        return f"HTTP {error.status}{shown}"
+    return str(error)
 
 
 def _timed_out(error: PowerPError) -> bool:

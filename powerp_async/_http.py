@@ -8,6 +8,7 @@ the engine retries, not an escaped aiohttp exception.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -135,9 +136,24 @@ def _describe(error: aiohttp.ClientError) -> str:
         return f"cannot connect ({reason})"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "the server closed the connection before answering"
+
+    # aiohttp's own words, which name no request header (its repr would).
+    said = error.message if isinstance(error, aiohttp.ClientResponseError) else ""
+    said = str(said or error)
+    encoding = _ENCODING_FAILURE.search(said)
+    if encoding is not None:
+        shown = excerpt(encoding.group(1), 60)
+        return f"the answer's {shown} body could not be decompressed"
     if isinstance(error, aiohttp.ClientPayloadError):
         return "the connection broke while reading the answer"
+    if isinstance(error, aiohttp.ClientResponseError) and error.message:
+        return f"{type(error).__name__}: {excerpt(str(error.message), 120)}"
     return type(error).__name__
+
+
+_ENCODING_FAILURE: Final = re.compile(r"decode content-encoding: ([^.\n]+)", re.I)
+"""How aiohttp says a body was compressed in a way it cannot undo: an encoding it
+does not know (``br`` without the Brotli package) or a corrupt stream."""
 
 
 _ERROR_BY_STATUS: dict[int, type[APIError]] = {

@@ -105,10 +105,16 @@ def throttled_error(
 
 
 def outage_error(
-    outage_s: float, stopped: str, advice: str, *, timeout_s: float | None = None
+    outage_s: float,
+    stopped: str,
+    advice: str,
+    *,
+    timeout_s: float | None = None,
+    last: str | None = None,
 ) -> ServerUnavailableError:
     """The error that ends a run the server failed for ``outage_s``, in mid-run or as
-    it started: one wording for both; ``stopped`` tells what was fetched before.
+    it started: one wording for both; ``stopped`` tells what was fetched before, and
+    ``last`` is the latest failure, which says what the failures were.
 
     ``timeout_s`` is given when every failure was a request left unanswered until
     the client's timeout: a server may hold queries too large for it so rather than
@@ -124,6 +130,8 @@ def outage_error(
             "looks like this: fewer signals per query (block_size, --block-size) or "
             "a coarser window makes each query smaller. "
         )
+    elif last is not None:
+        silence = f" (the last: {last})"
     return ServerUnavailableError(
         f"the server failed every request for {outage_s:.0f} s{silence}; stopped "
         f"{stopped}. {hint}{advice}",

@@ -41,6 +41,13 @@ def test_a_log_gets_a_line_per_interval() -> None:
     assert sink.getvalue() == line * 2
 
 
+LAST_500 = (
+    'the last: HTTP 500: {"error":"internal_error","message":"the query failed on '
+    'the server"}'
+)
+"""How the outage error names what the failing simulator answers."""
+
+
 @pytest.fixture(scope="module")
 def failing() -> Iterator[str]:
     """A simulator whose every query fails with HTTP 500; its listing works."""
@@ -65,7 +72,8 @@ def test_a_server_that_fails_everything_is_given_up_on_after_max_outage(
 
     assert done.returncode == 1
     assert done.stderr == (
-        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        f"powerp: error: the server failed every request for 2 s ({LAST_500}); "
+        "stopped after 0 "
         "blocks (0 points) were fetched. An export keeps what it fetched, to be "
         "resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --max-outage 2\n"
@@ -173,7 +181,8 @@ def test_a_fixed_pace_gives_up_after_max_outage_too(
 
     assert done.returncode == 1
     assert done.stderr == (
-        "powerp: error: the server failed every request for 2 s; stopped after 0 "
+        f"powerp: error: the server failed every request for 2 s ({LAST_500}); "
+        "stopped after 0 "
         "blocks (0 points) were fetched. An export keeps what it fetched, to be "
         "resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --fixed-rate 50 --max-outage 2 --quiet\n"
@@ -195,9 +204,14 @@ def test_a_resume_whose_server_is_gone_gives_up_after_max_outage(
     )
 
     assert resumed.returncode == 1
-    assert resumed.stderr == (
-        "powerp: error: the server failed every request for 2 s; stopped after 0 "
-        "blocks (0 points) were fetched. An export keeps what it fetched, to be "
-        "resumed once the server is back. Resume with: powerp export --out "
+    # The system's words for the refused connection differ from one to another.
+    said, _, rest = resumed.stderr.partition(")); stopped")
+    assert said.startswith(
+        "powerp: error: the server failed every request for 2 s (the last: POST "
+        f"{url}/v1/auth/token: cannot connect ("
+    )
+    assert rest == (
+        " after 0 blocks (0 points) were fetched. An export keeps what it fetched, to "
+        "be resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --max-outage 2 --quiet\n"
     )

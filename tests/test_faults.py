@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,6 +90,14 @@ async def trickle(request: web.Request) -> web.StreamResponse:
         await answer.write(bytes([byte]))
         await asyncio.sleep(0.2)
     return answer
+
+
+def compressed_badly(encoding: str, body: bytes):
+    """A 200 whose body says it is compressed as ``encoding`` but cannot be undone."""
+    return lambda request: web.Response(
+        body=body,
+        headers={"Content-Encoding": encoding, "Content-Type": "application/json"},
+    )
 
 
 @pytest.fixture
@@ -299,6 +308,35 @@ async def test_a_run_whose_every_query_is_refused_stops_early(scripted) -> None:
     # Queries of one signal may be refused for their signal: twenty before stopping.
     assert fake.queries == 20
     assert "(20 blocks given up)" in str(stopped.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "encoding"),  # the encoding in aiohttp's words
+    [
+        # Not valid Brotli either, whether or not its package is installed.
+        (compressed_badly("br", b"not brotli at all"), "brotli (br)"),
+        # A gzip stream whose closing checksum and length are zeros.
+        (
+            compressed_badly("gzip", gzip.compress(orjson.dumps(GOOD))[:-8] + bytes(8)),
+            "gzip",
+        ),
+    ],
+    ids=["br", "gzip-checksum"],
+)
+async def test_a_body_that_cannot_be_decompressed_says_so(
+    scripted, answer, encoding: str
+) -> None:
+    fake, base_url = scripted
+    fake.script = [answer]
+
+    async with client_for(base_url) as client:
+        with pytest.raises(TransportError) as raised:
+            await query(client)
+
+    assert str(raised.value).endswith(
+        f"/v1/Query: the answer's {encoding} body could not be decompressed"
+    )
+    assert fake.queries == 3  # max_attempts: a proxy's fault may pass
 
 
 async def test_listing_is_retried_after_a_server_error(scripted) -> None:
