@@ -776,9 +776,11 @@ def _behaviour(command: Sequence[str]) -> list[str]:
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:
+    """The value of option ``name``: the last one given, as the parser takes it."""
+    value = None
     for position, argument in enumerate(arguments):
         if argument == name and position + 1 < len(arguments):
-            return arguments[position + 1]
-        if argument.startswith(f"{name}="):
-            return argument.split("=", 1)[1]
-    return None
+            value = arguments[position + 1]
+        elif argument.startswith(f"{name}="):
+            value = argument.split("=", 1)[1]
+    return value

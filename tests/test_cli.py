@@ -490,6 +490,13 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
             "powerp export --out o --resume --config p.toml",
         ),
         (["query", "--out", "o"], None),
+        (  # an option given twice counts as the parser takes it: the last one
+            [
+                *("export", "--config", "a.toml", "--out", "o", "--config=b.toml"),
+                *("--max-outage", "60", "--max-outage", "90"),
+            ],
+            "powerp export --out o --resume --config b.toml --max-outage 90",
+        ),
         (
             [
                 *("export", "--out", "o", "--since", "2h", "--database", "1"),
