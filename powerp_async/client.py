@@ -310,7 +310,9 @@ class PowerPClient:
 
         Values go to the column of their signal's type when :meth:`measurements` was
         called on this client before (a float signal's ``20`` is then a float, as in
-        a fetch); otherwise to the column of their JSON type.
+        a fetch); otherwise to the column of their JSON type. Rows are sorted by
+        signal and time, as :meth:`fetch_table` sorts them, whatever order the server
+        answered in.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
         engine = self._engine(max_in_flight=1, isolate=False)
@@ -318,9 +320,7 @@ class PowerPClient:
         async with engine.run([block]) as results:
             outcome = [result async for result in results]
         _raise_failures(outcome)
-        return pa.Table.from_batches(
-            [r.batch for r in outcome if r.batch], POINT_SCHEMA
-        )
+        return _sorted_table([r.batch for r in outcome if r.batch])
 
     @stream_context
     async def fetch(

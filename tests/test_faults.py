@@ -198,6 +198,20 @@ async def test_persistent_failures_end_in_a_typed_error(
     assert fake.queries == 3  # max_attempts
 
 
+async def test_a_query_answered_out_of_order_comes_sorted(scripted) -> None:
+    fake, base_url = scripted
+    fake.script = [
+        lambda request: web.Response(
+            body=orjson.dumps(GOOD[::-1]), content_type="application/json"
+        )
+    ]
+
+    async with client_for(base_url) as client:
+        table = await query(client)
+
+    assert table.column("value_float").to_pylist() == [1.5, 2.5]
+
+
 async def test_wrong_content_type_with_good_json_is_accepted(scripted) -> None:
     fake, base_url = scripted
     fake.script = [status(200, orjson.dumps(GOOD), "text/plain")]
