@@ -42,6 +42,7 @@ from ._retry import backoff_s
 from ._streams import stream_context
 from ._time import format_wire, parse_duration_us, to_epoch_us
 from ._token import TokenManager
+from ._wire import json_kind
 from .config import ClientConfig
 from .control import AdaptivePacer, RateController, RateSettings
 from .errors import (
@@ -627,14 +628,27 @@ def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
     """
     try:
         rows = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        rows = None
+    except orjson.JSONDecodeError as error:
+        raise MalformedResponseError(
+            "measurements: expected a JSON array of signals, got a body that is not "
+            f"JSON ({error})",
+            url=url,
+            excerpt=excerpt(body),
+        ) from None
     if not isinstance(rows, list):
         raise MalformedResponseError(
-            "measurements: expected a JSON array of signals",
+            f"measurements: expected a JSON array of signals, got {json_kind(rows)}",
             url=url,
             excerpt=excerpt(body),
         )
+    for position, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise MalformedResponseError(
+                "measurements: expected each signal as a JSON object, got "
+                f"{json_kind(row)} at position {position}",
+                url=url,
+                excerpt=excerpt(body),
+            )
     try:
         listed = [(Measurement.from_api(row), row.get("dataType")) for row in rows]
     except (AttributeError, TypeError, ValueError) as error:

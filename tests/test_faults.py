@@ -353,6 +353,39 @@ async def test_a_body_that_cannot_be_decompressed_says_so(
     assert fake.queries == 3  # max_attempts: a proxy's fault may pass
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            b'[{"index": 1, "databaseId": 2}, null]',
+            "expected each signal as a JSON object, got JSON null at position 1",
+        ),
+        (
+            b'[{"index": 1, "databaseId": 2, "name": "\xff\xfe"}]',
+            "expected a JSON array of signals, got a body that is not JSON (str is "
+            "not valid UTF-8: ",
+        ),
+        (
+            b'[{"index": 1, "data',
+            "expected a JSON array of signals, got a body that is not JSON (",
+        ),
+        (b'{"items": []}', "expected a JSON array of signals, got a JSON object"),
+    ],
+    ids=["null-signal", "not-utf8", "cut", "object"],
+)
+async def test_a_listing_that_cannot_be_read_says_why(
+    scripted, body: bytes, says: str
+) -> None:
+    fake, base_url = scripted
+    fake.listing = [status(200, body, "application/json")]
+
+    async with client_for(base_url) as client:
+        with pytest.raises(MalformedResponseError) as raised:
+            await client.measurements()
+
+    assert str(raised.value).startswith(f"measurements: {says}")
+
+
 async def test_listing_is_retried_after_a_server_error(scripted) -> None:
     fake, base_url = scripted
     fake.listing = [
