@@ -905,7 +905,7 @@ class Engine:
                 # Unanswered for its size, it says nothing of the server's health.
                 self._judge_silence(block, permit, error)
                 permit.failed(connection=True)
-                self._outage.failed(timed_out=_timed_out(error))
+                self._outage.failed(timed_out=_timed_out(error), sent_at=permit.sent_at)
                 self._report_control()
                 raise
 
