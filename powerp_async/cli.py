@@ -756,6 +756,8 @@ _BEHAVIOUR_OPTIONS: Final = (
     "--max-in-flight",
     "--max-outage",
     "--flush-points",
+    "--dask-local",
+    "--dask-scheduler",
 )
 """Options that change how a run goes, not what it exports (the journal holds that):
 a resume is given them again, so it runs as the run it continues."""

@@ -498,6 +498,14 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
             "powerp export --out o --resume --config b.toml --max-outage 90",
         ),
         (
+            ["export", "--out", "o", "--dask-local", "2", "--flush-points", "5000"],
+            "powerp export --out o --resume --flush-points 5000 --dask-local 2",
+        ),
+        (
+            ["export", "--out", "o", "--dask-scheduler", "tcp://127.0.0.1:8786"],
+            "powerp export --out o --resume --dask-scheduler tcp://127.0.0.1:8786",
+        ),
+        (
             [
                 *("export", "--out", "o", "--since", "2h", "--database", "1"),
                 *("--quiet", "--max-rate=50", "--max-in-flight", "8"),
