@@ -517,6 +517,8 @@ async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
             await export(client, spec, resume=True)
         with pytest.raises(ConfigurationError) as planning:
             await plan_export(client, spec, resume=True)
+        with pytest.raises(ConfigurationError) as fresh:  # not "resume it" while busy
+            await export(client, spec)
 
     plan = await plan_export(client, spec, resume=True)
     report = await export(client, spec, resume=True)
@@ -526,6 +528,7 @@ async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
         "before resuming"
     )
     assert str(caught.value) == str(planning.value) == busy_folder
+    assert str(fresh.value) == busy_folder
     assert plan.remaining == 0
     assert report.complete
     assert report.points_this_run == 0

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigurationError, ExportWriteError
-from ._manifest import MANIFEST_NAME
+from ._manifest import MANIFEST_NAME, locked_for_reading
 
 
 @contextmanager
@@ -37,11 +37,16 @@ def check_folder(out: Path, *, fresh: bool) -> None:
         raise ConfigurationError(f"output folder {out} is a file, not a folder")
 
     if fresh and out.exists() and any(map(_may_be_export, out.iterdir())):
+        journal = (out / MANIFEST_NAME).exists()
+        if journal:
+            # An export still running there is waited for, not continued.
+            with locked_for_reading(out):
+                pass
         raise ConfigurationError(
             f"output folder {out} is not empty; refusing to mix two exports"
             + (
                 " (continue it with resume=True; --resume on the command line)"
-                if (out / MANIFEST_NAME).exists()
+                if journal
                 else ""
             )
         )
