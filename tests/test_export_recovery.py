@@ -534,6 +534,27 @@ async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
     assert report.points_this_run == 0
 
 
+async def test_a_plan_into_a_used_folder_is_refused_as_the_export_is(
+    client, tmp_path
+) -> None:
+    spec = await spec_for(client, tmp_path / "out")
+    await export(client, spec)
+
+    with pytest.raises(ConfigurationError) as planning:
+        await plan_export(client, spec)  # a dry run, not a resume
+    with pytest.raises(ConfigurationError) as running:
+        await export(client, spec)
+
+    assert (
+        str(planning.value)
+        == str(running.value)
+        == (
+            f"output folder {spec.out} is not empty; refusing to mix two exports "
+            "(continue it with resume=True; --resume on the command line)"
+        )
+    )
+
+
 async def test_a_committed_part_that_went_missing_refuses_a_resume(
     client, tmp_path
 ) -> None:

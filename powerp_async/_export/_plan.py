@@ -10,6 +10,7 @@ from .._words import plural
 from ..client import PowerPClient
 from ..models import Measurement
 from ..planning import ends_after_now, group_signals, plan_totals, time_slices
+from ._folder import check_folder
 from ._manifest import locked_for_reading
 from ._open import check_as_resume, recorded_export
 from ._spec import ExportSpec, check_call, select_signals
@@ -126,6 +127,8 @@ async def plan_export(
         # Blocks of refused signals, recorded as owed, are queries a resume sends too.
         owed = len(journal.owed)
     else:
+        # Refused as the export itself would refuse it: into a folder in use.
+        check_folder(spec.out, fresh=True)
         listed = await select_signals(client, spec)
 
     # As the plan does: a signal whose first point comes at or after the range's end
