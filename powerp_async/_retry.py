@@ -96,7 +96,12 @@ def throttled_error(
     is sent: said too, since a long one may be the whole reason."""
     asked = ""
     if held_s >= 1:
-        asked = f", and its Retry-After asks to wait {held_s:.0f} s more"
+        # Said as held rather than as asked: a longer wait was cut to the most
+        # this client takes, and the server's own figure is no longer known here.
+        asked = (
+            f", and its Retry-After holds every request {held_s:.0f} s more (a wait "
+            f"asked for is taken as {MAX_RETRY_AFTER_S:.0f} s at most)"
+        )
     return ServerUnavailableError(
         f"the server refused every request as too many (429) for {refused_s:.0f} s"
         f"{asked}; stopped {stopped}. {advice}",

@@ -383,7 +383,8 @@ async def test_a_retry_after_beyond_max_outage_is_named_as_the_reason(
     assert time.monotonic() - started < 10
     assert re.fullmatch(
         r"the server refused every request as too many \(429\) for 1 s, and its "
-        r"Retry-After asks to wait (3[6-9]|4[0-4]) s more; stopped after 0 blocks "
+        r"Retry-After holds every request (3[6-9]|4[0-4]) s more \(a wait asked for "
+        r"is taken as 300 s at most\); stopped after 0 blocks "
         r"\(0 points\) were fetched\. Its quota may be used up for now\. An export "
         r"keeps what it fetched, to be resumed later",
         str(caught.value),
