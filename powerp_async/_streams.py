@@ -35,15 +35,25 @@ def stream_context(
 class StreamContext(Generic[Item]):
     """``async with`` this to get the stream of ``method``'s items."""
 
-    __slots__ = ("_manager", "_method")
+    __slots__ = ("_entered", "_manager", "_method")
 
     def __init__(
         self, manager: AbstractAsyncContextManager[AsyncIterator[Item]], method: str
     ) -> None:
         self._manager = manager
         self._method = method
+        self._entered = False
 
     async def __aenter__(self) -> AsyncIterator[Item]:
+        # The manager underneath runs once; entered again it fails inside with an
+        # error about its own internals.
+        if self._entered:
+            raise RuntimeError(
+                f"this {self._method}(...) was entered already: each call gives one "
+                f"stream, so call {self._method}(...) again for another"
+            )
+
+        self._entered = True
         return await self._manager.__aenter__()
 
     async def __aexit__(

@@ -96,3 +96,21 @@ async def test_a_stream_iterated_or_awaited_directly_says_how_to_use_it(
     assert usage in str(awaited.value)
     async with stream as items:
         assert [item async for item in items]
+
+
+async def test_a_stream_entered_twice_says_to_call_again(client) -> None:
+    signals = (await client.measurements())[:2]
+    end = ANCHOR - timedelta(hours=1)
+    stream = client.fetch_batches(signals, end - timedelta(minutes=5), end)
+    async with stream as batches:
+        rows = sum([batch.num_rows async for batch in batches])
+
+    with pytest.raises(RuntimeError) as again:
+        async with stream:
+            pass
+
+    assert rows > 0
+    assert str(again.value) == (
+        "this fetch_batches(...) was entered already: each call gives one stream, so "
+        "call fetch_batches(...) again for another"
+    )
