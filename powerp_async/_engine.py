@@ -56,7 +56,14 @@ from ._announced import AnnouncedHold
 from ._assembly import Assembly, BlockResult
 from ._decode import decode_block
 from ._groups import plain_errors
-from ._http import AnswerTooLongError, Response, error_for, failed_on_server, send
+from ._http import (
+    AnswerTooLongError,
+    Response,
+    answer_text,
+    error_for,
+    failed_on_server,
+    send,
+)
 from ._labels import LabelSide
 from ._outage import OutageClock
 from ._redact import mask_url
@@ -1212,8 +1219,7 @@ def _reason(error: PowerPError) -> str:
     """What a failure was, without the block it befell: an error answer by its status
     and body, which reads the same whichever block was the last to fail."""
     if isinstance(error, APIError):
-        shown = f": {error.excerpt}" if error.excerpt else " with an empty body"
-        return f"HTTP {error.status}{shown}"
+        return answer_text(error.status, error.excerpt)
     return str(error)
 
 

@@ -162,13 +162,13 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     403: PermissionDeniedError,
     404: BadRequestError,
     405: BadRequestError,
-    408: ServerError,
     409: BadRequestError,
     413: PayloadTooLargeError,
     422: BadRequestError,
-    425: ServerError,
     429: ThrottledError,
 }
+"""Other statuses are a ``ServerError`` if :func:`failed_on_server`, else a
+``BadRequestError``."""
 
 ASKED_AGAIN_LATER: Final = frozenset({408, 425})
 """Statuses under 500 that fail as a 5xx does: the server gave up waiting for the
@@ -181,16 +181,19 @@ def failed_on_server(status: int) -> bool:
     return status >= 500 or status in ASKED_AGAIN_LATER
 
 
+def answer_text(status: int, shown: str) -> str:
+    """An error answer in words: its status and the excerpt of its body."""
+    return f"HTTP {status}" + (f": {shown}" if shown else " with an empty body")
+
+
 def error_for(response: Response, *, method: str, url: str, what: str) -> APIError:
     """The typed error for a non-2xx answer; ``what`` says what was being done."""
     status = response.status
     kind = _ERROR_BY_STATUS.get(status)
     if kind is None:
-        kind = ServerError if status >= 500 else BadRequestError
+        kind = ServerError if failed_on_server(status) else BadRequestError
     shown = excerpt(response.body)
-    message = f"{what}: HTTP {status}" + (
-        f": {shown}" if shown else " with an empty body"
-    )
+    message = f"{what}: {answer_text(status, shown)}"
     location = response.headers.get("Location")
     if 300 <= status < 400 and location:
         # Not followed: the form would go along, client secret included.
