@@ -25,7 +25,9 @@ the ceiling from 429 answers alone:
   then was admitted (``_admitted``), and the record of answers alone would end a slow
   round trip back, before the rate that drew the 429. At the end of start-up, where
   an average lags behind the climbing rate, the rate of the latest sends whose
-  answers are all in counts instead if it is higher.
+  answers are all in counts instead if it is higher. Below about 34 req/s, a step
+  of start-up refused at once brackets the limit between the rate admitted and the
+  step's, and the cut aims between them (``_startup_cut``).
 * **Recovery.** Then the rate follows ``W_max + c * (t - K)**3`` with
   ``c = 0.004 * W_max``, ``W_max`` being the accepted rate: back quickly, flat near
   ``W_max``, then faster again, which finds a raised limit. ``K`` is about 2.9 s at
@@ -86,6 +88,7 @@ from ._recovery import (
     common_curve,
     guess_curve,
     known_curve,
+    stretched_approach,
     window_curve,
 )
 from ._windows import QuotaWindows
@@ -399,18 +402,20 @@ class RateController:
         jitter of arrival times rather than a limit: that episode probes at the
         common pace, and only a limit met again in recovery is taken as known.
 
-        Where the client had fewer requests to send than its pace allowed over
-        ``H`` (its permits held by queries the server sat on, say), the rate accepted
-        then is only a floor of the limit, and the spacing of the sends that drew
-        the 429 a ceiling of it: the guess is their geometric mean, and it is
-        probed three times as fast as a common cut's (``guess_curve``). The floor
-        alone, at the common pace, held the rate near half the limit some 8 s.
+        The rate accepted is a floor of the limit, and the spacing of the sends
+        that drew the 429 a ceiling of it. Where the two lie far apart, the guess is
+        their geometric mean, probed three times as fast as a common cut's
+        (``guess_curve``). That happens where the client had fewer requests to send
+        than its pace allowed over ``H`` (its permits held by queries the server sat
+        on, say): the floor alone, at the common pace, held the rate near half the
+        limit some 8 s. And it happens at a few requests a second, where a step of
+        start-up overshot a limit between its rates (4 and 6 around a limit of 5):
+        the floor alone, approached over 100 requests' worth, cost some 10 s there.
         """
         accepted = self._accepted_rate_for_cut(now)
         self.mode = RateMode.RECOVERY
         w_max = _measured_limit(accepted, throttled, self.settings.min_rate)
-        clump = self._rate_sent_below_pace(sent_at)
-        drew = 0.0 if clump is None else min(self._paced_rate(sent_at), clump)
+        drew = self._rate_that_drew(sent_at, throttled, w_max)
         # Sends spaced about as what was accepted (a client held by its permits
         # rather than stalled) leave nothing to guess between.
         if accepted > 0 and drew > (1 + CONFIRMED_LIMIT) * w_max:
@@ -420,6 +425,27 @@ class RateController:
 
         self._ceiling.suppose(w_max)
         return accepted, common_curve(w_max, throttled, now, stretch=False)
+
+    def _rate_that_drew(self, sent_at: float, throttled: float, w_max: float) -> float:
+        """The ceiling of the limit that the send refused at ``sent_at`` shows, to
+        guess between at the end of start-up; 0 where there is none to trust.
+
+        After a stall, the spacing of the latest sends. At a few requests a second,
+        the spacing of the refused send from the one before it (the step that
+        overshot), never above the pacer's rate. At higher rates a step's overshoot
+        is found again within a second at the common pace, while a guess past the
+        limit would draw a second episode of 429s for the requests in flight.
+        """
+        clump = self._rate_sent_below_pace(sent_at)
+        if clump is not None:
+            return min(self._paced_rate(sent_at), clump)
+        if not stretched_approach(w_max):
+            return 0.0
+
+        previous = max((t for t, _ in self._sent if t < sent_at), default=None)
+        if previous is None:
+            return 0.0
+        return min(throttled, 1 / (sent_at - previous))
 
     def _recovery_cut(
         self, now: float, sent_at: float, throttled: float

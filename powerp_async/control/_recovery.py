@@ -107,6 +107,12 @@ def common_curve(
     return RecoveryCurve(w_max, epoch, knee_s)
 
 
+def stretched_approach(w_max: float) -> bool:
+    """Whether a limit met closely at ``w_max`` is approached over more than the
+    common ``K``: below about 34 req/s, where each probe past it costs seconds."""
+    return PROBE_REQUESTS / w_max > RECOVERY_KNEE_S
+
+
 def guess_curve(w_max: float, epoch: float) -> RecoveryCurve:
     """The cut to 0.9 times a ``w_max`` guessed between a floor and a ceiling of the
     limit, probed three times as fast as a common one: back at ``w_max`` after

@@ -66,6 +66,37 @@ def test_an_episode_that_disagrees_makes_the_limit_unknown(
     assert ceiling.rate is None
 
 
+def test_a_noisy_horizon_defers_to_a_cycle_that_admitted_the_known_limit() -> None:
+    ceiling = KnownCeiling()
+    ceiling.learn(4.9, 4.8, 5.0)
+    known = ceiling.rate
+    assert known == pytest.approx(4.875)
+
+    # At 5 req/s the horizon holds five sends, and one held up reads 4.5, too far
+    # below the 5.1 refused; the 20 s since the last refusal admitted 4.9, which
+    # agrees with the limit known: it stands in for the horizon.
+    assert ceiling.learn(4.5, 4.9, 5.1) == pytest.approx((known + 4.9) / 2)
+
+
+def test_a_noisy_horizon_without_a_cycle_at_the_known_limit_forgets_it() -> None:
+    ceiling = KnownCeiling()
+    ceiling.learn(4.9, 4.8, 5.0)
+
+    assert ceiling.learn(4.5, 4.5, 5.1) is None
+
+
+def test_a_refusal_below_the_known_limit_after_a_cycle_at_it_keeps_it() -> None:
+    ceiling = KnownCeiling()
+    ceiling.learn(4.9, 4.8, 5.0)
+    known = ceiling.rate
+
+    # Refused at 4.8 after a cycle that admitted 4.9: a send that arrived early at
+    # a bucket of one token. Taken in, it would lower the limit to 4.85.
+    assert ceiling.learn(4.8, 4.9, 4.8) == pytest.approx(known)
+    # Refused at 4.8 after a cycle that admitted only 4.8: a lower limit.
+    assert ceiling.learn(4.8, 4.8, 4.8) == pytest.approx((known + 0.975 * 4.8) / 2)
+
+
 def test_a_moved_limit_pinned_down_is_known_at_once() -> None:
     ceiling = KnownCeiling()
     ceiling.learn(96.0, 90.0, 100.0)

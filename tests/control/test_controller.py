@@ -322,6 +322,43 @@ def test_a_first_429_after_a_stall_cuts_between_accepted_and_drawing_rates() -> 
     assert controller.rate_at(cut_at + 2 * GUESS_KNEE_S) == pytest.approx(1.1 * w_max)
 
 
+def refused_after_a_step(hint: float) -> tuple[RateController, float]:
+    """Start-up from ``hint``, all admitted, until its first step up by half is
+    refused at its first send; returns the controller and when it was cut."""
+    controller = RateController(RateSettings(initial_rate=hint))
+    moment = 0.0
+    while controller.rate_at(moment) == hint:
+        send_at(controller, moment)
+        answer(controller, [moment], 0.1)
+        moment += 1 / hint
+    assert controller.rate_at(moment) == 1.5 * hint
+
+    refused = moment - 1 / hint + 1 / (1.5 * hint)
+    send_at(controller, refused)
+    controller.on_throttle(refused + 0.002, refused, None)
+    return controller, refused + 0.002
+
+
+def test_a_step_of_start_up_past_a_low_limit_cuts_between_its_rates() -> None:
+    controller, cut_at = refused_after_a_step(4.0)
+
+    # The limit lies between the 4 admitted and the 6 refused. The guess is their
+    # geometric mean, probed as a guess is, rather than 4 approached over 100
+    # requests' worth.
+    w_max = math.sqrt(4.0 * 6.0)
+    assert controller.rate_at(cut_at) == pytest.approx(0.9 * w_max)
+    send_paced(controller, cut_at, cut_at + GUESS_KNEE_S)
+    assert controller.rate_at(cut_at + GUESS_KNEE_S) == pytest.approx(w_max)
+
+
+def test_a_step_of_start_up_past_a_high_limit_cuts_from_the_rate_admitted() -> None:
+    controller, cut_at = refused_after_a_step(100.0)
+
+    # Above some 34 req/s a step's overshoot is found again within a second at
+    # the common pace; a guess past the limit would only draw more 429s.
+    assert controller.rate_at(cut_at) == pytest.approx(0.9 * 100.0)
+
+
 def test_a_client_held_by_its_permits_is_cut_as_usual_not_guessed() -> None:
     controller = RateController(RateSettings(initial_rate=30.0))
     sends = [k / 20 for k in range(40)]  # 20 req/s where the pace allows 30 or more
