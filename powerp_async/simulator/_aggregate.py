@@ -25,14 +25,27 @@ AVERAGING: Final = frozenset({"mean", "median"})
 NUMERIC_ONLY: Final = frozenset({"mean", "median", "sum"})
 """Aggregations that mean nothing over booleans or strings."""
 
+ONE_SAMPLE: Final = frozenset({"first", "last"})
+"""Aggregations whose result is one raw sample of the window."""
+
 
 def aggregate(values: IntArray, first: IntArray, aggregation: str) -> NumberArray:
     """One result per window: integers, except a float mean and median.
 
     ``aggregation`` must be one of the Flux names in ``models.AGGREGATIONS``.
     """
-    counts: IntArray = np.diff(first, append=len(values))
+    counts = sample_counts(first, len(values))
     return _BY_NAME[aggregation](values, first, counts)
+
+
+def sample_counts(first: IntArray, total: int) -> IntArray:
+    """How many of ``total`` samples each window holds, from its first's offset."""
+    # As np.diff(first, append=total), without its overhead of some 30 us a call,
+    # which once per signal of every request added up.
+    counts: IntArray = np.empty_like(first)
+    np.subtract(first[1:], first[:-1], out=counts[:-1])
+    counts[-1:] = total - first[-1:]
+    return counts
 
 
 def _count(values: IntArray, first: IntArray, counts: IntArray) -> IntArray:

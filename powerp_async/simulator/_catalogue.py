@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 from .._time import parse_wire
 from ..models import DataType
 from ._grid import RequestGrid
-from ._hashing import FloatArray, mix64
+from ._hashing import FloatArray, IntArray, mix64
 from ._signals import EnergyCounter, Model, Samples, held_unit
 from ._tenant import SignalSpec
 from ._weather import Weather
@@ -27,11 +27,13 @@ _NO_BOUNDS: Final = (None, None)
 
 
 class Kind(NamedTuple):
-    """A value type with its sample function (and vocabulary, for strings)."""
+    """A value type with its sample function (and vocabulary, for strings), and the
+    same function of sample times alone where the value depends on nothing else."""
 
     data_type: DataType
     sample: SampleFunction
     vocabulary: tuple[str, ...] = ()
+    sample_at: Callable[[IntArray], Samples] | None = None
 
 
 class Row(NamedTuple):
@@ -73,7 +75,9 @@ class Database:
             name=row.name,
             default_agg=row.default_agg,
             unit_symbol=row.unit,
-            model=Model(row.kind.data_type, sample, row.kind.vocabulary),
+            model=Model(
+                row.kind.data_type, sample, row.kind.vocabulary, row.kind.sample_at
+            ),
             first_data_us=self.first_data_us,
             decimals=row.decimals,
             min_value=row.bounds[0],
@@ -98,7 +102,8 @@ def channel_kind(weather: Weather, name: str, factor: float = 1.0) -> Kind:
 
 def counter_kind(hourly_kw: FloatArray, key: int) -> Kind:
     """An energy meter integrating ``hourly_kw``; ``key`` seeds its start reading."""
-    return float_kind(EnergyCounter.from_profile(hourly_kw, key).reading)
+    counter = EnergyCounter.from_profile(hourly_kw, key)
+    return Kind(DataType.FLOAT, counter.reading, sample_at=counter.reading_at)
 
 
 def held_state(block_us: int, true_share: float) -> Kind:

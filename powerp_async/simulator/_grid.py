@@ -100,6 +100,18 @@ class RequestGrid:
 
         return self.memo("sample_windows", compute)
 
+    def block_offsets(self, block_us: int) -> tuple[int, IntArray]:
+        """The epoch-aligned block of ``block_us`` of the first sample, and each
+        sample's block counted from it (empty grids have none)."""
+
+        def compute() -> tuple[int, IntArray]:
+            blocks = self.samples_us // block_us
+            first = int(blocks[0])
+            blocks -= first
+            return first, blocks
+
+        return self.memo(("blocks", block_us), compute)
+
     def sample_counters(self) -> IntArray:
         """Sample numbers since the epoch, the counters of per-sample noise."""
         return self.memo("sample_counters", lambda: self.samples_us // SAMPLE_PERIOD_US)

@@ -90,12 +90,10 @@ def smooth_noise(key: int, times_us: IntArray, knot_us: int) -> FloatArray:
     return low + (high - low) * fraction
 
 
-def block_unit(key: int, times_us: IntArray, block_us: int) -> FloatArray:
-    """One uniform float per epoch-aligned block of ``block_us``, spread to samples."""
-    blocks = times_us // block_us
-    first = int(blocks[0])
-    draws = hashed_unit(key, np.arange(first, int(blocks[-1]) + 1))
-    return draws[blocks - first]
+def block_draws(key: int, first: int, offsets: IntArray) -> FloatArray:
+    """One uniform float per block, from block ``first`` to the last of ``offsets``
+    (sorted block numbers less ``first``)."""
+    return hashed_unit(key, np.arange(first, first + int(offsets[-1]) + 1))
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from ._grid import SAMPLE_PERIOD_US, RequestGrid
 from ._hashing import (
     FloatArray,
     IntArray,
-    block_unit,
+    block_draws,
     hashed_unit,
     smooth_noise,
     table_noise,
@@ -48,6 +48,10 @@ class Model:
     data_type: DataType
     sample: Callable[[RequestGrid], Samples]
     vocabulary: tuple[str, ...] = ()
+    sample_at: Callable[[IntArray], Samples] | None = None
+    """The same samples at any sample times, for a model whose value at a time
+    depends on that time alone: an aggregation that reads one sample per window
+    (``first``, ``last``) then computes those alone, not the 18,000 of a span."""
 
     def __post_init__(self) -> None:
         is_text = self.data_type is DataType.STRING
@@ -97,9 +101,30 @@ def delayed_noise(
 
 def held_unit(grid: RequestGrid, key: int, block_us: int) -> FloatArray:
     """A uniform draw that holds for each epoch-aligned block (a state, a fault)."""
-    return grid.memo(
-        (key, block_us), lambda: block_unit(key, grid.samples_us, block_us)
-    )
+
+    def compute() -> FloatArray:
+        first, offsets = grid.block_offsets(block_us)
+        return block_draws(key, first, offsets)[offsets]
+
+    return grid.memo((key, block_us), compute)
+
+
+def held_choice(
+    grid: RequestGrid,
+    key: int,
+    block_us: int,
+    cumulative_weights: FloatArray,
+    choices: IntArray,
+) -> IntArray:
+    """One of ``choices`` by its weight, held for each epoch-aligned block.
+
+    The same as picking from :func:`held_unit` sample by sample, but picked once per
+    block: a request of 18,000 samples holds only a few blocks.
+    """
+    first, offsets = grid.block_offsets(block_us)
+    draws = block_draws(key, first, offsets)
+    picked: IntArray = choices[pick(draws, cumulative_weights)]
+    return picked[offsets]
 
 
 def rare_events(grid: RequestGrid, key: int, chance: float) -> IntArray:
@@ -165,7 +190,11 @@ class EnergyCounter:
 
     def reading(self, key: int, grid: RequestGrid) -> FloatArray:
         """The meter at each sample (``key`` is unused: the reading has no noise)."""
-        since_origin = grid.samples_us - PROFILE_ORIGIN_US
+        return self.reading_at(grid.samples_us)
+
+    def reading_at(self, times_us: IntArray) -> FloatArray:
+        """The meter at each of ``times_us``."""
+        since_origin = times_us - PROFILE_ORIGIN_US
         hours = since_origin // US_PER_HOUR
         years, row = np.divmod(hours, HOURS_PER_YEAR)
         before_hour = self.before_hour_kwh[row]

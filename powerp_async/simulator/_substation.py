@@ -26,10 +26,10 @@ from ._signals import (
     Samples,
     daily_load,
     delayed_noise,
+    held_choice,
     held_unit,
     jitter,
     load_shape,
-    pick,
     rare_events,
     wave,
 )
@@ -155,8 +155,9 @@ class Feeder:
         return np.where(self._load_a(grid) > 0.0, self._power_factor(grid), 0.0)
 
     def alarm(self, key: int, grid: RequestGrid) -> IntArray:
-        draws = held_unit(grid, mix64(self.key, "alarm"), 10 * US_PER_MINUTE)
-        return _FEEDER_RANKS[pick(draws, _FEEDER_WEIGHTS)]
+        weights, ranks = _FEEDER_WEIGHTS, _FEEDER_RANKS
+        alarm_key = mix64(self.key, "alarm")
+        return held_choice(grid, alarm_key, 10 * US_PER_MINUTE, weights, ranks)
 
     def operations(self, base: int, key: int, grid: RequestGrid) -> IntArray:
         """A switching counter: one more operation every few days."""
@@ -210,8 +211,9 @@ class Transformer:
         return winding + 0.05 * jitter(grid, key)
 
     def alarm(self, key: int, grid: RequestGrid) -> IntArray:
-        draws = held_unit(grid, mix64(self.key, "alarm"), 10 * US_PER_MINUTE)
-        return _TRANSFORMER_RANKS[pick(draws, _TRANSFORMER_WEIGHTS)]
+        weights, ranks = _TRANSFORMER_WEIGHTS, _TRANSFORMER_RANKS
+        alarm_key = mix64(self.key, "alarm")
+        return held_choice(grid, alarm_key, 10 * US_PER_MINUTE, weights, ranks)
 
 
 def substation(seed: int, weather: Weather) -> list[SignalSpec]:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import orjson
 
 from ..models import AGGREGATIONS, DataType
-from ._aggregate import AVERAGING, NUMERIC_ONLY, aggregate
+from ._aggregate import AVERAGING, NUMERIC_ONLY, ONE_SAMPLE, aggregate, sample_counts
 from ._grid import Label, RequestGrid, format_timestamp
 from ._hashing import IntArray, hashed_unit, mix64
 from ._signals import Model
@@ -172,14 +172,27 @@ class Tenant:
         if grid.window_count == 0 or (kept is not None and len(kept) == 0):
             return Series(np.empty(0, dtype=np.int64), np.empty(0), vocabulary)
 
-        raw = _as_integers(spec, spec.model.sample(grid))
         if kept is None:
             windows = np.arange(grid.window_count, dtype=np.int64)
             first = grid.window_first_sample
+            present = len(grid.samples_us)
         else:
-            raw = raw[kept]
             windows, first = _segments(grid.sample_windows()[kept])
+            present = len(kept)
 
+        # Sampling a signal is most of the cost of a query, so what reads few
+        # samples or none computes no more.
+        if aggregation == "count":
+            return Series(windows, sample_counts(first, present), vocabulary)
+        if aggregation in ONE_SAMPLE and spec.model.sample_at is not None:
+            read = _read_sample(aggregation, first, present)
+            at = read if kept is None else kept[read]
+            raw = _as_integers(spec, spec.model.sample_at(grid.samples_us[at]))
+            return Series(windows, _to_api_values(spec, aggregation, raw), vocabulary)
+
+        raw = _as_integers(spec, spec.model.sample(grid))
+        if kept is not None:
+            raw = raw[kept]
         values = _to_api_values(spec, aggregation, aggregate(raw, first, aggregation))
         return Series(windows, values, vocabulary)
 
@@ -230,6 +243,13 @@ class Tenant:
             present = online if present is None else present & online
 
         return None if present is None else np.flatnonzero(present)
+
+
+def _read_sample(aggregation: str, first: IntArray, present: int) -> IntArray:
+    """Which of the ``present`` samples each window's ``first`` or ``last`` is."""
+    if aggregation == "first":
+        return first
+    return first + sample_counts(first, present) - 1
 
 
 def _segments(sample_windows: IntArray) -> tuple[IntArray, IntArray]:
