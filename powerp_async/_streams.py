@@ -3,7 +3,8 @@
 :meth:`PowerPClient.fetch` and :meth:`PowerPClient.fetch_batches` give an async context
 manager, whose exit waits for the requests still in flight and raises the failures.
 Iterated directly (``async for ... in client.fetch(...)``) or awaited, a plain one
-fails with a message about its own type; this one says how it is meant to be used.
+fails with a message about its own type; this one says how it is meant to be used,
+as does its stream when it is read after the ``async with`` ended.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def stream_context(
 class StreamContext(Generic[Item]):
     """``async with`` this to get the stream of ``method``'s items."""
 
-    __slots__ = ("_entered", "_manager", "_method")
+    __slots__ = ("_entered", "_manager", "_method", "_stream")
 
     def __init__(
         self, manager: AbstractAsyncContextManager[AsyncIterator[Item]], method: str
@@ -43,6 +44,7 @@ class StreamContext(Generic[Item]):
         self._manager = manager
         self._method = method
         self._entered = False
+        self._stream: _Stream[Item] | None = None
 
     async def __aenter__(self) -> AsyncIterator[Item]:
         # The manager underneath runs once; entered again it fails inside with an
@@ -54,7 +56,8 @@ class StreamContext(Generic[Item]):
             )
 
         self._entered = True
-        return await self._manager.__aenter__()
+        self._stream = _Stream(await self._manager.__aenter__(), self._method)
+        return self._stream
 
     async def __aexit__(
         self,
@@ -62,6 +65,8 @@ class StreamContext(Generic[Item]):
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
+        if self._stream is not None:
+            self._stream.ended = True
         return await self._manager.__aexit__(kind, error, traceback)
 
     def __aiter__(self) -> NoReturn:
@@ -77,3 +82,28 @@ class StreamContext(Generic[Item]):
             f"'async with client.{self._method}(...) as stream:' and then "
             "'async for item in stream:'"
         )
+
+
+class _Stream(Generic[Item]):
+    """The stream a :class:`StreamContext` gives, which says so when it is read after
+    its ``async with`` ended: the requests behind it are gone by then, and the stream
+    underneath fails with a bare error about a closed channel."""
+
+    __slots__ = ("_items", "_method", "ended")
+
+    def __init__(self, items: AsyncIterator[Item], method: str) -> None:
+        self._items = items
+        self._method = method
+        self.ended = False
+
+    def __aiter__(self) -> _Stream[Item]:
+        return self
+
+    async def __anext__(self) -> Item:
+        if self.ended:
+            raise RuntimeError(
+                f"the stream of {self._method}(...) was read after its 'async with' "
+                "ended, which stops the requests behind it: read it inside the "
+                "'async with' block"
+            )
+        return await self._items.__anext__()

@@ -114,3 +114,23 @@ async def test_a_stream_entered_twice_says_to_call_again(client) -> None:
         "this fetch_batches(...) was entered already: each call gives one stream, so "
         "call fetch_batches(...) again for another"
     )
+
+
+@pytest.mark.parametrize("method", ["fetch", "fetch_batches"])
+async def test_a_stream_read_after_its_block_says_to_read_it_inside(
+    client, method
+) -> None:
+    signals = (await client.measurements())[:2]
+    end = ANCHOR - timedelta(hours=1)
+    async with getattr(client, method)(signals, end - timedelta(minutes=5), end) as s:
+        first = await anext(s)
+        stream = s
+
+    with pytest.raises(RuntimeError) as late:
+        await anext(stream)
+
+    assert first is not None
+    assert str(late.value) == (
+        f"the stream of {method}(...) was read after its 'async with' ended, which "
+        "stops the requests behind it: read it inside the 'async with' block"
+    )
