@@ -15,13 +15,17 @@ from typing import Final, NamedTuple
 from .._time import parse_wire
 from ..models import DataType
 from ._grid import RequestGrid
-from ._hashing import FloatArray, IntArray, mix64
-from ._signals import EnergyCounter, Model, Samples, held_unit
+from ._hashing import FloatArray, IntArray, block_positions, mix64
+from ._signals import EnergyCounter, Model, Samples, held_draws, held_unit
 from ._tenant import SignalSpec
 from ._weather import Weather
 
 SampleFunction = Callable[[int, RequestGrid], Samples]
 """``sample(key, grid)``: raw samples at the grid's times, noise seeded by ``key``."""
+
+PointFunction = Callable[[int, IntArray], Samples]
+"""``sample_at(key, times_us)``: the same samples at any sorted sample times, for a
+value that depends on its time alone."""
 
 _NO_BOUNDS: Final = (None, None)
 
@@ -33,7 +37,7 @@ class Kind(NamedTuple):
     data_type: DataType
     sample: SampleFunction
     vocabulary: tuple[str, ...] = ()
-    sample_at: Callable[[IntArray], Samples] | None = None
+    sample_at: PointFunction | None = None
 
 
 class Row(NamedTuple):
@@ -69,15 +73,16 @@ class Database:
     def add(self, index: int, row: Row) -> None:
         key = self.key("signal", index)
         sample = functools.partial(row.kind.sample, key)
+        sample_at = row.kind.sample_at
+        if sample_at is not None:
+            sample_at = functools.partial(sample_at, key)
         spec = SignalSpec(
             database_id=self.database_id,
             index=str(index),
             name=row.name,
             default_agg=row.default_agg,
             unit_symbol=row.unit,
-            model=Model(
-                row.kind.data_type, sample, row.kind.vocabulary, row.kind.sample_at
-            ),
+            model=Model(row.kind.data_type, sample, row.kind.vocabulary, sample_at),
             first_data_us=self.first_data_us,
             decimals=row.decimals,
             min_value=row.bounds[0],
@@ -106,10 +111,21 @@ def counter_kind(hourly_kw: FloatArray, key: int) -> Kind:
     return Kind(DataType.FLOAT, counter.reading, sample_at=counter.reading_at)
 
 
+def state_kind(
+    sample: SampleFunction, sample_at: PointFunction, vocabulary: tuple[str, ...] = ()
+) -> Kind:
+    """A bool, or a word of ``vocabulary``, that depends on its time alone."""
+    data_type = DataType.STRING if vocabulary else DataType.BOOL
+    return Kind(data_type, sample, vocabulary, sample_at)
+
+
 def held_state(block_us: int, true_share: float) -> Kind:
     """A bool that holds for each block, true for ``true_share`` of the blocks."""
 
     def sample(key: int, grid: RequestGrid) -> Samples:
         return held_unit(grid, key, block_us) < true_share
 
-    return Kind(DataType.BOOL, sample)
+    def sample_at(key: int, times_us: IntArray) -> Samples:
+        return held_draws(key, block_positions(times_us, block_us)) < true_share
+
+    return state_kind(sample, sample_at)

@@ -18,7 +18,7 @@ from typing import Final, Literal, TypeVar
 import numpy as np
 
 from .._time import US_PER_SECOND, from_epoch_us
-from ._hashing import IntArray
+from ._hashing import BlockPositions, IntArray, block_positions
 
 SAMPLE_PERIOD_US: Final = 100_000
 """The base rate of every simulated signal: one raw sample each 100 ms."""
@@ -100,17 +100,12 @@ class RequestGrid:
 
         return self.memo("sample_windows", compute)
 
-    def block_offsets(self, block_us: int) -> tuple[int, IntArray]:
-        """The epoch-aligned block of ``block_us`` of the first sample, and each
-        sample's block counted from it (empty grids have none)."""
-
-        def compute() -> tuple[int, IntArray]:
-            blocks = self.samples_us // block_us
-            first = int(blocks[0])
-            blocks -= first
-            return first, blocks
-
-        return self.memo(("blocks", block_us), compute)
+    def block_offsets(self, block_us: int) -> BlockPositions:
+        """Where the samples fall in epoch-aligned blocks of ``block_us`` (a grid
+        with samples only)."""
+        return self.memo(
+            ("blocks", block_us), lambda: block_positions(self.samples_us, block_us)
+        )
 
     def sample_counters(self) -> IntArray:
         """Sample numbers since the epoch, the counters of per-sample noise."""

@@ -19,10 +19,11 @@ import numpy.typing as npt
 from ..models import DataType
 from ._grid import SAMPLE_PERIOD_US, RequestGrid
 from ._hashing import (
+    BlockPositions,
     FloatArray,
     IntArray,
     block_draws,
-    hashed_unit,
+    hashed_below,
     smooth_noise,
     table_noise,
     unit_of,
@@ -101,27 +102,30 @@ def delayed_noise(
 
 def held_unit(grid: RequestGrid, key: int, block_us: int) -> FloatArray:
     """A uniform draw that holds for each epoch-aligned block (a state, a fault)."""
+    return grid.memo(
+        (key, block_us), lambda: held_draws(key, grid.block_offsets(block_us))
+    )
 
-    def compute() -> FloatArray:
-        first, offsets = grid.block_offsets(block_us)
-        return block_draws(key, first, offsets)[offsets]
 
-    return grid.memo((key, block_us), compute)
+def held_draws(key: int, positions: BlockPositions) -> FloatArray:
+    """:func:`held_unit` at the times whose blocks are ``positions``: the draw of
+    each block depends on the block alone, so any times may be drawn for."""
+    first, offsets = positions
+    return block_draws(key, first, offsets)[offsets]
 
 
 def held_choice(
-    grid: RequestGrid,
     key: int,
-    block_us: int,
+    positions: BlockPositions,
     cumulative_weights: FloatArray,
     choices: IntArray,
 ) -> IntArray:
-    """One of ``choices`` by its weight, held for each epoch-aligned block.
+    """One of ``choices`` by its weight, held for each block of ``positions``.
 
-    The same as picking from :func:`held_unit` sample by sample, but picked once per
+    The same as picking from :func:`held_draws` time by time, but picked once per
     block: a request of 18,000 samples holds only a few blocks.
     """
-    first, offsets = grid.block_offsets(block_us)
+    first, offsets = positions
     draws = block_draws(key, first, offsets)
     picked: IntArray = choices[pick(draws, cumulative_weights)]
     return picked[offsets]
@@ -129,7 +133,7 @@ def held_choice(
 
 def rare_events(grid: RequestGrid, key: int, chance: float) -> IntArray:
     """1 where an event is counted in a sample, else 0."""
-    return (hashed_unit(key, grid.sample_counters()) < chance).astype(np.int64)
+    return hashed_below(key, grid.sample_counters(), chance).astype(np.int64)
 
 
 def pick(draws: FloatArray, cumulative_weights: FloatArray) -> IntArray:
@@ -190,10 +194,10 @@ class EnergyCounter:
 
     def reading(self, key: int, grid: RequestGrid) -> FloatArray:
         """The meter at each sample (``key`` is unused: the reading has no noise)."""
-        return self.reading_at(grid.samples_us)
+        return self.reading_at(key, grid.samples_us)
 
-    def reading_at(self, times_us: IntArray) -> FloatArray:
-        """The meter at each of ``times_us``."""
+    def reading_at(self, key: int, times_us: IntArray) -> FloatArray:
+        """The meter at each of ``times_us`` (``key`` is unused, as above)."""
         since_origin = times_us - PROFILE_ORIGIN_US
         hours = since_origin // US_PER_HOUR
         years, row = np.divmod(hours, HOURS_PER_YEAR)

@@ -18,15 +18,24 @@ from typing import Final
 import numpy as np
 
 from ..models import DataType
-from ._catalogue import Database, Kind, Row, counter_kind, float_kind
+from ._catalogue import Database, Kind, Row, counter_kind, float_kind, state_kind
 from ._grid import RequestGrid
-from ._hashing import BoolArray, FloatArray, IntArray, mix64, smooth_noise, unit_of
+from ._hashing import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    block_positions,
+    mix64,
+    smooth_noise,
+    unit_of,
+)
 from ._signals import (
     US_PER_MINUTE,
     Samples,
     daily_load,
     delayed_noise,
     held_choice,
+    held_draws,
     held_unit,
     jitter,
     load_shape,
@@ -52,6 +61,12 @@ def _alarm_table(
     ranks = np.array([vocabulary.index(text) for text in texts], dtype=np.int64)
     return vocabulary, cumulative / cumulative[-1], ranks
 
+
+_ALARM_BLOCK_US: Final = 10 * US_PER_MINUTE
+"""An alarm holds for each block of ten minutes."""
+
+_BREAKER_BLOCK_US: Final = 6 * US_PER_HOUR
+"""A feeder's breaker opens or closes only at the turn of a six-hour block."""
 
 FEEDER_ALARMS, _FEEDER_WEIGHTS, _FEEDER_RANKS = _alarm_table(
     (
@@ -114,7 +129,12 @@ class Feeder:
 
     def closed(self, key: int, grid: RequestGrid) -> BoolArray:
         """The breaker: open for a hashed 6 hours now and then."""
-        return held_unit(grid, mix64(self.key, "breaker"), 6 * US_PER_HOUR) >= 0.04
+        return held_unit(grid, mix64(self.key, "breaker"), _BREAKER_BLOCK_US) >= 0.04
+
+    def closed_at(self, key: int, times_us: IntArray) -> BoolArray:
+        """:meth:`closed` at any sample times."""
+        positions = block_positions(times_us, _BREAKER_BLOCK_US)
+        return held_draws(mix64(self.key, "breaker"), positions) >= 0.04
 
     def _load_a(self, grid: RequestGrid) -> FloatArray:
         def compute() -> FloatArray:
@@ -155,9 +175,12 @@ class Feeder:
         return np.where(self._load_a(grid) > 0.0, self._power_factor(grid), 0.0)
 
     def alarm(self, key: int, grid: RequestGrid) -> IntArray:
-        weights, ranks = _FEEDER_WEIGHTS, _FEEDER_RANKS
+        return self.alarm_at(key, grid.samples_us)
+
+    def alarm_at(self, key: int, times_us: IntArray) -> IntArray:
+        positions = block_positions(times_us, _ALARM_BLOCK_US)
         alarm_key = mix64(self.key, "alarm")
-        return held_choice(grid, alarm_key, 10 * US_PER_MINUTE, weights, ranks)
+        return held_choice(alarm_key, positions, _FEEDER_WEIGHTS, _FEEDER_RANKS)
 
     def operations(self, base: int, key: int, grid: RequestGrid) -> IntArray:
         """A switching counter: one more operation every few days."""
@@ -211,9 +234,12 @@ class Transformer:
         return winding + 0.05 * jitter(grid, key)
 
     def alarm(self, key: int, grid: RequestGrid) -> IntArray:
+        return self.alarm_at(key, grid.samples_us)
+
+    def alarm_at(self, key: int, times_us: IntArray) -> IntArray:
+        positions = block_positions(times_us, _ALARM_BLOCK_US)
         weights, ranks = _TRANSFORMER_WEIGHTS, _TRANSFORMER_RANKS
-        alarm_key = mix64(self.key, "alarm")
-        return held_choice(grid, alarm_key, 10 * US_PER_MINUTE, weights, ranks)
+        return held_choice(mix64(self.key, "alarm"), positions, weights, ranks)
 
 
 def substation(seed: int, weather: Weather) -> list[SignalSpec]:
@@ -257,7 +283,7 @@ def _busbar_rows(site: Substation, bus_name: str, nominal_v: float) -> list[Row]
 def _transformer_rows(number: int, transformer: Transformer) -> list[Row]:
     name = f"Trafo T{number}, "
     tap = Kind(DataType.INT, transformer.tap_position)
-    alarm = Kind(DataType.STRING, transformer.alarm, TRANSFORMER_ALARMS)
+    alarm = state_kind(transformer.alarm, transformer.alarm_at, TRANSFORMER_ALARMS)
     oil, winding = transformer.oil_temp_c, transformer.winding_temp_c
     return [
         Row(name + "Stufenstellung", "last", None, tap, 0, (1, 17)),
@@ -280,8 +306,8 @@ def _feeder_rows(number: int, feeder: Feeder) -> list[Row]:
     def events(key: int, grid: RequestGrid) -> Samples:
         return rare_events(grid, key, 0.002)
 
-    alarm = Kind(DataType.STRING, feeder.alarm, FEEDER_ALARMS)
-    breaker = Kind(DataType.BOOL, feeder.closed)
+    alarm = state_kind(feeder.alarm, feeder.alarm_at, FEEDER_ALARMS)
+    breaker = state_kind(feeder.closed, feeder.closed_at)
     energy = counter_kind(feeder.hourly_kw(), feeder.key)
     power, reactive = float_kind(feeder.active_kw), float_kind(feeder.reactive_kvar)
     cos_phi = float_kind(feeder.power_factor)

@@ -4,6 +4,7 @@ the same points as when every sample is computed (property tests)."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -29,12 +30,13 @@ def _every_sample(spec: SignalSpec) -> SignalSpec:
     )
 
 
-def test_the_meters_and_only_they_are_read_sample_by_sample() -> None:
-    # The energy meters of every database, read by their last value; among them
-    # ones with gaps and ones whose data start late, so both ways of dropping
-    # samples are covered below.
-    assert len(POINTWISE) == 139
-    assert {(s.unit_symbol, s.default_agg) for s in POINTWISE} == {("kWh", "last")}
+def test_meters_and_held_states_are_read_sample_by_sample() -> None:
+    # The energy meters of every database, read by their last value, and the
+    # breakers and alarms that hold for blocks of time; among them ones with gaps
+    # and ones whose data start late, so both ways of dropping samples are covered
+    # below.
+    kinds = Counter((s.data_type.value, s.unit_symbol) for s in POINTWISE)
+    assert kinds == {("float", "kWh"): 139, ("string", None): 32, ("bool", None): 31}
     assert any(s.gap_key is not None for s in POINTWISE)
     assert any(s.first_data_us >= ANCHOR_US - LATE_REACH_US for s in POINTWISE)
 
@@ -90,3 +92,22 @@ def test_meters_with_gaps_and_late_data_read_the_samples_they_have(aggregation) 
 
     # Spans where samples were dropped, but not all of them: the case at stake.
     assert clipped >= 100
+
+
+def test_every_signal_read_sample_by_sample_agrees_with_all_its_samples() -> None:
+    # Spans of 29 minutes a few days apart, over 40 days, at 10 s and 1 min windows.
+    starts = [ANCHOR_US - day * 4 * 24 * 3600 * 10**6 - 7_300_000 for day in range(10)]
+    compared = 0
+    for spec in POINTWISE:
+        for start_us, window_us in zip(
+            starts, [10_000_000, 60_000_000] * 5, strict=True
+        ):
+            grid = RequestGrid(start_us, start_us + 29 * 60 * 10**6, window_us, "stop")
+            for aggregation in ("first", "last"):
+                sparse = TENANT.series(spec, aggregation, grid)
+                full = TENANT.series(_every_sample(spec), aggregation, grid)
+                assert sparse.windows.tolist() == full.windows.tolist()
+                assert sparse.python_values() == full.python_values()
+                compared += len(full.windows)
+
+    assert compared == 383_742  # every window of those spans, less the gaps
