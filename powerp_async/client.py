@@ -49,6 +49,7 @@ from .errors import (
     ConfigurationError,
     FetchFailedError,
     MalformedResponseError,
+    PowerPError,
     ServerError,
     ThrottledError,
     TransportError,
@@ -380,7 +381,8 @@ class PowerPClient:
         """All points of :meth:`fetch` as one table, sorted by signal and time.
 
         If some blocks fail, the :class:`~powerp_async.FetchFailedError` raised holds
-        the table of every point that was fetched, as ``fetched``.
+        the table of every point that was fetched, as ``fetched``; so does the error
+        that stops the run half way (an outage, refused credentials).
         """
         batches: list[pa.RecordBatch] = []
         try:
@@ -390,7 +392,9 @@ class PowerPClient:
                 async for result in results:
                     assert result.batch is not None
                     batches.append(result.batch)
-        except FetchFailedError as error:
+        except PowerPError as error:
+            # Failed blocks, or a run stopped half way (an outage, say): what came
+            # before is the caller's all the same.
             error.fetched = _sorted_table(batches)
             raise
 
@@ -441,7 +445,8 @@ class PowerPClient:
         columns are Arrow-backed, so integers stay exact and NaN stays apart from null
         (see :func:`~powerp_async.points_frame`). If some blocks fail, the
         :class:`~powerp_async.FetchFailedError` raised holds the DataFrame of every
-        point that was fetched, as ``fetched``.
+        point that was fetched, as ``fetched``; so does the error that stops the run
+        half way (an outage, refused credentials).
 
         Example::
 
@@ -454,8 +459,9 @@ class PowerPClient:
             table = await self.fetch_table(
                 chosen, start, end, window=window, block_size=block_size
             )
-        except FetchFailedError as error:
-            error.fetched = points_frame(error.fetched, chosen)
+        except PowerPError as error:
+            if error.fetched is not None:
+                error.fetched = points_frame(error.fetched, chosen)
             raise
 
         return points_frame(table, chosen)

@@ -58,7 +58,14 @@ class PowerPError(Exception):
     ... except PowerPError as error:
     ...     print(type(error).__name__, error)
     ConfigurationError client_id: expected a non-empty client id
+
+    ``fetched`` holds what :meth:`PowerPClient.fetch_table` or ``fetch_frame`` had
+    fetched when the error stopped them (a table, a DataFrame), so that an outage or
+    refused credentials half way through do not cost what came before; ``None``
+    from every other call.
     """
+
+    fetched: Any = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # Exceptions pickle by calling the class with ``args``, which most of ours

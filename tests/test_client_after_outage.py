@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from powerp_async.models import Block, Measurement
 from powerp_async.simulator import Outage, Scenario, Simulator, SimulatorSettings
 
 from .conftest import ANCHOR, CLIENT_SECRET
-from .helpers import assert_exact, expected_points
+from .helpers import actual_points, assert_exact, column_for, expected_points
 
 # Down after the listing, for longer than the first fetch waits.
 OUTAGE = Outage(at_s=0.5, duration_s=2.0)
@@ -116,3 +117,31 @@ async def test_an_engine_run_again_after_an_outage_error_probes_and_succeeds(
 async def _results(engine: Engine, blocks: Iterable[Block]) -> list[BlockResult]:
     async with engine.run(blocks) as results:
         return [result async for result in results]
+
+
+async def test_a_table_stopped_by_an_outage_holds_what_came_before(settings) -> None:
+    # Down 2 s after start, for longer than the client waits: the listing is done
+    # by then, and 20 blocks at 2 requests/s take some 10 s.
+    down = replace(settings, scenario=Scenario(outage=Outage(2.0, 30.0)))
+    async with (
+        Simulator(down) as simulator,
+        PowerPClient(
+            client_id="tester",
+            client_secret=CLIENT_SECRET,
+            base_url=simulator.base_url,
+            max_outage_s=0.5,
+            initial_rate=2,
+        ) as client,
+    ):
+        signals = [m for m in await client.measurements() if m.database_id == 1][:80]
+        with pytest.raises(ServerUnavailableError) as stopped:
+            await client.fetch_table(signals, START, ANCHOR, window="1m")
+
+    fetched = stopped.value.fetched
+    expected = expected_points(simulator.tenant, signals, SPAN)
+    actual = actual_points(fetched)
+    said = re.search(r"\(([\d,]+) points?\) (?:was|were) fetched", str(stopped.value))
+    assert said is not None
+    assert int(said[1].replace(",", "")) == fetched.num_rows
+    assert 0 < len(actual) < len(expected)
+    assert actual == {key: (column_for(expected[key]), expected[key]) for key in actual}
