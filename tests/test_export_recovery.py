@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import errno
 import fcntl
 import json
 import logging
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -686,6 +688,27 @@ def test_source_details_must_be_json(tmp_path) -> None:
         "source_details: expected string keys and JSON values, got Type is not JSON "
         "serializable: object"
     )
+
+
+def test_a_spec_pickles_and_copies_whole_for_other_processes(tmp_path) -> None:
+    spec = ExportSpec(
+        out=tmp_path / "out",
+        start=START,
+        end=END,
+        window="1m",
+        format="csv",
+        databases=(1, 3),
+        indexes=("7",),
+        source="demo",
+        source_details={"seed": 7, "nested": {"ids": [1, 2]}},
+        neutralise_formulas=True,
+    )
+
+    for copied in (pickle.loads(pickle.dumps(spec)), copy.deepcopy(spec)):
+        assert copied == spec
+        assert copied.source_details == {"seed": 7, "nested": {"ids": [1, 2]}}
+        with pytest.raises(TypeError):
+            copied.source_details["seed"] = 8  # type: ignore[index]
 
 
 # Refused before anything is fetched or written.

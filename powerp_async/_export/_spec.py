@@ -117,6 +117,14 @@ class ExportSpec:
         details = MappingProxyType(_as_json(self.source_details))
         object.__setattr__(self, "source_details", details)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The read-only view of the details cannot be pickled, and a spec goes to
+        # other processes (a process pool, Dask) and through copy.deepcopy: it is
+        # made again from its fields, the details as a plain dict.
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        fields["source_details"] = dict(self.source_details)
+        return (_spec_from_fields, (fields,))
+
     def plan_parameters(self, block_size: int) -> dict[str, Any]:
         span = self.time_range()
         return {
@@ -165,6 +173,10 @@ class ExportSpec:
 
     def time_range(self) -> TimeRange:
         return TimeRange.snap(self.start, self.end, parse_duration_us(self.window))
+
+
+def _spec_from_fields(fields: dict[str, Any]) -> ExportSpec:
+    return ExportSpec(**fields)
 
 
 def check_call(client: object, spec: object, executor: object = None) -> None:
