@@ -85,8 +85,9 @@ def settings_from_file(
     missing = [name for name in ("client_id", SECRET_FIELD) if not values.get(name)]
     if missing:
         variables = " and ".join(ENVIRONMENT[name] for name in missing)
+        them = "them" if len(missing) > 1 else "it"
         raise ConfigurationError(
-            f"{path}: {' and '.join(missing)} missing: put them in the file or set "
+            f"{path}: {' and '.join(missing)} missing: put {them} in the file or set "
             f"{variables}"
         )
     return values, frozenset(from_file)

@@ -217,13 +217,21 @@ def test_environment_beats_the_file_and_arguments_beat_both(tmp_path: Path) -> N
 
 def test_missing_credentials_say_where_to_put_them(tmp_path: Path) -> None:
     path = write(tmp_path, "block_size = 5\n")
+    (tmp_path / "id-only").mkdir()
+    secret_only = write(tmp_path / "id-only", 'client_id = "me"\n')
 
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(ConfigurationError) as both:
         ClientConfig.from_toml(path, NO_ENV)
+    with pytest.raises(ConfigurationError) as one:
+        ClientConfig.from_toml(secret_only, NO_ENV)
 
-    assert str(caught.value) == (
+    assert str(both.value) == (
         f"{path}: client_id and client_secret missing: put them in the file or set "
         "POWERP_CLIENT_ID and POWERP_CLIENT_SECRET"
+    )
+    assert str(one.value) == (
+        f"{secret_only}: client_secret missing: put it in the file or set "
+        "POWERP_CLIENT_SECRET"
     )
 
 
