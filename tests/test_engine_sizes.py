@@ -90,9 +90,10 @@ async def _fetch_twenty(
     ("hold_s", "timeout_s", "status"),
     [
         # A quarter query is answered within a second on a loaded machine; a 504 counts
-        # as a gateway giving up after a quarter of the client's timeout.
+        # as a gateway giving up after 2 s, or a quarter of the client's timeout.
         pytest.param(1.5, 1.0, None, id="client timeout"),
         pytest.param(0.5, 1.5, 504, id="gateway timeout"),
+        pytest.param(2.0, 60.0, 504, id="gateway timeout long before the client's"),
     ],
 )
 async def test_heavy_queries_left_unanswered_teach_the_size_as_a_413_does(

@@ -21,8 +21,12 @@ the time the query waited (at least ``MIN_LOOKBACK_S``):
 
 A 504 that came quickly is a fault like any other 5xx rather than a gateway that
 waited for its backend and gave up, so it is taken for a query too large only on the
-evidence of smaller queries answered meanwhile; one that took at least a quarter of
-the client's own timeout (``GATEWAY_WAIT_SHARE``) is judged as a timeout.
+evidence of smaller queries answered meanwhile; one that took at least 2 s
+(``GATEWAY_WAIT_S``), or a quarter of the client's own timeout where that is shorter
+(``GATEWAY_WAIT_SHARE``), is judged as a timeout. Gateways give up after anything
+from a few seconds to minutes: one that gave up after 4 s, where only the client's
+own 60 s counted, held every full query of a whole-tenant export until the run
+stopped as an outage, having fetched nothing.
 
 Known shortcomings: a size limit below an eighth of the first query, met before any
 answer at all, is taken for an outage; the breaker's probes then ask for the same
@@ -46,9 +50,12 @@ BLIND_HALVINGS: Final = 3
 """With no answer yet, timeouts split queries down to 2**-3 of the first one only."""
 
 
+GATEWAY_WAIT_S: Final = 2.0
+"""A 504 after this long is a gateway that waited for its backend and gave up: ten
+times what an answer of the API takes."""
+
 GATEWAY_WAIT_SHARE: Final = 0.25
-"""A 504 after this share of the client's timeout is a gateway that waited and gave
-up; 15 s with the default timeout of 60 s."""
+"""Or after this share of the client's timeout, where that is shorter."""
 
 
 class TimeoutJudge:
@@ -99,7 +106,8 @@ class TimeoutJudge:
         if recent:
             return max(recent) < points
 
-        if gateway and now - sent_at < GATEWAY_WAIT_SHARE * self._timeout_s:
+        gateway_wait_s = min(GATEWAY_WAIT_S, GATEWAY_WAIT_SHARE * self._timeout_s)
+        if gateway and now - sent_at < gateway_wait_s:
             return False
 
         if points <= self._largest_points:
