@@ -526,8 +526,8 @@ async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
     report = await export(client, spec, resume=True)
 
     busy_folder = (
-        f"another export is writing to {spec.out}; wait for it to finish or stop it "
-        "before resuming"
+        f"another export is writing to {spec.out}; wait for it to finish, or stop it, "
+        "and try again"
     )
     assert str(caught.value) == str(planning.value) == busy_folder
     assert str(fresh.value) == busy_folder

@@ -284,8 +284,8 @@ else:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigurationError(
-                f"another export is writing to {folder}; wait for it to finish "
-                "or stop it before resuming"
+                f"another export is writing to {folder}; wait for it to finish, "
+                "or stop it, and try again"
             ) from None
 
 
