@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pyarrow as pa
@@ -52,6 +53,17 @@ class _Down:
         await anyio.sleep(self.back_at + 0.2 - time.monotonic())
 
 
+def _impatient_client(simulator: Simulator, **options: Any) -> PowerPClient:
+    """A client of ``simulator`` that gives up after half a second of outage."""
+    return PowerPClient(
+        client_id="tester",
+        client_secret=CLIENT_SECRET,
+        base_url=simulator.base_url,
+        max_outage_s=0.5,
+        **options,
+    )
+
+
 @asynccontextmanager
 async def _going_down(settings: SimulatorSettings) -> AsyncIterator[_Down]:
     down = replace(settings, scenario=Scenario(outage=OUTAGE))
@@ -59,13 +71,7 @@ async def _going_down(settings: SimulatorSettings) -> AsyncIterator[_Down]:
     breaker = CircuitBreaker(CircuitSettings(min_requests=2))
     async with (
         Simulator(down) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            max_outage_s=0.5,
-            pacer=AdaptivePacer(breaker=breaker),
-        ) as client,
+        _impatient_client(simulator, pacer=AdaptivePacer(breaker=breaker)) as client,
     ):
         back_at = time.monotonic() + OUTAGE.at_s + OUTAGE.duration_s
         signals = [m for m in await client.measurements() if m.database_id == 1][:2]
@@ -125,13 +131,7 @@ async def test_a_table_stopped_by_an_outage_holds_what_came_before(settings) -> 
     down = replace(settings, scenario=Scenario(outage=Outage(2.0, 30.0)))
     async with (
         Simulator(down) as simulator,
-        PowerPClient(
-            client_id="tester",
-            client_secret=CLIENT_SECRET,
-            base_url=simulator.base_url,
-            max_outage_s=0.5,
-            initial_rate=2,
-        ) as client,
+        _impatient_client(simulator, initial_rate=2) as client,
     ):
         signals = [m for m in await client.measurements() if m.database_id == 1][:80]
         with pytest.raises(ServerUnavailableError) as stopped:
