@@ -51,8 +51,8 @@ BLIND_HALVINGS: Final = 3
 
 
 GATEWAY_WAIT_S: Final = 2.0
-"""A 504 after this long is a gateway that waited for its backend and gave up: ten
-times what an answer of the API takes."""
+"""A 504 after this long is a gateway that waited for its backend and gave up,
+rather than a quick fault like any other 5xx."""
 
 GATEWAY_WAIT_SHARE: Final = 0.25
 """Or after this share of the client's timeout, where that is shorter."""
