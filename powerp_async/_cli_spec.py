@@ -53,22 +53,14 @@ def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
         )
 
     given = _given_parameters(options)
+    _check_range(options, recorded, given)
     try:
         asked = dataclasses.replace(recorded, **given)
     except ConfigurationError as error:
-        # A range given now may not even fit the recorded one (--since 10m against
-        # an export that ended hours ago): the folder is what the user must change.
-        flags = " and ".join(_given_flags(options)) or "the options given"
-        details = "; ".join(
-            f"{flag}: recorded {_shown(getattr(recorded, key))}, given "
-            f"{_shown(given[key])}"
-            for flag, key in _given_flags(options).items()
-            if key in given
-        )
+        flags = list(_given_flags(options))
         raise ConfigurationError(
-            f"cannot resume into {options.out} with {flags} ({details}), which would "
-            f"not make a range: {error}; resume without them, or export into a new "
-            "folder"
+            f"cannot resume into {options.out} with {' and '.join(flags)}: {error}; "
+            f"resume without {_it_or_them(flags)}, or export into a new folder"
         ) from None
 
     before, after = (
@@ -84,6 +76,33 @@ def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
         raise ConfigurationError(_mismatch(options.out, wrong, before, after))
 
     return dataclasses.replace(recorded, rows_per_flush=options.flush_points)
+
+
+def _check_range(
+    options: argparse.Namespace, recorded: ExportSpec, given: dict[str, Any]
+) -> None:
+    """Refuse a start or end typed with --resume that leaves the recorded export's
+    range empty (--since 10m against an export that ended hours ago, say), naming
+    where each end of that range came from."""
+    if "start" not in given and "end" not in given:
+        return
+
+    start, end = given.get("start", recorded.start), given.get("end", recorded.end)
+    if end > start:
+        return
+
+    flags = [f for f, key in _given_flags(options).items() if key in ("start", "end")]
+    origin = {key: "given" if key in given else "recorded" for key in ("start", "end")}
+    raise ConfigurationError(
+        f"cannot resume into {options.out} with {' and '.join(flags)}: the range "
+        f"would run from {_shown(start)} ({origin['start']}) to {_shown(end)} "
+        f"({origin['end']}), which is empty; resume without {_it_or_them(flags)}, "
+        "or export into a new folder"
+    )
+
+
+def _it_or_them(flags: list[str]) -> str:
+    return "it" if len(flags) == 1 else "them"
 
 
 def _given_parameters(options: argparse.Namespace) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
     )
     other_end_and_size = resume("--end", "2026-12-04T11:55:00Z", "--block-size", "10")
     after_the_end = resume("--start", "2026-12-04T11:55:00Z")
+    no_window = resume("--window", "7x")
 
     assert (made.returncode, retyped.returncode) == (0, 0), retyped.stderr
     assert retyped.stdout.startswith("Export complete: 180 points")
@@ -46,10 +47,15 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
     )
     assert (after_the_end.returncode, after_the_end.stdout) == (2, "")
     assert after_the_end.stderr == (
-        f"powerp: error: cannot resume into {out} with --start (--start: recorded "
-        "2026-12-04T11:20:00Z, given 2026-12-04T11:55:00Z), which would not make a "
-        "range: end must be after start, got start=2026-12-04T11:55:00+00:00 "
-        "end=2026-12-04T11:50:00+00:00; resume without them, or export into a new "
+        f"powerp: error: cannot resume into {out} with --start: the range would run "
+        "from 2026-12-04T11:55:00Z (given) to 2026-12-04T11:50:00Z (recorded), which "
+        "is empty; resume without it, or export into a new folder\n"
+    )
+    assert (no_window.returncode, no_window.stdout) == (2, "")
+    assert no_window.stderr == (
+        f"powerp: error: cannot resume into {out} with --window: window: invalid "
+        "duration '7x': expected a number with a unit (us, ms, s, m, h, d, w), such "
+        "as '200ms', '1s' or '1h30m'; resume without it, or export into a new "
         "folder\n"
     )
     assert sorted(p.suffix for p in out.rglob("part-*")) == [".parquet"]
