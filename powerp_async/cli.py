@@ -35,6 +35,7 @@ from ._cli_dask import add_dask_options, check_dask_installed, dask_executor
 from ._cli_spec import export_spec
 from ._cli_times import time_range
 from ._demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_simulator
+from ._engine import RunStats
 from ._export import (
     DEFAULT_ROWS_PER_FLUSH,
     FORMATS,
@@ -551,6 +552,7 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
     window = options.window or "1s"
     start, end = _on_grid(*time_range(options), window)
+    stats = RunStats()
     async with PowerPClient(config) as client:
         # The listing gives each signal's type, so values land as an export puts them.
         await client.measurements()
@@ -561,6 +563,14 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
             end,
             aggregation=options.agg,
             window=window,
+            stats=stats,
+        )
+    if stats.dropped_points:
+        # Warnings are logged only with -v; a point left out must be said anyway.
+        print(
+            f"powerp: dropped {plural(stats.dropped_points, 'point')} the server sent "
+            "twice, off the window grid or outside what was asked",
+            file=sys.stderr,
         )
     if options.format == "csv":
         _print_points_csv(table)

@@ -299,6 +299,7 @@ class PowerPClient:
         *,
         aggregation: str = "last",
         window: str = "1s",
+        stats: RunStats | None = None,
     ) -> pa.Table:
         """One query, sent as given: at most 20 signals over less than 30 minutes.
 
@@ -314,10 +315,12 @@ class PowerPClient:
         called on this client before (a float signal's ``20`` is then a float, as in
         a fetch); otherwise to the column of their JSON type. Rows are sorted by
         signal and time, as :meth:`fetch_table` sorts them, whatever order the server
-        answered in.
+        answered in. Points the server sent twice, off the window grid or outside
+        what was asked are dropped with a warning, and counted in ``stats``
+        (:attr:`RunStats.dropped_points`) when one is given.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
-        engine = self._engine(max_in_flight=1, isolate=False)
+        engine = self._engine(max_in_flight=1, isolate=False, stats=stats)
         engine.learn_types(self._listed)
         async with engine.run([block]) as results:
             outcome = [result async for result in results]

@@ -147,3 +147,31 @@ def test_the_command_summary_names_the_dropped_points(
         "window grid or outside what was asked (see _report.json)\n"
     ) in printed.out
     assert printed.err == ""
+
+
+def test_the_query_command_says_how_many_points_it_dropped(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    arguments = [
+        *("query", "--database", "1", "--index", "1", "--index", "2"),
+        *("--window", "10s", "--format", "csv"),
+        *("--start", (ANCHOR - timedelta(minutes=20)).isoformat()),
+        *("--end", ANCHOR.isoformat()),
+    ]
+    with command_against_simulator(monkeypatch):
+        clean_code = cli.main(arguments)
+    clean = capsys.readouterr()
+
+    tampering = Tampering()
+    with command_against_simulator(monkeypatch, (tampering,)):
+        code = cli.main(arguments)
+    printed = capsys.readouterr()
+
+    assert (clean_code, code, clean.err) == (0, 0, "")
+    assert tampering.dropped == EXTRA_PER_ANSWER
+    assert printed.out == clean.out
+    assert clean.out.count("\n") == 1 + 2 * 120
+    assert printed.err == (
+        "powerp: dropped 4 points the server sent twice, off the window grid or "
+        "outside what was asked\n"
+    )
