@@ -853,20 +853,20 @@ class Engine:
         logger.warning("request failed: %s", error)
 
     async def _attempt(self, block: Block) -> BlockResult:
-        response, token, renewed = await self._send(block, None)
+        (response, decoded), token, renewed = await self._send(block, None)
         for _ in range(TOKEN_REPLACEMENTS):
             # A token fetched for this block and refused within its lifetime proves
             # the credentials cannot query; one that expired on its way proves nothing.
             if response.status != 401 or (renewed and not self._tokens.outlived(token)):
                 break
-            response, token, renewed = await self._send(block, token)
+            (response, decoded), token, renewed = await self._send(block, token)
 
         if response.status == 401:
             raise _token_refused(self._tokens.outlived(token), block, self._shown_url)
 
-        if response.status >= 300:
+        if decoded is None:
             raise self._error(block, response)
-        return self._decoded(block, response)
+        return decoded
 
     def _error(self, block: Block, response: Response) -> PowerPError:
         return error_for(
@@ -875,9 +875,15 @@ class Engine:
 
     async def _send(
         self, block: Block, refused_token: str | None
-    ) -> tuple[Response, str, bool]:
+    ) -> tuple[tuple[Response, BlockResult | None], str, bool]:
         """One request under a permit, its outcome reported to the pacer; returns the
-        answer, the token sent and whether it was fetched for this block.
+        answer with its points (``None`` unless it succeeded), the token sent and
+        whether it was fetched for this block.
+
+        A success is judged by its body too: a 200 whose body is no answer (a proxy's
+        maintenance page, a cut-off array) counts as a failed request for the pace,
+        the breaker and the outage clock, or a server that sends only such bodies
+        would look healthy, and be asked ever faster, for as long as the plan lasts.
 
         The token is taken once the permit is granted, not before: a block may wait
         for its turn longer than a short-lived token lasts. After a 401 the refused
@@ -918,15 +924,28 @@ class Engine:
 
             self.stats.bytes_received += len(response.body)
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
+            decoded = None
             if response.status == 504:
                 self._judge_silence(block, permit, self._error(block, response))
             elif response.status < 300:
                 self._timeouts.on_answered(time.monotonic(), block.max_points)
+                decoded = self._decoded_or_failed(block, response, permit)
             _report(permit, response, self._outage, self._refused)
             self._hold_if_down(response)
             self._events.pace(self._pacer.rate)
             self._report_control()
-            return response, token, renewed
+            return (response, decoded), token, renewed
+
+    def _decoded_or_failed(
+        self, block: Block, response: Response, permit: Permit
+    ) -> BlockResult:
+        try:
+            return self._decoded(block, response)
+        except MalformedResponseError:
+            permit.failed()
+            self._outage.failed(sent_at=permit.sent_at)
+            self._report_control()
+            raise
 
     @asynccontextmanager
     async def _permit(self) -> AsyncIterator[Permit]:

@@ -6,7 +6,8 @@ the ceiling from 429 answers alone:
 * **Start-up.** Begin at a hint (4 req/s by default). Every window of
   ``max(0.25 s, 2 * RTT_p90, 2 / rate)`` without a 429 doubles the rate, but never
   beyond 1.5 times the rate really used in that window, so an app-limited client
-  does not talk itself into a rate it never tried. Two round trips let the answers
+  does not talk itself into a rate it never tried, and not at all where every
+  answer of the window failed. Two round trips let the answers
   to the window's sends come back before the next step; a floor of a whole second
   would make a job of 18 requests slower than sending them one at a time. (Doubling
   outright was tried: it overshoots a limit by up to twice, and the cut then lands
@@ -229,6 +230,9 @@ class RateController:
         self.cuts = 0
         self.barrier_until = -math.inf
         """No request may be sent before this time (window mode)."""
+        self.asked_until = -math.inf
+        """The end of the latest hold as the server asked for it: ``barrier_until``
+        without the jitter this client adds."""
         self.may_probe = True
         """Whether recovery may climb past ``W_max``; off near the end of the runs."""
 
@@ -236,6 +240,8 @@ class RateController:
         self._window_start: float | None = None
         self._window_s = max(STARTUP_WINDOW_S, STARTUP_WINDOW_SENDS / self._rate)
         self._window_sends = 0
+        self._window_answers = [0, 0]
+        """Successes and failures answered in the current start-up window."""
 
         self._curve = RecoveryCurve(self._rate, -math.inf, RECOVERY_KNEE_S)
         self._last_cut_at = -math.inf
@@ -304,6 +310,7 @@ class RateController:
 
     def on_success(self, now: float, latency_s: float) -> None:
         """A request was accepted after ``latency_s`` seconds."""
+        self._window_answers[0] += 1
         self._latency.add(latency_s)
         self._accepted.append(now)
         self._accepted_sends.append(now - latency_s)
@@ -327,10 +334,12 @@ class RateController:
     def on_server_error(self, now: float, sent_at: float) -> None:
         """A request sent at ``sent_at`` was admitted but failed (5xx)."""
         del now  # the same signature as the other answers; only the send time counts
+        self._window_answers[1] += 1
         self._accepted_sends.append(sent_at)
 
     def on_lost(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` got no answer: not known to be admitted."""
+        self._window_answers[1] += 1
         self._admitted.on_lost(sent_at)
 
     def on_throttle(
@@ -346,6 +355,7 @@ class RateController:
             # Same episode: no second cut, but never send before any announced reset.
             if self.mode is RateMode.WINDOW and retry_after_s is not None:
                 self.barrier_until = max(self.barrier_until, now + retry_after_s)
+                self.asked_until = max(self.asked_until, now + retry_after_s)
             return False
 
         self._cut(now, sent_at, retry_after_s)
@@ -511,6 +521,7 @@ class RateController:
         previous = self._reset_at if self._reset_at is not None else now
         accepted = self._accepted_total - self._accepted_at_reset
         self.barrier_until = max(self.barrier_until, reset)
+        self.asked_until = max(self.asked_until, now + retry_after_s)
         self._reset_at = reset
         self._accepted_at_reset = self._accepted_total
         # The previous reset is in the past (nothing is sent before a reset), so the
@@ -538,6 +549,7 @@ class RateController:
             STARTUP_WINDOW_SENDS / self._rate,
         )
         self._window_sends = 0
+        self._window_answers = [0, 0]
 
     def _close_window(self, now: float) -> None:
         start = self._window_start
@@ -548,7 +560,11 @@ class RateController:
 
         used = self._window_sends / self._window_s
         grown = min(2 * self._rate, GROWTH_CAP * used, self.settings.max_rate)
-        self._rate = max(self._rate, grown)
+        succeeded, failed = self._window_answers
+        if succeeded or not failed:
+            # A window whose answers all failed says nothing of how fast the server
+            # takes requests: a server answering only errors is not asked faster.
+            self._rate = max(self._rate, grown)
         end = start + self._window_s
         # A window that passed entirely unused starts the next one afresh at now.
         self._start_window(end if now < end + self._window_s else now)
