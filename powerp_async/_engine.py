@@ -363,15 +363,19 @@ class Engine:
         # Near the limit, the next look is at the moment it would be passed, so the
         # run stops then, not up to a polling interval later.
         limit_s = self._settings.max_outage_s
-        while (outage_s := self._stalled_s()) <= limit_s:  # noqa: ASYNC110
+        while (outage_s := self._stalled_s()) <= limit_s:
+            if self._held_past(limit_s):
+                break
             await anyio.sleep(min(OUTAGE_CHECK_S, limit_s - outage_s + OUTAGE_PAST_S))
 
-        if self._refused.outage_s > limit_s:
+        held_past = self._held_past(limit_s)
+        if self._refused.outage_s - self._jitter_s() > limit_s or held_past:
             self._fatal = throttled_error(
                 self._refused.outage_s,
                 stopped_after(self.stats),
                 THROTTLED_ADVICE,
                 held_s=self._held_s(),
+                limit_s=limit_s if held_past else None,
             )
         else:
             self._fatal = outage_error(
@@ -385,16 +389,42 @@ class Engine:
             )
         scope.cancel()
 
-    def _held_s(self) -> float:
-        """How much longer the server's ``Retry-After`` holds every request."""
+    def _held_past(self, limit_s: float) -> bool:
+        """Whether every request was refused as too many since the last success,
+        and the wait the server's ``Retry-After`` asked for holds the next one past
+        ``limit_s`` of that: nothing can succeed before the run would stop, so it
+        stops now rather than wait to be stopped."""
+        refused_s, held_s = self._refused.outage_s, self._held_s(as_asked=True)
+        return refused_s > 0 and held_s > 0 and refused_s + held_s >= limit_s
+
+    def _held_s(self, *, as_asked: bool = False) -> float:
+        """How much longer the server's ``Retry-After`` holds every request; with
+        ``as_asked``, without the jitter this client adds to spread clients out."""
         if not isinstance(self._pacer, AdaptivePacer):
             return 0.0
-        return max(0.0, self._pacer.controller.barrier_until - self._pacer.clock.now())
+
+        controller = self._pacer.controller
+        until = controller.asked_until if as_asked else controller.barrier_until
+        return max(0.0, until - self._pacer.clock.now())
 
     def _stalled_s(self) -> float:
         """How long no request has succeeded, every one failing or refused as too
-        many; 0 while requests succeed."""
-        return max(self._outage_s(), self._refused.outage_s)
+        many; 0 while requests succeed. The jitter this client adds to a wait the
+        server asked for is not counted: a wait asked to end within ``max_outage_s``
+        is waited out, and its retry made, whatever the jitter."""
+        return max(self._outage_s(), self._refused.outage_s - self._jitter_s())
+
+    def _jitter_s(self) -> float:
+        """What this client added to the latest wait the server asked for, if that
+        wait ended, or ends, after requests began to be refused."""
+        if not isinstance(self._pacer, AdaptivePacer):
+            return 0.0
+
+        controller = self._pacer.controller
+        refused_since = self._pacer.clock.now() - self._refused.outage_s
+        if self._refused.outage_s == 0 or controller.barrier_until < refused_since:
+            return 0.0
+        return max(0.0, controller.barrier_until - controller.asked_until)
 
     def _outage_s(self) -> float:
         """The longer of the pacer's account of the outage and the engine's own."""

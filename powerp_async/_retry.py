@@ -88,23 +88,37 @@ def backoff_s(
 
 
 def throttled_error(
-    refused_s: float, stopped: str, advice: str, *, held_s: float = 0.0
+    refused_s: float,
+    stopped: str,
+    advice: str,
+    *,
+    held_s: float = 0.0,
+    limit_s: float | None = None,
 ) -> ServerUnavailableError:
     """The error that ends a run the server refused every request of, as too many,
     for ``refused_s``; ``stopped`` tells what was fetched before. ``held_s`` is what
     remains of a wait the server asked for (``Retry-After``), during which nothing
-    is sent: said too, since a long one may be the whole reason."""
+    is sent: said too, since a long one may be the whole reason. ``limit_s`` is
+    given where that wait alone ends the run, reaching past the ``max_outage_s`` a
+    run waits."""
+    refused = (
+        f"refused every request as too many (429) for {refused_s:.0f} s"
+        if refused_s >= 1
+        else "refused a request as too many (429)"
+    )
     asked = ""
     if held_s >= 1:
         # Said as held rather than as asked: a longer wait was cut to the most
         # this client takes, and the server's own figure is no longer known here.
         asked = (
-            f", and its Retry-After holds every request {held_s:.0f} s more (a wait "
-            f"asked for is taken as {MAX_RETRY_AFTER_S:.0f} s at most)"
+            f", and its Retry-After holds every request {held_s:.0f} s more (a longer "
+            f"wait asked for is cut to {MAX_RETRY_AFTER_S:.0f} s, plus up to 10 % "
+            "that spreads clients out)"
         )
+    if limit_s is not None:
+        asked += f", past the {limit_s:.0f} s a run waits (max_outage_s, --max-outage)"
     return ServerUnavailableError(
-        f"the server refused every request as too many (429) for {refused_s:.0f} s"
-        f"{asked}; stopped {stopped}. {advice}",
+        f"the server {refused}{asked}; stopped {stopped}. {advice}",
         outage_s=refused_s,
     )
 

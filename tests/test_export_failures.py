@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from powerp_async import ExportReport, ExportSpec, PowerPClient, cli, export
 from powerp_async._export import _manifest
 from powerp_async._export._manifest import read_manifest
 from powerp_async._time import to_epoch_us
+from powerp_async.control import AdaptivePacer, RateController
 from powerp_async.errors import (
     AuthenticationError,
     BadRequestError,
@@ -364,31 +366,70 @@ async def test_a_server_refusing_every_query_as_too_many_stops_the_run(
     assert (report.complete, report.blocks_committed, report.points) == (False, 0, 0)
 
 
-async def test_a_retry_after_beyond_max_outage_is_named_as_the_reason(
+async def test_a_retry_after_beyond_max_outage_stops_the_run_at_once(
     simulator, tmp_path, monkeypatch
 ) -> None:
-    async with giving_up_early(simulator, max_outage_s=1.0) as client:
+    async with giving_up_early(simulator, max_outage_s=30.0) as client:
         spec, every = await _every_block(client, tmp_path / "out")
         come_back_later = functools.partial(
             web.HTTPTooManyRequests, headers={"Retry-After": "40"}
         )
-        FailingQueries(monkeypatch, every, come_back_later)
+        failing = FailingQueries(monkeypatch, every, come_back_later)
         started = time.monotonic()
         with pytest.raises(ServerUnavailableError) as caught:
             await export(client, spec)
 
-    # One request refused, then none sent as the server asked; the wait it asked for
-    # is the reason, and ends up to 10 % later than asked (the jitter that spreads
-    # clients).
+    # One request refused, then none sent: the wait the server asked for ends past
+    # max_outage_s, so nothing could succeed before the run would stop (the watch
+    # sees it within a second). The wait is said with the jitter that spreads
+    # clients (up to 10 % more than asked).
     assert time.monotonic() - started < 10
+    assert failing.seen == 1
     assert re.fullmatch(
-        r"the server refused every request as too many \(429\) for 1 s, and its "
-        r"Retry-After holds every request (3[6-9]|4[0-4]) s more \(a wait asked for "
-        r"is taken as 300 s at most\); stopped after 0 blocks "
-        r"\(0 points\) were fetched\. Its quota may be used up for now\. An export "
-        r"keeps what it fetched, to be resumed later",
+        r"the server refused (a request|every request) as too many \(429\)( for 1 s)?"
+        r", and its Retry-After "
+        r"holds every request (39|4[0-4]) s more \(a longer wait asked for is cut "
+        r"to 300 s, plus up to 10 % that spreads clients out\), past the 30 s a run "
+        r"waits \(max_outage_s, --max-outage\); stopped after 0 blocks \(0 points\) "
+        r"were fetched\. Its quota may be used up for now\. An export keeps what it "
+        r"fetched, to be resumed later",
         str(caught.value),
     ), str(caught.value)
+
+
+class _LongestJitter(random.Random):
+    def random(self) -> float:
+        return 1.0 - 1e-9
+
+
+async def test_a_wait_asked_to_end_within_max_outage_is_waited_out_whatever_the_jitter(
+    simulator, tmp_path, monkeypatch
+) -> None:
+    # Asked to wait 2 s of the 2.1 s a run waits; the jitter takes the wait to 2.2 s.
+    pacer = AdaptivePacer(controller=RateController(rng=_LongestJitter()))
+    async with giving_up_early(simulator, max_outage_s=2.1, pacer=pacer) as client:
+        spec, every = await _every_block(client, tmp_path / "out")
+        come_back_soon = functools.partial(
+            web.HTTPTooManyRequests, headers={"Retry-After": "2"}
+        )
+        failing = FailingQueries(monkeypatch, every, come_back_soon)
+        failing.failing = False
+        original = _app.parsed_query
+
+        async def refuse_the_first(request: web.Request):
+            failing.failing = failing.seen == 0
+            return await original(request)
+
+        monkeypatch.setattr(_app, "parsed_query", refuse_the_first)
+        started = time.monotonic()
+        report = await export(client, spec)
+        elapsed_s = time.monotonic() - started
+        expected = await expected_for(client, simulator, spec)
+
+    assert report.complete
+    assert (report.blocks_committed, report.throttled) == (len(every), 1)
+    assert elapsed_s > 2.2
+    assert_exact(read_dataset(spec.out), expected)
 
 
 def test_a_report_from_before_failed_units_is_read(tmp_path) -> None:
