@@ -11,6 +11,7 @@ This module imports nothing of the package's but the command itself, when asked.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,7 @@ class _Stopped(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``powerp`` console script, and ``python -m powerp_async``."""
+    _open_closed_streams()
     try:
         with _stops_raise():
             from .cli import main as run_command
@@ -55,6 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command's own was put away as it returned.
         print("powerp: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+
+
+def _open_closed_streams() -> None:
+    """Give a standard stream started closed (``2>&-``) a sink: Python leaves it
+    ``None``, and the command would fail at its first progress line, or print its
+    errors to stdout."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (the process's)
 
 
 @contextmanager

@@ -83,6 +83,8 @@ logger = logging.getLogger("powerp_async.cli")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports of a command whose reader went away."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,6 +314,11 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
         return _fail(_failed_blocks_message(error, arguments), EXIT_FAILURE)
     except PowerPError as error:
         return _fail(_stopped_message(error, arguments), EXIT_FAILURE)
+    except BrokenPipeError:
+        # The reader of stdout went away (powerp query ... | head): nothing more is
+        # wanted, and a shell takes this code for just that.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
@@ -502,11 +509,22 @@ async def _export(
                 progress.close()
 
     if show:
-        print(summary(report))
+        lines = [summary(report)]
         if pacer is not None and report.requests:
             # Without a request the pace is the untried start, which says nothing.
-            print(f"Final pace: {pacer.rate:.1f} requests per second")
+            lines.append(f"Final pace: {pacer.rate:.1f} requests per second")
+        _print_summary("\n".join(lines))
     return 0
+
+
+def _print_summary(text: str) -> None:
+    """The summary of a finished export, on stdout. A reader that went away
+    (``powerp export ... | head -1``) loses the rest of it, and the export keeps its
+    outcome: ``_report.json`` holds the same."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _progress_display(pacer: Pacer | None) -> ProgressLine | ProgressLog:
@@ -661,6 +679,15 @@ def _choose_memory_pool() -> None:
         return
     with contextlib.suppress(NotImplementedError):  # builds without jemalloc
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+def _silence_stdout() -> None:
+    """Send what stdout still holds to nowhere, so that flushing it as the process
+    ends raises nothing more."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _fail(message: str, code: int) -> int:
