@@ -412,7 +412,10 @@ def _select(codes: Int64Array, times_us: Int64Array, block: Block) -> _Selection
 
     # Both ends count: a window may be labelled by its start or by its stop.
     in_range = requested & (times_us >= block.start_us) & (times_us <= block.end_us)
-    candidates = in_range & _labels_a_window(times_us, block)
+    labels = _labels_a_window(times_us, block)
+    if labels is None:
+        labels = _one_per_window(codes, times_us, in_range, block)
+    candidates = in_range & labels
     keep = _first_occurrences(codes, times_us, candidates, block)
 
     requested_count = int(requested.sum())
@@ -427,15 +430,16 @@ def _select(codes: Int64Array, times_us: Int64Array, block: Block) -> _Selection
     )
 
 
-def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
+def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray | None:
     """Whether each time may label a window: windows are aligned to the epoch (the
     API's Flux semantics, inferred), and a query not aligned to them (``query()``
     sends one as given) has partial windows at its ends, labelled by the range's own
     edges. A stray point at any other time would be a second point of some window.
 
     An answer most of whose points lie off that grid is not strays but a server that
-    labels otherwise (by the time of a raw sample, say, or with an offset): its
-    points are all kept, as labelled, with a warning, rather than dropped wholesale.
+    labels otherwise (with an offset, or by the times of raw samples): ``None`` then,
+    with a warning, and :func:`_one_per_window` keeps its points as labelled, one
+    per window of each signal, rather than dropping them wholesale.
     """
     if block.window_us > _INT64_MAX:
         return np.ones(len(times_us), np.bool_)  # longer than any time: edges only
@@ -452,10 +456,37 @@ def _labels_a_window(times_us: Int64Array, block: Block) -> BoolArray:
     _warn_once(
         "%s: most points of an answer are off the grid of windows aligned to the "
         "epoch; the server labels windows otherwise, and its points are kept as "
-        "labelled",
+        "labelled, the first of each signal in each window",
         block.describe(),
     )
-    return np.ones(len(times_us), np.bool_)
+    return None
+
+
+def _one_per_window(
+    codes: Int64Array, times_us: Int64Array, among: BoolArray, block: Block
+) -> BoolArray:
+    """Of the points ``among``, one of each signal in each window, so that an answer
+    never holds two points of one window of a signal, however the server labels
+    them. Windows are cut at the offset most times share (the epoch's grid where
+    none has more): an offset grid keeps all its labels. Of the points of one
+    window, the first at that offset is kept, else the first: a server sending raw
+    samples around its labels keeps the labels."""
+    positions = np.flatnonzero(among)
+    times = times_us[positions]
+    offsets = times % block.window_us
+    phases, counts = np.unique(offsets, return_counts=True)
+    phase = phases[np.argmax(counts)] if len(phases) else 0
+    first_on_phase = np.argsort(offsets != phase, kind="stable")
+    positions, times = positions[first_on_phase], times[first_on_phase]
+    windows = (times - phase) // block.window_us
+
+    # Ranked as in _first_occurrences, so that the combined key cannot overflow.
+    distinct_windows, window_ranks = np.unique(windows, return_inverse=True)
+    keys = codes[positions] * len(distinct_windows) + window_ranks
+    _, first_positions = np.unique(keys, return_index=True)
+    keep = np.zeros(len(times_us), np.bool_)
+    keep[positions[first_positions]] = True
+    return keep
 
 
 def _first_occurrences(

@@ -470,17 +470,41 @@ def test_an_answer_mostly_off_the_grid_is_kept_as_the_server_labels_it(
             [
                 point("101", 1.0, "2026-12-04T10:00:00.250000Z"),
                 point("101", 2.0, "2026-12-04T10:00:01.250000Z"),
-                point("101", 3.0, "2026-12-04T10:00:02Z"),
+                point("102", 3.0, "2026-12-04T10:00:01.250000Z"),
+                point("101", 4.0, "2026-12-04T10:00:02Z"),  # in the window of 2.0
+                point("101", 5.0, "2026-12-04T10:00:02.250000Z"),
             ]
         )
 
-    assert decoded.batch.column("value_float").to_pylist() == [1.0, 2.0, 3.0]
-    assert decoded.dropped_off_grid == 0
+    # Windows a quarter second off the epoch's: one point of each signal in each.
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 2.0, 3.0, 5.0]
+    assert decoded.dropped_off_grid == 1
     assert caplog.messages == [
         f"{BLOCK.describe()}: most points of an answer are off the grid of windows "
         "aligned to the epoch; the server labels windows otherwise, and its points "
-        "are kept as labelled"
+        "are kept as labelled, the first of each signal in each window"
     ]
+
+
+def test_raw_samples_in_place_of_windows_keep_one_point_per_window() -> None:
+    # A server that ignores the window: two raw samples after each label.
+    shapes = ((0.5, ".500000"), (0.75, ".750000"))
+    samples = [
+        point(index, value, f"2026-12-04T10:00:{second:02d}{fraction}Z")
+        for second in (1, 2, 3)
+        for index in ("101", "102")
+        for value, fraction in ((float(second), ""), *shapes)
+    ]
+
+    decoded = decode(samples)
+
+    # Each label is the first point on the epoch's grid of its window.
+    table = decoded.batch
+    assert table.column("index").to_pylist() == ["101", "102"] * 3
+    assert table.column("value_float").to_pylist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    seconds = [t.second + t.microsecond / 1e6 for t in table["timestamp"].to_pylist()]
+    assert seconds == [1, 1, 2, 2, 3, 3]
+    assert decoded.dropped_off_grid == len(samples) - 6
 
 
 def test_a_window_longer_than_any_time_leaves_every_point_in_range() -> None:
