@@ -173,8 +173,8 @@ def summary(report: ExportReport) -> str:
     ]
     if report.gaps:
         lines.append(
-            f"{plural(len(report.gaps), 'signal range')} returned no data "
-            "(see _report.json)"
+            f"{plural(len(report.gaps), 'signal range')} without data: returned "
+            "empty, or before the signal's first point as listed (see _report.json)"
         )
     if report.dropped_points:
         lines.append(

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from powerp_async import ConfigurationError, ExportPlan, ExportSpec, blocking, cli
+from powerp_async import (
+    ConfigurationError,
+    ExportPlan,
+    ExportSpec,
+    Gap,
+    blocking,
+    cli,
+)
 from powerp_async._engine import RunStats, stopped_after
 from powerp_async._export import ExportReport
 from powerp_async._export._spec import _some_unmatched
@@ -48,6 +55,18 @@ def test_a_summary_of_one_point_and_one_request_speaks_in_the_singular() -> None
         "Dropped 1 point the server sent twice, off the window grid or outside what "
         "was asked (see _report.json)",
     ]
+
+
+def test_a_summary_says_gaps_may_lie_before_a_signal_starts() -> None:
+    gap = Gap(1, "7", "last", "2026-12-04T10:00:00Z", "2026-12-04T10:30:00Z")
+    report = ExportReport(
+        *(2, 2, 0, 9, 9, 9, 2, 0, 0, 0, 0, 2.0, 1, True, (gap,), (), ()),
+    )
+
+    assert summary(report).splitlines()[2] == (
+        "1 signal range without data: returned empty, or before the signal's first "
+        "point as listed (see _report.json)"
+    )
 
 
 def test_a_run_stopped_after_one_block_says_so_in_the_singular() -> None:
