@@ -172,16 +172,26 @@ class TokenManager:
         return self._parse(response.body)
 
     def _parse(self, body: bytes) -> dict[str, object]:
+        # The body may hold the token itself, so no error keeps an excerpt of it.
         try:
             answer = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            answer = None
+        except orjson.JSONDecodeError as error:
+            # Where it failed, not what was there: NaN for a lifetime, say.
+            raise MalformedResponseError(
+                f"token response: expected a JSON object, got a body that is not "
+                f"JSON (it fails at character {error.pos + 1})",
+                url=mask_url(self._token_url),
+            ) from None
         if not isinstance(answer, dict) or not isinstance(
             answer.get("access_token"), str
         ):
-            # The body may hold the token itself, so no excerpt is kept.
             raise MalformedResponseError(
                 "token response: expected a JSON object with a string 'access_token'",
+                url=mask_url(self._token_url),
+            )
+        if not answer["access_token"].strip():
+            raise MalformedResponseError(
+                "token response: its 'access_token' is empty",
                 url=mask_url(self._token_url),
             )
         if _CONTROL_CHARACTERS.search(answer["access_token"]):

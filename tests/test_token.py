@@ -220,6 +220,34 @@ async def test_a_body_without_token_is_malformed_and_not_echoed(auth, session) -
     assert "leaky-token-value" not in str(caught.value) + caught.value.excerpt
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            b'{"access_token": "leaky-token-value", "expires_in": NaN}',
+            "token response: expected a JSON object, got a body that is not JSON (it "
+            "fails at character 53)",
+        ),
+        (
+            b'{"access_token": " ", "expires_in": 60}',
+            "token response: its 'access_token' is empty",
+        ),
+    ],
+)
+async def test_a_token_answer_not_json_or_empty_is_named_so(
+    auth, session, body: bytes, message: str
+) -> None:
+    fake, url = auth
+    fake.body = body
+    manager = TokenManager(session, url, "demo", SECRET)
+
+    with pytest.raises(MalformedResponseError) as caught:
+        await manager.token()
+
+    assert str(caught.value) == message
+    assert "leaky-token-value" not in str(caught.value) + caught.value.excerpt
+
+
 async def test_a_token_with_a_line_break_is_malformed_and_not_echoed(
     auth, session
 ) -> None:
