@@ -563,8 +563,22 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
         }
         for m in signals
     ]
-    _print_rows(rows, options.format)
+    if options.format == "json":
+        _print_json(rows)
+    else:
+        # The schema given, an empty listing still prints its header.
+        _print_table(pa.Table.from_pylist(rows, schema=_LISTING_SCHEMA), options.format)
     return 0
+
+
+_LISTING_SCHEMA: Final = pa.schema(
+    [
+        ("databaseId", pa.int64()),
+        *((name, pa.string()) for name in ("index", "name", "aggregation")),
+        *((name, pa.string()) for name in ("dataType", "unit", "firstDataPoint")),
+    ]
+)
+"""The columns ``powerp measurements`` prints, in their order."""
 
 
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
@@ -621,16 +635,13 @@ def _print_points_csv(table: pa.Table) -> None:
     sys.stdout.buffer.flush()
 
 
-def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return
-    _print_table(pa.Table.from_pylist(rows), fmt)
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 def _print_table(table: pa.Table, fmt: str) -> None:
     if fmt == "json":
-        _print_rows(_jsonable(table), "json")
+        _print_json(_jsonable(table))
     elif fmt == "csv":
         sink = io.BytesIO()
         pa_csv.write_csv(table, sink)

@@ -10,15 +10,20 @@ import orjson
 import pyarrow.dataset as ds
 import pytest
 import requests
+from aiohttp import web
 
+from powerp_async import cli
 from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Block
 from powerp_async.planning import TimeRange, plan_blocks, plan_totals
 from powerp_async.simulator import SimulatorSettings, demo_tenant
+from powerp_async.simulator._exchange import MEASUREMENTS_PATH
+from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
 from .helpers import actual_points, expected_points
 from .processes import SECRET, environment, powerp
+from .test_export_failures import command_against_simulator
 
 S = 1_000_000
 START = ANCHOR - timedelta(minutes=40)
@@ -556,3 +561,32 @@ def test_a_stop_tells_how_to_resume_only_where_something_was_saved(
         assert messages == [f"interrupted; {resume}", f"terminated; {resume}"]
     else:
         assert messages == ["interrupted", "terminated"]
+
+
+@pytest.mark.parametrize(
+    ("form", "printed"),
+    [
+        (
+            "csv",
+            '"databaseId","index","name","aggregation","dataType","unit",'
+            '"firstDataPoint"\n',
+        ),
+        (
+            "table",
+            "databaseId  index  name  aggregation  dataType  unit  firstDataPoint\n",
+        ),
+        ("json", "[]\n"),
+    ],
+)
+def test_an_empty_listing_prints_its_header(
+    form: str, printed: str, monkeypatch, capsys
+) -> None:
+    async def nothing_listed(request: web.Request, handler: Handler):
+        if request.path.endswith(MEASUREMENTS_PATH):
+            return web.json_response([])
+        return await handler(request)
+
+    with command_against_simulator(monkeypatch, (nothing_listed,)):
+        code = cli.main(["measurements", "--format", form])
+
+    assert (code, capsys.readouterr().out) == (0, printed)
