@@ -215,6 +215,13 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
         help="give up on a server that fails every request for this long (default 300)",
     )
     parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up on one request after this long, the token's included (default "
+        "60)",
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         help="TOML file of client settings; POWERP_* variables and options win",
@@ -368,6 +375,7 @@ _FLAGS: Final = {
     "rows_per_flush": (("--flush-points", "flush_points"),),
     "max_in_flight": (("--max-in-flight", "max_in_flight"),),
     "max_outage_s": (("--max-outage", "max_outage"),),
+    "timeout_s": (("--timeout", "timeout"),),
     "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
     "rate_backend": (("--rate-backend", "rate_backend"),),
     "rate_key": (("--rate-key", "rate_key"),),
@@ -409,6 +417,7 @@ def _connection(options: argparse.Namespace) -> Iterator[_Target]:
         "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
         "max_outage_s": options.max_outage,
+        "timeout_s": options.timeout,
         "rate_backend": getattr(options, "rate_backend", None),
         "rate_key": getattr(options, "rate_key", None),
     }
@@ -803,6 +812,7 @@ _BEHAVIOUR_OPTIONS: Final = (
     "--rate-key",
     "--max-in-flight",
     "--max-outage",
+    "--timeout",
     "--flush-points",
     "--dask-local",
     "--dask-scheduler",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Block
 from powerp_async.planning import TimeRange, plan_blocks, plan_totals
 from powerp_async.simulator import SimulatorSettings, demo_tenant
-from powerp_async.simulator._exchange import MEASUREMENTS_PATH
+from powerp_async.simulator._exchange import MEASUREMENTS_PATH, TOKEN_PATH
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
@@ -590,3 +593,34 @@ def test_an_empty_listing_prints_its_header(
         code = cli.main(["measurements", "--format", form])
 
     assert (code, capsys.readouterr().out) == (0, printed)
+
+
+def test_timeout_bounds_each_request_the_token_included(monkeypatch, capsys) -> None:
+    async def hanging_token(request: web.Request, handler: Handler):
+        if request.path.endswith(TOKEN_PATH):
+            await asyncio.sleep(30)
+        return await handler(request)
+
+    with command_against_simulator(monkeypatch, (hanging_token,)):
+        started = time.monotonic()
+        code = cli.main(["measurements", "--timeout", "0.2"])
+        elapsed_s = time.monotonic() - started
+
+    printed = capsys.readouterr()
+    assert (code, printed.out) == (1, "")
+    assert re.fullmatch(
+        r"powerp: error: POST http://127\.0\.0\.1:\d+/rt-api/api/v1/auth/token: no "
+        r"complete answer within 0\.2 s\n",
+        printed.err,
+    ), printed.err
+    assert elapsed_s < 10
+
+
+def test_a_timeout_of_zero_is_named_as_typed(capsys) -> None:
+    code = cli.main(["measurements", "--timeout", "0"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: argument --timeout: expected seconds above 0, got '0' (see "
+        "powerp measurements --help)\n"
+    )
