@@ -19,9 +19,12 @@ from powerp_async import (
 )
 from powerp_async._engine import RunStats, stopped_after
 from powerp_async._export import ExportReport
+from powerp_async._export._report import failure_reason
 from powerp_async._export._spec import _some_unmatched
 from powerp_async._progress import summary
+from powerp_async._redact import excerpt
 from powerp_async.config import ClientConfig
+from powerp_async.errors import PayloadTooLargeError
 from powerp_async.models import Block, Measurement
 
 from .conftest import ANCHOR
@@ -139,4 +142,31 @@ def test_unicode_line_separators_and_direction_marks_are_escaped_too() -> None:
 
     assert printable("a\u2028b\u2029c\u202ed\u2066e") == (
         "a\\u2028b\\u2029c\\u202ed\\u2066e"
+    )
+
+
+def test_a_failure_reason_keeps_the_end_of_the_longest_refusal() -> None:
+    block = Block(
+        12, "average", tuple(str(i) for i in range(100, 120)), 0, 10**9, 10**6
+    )
+    answer = excerpt("x" * 5_000)  # as long as an answer's excerpt gets
+    refused = PayloadTooLargeError(
+        f"POST http://127.0.0.1:8080/rt-api/api/v1/Query: {block.describe()}: HTTP "
+        f"413: {answer}",
+        method="POST",
+        url="http://127.0.0.1:8080/rt-api/api/v1/Query",
+        status=413,
+        excerpt=answer,
+    )
+    alone = refused.reworded(
+        f"database 12 average: the server refused even one signal over one window as "
+        f"too large ({block.describe_failure(refused)}), so no query of this database "
+        "and aggregation was sent after it"
+    )
+
+    reason = failure_reason(block, alone)
+
+    assert reason == block.describe_failure(alone)
+    assert reason.endswith(
+        "so no query of this database and aggregation was sent after it"
     )

@@ -22,8 +22,11 @@ from ..models import Block
 from ._manifest import ManifestState
 
 REPORT_NAME: Final = "_report.json"
-MAX_REASON_CHARS: Final = 300
-"""How much of a failed block's description and error the journal and report keep."""
+MAX_REASON_CHARS: Final = 1000
+"""How much of a failed block's description and error the journal and report keep:
+room for the longest this client words (a block, its refusal with 200 characters of
+the answer, and what came of it), whose end says what to do; only an error from
+elsewhere is cut."""
 
 
 @dataclass(frozen=True, slots=True)
