@@ -390,12 +390,13 @@ class Engine:
         scope.cancel()
 
     def _held_past(self, limit_s: float) -> bool:
-        """Whether every request was refused as too many since the last success,
-        and the wait the server's ``Retry-After`` asked for holds the next one past
-        ``limit_s`` of that: nothing can succeed before the run would stop, so it
-        stops now rather than wait to be stopped."""
+        """Whether the wait the server's ``Retry-After`` asked for holds the next
+        request past ``limit_s`` of refusals (counted since the last success):
+        nothing can succeed before the run would stop, so it stops now rather than
+        wait to be stopped. A wait asked for in an earlier run of the pacer counts
+        from this run's start, which would otherwise sit through it without a word."""
         refused_s, held_s = self._refused.outage_s, self._held_s(as_asked=True)
-        return refused_s > 0 and held_s > 0 and refused_s + held_s >= limit_s
+        return held_s > 0 and refused_s + held_s >= limit_s
 
     def _held_s(self, *, as_asked: bool = False) -> float:
         """How much longer the server's ``Retry-After`` holds every request; with

@@ -378,13 +378,23 @@ async def test_a_retry_after_beyond_max_outage_stops_the_run_at_once(
         started = time.monotonic()
         with pytest.raises(ServerUnavailableError) as caught:
             await export(client, spec)
+        first_s = time.monotonic() - started
+        with pytest.raises(ServerUnavailableError) as again:
+            await export(client, spec, resume=True)
+        second_s = time.monotonic() - started - first_s
 
     # One request refused, then none sent: the wait the server asked for ends past
     # max_outage_s, so nothing could succeed before the run would stop (the watch
     # sees it within a second). The wait is said with the jitter that spreads
-    # clients (up to 10 % more than asked).
-    assert time.monotonic() - started < 10
+    # clients (up to 10 % more than asked). The next run on the client is held by
+    # the same wait, and says so as soon.
+    assert (first_s < 10, second_s < 10) == (True, True)
     assert failing.seen == 1
+    assert re.fullmatch(
+        r"the server refused a request as too many \(429\), and its Retry-After "
+        r"holds every request (3[5-9]|4[0-4]) s more .*",
+        str(again.value),
+    ), str(again.value)
     assert re.fullmatch(
         r"the server refused (a request|every request) as too many \(429\)( for 1 s)?"
         r", and its Retry-After "
