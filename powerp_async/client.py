@@ -480,6 +480,11 @@ class PowerPClient:
         stats: RunStats | None = None,
         isolate: bool = True,
     ) -> Engine:
+        if stats is not None and not isinstance(stats, RunStats):
+            # Taken for a RunStats, an empty dict would be ignored and its counts lost.
+            raise ConfigurationError(
+                f"stats: expected a RunStats or None, got {type(stats).__name__}"
+            )
         session, tokens = self._open()
         settings = EngineSettings(
             query_url=f"{self.config.base_url}/v1/Query",

@@ -189,6 +189,24 @@ async def test_query_arguments_of_the_wrong_kind_are_named(
     assert simulator.stats.requests.get("query", {}) == {}
 
 
+@pytest.mark.parametrize("stats", [{}, "x", 0])
+async def test_stats_of_the_wrong_kind_are_refused_before_any_query(
+    client, simulator, stats: object
+) -> None:
+    signals = (await client.measurements())[:1]
+    end = START + timedelta(minutes=1)
+    message = f"stats: expected a RunStats or None, got {type(stats).__name__}"
+
+    with pytest.raises(ConfigurationError) as by_query:
+        await client.query(1, ["1"], START, end, stats=stats)
+    with pytest.raises(ConfigurationError) as by_fetch:
+        async with client.fetch(signals, START, end, stats=stats) as results:
+            [result async for result in results]
+
+    assert (str(by_query.value), str(by_fetch.value)) == (message, message)
+    assert simulator.stats.requests.get("query", {}) == {}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
