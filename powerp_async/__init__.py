@@ -134,7 +134,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public names, loaded or not, and the module's own dunders; not the
+    helpers this module imports for itself."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
 
 
 def _installed_version() -> str:

@@ -51,7 +51,11 @@ def test_every_public_name_is_the_object_of_its_module() -> None:
 
         module = importlib.import_module(powerp_async._MODULE_OF[name], "powerp_async")
         assert value is getattr(module, name), name
-    assert set(powerp_async.__all__) <= set(dir(powerp_async))
+    listed = dir(powerp_async)
+    assert set(powerp_async.__all__) <= set(listed)
+    assert [name for name in listed if not name.startswith("__")] == sorted(
+        name for name in powerp_async.__all__ if not name.startswith("__")
+    )
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
