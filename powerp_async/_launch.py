@@ -11,6 +11,8 @@ This module imports nothing of the package's but the command itself, when asked.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 import sys
@@ -57,15 +59,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command's own was put away as it returned.
         print("powerp: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    finally:
+        # The command is over, its outcome said: a stop signal now (the second of
+        # a supervisor's pair, say) has nothing left to stop, and must not turn the
+        # exit code into its own while the interpreter shuts down.
+        _ignore_stops()
+
+
+def _ignore_stops() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in _STOPPED_BY:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _open_closed_streams() -> None:
-    """Give a standard stream started closed (``2>&-``) a sink: Python leaves it
-    ``None``, and the command would fail at its first progress line, or print its
-    errors to stdout."""
-    for name in ("stdout", "stderr"):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (the process's)
+    """Stand in for a standard stream started closed, which Python leaves ``None``.
+
+    A closed stderr (``2>&-``) gets a sink: the command would otherwise fail at its
+    first progress line, or print its errors to stdout. A closed stdout fails each
+    write as a closed descriptor does: the points of ``powerp query`` must not go
+    nowhere with an exit code of success (an export only loses its summary).
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own)
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()
+
+
+class _ClosedOutput(io.TextIOBase):
+    """A standard output that was closed before the command started."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it was closed", "standard output")
+
+    def writable(self) -> bool:
+        return True
 
 
 @contextmanager

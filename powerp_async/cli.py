@@ -314,7 +314,12 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
         options = build_parser().parse_args(arguments)
         configure_logging(options.verbose + options.verbose_after)
         _choose_memory_pool()
-        return _dispatch(options, stops)
+        code = _dispatch(options, stops)
+        # Written out now, while a failure can still be told: left to the end of
+        # the process, a reader gone or a full disk would pass in silence.
+        with _writing_stdout():
+            sys.stdout.flush()
+        return code
     except ConfigurationError as error:
         return _fail(f"error: {error}", EXIT_USAGE)
     except FetchFailedError as error:
@@ -327,6 +332,10 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as error:
+        if error.filename == "standard output":
+            _silence_stdout()
+            reason = f"could not write to standard output: {error.strerror or error}"
+            return _fail(f"error: {reason}", EXIT_FAILURE)
         where = f": {error.filename}" if error.filename else ""
         return _fail(f"error: {error.strerror or error}{where}", EXIT_FAILURE)
     except (KeyboardInterrupt, asyncio.CancelledError) as stop:
@@ -374,6 +383,7 @@ _FLAGS: Final = {
     "block_size": (("--block-size", "block_size"),),
     "rows_per_flush": (("--flush-points", "flush_points"),),
     "max_in_flight": (("--max-in-flight", "max_in_flight"),),
+    "aggregation": (("--agg", "agg"),),
     "max_outage_s": (("--max-outage", "max_outage"),),
     "timeout_s": (("--timeout", "timeout"),),
     "max_rate": (("--max-rate", "max_rate"), ("--fixed-rate", "fixed_rate")),
@@ -493,7 +503,8 @@ async def _export(
     if options.dry_run:
         async with PowerPClient(config) as client:
             plan = await plan_export(client, spec, resume=options.resume)
-        print(plan.describe(config.max_rate if not config.adaptive else None))
+        with _writing_stdout():
+            print(plan.describe(config.max_rate if not config.adaptive else None))
         return 0
 
     show = not options.quiet
@@ -534,6 +545,13 @@ def _print_summary(text: str) -> None:
         print(text, flush=True)
     except BrokenPipeError:
         _silence_stdout()
+    except OSError as error:
+        _silence_stdout()
+        print(
+            "powerp: the summary could not be written to standard output "
+            f"({error.strerror or error}); _report.json holds it",
+            file=sys.stderr,
+        )
 
 
 def _progress_display(pacer: Pacer | None) -> ProgressLine | ProgressLog:
@@ -572,11 +590,13 @@ async def _measurements(options: argparse.Namespace, config: ClientConfig) -> in
         }
         for m in signals
     ]
-    if options.format == "json":
-        _print_json(rows)
-    else:
-        # The schema given, an empty listing still prints its header.
-        _print_table(pa.Table.from_pylist(rows, schema=_LISTING_SCHEMA), options.format)
+    with _writing_stdout():
+        if options.format == "json":
+            _print_json(rows)
+        else:
+            # The schema given, an empty listing still prints its header.
+            listing = pa.Table.from_pylist(rows, schema=_LISTING_SCHEMA)
+            _print_table(listing, options.format)
     return 0
 
 
@@ -613,11 +633,26 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
             "twice, off the window grid or outside what was asked",
             file=sys.stderr,
         )
-    if options.format == "csv":
-        _print_points_csv(table)
-    else:
-        _print_table(table, options.format)
+    with _writing_stdout():
+        if options.format == "csv":
+            _print_points_csv(table)
+        else:
+            _print_table(table, options.format)
     return 0
+
+
+@contextlib.contextmanager
+def _writing_stdout() -> Iterator[None]:
+    """Name standard output in a failure to write to it (a full disk, say), which
+    would otherwise read as a failure of the files an export writes."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        if error.filename is None:
+            error.filename = "standard output"
+        raise
 
 
 def _on_grid(start: datetime, end: datetime, window: str) -> tuple[datetime, datetime]:

@@ -24,24 +24,27 @@ def test_an_export_started_with_stderr_closed_runs_and_reports(
     served: str, tmp_path
 ) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "powerp_async", *EXPORT, "--out", str(out)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=environment(served),
-        timeout=120,
-        check=False,
-        preexec_fn=_close_stderr,
-    )
+    done = _with_closed(2, [*EXPORT, "--out", str(out)], served)
 
     assert done.returncode == 0
     assert done.stdout.startswith("Export complete: 30 points in 1 file, 2/2 blocks\n")
     assert ExportReport.read(out).complete
 
 
-def _close_stderr() -> None:
-    os.close(2)
+def _with_closed(
+    descriptor: int, arguments: list[str], base_url: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the command with a standard stream (1 or 2) closed as it starts."""
+    return subprocess.run(
+        [sys.executable, "-m", "powerp_async", *arguments],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=environment(base_url),
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.close(descriptor),
+    )
 
 
 def test_a_reader_gone_leaves_an_export_complete_and_quiet(
@@ -65,6 +68,22 @@ def test_a_query_whose_reader_is_gone_stops_quietly_with_141(served: str) -> Non
     assert (done.returncode, done.stderr) == (141, "")
 
 
+def _to_full_disk(
+    arguments: list[str], base_url: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the command with its standard output on a disk that is full."""
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "powerp_async", *arguments],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(base_url),
+            timeout=120,
+            check=False,
+        )
+
+
 def _with_stdout_closed(
     arguments: list[str], base_url: str
 ) -> subprocess.CompletedProcess[str]:
@@ -82,3 +101,55 @@ def _with_stdout_closed(
         process.stdout.close()
         _, errors = process.communicate(timeout=120)
     return subprocess.CompletedProcess(command, process.returncode, None, errors)
+
+
+def test_an_export_whose_summary_meets_a_full_disk_keeps_its_outcome(
+    served: str, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    done = _to_full_disk([*EXPORT, "--out", str(out)], served)
+
+    assert done.returncode == 0
+    assert done.stderr == (
+        "powerp: the summary could not be written to standard output (No space left "
+        "on device); _report.json holds it\n"
+    )
+    assert ExportReport.read(out).complete
+
+
+def test_a_listing_with_nowhere_to_go_is_a_failure_naming_standard_output(
+    served: str,
+) -> None:
+    to_full = _to_full_disk(["measurements"], served)
+    closed = _with_closed(1, ["measurements"], served)
+
+    assert (to_full.returncode, to_full.stderr) == (
+        1,
+        "powerp: error: could not write to standard output: No space left on device\n",
+    )
+    assert (closed.returncode, closed.stderr) == (
+        1,
+        "powerp: error: could not write to standard output: it was closed\n",
+    )
+
+
+def test_stop_signals_after_the_command_ended_change_nothing() -> None:
+    # The second of a supervisor's pair may land while the interpreter shuts down.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys\n"
+            "from powerp_async._launch import main\n"
+            "code = main(['measurements', '--format', 'nope'])\n"
+            "print([signal.getsignal(s) == signal.SIG_IGN for s in "
+            "(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])\n"
+            "sys.exit(code)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "[True, True, True]\n")
