@@ -267,7 +267,11 @@ class ClientConfig:
 
     def _check_rate_backend(self) -> None:
         if self.rate_backend is None:
-            _require(self.rate_key is None, "rate_key", "a rate_backend to go with it")
+            _require(
+                self.rate_key is None,
+                "rate_key",
+                "a rate_backend (--rate-backend) to go with it",
+            )
             return
 
         check_backend_url(self.rate_backend)

@@ -624,3 +624,16 @@ def test_a_timeout_of_zero_is_named_as_typed(capsys) -> None:
         "powerp: error: argument --timeout: expected seconds above 0, got '0' (see "
         "powerp measurements --help)\n"
     )
+
+
+def test_a_wrong_aggregation_is_named_by_its_option(monkeypatch, capsys) -> None:
+    with command_against_simulator(monkeypatch):
+        code = cli.main(
+            ["query", "--database", "1", "--index", "1", "--since", "1m", "--agg", "X"]
+        )
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --agg: expected one of count, first, last, max, mean, median, "
+        "min, sum, got 'X'\n"
+    )

@@ -110,7 +110,10 @@ def test_a_shared_pace_without_a_fixed_rate_is_an_adaptive_one() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"rate_key": "reporting"}, "rate_key: expected a rate_backend to go with it"),
+        (
+            {"rate_key": "reporting"},
+            "rate_key: expected a rate_backend (--rate-backend) to go with it",
+        ),
         (
             {"rate_backend": "redis://127.0.0.1:6379", "rate_key": "two words"},
             "rate_key: expected 1 to 200 printable characters without spaces, got "
