@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from ._cli_times import time_range
+from ._cli_times import check_zone, time_range
 from ._export import ExportSpec, Format
 from .config import DEFAULT_BLOCK_SIZE
 from .errors import ConfigurationError
@@ -52,6 +52,7 @@ def _resumed_spec(options: argparse.Namespace) -> ExportSpec:
             "files so far were written exactly; resume without the flag"
         )
 
+    check_zone(options.tz)
     given = _given_parameters(options)
     _check_range(options, recorded, given)
     try:

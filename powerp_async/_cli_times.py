@@ -36,6 +36,12 @@ def time_range(options: argparse.Namespace) -> tuple[datetime, datetime]:
         ) from None
 
 
+def check_zone(name: str | None) -> None:
+    """Refuse a ``--tz`` that names no zone, even where no time is read in it (a
+    resume without --start): a mistyped option is told, not ignored."""
+    _zone(name)
+
+
 def _zone(name: str | None) -> tzinfo:
     if name is None:
         return UTC

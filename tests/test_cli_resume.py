@@ -32,6 +32,7 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
     other_end_and_size = resume("--end", "2026-12-04T11:55:00Z", "--block-size", "10")
     after_the_end = resume("--start", "2026-12-04T11:55:00Z")
     no_window = resume("--window", "7x")
+    no_zone = resume("--tz", "Mars/Olympus")
 
     assert (made.returncode, retyped.returncode) == (0, 0), retyped.stderr
     assert retyped.stdout.startswith("Export complete: 180 points")
@@ -57,6 +58,11 @@ def test_resume_compares_what_was_typed_and_names_it(served: str, tmp_path) -> N
         "duration '7x': expected a number with a unit (us, ms, s, m, h, d, w), such "
         "as '200ms', '1s' or '1h30m'; resume without it, or export into a new "
         "folder\n"
+    )
+    assert (no_zone.returncode, no_zone.stdout) == (2, "")
+    assert no_zone.stderr == (
+        "powerp: error: --tz: expected an IANA time zone such as Europe/Berlin, got "
+        "'Mars/Olympus'\n"
     )
     assert sorted(p.suffix for p in out.rglob("part-*")) == [".parquet"]
 
