@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Final
 
-_STOPPED_BY: Final = {
+STOPPED_BY: Final = {
     getattr(signal, name): how
     for name, how in (
         ("SIGINT", "interrupted"),
@@ -31,8 +31,11 @@ _STOPPED_BY: Final = {
     )
     if hasattr(signal, name)
 }
-"""The signals that stop the command, and the word it ends with for each, as once it
-runs."""
+"""The signals that stop the command, and the word it ends with for each, while it
+loads and once it runs."""
+
+STANDARD_OUTPUT: Final = "standard output"
+"""How errors name stdout, which has no file name of its own."""
 
 
 class _Stopped(Exception):
@@ -48,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _stops_raise():
             from .cli import main as run_command
     except _Stopped as stop:
-        how = _STOPPED_BY[stop.signum]
+        how = STOPPED_BY[stop.signum]
         print(f"powerp: {how} while starting; nothing was done", file=sys.stderr)
         return 128 + stop.signum
 
@@ -68,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _ignore_stops() -> None:
     if threading.current_thread() is threading.main_thread():
-        for signum in _STOPPED_BY:
+        for signum in STOPPED_BY:
             signal.signal(signum, signal.SIG_IGN)
 
 
@@ -90,7 +93,7 @@ class _ClosedOutput(io.TextIOBase):
     """A standard output that was closed before the command started."""
 
     def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "it was closed", "standard output")
+        raise OSError(errno.EBADF, "it was closed", STANDARD_OUTPUT)
 
     def writable(self) -> bool:
         return True
@@ -106,7 +109,7 @@ def _stops_raise() -> Iterator[None]:
 
     previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
     try:
-        for signum in _STOPPED_BY:
+        for signum in STOPPED_BY:
             previous[signum] = signal.signal(signum, _raise_stopped)
         yield
     finally:

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import shlex
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,7 @@ from ._export import (
     recorded_source,
 )
 from ._export._formats import write_file
+from ._launch import STANDARD_OUTPUT, STOPPED_BY
 from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import MASK, mask_url, scrub
 from ._stopping import StopSignals
@@ -332,7 +332,7 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as error:
-        if error.filename == "standard output":
+        if error.filename == STANDARD_OUTPUT:
             _silence_stdout()
             reason = f"could not write to standard output: {error.strerror or error}"
             return _fail(f"error: {reason}", EXIT_FAILURE)
@@ -345,7 +345,7 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
             raise
         if stops.terminated:
             signum = stops.terminated[0]
-            how = _STOPPED_BY.get(signum, "terminated")
+            how = STOPPED_BY.get(signum, "terminated")
             return _fail(_interrupted_message(arguments, how), 128 + signum)
         return _fail(_interrupted_message(arguments), EXIT_INTERRUPTED)
     except Exception as error:
@@ -356,12 +356,6 @@ def _run(arguments: list[str], stops: StopSignals) -> int:
             "powerp: please report it with the output of the same command run with -vv",
             EXIT_FAILURE,
         )
-
-
-_STOPPED_BY: Final = {
-    signal.SIGTERM: "terminated",
-    getattr(signal, "SIGHUP", -1): "hung up",
-}
 
 
 def _dispatch(options: argparse.Namespace, stops: StopSignals) -> int:
@@ -651,7 +645,7 @@ def _writing_stdout() -> Iterator[None]:
         raise
     except OSError as error:
         if error.filename is None:
-            error.filename = "standard output"
+            error.filename = STANDARD_OUTPUT
         raise
 
 
