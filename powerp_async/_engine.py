@@ -113,15 +113,29 @@ it until the timeout makes a run wait a whole timeout with no progress to show."
 OUTAGE_CHECK_S = 1.0
 OUTAGE_PAST_S: Final = 0.01
 """How far past ``max_outage_s`` the watch looks, so that one look is enough."""
-OUTAGE_ADVICE: Final = (
-    "An export keeps what it fetched, to be resumed once the server is back"
+
+
+@dataclass(frozen=True, slots=True)
+class StopAdvice:
+    """What a run the server ended advises, after saying what was fetched: an
+    export keeps what it fetched and can be resumed, a fetch can only be asked
+    again."""
+
+    outage: str
+    throttled: str
+
+
+FETCH_ADVICE: Final = StopAdvice(
+    outage="Ask again once the server is back",
+    throttled="Its quota may be used up for now: ask again later",
 )
-"""What an outage that ends a run advises, after saying what was fetched."""
-THROTTLED_ADVICE: Final = (
-    "Its quota may be used up for now. An export keeps what it fetched, to be "
-    "resumed later"
+EXPORT_ADVICE: Final = StopAdvice(
+    outage="An export keeps what it fetched, to be resumed once the server is back",
+    throttled=(
+        "Its quota may be used up for now. An export keeps what it fetched, to be "
+        "resumed later"
+    ),
 )
-"""What a run ended by refusals advises, after saying what was fetched."""
 
 RESULT_BUFFER: Final = 4
 """Fetched results waiting for the consumer beyond those ``MAX_POINTS_IN_FLIGHT``
@@ -212,6 +226,7 @@ class EngineSettings:
     isolate: bool = True
     """Whether a query refused for what may be one of its signals is asked for in
     parts, so that the others are fetched; off for a query sent as given."""
+    advice: StopAdvice = FETCH_ADVICE
 
 
 class Engine:
@@ -373,7 +388,7 @@ class Engine:
             self._fatal = throttled_error(
                 self._refused.outage_s,
                 stopped_after(self.stats),
-                THROTTLED_ADVICE,
+                self._settings.advice.throttled,
                 held_s=self._held_s(),
                 limit_s=limit_s if held_past else None,
             )
@@ -381,7 +396,7 @@ class Engine:
             self._fatal = outage_error(
                 self._outage_s(),
                 stopped_after(self.stats),
-                OUTAGE_ADVICE,
+                self._settings.advice.outage,
                 timeout_s=(
                     self._settings.timeout_s if self._outage.only_timeouts else None
                 ),

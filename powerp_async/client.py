@@ -33,7 +33,14 @@ from ._arguments import (
     as_signals,
 )
 from ._assembly import BlockResult
-from ._engine import Engine, EngineSettings, RunStats
+from ._engine import (
+    EXPORT_ADVICE,
+    FETCH_ADVICE,
+    Engine,
+    EngineSettings,
+    RunStats,
+    StopAdvice,
+)
 from ._frames import import_pandas, points_frame
 from ._hooks import check_hook
 from ._http import AnswerTooLongError, error_for, send
@@ -470,8 +477,9 @@ class PowerPClient:
         return points_frame(table, chosen)
 
     def engine(self, *, stats: RunStats | None = None) -> Engine:
-        """The worker pool of this client, for exporters that drive it directly."""
-        return self._engine(stats=stats)
+        """The worker pool of this client, for exporters that drive it directly: a
+        run the server ends advises resuming the export."""
+        return self._engine(stats=stats, advice=EXPORT_ADVICE)
 
     def _engine(
         self,
@@ -479,6 +487,7 @@ class PowerPClient:
         max_in_flight: int | None = None,
         stats: RunStats | None = None,
         isolate: bool = True,
+        advice: StopAdvice = FETCH_ADVICE,
     ) -> Engine:
         if stats is not None and not isinstance(stats, RunStats):
             # Taken for a RunStats, an empty dict would be ignored and its counts lost.
@@ -494,6 +503,7 @@ class PowerPClient:
             max_outage_s=self.config.max_outage_s,
             compression=self.config.wants_compression,
             isolate=isolate,
+            advice=advice,
         )
         return Engine(
             session, tokens, self._pacer, settings, stats=stats, on_event=self._on_event

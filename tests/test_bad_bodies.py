@@ -79,8 +79,8 @@ async def test_a_server_sending_only_pages_is_down_after_max_outage(
     assert message.startswith("the server failed every request for 1 s (the last: ")
     assert "got a body that is not JSON" in message
     assert message.endswith(
-        "stopped after 0 blocks (0 points) were fetched. An export keeps what it "
-        "fetched, to be resumed once the server is back"
+        "stopped after 0 blocks (0 points) were fetched. Ask again once the server "
+        "is back"
     )
     assert elapsed_s < 10
     # No answer came back well, so the pace never grew past where it starts.

@@ -215,3 +215,19 @@ def test_a_resume_whose_server_is_gone_gives_up_after_max_outage(
         "be resumed once the server is back. Resume with: powerp export --out "
         f"{out} --resume --max-outage 2 --quiet\n"
     )
+
+
+def test_a_query_given_up_on_advises_asking_again_not_resuming(failing: str) -> None:
+    done = powerp(
+        *("query", "--database", "1", "--index", "1", "--max-outage", "2"),
+        *("--start", START.isoformat(), "--end", END.isoformat()),
+        env=environment(failing),
+    )
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"powerp: error: the server failed every request for 2 s ({LAST_500}); "
+        "stopped after 0 blocks (0 points) were fetched. Ask again once the server "
+        "is back\n"
+    )

@@ -159,9 +159,8 @@ async def test_a_server_silent_to_small_queries_too_is_down(
         r"until the client's timeout of 0\.1 s; stopped after 0 blocks \(0 points\) "
         r"were fetched\. A server that holds queries too large for it until they "
         r"time out looks like this: fewer signals per query \(block_size, "
-        r"--block-size\) or a coarser window makes each query smaller\. An export "
-        r"keeps what it "
-        r"fetched, to be resumed once the server is back",
+        r"--block-size\) or a coarser window makes each query smaller\. Ask again "
+        r"once the server is back",
         str(caught.value),
     ), str(caught.value)
 

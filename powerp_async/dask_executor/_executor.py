@@ -40,7 +40,7 @@ import anyio
 from distributed import Client, Event, Future, as_completed
 from distributed.scheduler import KilledWorker
 
-from .._engine import OUTAGE_ADVICE, RunStats, stopped_after
+from .._engine import EXPORT_ADVICE, RunStats, stopped_after
 from .._export._executor import ExportJob, Outcome
 from .._export._parts import TEMP_PREFIX, TEMP_SUFFIX
 from .._export._staged import StagedBatch, WorkerStop, discard_files
@@ -270,7 +270,7 @@ class _Submission:
 def _stop_error(stop: WorkerStop, stats: RunStats) -> PowerPError:
     """The error that ends the run, told with what the driver committed."""
     if stop.kind == ServerUnavailableError.__name__:
-        return outage_error(stop.outage_s, stopped_after(stats), OUTAGE_ADVICE)
+        return outage_error(stop.outage_s, stopped_after(stats), EXPORT_ADVICE.outage)
 
     if stop.kind == ConfigurationError.__name__:
         return ConfigurationError(f"on a Dask worker: {stop.message}")
