@@ -30,11 +30,17 @@ _BEARER: Final = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _USER_INFO: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 """``user:password@`` in a URL quoted inside a message, such as a Redis address."""
 _SHORTEST_SECRET: Final = 4  # shorter strings would mask ordinary words
+FRAGMENT_CHARS: Final = 10
+"""The shortest piece of a secret masked on its own: a server that echoes a token
+cut short (``eyJhbGciOiJIUzI1…``) shows part of it. Shorter pieces would mask
+ordinary words of a secret made of words, and give little away."""
 
 # Replaced whole, never changed in place, so that reading them takes no lock: a signal
 # handler may scrub a message while the main thread it interrupted is scrubbing too.
 _secrets: frozenset[str] = frozenset()
 _escaped_forms: tuple[re.Pattern[str], ...] = ()
+_fragments: frozenset[str] = frozenset()
+"""Every run of ``FRAGMENT_CHARS`` characters of a remembered secret."""
 _secrets_lock = threading.Lock()
 """Taken by writers only."""
 
@@ -80,16 +86,23 @@ def remember_secret(secret: str | None) -> None:
     """Mask ``secret`` from now on, wherever it appears: as it is, URL-encoded (as
     a form sends it), and inside a JSON string or an HTML page (a login page that
     echoes it), however its writer escaped it."""
-    global _secrets, _escaped_forms
+    global _secrets, _escaped_forms, _fragments
     if not secret or len(secret) < _SHORTEST_SECRET:
         return
 
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
     pattern = _escaped_pattern(secret)
+    pieces = _pieces(secret)
     with _secrets_lock:
         if secret not in _secrets:
             _escaped_forms = (*_escaped_forms, pattern)
         _secrets = _secrets | forms
+        _fragments = _fragments | pieces
+
+
+def _pieces(secret: str) -> frozenset[str]:
+    last = len(secret) - FRAGMENT_CHARS
+    return frozenset(secret[i : i + FRAGMENT_CHARS] for i in range(last + 1))
 
 
 def _escaped_pattern(secret: str) -> re.Pattern[str]:
@@ -165,14 +178,40 @@ def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
 
 def scrub(text: str, *secrets: str | None) -> str:
     """``text`` with bearer tokens, the user info of URLs, every remembered secret and
-    ``secrets`` masked."""
+    ``secrets`` masked, and any piece of one at least ``FRAGMENT_CHARS`` long.
+
+    Known shortcoming: a piece of a secret is found only as it is, not URL-encoded,
+    escaped or recoded (as hexadecimal, say); a whole secret is found in those forms
+    too."""
     text = _BEARER.sub(rf"\g<1>{MASK}", text)
     text = _USER_INFO.sub(rf"\g<1>{MASK}@", text)
-    known = sorted(_secrets.union(s for s in secrets if s), key=len, reverse=True)
+    given = [s for s in secrets if s]
+    known = sorted(_secrets.union(given), key=len, reverse=True)
     for secret in known:
         text = text.replace(secret, MASK)
     for pattern in _escaped_forms:
         text = pattern.sub(MASK, text)
+    pieces = _fragments.union(*map(_pieces, given)) if given else _fragments
+    return _mask_pieces(text, pieces)
+
+
+def _mask_pieces(text: str, pieces: frozenset[str]) -> str:
+    """``text`` with every stretch made of overlapping ``pieces`` masked as one."""
+    if not pieces:
+        return text
+
+    stretches: list[list[int]] = []
+    for start in range(len(text) - FRAGMENT_CHARS + 1):
+        if text[start : start + FRAGMENT_CHARS] not in pieces:
+            continue
+        end = start + FRAGMENT_CHARS
+        if stretches and start <= stretches[-1][1]:
+            stretches[-1][1] = end
+        else:
+            stretches.append([start, end])
+
+    for start, end in reversed(stretches):
+        text = f"{text[:start]}{MASK}{text[end:]}"
     return text
 
 

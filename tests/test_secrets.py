@@ -314,3 +314,20 @@ def test_scrubbing_takes_no_lock_a_signal_handler_could_wait_on_forever() -> Non
 
     with _redact._secrets_lock:
         assert scrub("said h4ndl3r-S3cret") == "said ***"
+
+
+def test_a_token_echoed_cut_short_is_masked() -> None:
+    remember_secret("tK7q2Vx9Lm4Pz8Rw1Ny6Hc3Jd5")
+
+    said = scrub("invalid token tK7q2Vx9Lm4Pz8Rw… (expired); ends Ny6Hc3Jd5")
+
+    # Its first 14 characters form a piece; its last 9 are too short to tell.
+    assert said == "invalid token ***… (expired); ends Ny6Hc3Jd5"
+
+
+def test_pieces_of_a_secret_given_to_scrub_are_masked_too() -> None:
+    said = scrub(
+        "got 'Wq8zR4nT5yU2' then 'xWq8zR4nT5y', not 'Wq8zR4nT5'", "Wq8zR4nT5yU2pL0"
+    )
+
+    assert said == "got '***' then 'x***', not 'Wq8zR4nT5'"
