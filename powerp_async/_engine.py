@@ -241,6 +241,7 @@ class Engine:
         data_types: Mapping[tuple[int, str], DataType | None] | None = None,
         stats: RunStats | None = None,
         on_event: EventHook | None = None,
+        sizes: SizeMemory | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -271,8 +272,9 @@ class Engine:
         self._refused_whole: dict[tuple[int, str], PowerPError] = {}
         self._labels = LabelSide()
         self._events = EventSink(on_event)
-        self.sizes = SizeMemory()
-        """Query sizes the server took or refused, for the life of this engine."""
+        self.sizes = sizes if sizes is not None else SizeMemory()
+        """Query sizes the server took or refused: for the life of this engine, or of
+        the client that gave it."""
         self._held_groups: set[tuple[int, str]] = set()
         """Groups whose queries the server held until the timeout, told once each."""
         self._timeouts = TimeoutJudge(settings.timeout_s)
@@ -484,14 +486,12 @@ class Engine:
     ) -> None:
         """The pieces of every block, packed to the size the server takes."""
         packer = Packer(self.sizes)
-        self.sizes.may_try = True
-        with self._planning():
-            await self._take_plan(blocks, packer, pool, assembly)
-
         # Near the end a refused try of a larger size would only delay the last
         # answers, by a whole timeout where the server holds such queries; so would
         # a probe for a higher rate, by a 429's Retry-After (the pacer's account).
-        self.sizes.may_try = False
+        with self._planning(), self.sizes.planning():
+            await self._take_plan(blocks, packer, pool, assembly)
+
         await pool.send_all(packer.flush())
 
     async def _take_plan(

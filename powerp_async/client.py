@@ -51,7 +51,7 @@ from ._time import format_wire, parse_duration_us, to_epoch_us
 from ._token import TokenManager
 from ._wire import json_kind
 from .config import ClientConfig
-from .control import AdaptivePacer, RateController, RateSettings
+from .control import AdaptivePacer, RateController, RateSettings, SizeMemory
 from .errors import (
     ConfigurationError,
     FetchFailedError,
@@ -126,6 +126,9 @@ class PowerPClient:
         self._on_event = on_event
         # The signals of the latest listing: query() places values by their types.
         self._listed: list[Measurement] = []
+        # What a 413 taught holds for the server, not for one call: every later call
+        # goes out cut to fit rather than learn it again.
+        self._sizes = SizeMemory()
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -314,9 +317,9 @@ class PowerPClient:
         partial first window, exactly as the server computes it. Use :meth:`fetch` for
         more signals, longer ranges or exact window alignment. A query the server
         refuses as too large (413, or held until ``timeout_s``) is cut in pieces on
-        the window grid, its own edges kept, and the answers joined; what a client
-        learns so is not kept from one call to the next. A server that holds every
-        query above an eighth of this one's size unanswered is taken for down.
+        the window grid, its own edges kept, and the answers joined; the size learnt
+        so holds for the client's later calls, as a fetch's does. A server that holds
+        every query above an eighth of this one's size unanswered is taken for down.
 
         Values go to the column of their signal's type when :meth:`measurements` was
         called on this client before (a float signal's ``20`` is then a float, as in
@@ -506,7 +509,13 @@ class PowerPClient:
             advice=advice,
         )
         return Engine(
-            session, tokens, self._pacer, settings, stats=stats, on_event=self._on_event
+            session,
+            tokens,
+            self._pacer,
+            settings,
+            stats=stats,
+            on_event=self._on_event,
+            sizes=self._sizes,
         )
 
     def _open(self) -> tuple[aiohttp.ClientSession, TokenManager]:

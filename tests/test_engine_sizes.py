@@ -317,3 +317,39 @@ async def test_points_of_a_split_block_that_failed_are_not_counted(settings) -> 
         == sum(delivered)
         == len(expected_points(simulator.tenant, signals, later))
     )
+
+
+async def test_a_size_learnt_holds_for_the_clients_later_calls(settings) -> None:
+    limited = replace(settings, scenario=Scenario(size=SizeLimit(max_points=2_000)))
+    requests = Requests()
+    hour = timedelta(hours=1)
+    async with (
+        Simulator(limited) as simulator,
+        one_at_a_time(simulator, on_event=requests) as client,
+    ):
+        signals = largest_group(await client.measurements())[:20]
+        first = await client.fetch_table(signals, START, START + hour, window="5s")
+        learnt = list(requests.sent)
+        requests.sent.clear()
+        later = await client.fetch_table(signals, START + hour, ANCHOR, window="5s")
+        database_id, aggregation = signals[0].database_id, signals[0].aggregation
+        one = await client.query(
+            database_id,
+            [m.index for m in signals],
+            START,
+            START + timedelta(minutes=10),
+            aggregation=aggregation,
+            window="5s",
+        )
+
+    # The first call learns as a lone call does: slices of 20 minutes (240
+    # windows) are refused, then their halves, and quarters are taken. The later
+    # calls, the next hour and one query of 10 minutes, go out cut to that size at
+    # once and meet no 413.
+    assert Counter(learnt) == {(20, 240, 413): 1, (20, 120, 413): 1, (20, 60, 200): 12}
+    assert Counter(requests.sent) == {(20, 60, 200): 12 + 2}
+    for table, start in ((first, START), (later, START + hour)):
+        span = TimeRange.snap(start, start + hour, WINDOW_US)
+        assert_exact(table, expected_points(simulator.tenant, signals, span))
+    ten_minutes = TimeRange.snap(START, START + timedelta(minutes=10), WINDOW_US)
+    assert_exact(one, expected_points(simulator.tenant, signals, ten_minutes))

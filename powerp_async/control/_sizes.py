@@ -34,7 +34,9 @@ answered: a try the server holds until a timeout would otherwise be followed by 
 of the same size while it waits, each holding its blocks' points. Where refusals are
 timeouts, tries above a found limit are ``SLOW_PROBE_FACTOR`` times rarer. No try is
 made once the plan's last block was taken (:attr:`SizeMemory.may_try`): then a
-refused try could only delay the end.
+refused try could only delay the end. Runs may share one memory (the calls of one
+client do); tries then stop once every one of them took its plan
+(:meth:`SizeMemory.planning`).
 
 Nothing is remembered before the first 413: blocks stay whole.
 """
@@ -42,6 +44,8 @@ Nothing is remembered before the first 413: blocks stay whole.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -108,6 +112,7 @@ class SizeMemory:
         self.may_try = True
         """Whether tries of larger sizes are made; off once a plan's last block was
         taken, when a refused try could only delay the end."""
+        self._planning_runs = 0
 
     def __repr__(self) -> str:
         known = ", ".join(
@@ -116,6 +121,18 @@ class SizeMemory:
             for key, sizes in self._groups.items()
         )
         return f"<SizeMemory {known or 'empty'}>"
+
+    @contextmanager
+    def planning(self) -> Iterator[None]:
+        """Tries are made while a run takes its plan in this block; runs sharing
+        this memory keep them on until the last of them has taken its plan."""
+        self._planning_runs += 1
+        self.may_try = True
+        try:
+            yield
+        finally:
+            self._planning_runs -= 1
+            self.may_try = self._planning_runs > 0
 
     def fitting_points(self, block: Block) -> int | None:
         """The largest query of this block's group accepted since a 413, if any."""

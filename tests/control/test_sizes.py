@@ -368,6 +368,20 @@ def test_no_try_is_made_once_the_plan_has_no_more_blocks() -> None:
     assert shapes(memory.pieces(block(windows=1600))) == [(20, 1600)]
 
 
+def test_runs_sharing_a_memory_try_until_the_last_has_taken_its_plan() -> None:
+    memory = SizeMemory(probe_every=1, bisect_every=1)
+    memory.on_refused(block(windows=1600))
+    memory.on_accepted(block(windows=800))
+
+    with memory.planning():
+        with memory.planning():
+            assert memory.may_try
+        # One run took its plan; the other still takes blocks, and tries.
+        assert memory.may_try
+        assert memory.probe_points(block()) == 24_000
+    assert not memory.may_try
+
+
 def test_where_refusals_are_timeouts_tries_above_the_limit_are_rarer() -> None:
     memory = SizeMemory(probe_every=2)
     memory.on_refused(block(windows=501), slow=True)
