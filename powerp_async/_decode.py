@@ -375,13 +375,22 @@ def _parse_times_slowly(raw_times: list[str], *, body: bytes, url: str) -> Int64
         if text in parsed:
             continue
 
-        try:
-            parsed[text] = parse_wire(text)
-        except (ValueError, OverflowError):
+        moment = _wire_time_or_none(text)
+        if moment is None:
             got = f"got {text[:40]!r} at position {position}"
-            raise malformed(f"{_TIME_EXPECTED}, {got}", body, url) from None
+            raise malformed(f"{_TIME_EXPECTED}, {got}", body, url)
+        parsed[text] = moment
 
     return np.fromiter(map(parsed.__getitem__, raw_times), np.int64, len(raw_times))
+
+
+def _wire_time_or_none(text: str) -> int | None:
+    """The time ``text`` names, or ``None``: the caller raises its own error, apart
+    from the parser's, which quotes the whole text."""
+    try:
+        return parse_wire(text)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _time_type_error(

@@ -74,6 +74,7 @@ async def send(
         raise RuntimeError("the client was closed while this request waited to be sent")
 
     started = time.monotonic()
+    failure: TransportError | None = None
     try:
         async with session.request(
             method,
@@ -87,17 +88,22 @@ async def send(
         ) as answer:
             body = await _read_at_most(answer, max_bytes)
             status, answer_headers = answer.status, answer.headers
-    except TimeoutError as error:
-        raise TransportError(
+    except TimeoutError:
+        failure = TransportError(
             f"{method} {shown_url}: no complete answer within {timeout_s:g} s",
             method=method,
             url=shown_url,
             timed_out=True,
-        ) from error
+        )
     except aiohttp.ClientError as error:
-        raise TransportError(
+        failure = TransportError(
             f"{method} {shown_url}: {_describe(error)}", method=method, url=shown_url
-        ) from error
+        )
+    if failure is not None:
+        # Raised apart from aiohttp's error, which a traceback would print as its
+        # cause or context: its words may quote what the server sent (a header
+        # echoing the token), unmasked.
+        raise failure
 
     elapsed_s = time.monotonic() - started
     logger.debug("%s %s -> %d in %.3f s", method, shown_url, status, elapsed_s)

@@ -176,12 +176,18 @@ class TokenManager:
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            # Where it failed, not what was there: NaN for a lifetime, say.
+            fails_at: int | None = error.pos + 1
+        else:
+            fails_at = None
+        if fails_at is not None:
+            # Where it failed, not what was there: NaN for a lifetime, say. Raised
+            # apart from the parser's error, which holds the whole body (a page
+            # echoing the form, secret included).
             raise MalformedResponseError(
                 f"token response: expected a JSON object, got a body that is not "
-                f"JSON (it fails at character {error.pos + 1})",
+                f"JSON (it fails at character {fails_at})",
                 url=mask_url(self._token_url),
-            ) from None
+            )
         if not isinstance(answer, dict) or not isinstance(
             answer.get("access_token"), str
         ):

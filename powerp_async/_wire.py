@@ -37,6 +37,8 @@ _DECODERS_KEPT: Final = 256
 _ANY_VALUE: Final[Any] = bool | int | float | str | None
 _FLOAT_VALUE: Final[Any] = float | None
 """msgspec reads a JSON integer as a float here, exactly below 2**53."""
+_NOT_READ: Final = object()
+"""Stands for a document orjson could not read."""
 _TWO_TO_53: Final = 2.0**53
 
 _JSON_KINDS: Final[dict[type, str]] = {
@@ -84,7 +86,11 @@ def read_fields(
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
+        document = _NOT_READ
+    if document is _NOT_READ:
         # Bare NaN and Infinity tokens, which orjson rejects and the stdlib reads.
+        # Read apart from orjson's error, which holds the whole body: an error of
+        # the stdlib's would carry it as its context.
         return read_exactly(body, url=url)
 
     return _split_fields(_ensure_array(document, body, url), body, url, exact=False)
@@ -95,10 +101,15 @@ def read_exactly(body: bytes, *, url: str) -> Fields:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as error:
+        not_json: str | None = str(error)
+    else:
+        not_json = None
+    if not_json is not None:
+        # Raised apart from the parser's error, which holds the whole body.
         message = (
-            f"expected a JSON array of points, got a body that is not JSON ({error})"
+            f"expected a JSON array of points, got a body that is not JSON ({not_json})"
         )
-        raise malformed(message, body, url) from None
+        raise malformed(message, body, url)
 
     return _split_fields(_ensure_array(document, body, url), body, url, exact=True)
 

@@ -662,12 +662,18 @@ def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
     try:
         rows = orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        not_json: str | None = str(error)
+    else:
+        not_json = None
+    if not_json is not None:
+        # Raised apart from the parser's error, which holds the whole body (a page
+        # echoing the token, say) for a traceback or an error tracker to show.
         raise MalformedResponseError(
             "measurements: expected a JSON array of signals, got a body that is not "
-            f"JSON ({error})",
+            f"JSON ({not_json})",
             url=url,
             excerpt=excerpt(body),
-        ) from None
+        )
     if not isinstance(rows, list):
         raise MalformedResponseError(
             f"measurements: expected a JSON array of signals, got {json_kind(rows)}",

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from ._redact import scrub
+
 if TYPE_CHECKING:
     from .models import Block
 
@@ -66,6 +68,11 @@ class PowerPError(Exception):
     """
 
     fetched: Any = None
+
+    def __init__(self, *args: object) -> None:
+        # The last guard for a message that quotes what a server sent (a time it
+        # could not read, say): whatever the caller built, no secret leaves in it.
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
     def __reduce__(self) -> tuple[object, ...]:
         # Exceptions pickle by calling the class with ``args``, which most of ours
