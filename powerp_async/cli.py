@@ -46,7 +46,7 @@ from ._export import (
     plan_export,
     recorded_source,
 )
-from ._export._formats import write_file
+from ._export._formats import json_float, write_file
 from ._launch import STANDARD_OUTPUT, STOPPED_BY
 from ._progress import ProgressLine, ProgressLog, summary
 from ._redact import MASK, mask_url, scrub
@@ -695,11 +695,15 @@ def _shown(text: str) -> str:
 
 
 def _jsonable(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows for JSON: times in UTC, NaN and the infinities spelled out as JSON Lines
+    exports spell them."""
     rows: list[dict[str, Any]] = table.to_pylist()
     for row in rows:
         for key, value in row.items():
             if isinstance(value, datetime):
                 row[key] = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, float):
+                row[key] = json_float(value)
     return rows
 
 

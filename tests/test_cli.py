@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import time
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 import requests
@@ -637,3 +639,33 @@ def test_a_wrong_aggregation_is_named_by_its_option(monkeypatch, capsys) -> None
         "powerp: error: --agg: expected one of count, first, last, max, mean, median, "
         "min, sum, got 'X'\n"
     )
+
+
+def test_query_json_spells_nan_and_infinities_apart_from_null(capsys) -> None:
+    values = [math.nan, math.inf, -math.inf, None, 2.5]
+    first = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    table = pa.Table.from_pylist(
+        [
+            {
+                "database_id": 1,
+                "index": "7",
+                "aggregation": "mean",
+                "timestamp": first + timedelta(seconds=second),
+                "value_float": value,
+            }
+            for second, value in enumerate(values)
+        ],
+        schema=POINT_SCHEMA,
+    )
+
+    cli._print_table(table, "json")
+
+    rows = orjson.loads(capsys.readouterr().out)
+    assert [row["value_float"] for row in rows] == [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        None,
+        2.5,
+    ]
+    assert rows[0]["timestamp"] == "2026-12-04T12:00:00Z"

@@ -497,16 +497,17 @@ def test_csv_spells_nan_and_infinities_as_json_lines_does(tmp_path) -> None:
         '1,"7","mean","2026-12-04T12:00:03.000000Z",-Infinity,,,',
         '1,"7","mean","2026-12-04T12:00:04.000000Z",,,,',
         '1,"7","mean","2026-12-04T12:00:05.000000Z",0.1,,,',
-        '1,"7","mean","2026-12-04T12:00:06.000000Z",-0,,,',
+        '1,"7","mean","2026-12-04T12:00:06.000000Z",-0.0,,,',
         '1,"7","mean","2026-12-04T12:00:07.000000Z",1e+20,,,',
     ]
     assert json_values == [1.5, "NaN", "Infinity", "-Infinity", None, 0.1, -0.0, 1e20]
 
 
 def test_csv_text_is_otherwise_that_of_pyarrows_writer(tmp_path) -> None:
-    """Every field but the special floats is byte for byte what pyarrow writes."""
+    """Every field but the special and whole floats is byte for byte what pyarrow
+    writes."""
     texts = ["plain", "", 'say "hi"', "a,b", "two\nlines", "crlf\r\nend", "Zürich"]
-    floats = [0.1, 1 / 3, 5e-324, 1.5e300, -2.5e-7, 1e16, 123456.0]
+    floats = [0.1, 1 / 3, 5e-324, 1.5e300, -2.5e-7, 1e16, 123456.5]
     rows = []
     for number in range(210):
         rows.append(
@@ -515,7 +516,7 @@ def test_csv_text_is_otherwise_that_of_pyarrows_writer(tmp_path) -> None:
                 "index": texts[number % 7],
                 "aggregation": "mean",
                 "timestamp": pd.Timestamp(1_796_392_800 + number, unit="s", tz="UTC"),
-                "value_float": floats[number % 7] * (number + 1),
+                "value_float": _not_whole(floats[number % 7] * (number + 1)),
                 "value_int": [None, 2**63 - 1, -(2**63), 0][number % 4],
                 "value_bool": [None, True, False][number % 3],
                 "value_text": [None, *texts][number % 8],
@@ -529,6 +530,11 @@ def test_csv_text_is_otherwise_that_of_pyarrows_writer(tmp_path) -> None:
 
     written = (tmp_path / "points.csv").read_bytes()
     assert written == b"\xef\xbb\xbf" + reference.getvalue()
+
+
+def _not_whole(value: float) -> float:
+    """``value``, moved off a whole number that pyarrow writes without a point."""
+    return value + 0.5 if value.is_integer() and abs(value) < 1e15 else value
 
 
 README_CSV_OPTIONS = pa_csv.ConvertOptions(
@@ -560,6 +566,30 @@ def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
     assert _spelled(with_pyarrow.to_pylist()) == expected
     # pandas has no null apart from NaN for a float column.
     assert _spelled(with_pandas) == [*expected[:4], "nan", *expected[5:]]
+
+
+def test_whole_floats_keep_a_decimal_point_so_readers_take_them_as_floats(
+    tmp_path,
+) -> None:
+    night = tmp_path / "night.csv"
+    day = tmp_path / "day.csv"
+    _formats.write_file(_points((0.0, -0.0, 3.0, 2.0**53)), night, "csv")
+    _formats.write_file(_points((0.0, 50.002)), day, "csv")
+
+    lines = night.read_text("utf-8-sig").splitlines()[1:]
+    with_pandas = pd.read_csv(night, encoding="utf-8-sig")["value_float"]
+    with_pyarrow = pa_csv.read_csv(night, convert_options=README_CSV_OPTIONS)
+    both = ds.dataset([night, day], format="csv").to_table()
+
+    assert [line.split(",")[4] for line in lines] == [
+        "0.0",
+        "-0.0",
+        "3.0",
+        "9.007199254740992e+15",  # as pyarrow writes it: an exponent says float
+    ]
+    assert str(with_pandas.dtype) == "float64"
+    assert with_pyarrow.schema.field("value_float").type == pa.float64()
+    assert both["value_float"].to_pylist() == [0.0, -0.0, 3.0, 2.0**53, 0.0, 50.002]
 
 
 def test_the_readme_options_read_null_and_empty_texts_apart(tmp_path) -> None:

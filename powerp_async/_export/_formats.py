@@ -10,8 +10,10 @@ Every format holds the same columns as :data:`~powerp_async.models.POINT_SCHEMA`
   tell little that the dictionary and the folder names do not.
 - CSV is UTF-8 with a byte-order mark, so spreadsheets detect the encoding; strings
   are quoted, timestamps are ISO 8601 in UTC (``...T10:00:01.000000Z``), null is an
-  empty field, floats are the shortest text that reads back to the same number, and
-  NaN and the infinities are ``NaN``, ``Infinity`` and ``-Infinity``, as in JSON Lines.
+  empty field, floats are the shortest text that reads back to the same number, with a
+  decimal point kept in whole ones (``0.0``, so a reader that guesses types from the
+  text reads a float column as floats), and NaN and the infinities are ``NaN``,
+  ``Infinity`` and ``-Infinity``, as in JSON Lines.
   pandas and DuckDB read those three as float NaN and infinities. pyarrow reads the
   infinities, but counts ``NaN`` among its default null markers: pass
   ``ConvertOptions(null_values=[""], strings_can_be_null=True,
@@ -30,8 +32,9 @@ a text that is one, such as an integer too large for 64 bits), and
 the quote is then part of the value: such a file no longer reads back exactly.
 
 The CSV text is built column by column with Arrow compute rather than by pyarrow's CSV
-writer, which spells the special floats ``nan``, ``inf`` and ``-inf`` and has no option
-to change that. Every other field is the same text that writer produces, byte for byte.
+writer, which spells the special floats ``nan``, ``inf`` and ``-inf`` and writes whole
+floats without a decimal point, with no option to change either. Every other field is
+the same text that writer produces, byte for byte.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ _INFINITY_TEXTS: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _FORMULA_START: Final = r"^[=+\-@\t\r]"
 """Text a spreadsheet may take as a formula, per OWASP's CSV injection advice."""
 _FORMULA_GUARD: Final = "'"
+_WHOLE_NUMBER: Final = r"^-?[0-9]+$"
 _NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 """A number written as text, such as an integer too large for 64 bits: never guarded,
 since a spreadsheet reads it as the number it is and a quote would change it."""
@@ -155,6 +159,11 @@ def _csv_field(column: pa.Array, neutralise_formulas: bool = False) -> pa.Array:
         text = pc.cast(column, pa.string())
 
     if pa.types.is_floating(column.type):
+        # A float keeps a decimal point ("0.0", not "0"): a reader that guesses a
+        # column's type from its text would take a column of whole numbers for an
+        # integer one, and no longer read a folder whose files it guessed apart.
+        whole = pc.match_substring_regex(text, _WHOLE_NUMBER)
+        text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
         text = pc.if_else(pc.is_nan(column), _NAN_TEXT, text)
         for infinity, spelled in _INFINITY_TEXTS.items():
             text = pc.if_else(pc.equal(column, infinity), spelled, text)
@@ -180,9 +189,19 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
         for batch in text.to_batches(max_chunksize=_JSONL_BATCH_ROWS):
             for row in batch.to_pylist():
                 value = row["value_float"]
-                if value is not None and not math.isfinite(value):
-                    row["value_float"] = _INFINITY_TEXTS.get(value, _NAN_TEXT)
+                if value is not None:
+                    row["value_float"] = json_float(value)
                 sink.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def json_float(value: float) -> float | str:
+    """``value`` for JSON, which has no token for NaN or the infinities: those are
+    spelled ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (a JSON writer would make
+    them null, which they are not)."""
+    if math.isfinite(value):
+        return value
+
+    return _INFINITY_TEXTS.get(value, _NAN_TEXT)
 
 
 _WRITERS: Final[dict[str, Callable[[pa.Table, Path], None]]] = {
