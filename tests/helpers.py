@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
 from powerp_async import PowerPClient
 from powerp_async._time import to_epoch_us
-from powerp_async.models import Measurement
+from powerp_async.models import POINT_SCHEMA, Measurement
 from powerp_async.planning import TimeRange, time_slices
 from powerp_async.simulator import Simulator, SimulatorSettings, Tenant
 from powerp_async.simulator._settings import Policy
@@ -123,3 +124,21 @@ def largest_group(signals: list[Measurement]) -> list[Measurement]:
     groups = Counter((m.database_id, m.aggregation) for m in signals)
     group = max(groups, key=lambda key: (groups[key], key))
     return [m for m in signals if (m.database_id, m.aggregation) == group]
+
+
+def float_points(values: Iterable[float | None]) -> pa.Table:
+    """Points of one float signal, a second apart from 2026-12-04T12:00:00Z."""
+    first = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    return pa.Table.from_pylist(
+        [
+            {
+                "database_id": 1,
+                "index": "7",
+                "aggregation": "mean",
+                "timestamp": first + timedelta(seconds=second),
+                "value_float": value,
+            }
+            for second, value in enumerate(values)
+        ],
+        schema=POINT_SCHEMA,
+    )

@@ -26,7 +26,7 @@ from powerp_async.simulator._exchange import MEASUREMENTS_PATH, TOKEN_PATH
 from powerp_async.simulator._settings import Handler
 
 from .conftest import ANCHOR
-from .helpers import actual_points, expected_points
+from .helpers import actual_points, expected_points, float_points
 from .processes import SECRET, environment, powerp
 from .test_export_failures import command_against_simulator
 
@@ -94,7 +94,6 @@ def token(base_url: str) -> str:
 
 def query_directly(base_url: str, block: Block):
     """One block as the reference notebook sends it, decoded by hand."""
-    import pyarrow as pa
 
     from powerp_async._time import parse_wire
 
@@ -642,21 +641,7 @@ def test_a_wrong_aggregation_is_named_by_its_option(monkeypatch, capsys) -> None
 
 
 def test_query_json_spells_nan_and_infinities_apart_from_null(capsys) -> None:
-    values = [math.nan, math.inf, -math.inf, None, 2.5]
-    first = datetime(2026, 12, 4, 12, tzinfo=UTC)
-    table = pa.Table.from_pylist(
-        [
-            {
-                "database_id": 1,
-                "index": "7",
-                "aggregation": "mean",
-                "timestamp": first + timedelta(seconds=second),
-                "value_float": value,
-            }
-            for second, value in enumerate(values)
-        ],
-        schema=POINT_SCHEMA,
-    )
+    table = float_points((math.nan, math.inf, -math.inf, None, 2.5))
 
     cli._print_table(table, "json")
 

@@ -27,7 +27,7 @@ from powerp_async.models import POINT_SCHEMA
 from powerp_async.planning import plan_blocks, time_slices
 
 from .conftest import ANCHOR
-from .helpers import assert_exact, expected_points
+from .helpers import assert_exact, expected_points, float_points
 
 START = ANCHOR - timedelta(minutes=50)
 END = ANCHOR - timedelta(minutes=10)
@@ -460,25 +460,8 @@ async def test_the_journal_is_not_read_as_data(client, tmp_path) -> None:
 SPECIAL_FLOATS = (1.5, math.nan, math.inf, -math.inf, None, 0.1, -0.0, 1e20)
 
 
-def _points(values: tuple[float | None, ...]) -> pa.Table:
-    first = pd.Timestamp("2026-12-04T12:00:00Z").to_pydatetime()
-    return pa.Table.from_pylist(
-        [
-            {
-                "database_id": 1,
-                "index": "7",
-                "aggregation": "mean",
-                "timestamp": first + timedelta(seconds=second),
-                "value_float": value,
-            }
-            for second, value in enumerate(values)
-        ],
-        schema=POINT_SCHEMA,
-    )
-
-
 def test_csv_spells_nan_and_infinities_as_json_lines_does(tmp_path) -> None:
-    table = _points(SPECIAL_FLOATS)
+    table = float_points(SPECIAL_FLOATS)
     _formats.write_file(table, tmp_path / "points.csv", "csv")
     _formats.write_file(table, tmp_path / "points.jsonl", "jsonl")
 
@@ -548,7 +531,7 @@ README_CSV_OPTIONS = pa_csv.ConvertOptions(
 
 def test_readers_take_csv_specials_back_as_floats(tmp_path) -> None:
     path = tmp_path / "points.csv"
-    _formats.write_file(_points(SPECIAL_FLOATS), path, "csv")
+    _formats.write_file(float_points(SPECIAL_FLOATS), path, "csv")
 
     with_pandas = pd.read_csv(path, encoding="utf-8-sig")["value_float"].tolist()
     with_duckdb = [
@@ -573,8 +556,8 @@ def test_whole_floats_keep_a_decimal_point_so_readers_take_them_as_floats(
 ) -> None:
     night = tmp_path / "night.csv"
     day = tmp_path / "day.csv"
-    _formats.write_file(_points((0.0, -0.0, 3.0, 2.0**53)), night, "csv")
-    _formats.write_file(_points((0.0, 50.002)), day, "csv")
+    _formats.write_file(float_points((0.0, -0.0, 3.0, 2.0**53)), night, "csv")
+    _formats.write_file(float_points((0.0, 50.002)), day, "csv")
 
     lines = night.read_text("utf-8-sig").splitlines()[1:]
     with_pandas = pd.read_csv(night, encoding="utf-8-sig")["value_float"]
@@ -594,7 +577,7 @@ def test_whole_floats_keep_a_decimal_point_so_readers_take_them_as_floats(
 
 def test_the_readme_options_read_null_and_empty_texts_apart(tmp_path) -> None:
     path = tmp_path / "points.csv"
-    table = _points((None, None, None)).set_column(
+    table = float_points((None, None, None)).set_column(
         POINT_SCHEMA.get_field_index("value_text"),
         "value_text",
         pa.array([None, "", "x"], pa.string()),
