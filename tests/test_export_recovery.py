@@ -925,3 +925,52 @@ def _fill_disk_on_third_write(monkeypatch, what: str) -> None:
         original_append(self, record)
 
     monkeypatch.setattr(_manifest.Manifest, "_append", append)
+
+
+# The journal's header, written whole or not at all.
+
+HEADER = {"parameters": {}, "signals": [{"index": str(n)} for n in range(5_000)]}
+
+
+def test_a_crash_writing_the_header_leaves_no_journal(tmp_path, monkeypatch) -> None:
+    def torn(path: Path, content: bytes, mode: str = "wb") -> None:
+        path.write_bytes(content[: len(content) // 2])
+        raise OSError(errno.ENOSPC, DISK_FULL, str(path))
+
+    monkeypatch.setattr(_manifest, "_write_synced", torn)
+    with pytest.raises(OSError, match=DISK_FULL):
+        Manifest.create(tmp_path, HEADER)
+
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.undo()
+    Manifest.create(tmp_path, HEADER).close()
+    assert len(read_manifest(tmp_path).header["signals"]) == 5_000
+
+
+async def test_a_draft_a_killed_run_left_is_no_export_to_refuse(
+    client, tmp_path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    draft = out / f".{_manifest.MANIFEST_NAME}.4242.0badc0de"
+    draft.write_bytes(b'{"kind":"header","version":')
+    spec = ExportSpec(out=out, start=START, end=END, window="1m", databases=(2,))
+
+    report = await export(client, spec)
+
+    assert report.complete
+    assert read_manifest(out).points == report.points > 0
+
+
+def test_without_hard_links_the_header_is_written_in_place(
+    tmp_path, monkeypatch
+) -> None:
+    def refused(source: Path, target: Path) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_manifest.os, "link", refused)
+    Manifest.create(tmp_path, HEADER).close()
+
+    assert [p.name for p in tmp_path.iterdir()] == [_manifest.MANIFEST_NAME]
+    assert len(read_manifest(tmp_path).header["signals"]) == 5_000

@@ -48,6 +48,7 @@ import errno
 import hashlib
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -149,13 +150,23 @@ class Manifest:
 
     @classmethod
     def create(cls, folder: Path, header: Mapping[str, Any]) -> Manifest:
-        """Start the journal of a new export; fails if ``folder`` already has one."""
-        path = folder / MANIFEST_NAME
-        manifest = cls(path, path.open("xb"))
-        with manifest.closed_on_error():
-            manifest._append({"kind": "header", "version": VERSION, **header})
+        """Start the journal of a new export; fails if ``folder`` already has one.
 
-        return manifest
+        The header, which lists every signal (some 100 KB for a thousand), is
+        written whole under a hidden name, then linked into place: a crash while
+        writing it leaves no journal, where a torn header would leave a folder that
+        could neither be resumed nor exported into afresh.
+        """
+        path = folder / MANIFEST_NAME
+        line = _checked_line({"kind": "header", "version": VERSION, **header})
+        draft = folder / f".{MANIFEST_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            _write_synced(draft, line)
+            _link_or_write(draft, path, line)
+        finally:
+            draft.unlink(missing_ok=True)
+
+        return cls(path, path.open("r+b"))
 
     @classmethod
     def reopen(cls, folder: Path) -> Manifest:
@@ -235,8 +246,7 @@ class Manifest:
     def _append(self, record: Mapping[str, Any]) -> None:
         self.check_in_place()
         self._handle.seek(0, os.SEEK_END)
-        checked = {**record, CHECK_KEY: _checksum(orjson.dumps(record))}
-        self._handle.write(orjson.dumps(checked, option=orjson.OPT_APPEND_NEWLINE))
+        self._handle.write(_checked_line(record))
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -254,6 +264,33 @@ class Manifest:
             size - keep,
             self.path,
         )
+
+
+def _checked_line(record: Mapping[str, Any]) -> bytes:
+    """``record`` as a journal line, with the checksum of its content."""
+    checked = {**record, CHECK_KEY: _checksum(orjson.dumps(record))}
+    return orjson.dumps(checked, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _write_synced(path: Path, content: bytes, mode: str = "wb") -> None:
+    with path.open(mode) as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _link_or_write(draft: Path, path: Path, content: bytes) -> None:
+    """Give ``draft`` the name ``path``, failing as creating it would if it exists.
+
+    A file system without hard links (FAT, some network shares) gets ``content``
+    written under ``path`` directly, where a crash may leave the header torn.
+    """
+    try:
+        os.link(draft, path)
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        _write_synced(path, content, "xb")
 
 
 def _end_of_last_line(handle: IO[bytes], size: int) -> int:
