@@ -34,6 +34,8 @@ from .errors import ConfigurationError
 
 SECRET_FIELD: Final = "client_secret"
 BACKEND_FIELD: Final = "rate_backend"
+MAX_FILE_BYTES: Final = 1024 * 1024
+"""The most a configuration file is read: a few lines are all it needs."""
 
 ENVIRONMENT: Final = {
     "client_id": "POWERP_CLIENT_ID",
@@ -125,7 +127,16 @@ def read_settings(config_type: type[Any], path: Path) -> dict[str, Any]:
 def _parse(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            # Read no further than a settings file can reach: /dev/zero, or a log
+            # given by mistake, would otherwise fill the memory.
+            content = handle.read(MAX_FILE_BYTES + 1)
+        if len(content) > MAX_FILE_BYTES:
+            raise ConfigurationError(
+                f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB, far more than a "
+                "configuration file holds; is it the right file?"
+            )
+        # A byte-order mark, which some editors write, is no part of TOML.
+        return tomllib.loads(content.decode("utf-8").removeprefix("\ufeff"))
     except OSError as error:
         raise ConfigurationError(
             f"{path}: cannot read the configuration file ({error.strerror or error})"

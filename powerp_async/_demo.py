@@ -10,6 +10,7 @@ ends, however it ends (SIGKILL included), the simulator ends too.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ logger = logging.getLogger("powerp_async.demo")
 
 DEMO_CLIENT_ID: Final = "demo"
 DEMO_CLIENT_SECRET: Final = "demo-secret"  # the simulator's public demo credential
+SECRET_NAME: Final = "POWERP_CLIENT_SECRET"
 READY_PREFIX: Final = "PowerP simulator serving "
 START_TIMEOUT_S: Final = 30.0
 
@@ -51,11 +53,19 @@ def demo_simulator(*extra_args: str) -> Iterator[str]:
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
+            env=demo_environment(),
         )
         try:
             yield _await_ready(child, log)
         finally:
             _stop(child)
+
+
+def demo_environment() -> dict[str, str]:
+    """This process's environment without the user's client secret, which the demo
+    has no use for: a child's environment may be read by its owner's other
+    processes (``/proc/PID/environ``) and lasts as long as it runs."""
+    return {name: value for name, value in os.environ.items() if name != SECRET_NAME}
 
 
 def _await_ready(child: subprocess.Popen[str], log: IO[str]) -> str:

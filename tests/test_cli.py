@@ -17,7 +17,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from powerp_async import cli
+from powerp_async import _demo, cli
 from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Block
 from powerp_async.planning import TimeRange, plan_blocks, plan_totals
@@ -654,3 +654,14 @@ def test_query_json_spells_nan_and_infinities_apart_from_null(capsys) -> None:
         2.5,
     ]
     assert rows[0]["timestamp"] == "2026-12-04T12:00:00Z"
+
+
+def test_the_demo_simulator_is_not_handed_the_users_secret(monkeypatch) -> None:
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", "users-own-secret-1")
+    monkeypatch.setenv("POWERP_CLIENT_ID", "me")
+
+    handed = _demo.demo_environment()
+
+    assert "POWERP_CLIENT_SECRET" not in handed
+    assert handed["POWERP_CLIENT_ID"] == "me"
+    assert handed["PATH"] == os.environ["PATH"]

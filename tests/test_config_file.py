@@ -272,6 +272,27 @@ def test_a_file_not_in_utf8_is_a_configuration_error(tmp_path: Path) -> None:
     )
 
 
+def test_a_byte_order_mark_an_editor_wrote_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "powerp.toml"
+    path.write_bytes(f'\ufeffclient_id = "a"\r\nbase_url = "{URL}"\r\n'.encode())
+
+    config = ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": SECRET})
+
+    assert (config.client_id, config.base_url) == ("a", URL)
+
+
+def test_a_file_far_too_large_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, f'client_id = "a"\n# {"-" * 1024 * 1024}\n')
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, NO_ENV)
+
+    assert str(caught.value) == (
+        f"{path}: larger than 1024 KiB, far more than a configuration file holds; "
+        "is it the right file?"
+    )
+
+
 def test_a_path_from_the_home_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     write(tmp_path, 'client_id = "home"\n')

@@ -35,6 +35,8 @@ DEFAULT_PORT: Final = 8765
 
 SECRET_VARIABLE: Final = "POWERP_CLIENT_SECRET"
 """Where the secret is best given: unlike an argument, no other user can read it."""
+MAX_SECRET_CHARS: Final = 4096
+"""The longest secret a file is read for."""
 
 MAX_PORT: Final = 65_535
 
@@ -256,17 +258,26 @@ def _client_secret(options: argparse.Namespace, environ: Mapping[str, str]) -> s
 def _secret_in(path: Path) -> str:
     try:
         with path.open(encoding="utf-8") as lines:
-            secret = lines.readline().rstrip("\r\n")
+            # No further than a secret can reach: /dev/zero would fill the memory.
+            line = lines.readline(MAX_SECRET_CHARS + 1)
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or error
         raise ConfigurationError(
             f"--client-secret-file: cannot read {path}: {reason}"
         ) from None
 
-    if not secret:
+    # A byte-order mark, which some editors write, is no part of the secret.
+    secret = line.removeprefix("\ufeff").rstrip("\r\n")
+    if len(secret) > MAX_SECRET_CHARS:
+        raise ConfigurationError(
+            f"--client-secret-file: the first line of {path} runs past "
+            f"{MAX_SECRET_CHARS:,} characters, far longer than a secret"
+        )
+    if not secret.strip():
+        got = "a line of spaces only" if secret else "an empty line"
         raise ConfigurationError(
             f"--client-secret-file: expected the secret on the first line of {path}, "
-            "got an empty line"
+            f"got {got}"
         )
     return secret
 

@@ -147,11 +147,15 @@ def test_the_secret_comes_from_a_file_the_environment_or_the_demo(
         secret_of("--client-secret", "demo-secret"),
     ]
 
+    path.write_text("\ufefffrom-an-editor-3\r\n", encoding="utf-8")
+    chosen.append(secret_of("--client-secret-file", str(path)))
+
     assert chosen == [
         "from-a-file-1",
         "from-the-environment-2",
         "demo-secret",
         "demo-secret",
+        "from-an-editor-3",  # its byte-order mark and line end are no part of it
     ]
     assert capsys.readouterr().err == ""
 
@@ -175,6 +179,16 @@ def test_a_secret_on_the_command_line_is_warned_about_never_shown(capsys) -> Non
             "expected the secret on the first line of {path}, got an empty line",
         ),
         (None, "cannot read {path}: No such file or directory"),
+        (
+            "   \n",
+            "expected the secret on the first line of {path}, got a line of spaces "
+            "only",
+        ),
+        (
+            "x" * 5000,
+            "the first line of {path} runs past 4,096 characters, far longer than a "
+            "secret",
+        ),
     ],
 )
 def test_a_secret_file_without_a_secret_is_a_usage_error(
