@@ -77,6 +77,10 @@ class DecodedBlock:
     dropped_off_grid: int = 0
     """Points whose timestamp labels no window: off the grid of windows aligned to
     the epoch, and not an edge of the range asked (the label of a partial window)."""
+    dropped_unreadable: int = 0
+    """Points whose timestamp is no time: a text no ISO-8601 parser reads, a number,
+    null. Dropped while they are fewer than the points whose time reads; more, and
+    the answer is taken for malformed."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch, pa.RecordBatch):
@@ -90,6 +94,7 @@ class DecodedBlock:
             "dropped_out_of_range",
             "dropped_duplicates",
             "dropped_off_grid",
+            "dropped_unreadable",
         ):
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -194,7 +199,13 @@ def _decode_fields(
     body: bytes,
     url: str,
 ) -> DecodedBlock:
-    codes, times_us = _codes_and_times(fields, block, body=body, url=url)
+    codes, times_us, readable = _codes_and_times(fields, block, body=body, url=url)
+    unreadable = 0
+    if readable is not None:
+        unreadable = len(readable) - int(readable.sum())
+        codes, times_us = codes[readable], times_us[readable]
+        fields = _kept_values(fields, readable)
+
     selection = _select(codes, times_us, block)
     if not selection.keep.all():
         codes = codes[selection.keep]
@@ -213,6 +224,7 @@ def _decode_fields(
         dropped_out_of_range=selection.out_of_range,
         dropped_duplicates=selection.duplicates,
         dropped_off_grid=selection.off_grid,
+        dropped_unreadable=unreadable,
     )
 
 
@@ -229,15 +241,17 @@ def _kept_values(fields: Fields, keep: BoolArray) -> Fields:
 
 def _codes_and_times(
     fields: Fields, block: Block, *, body: bytes, url: str
-) -> tuple[Int64Array, Int64Array]:
+) -> tuple[Int64Array, Int64Array, BoolArray | None]:
     """Per point: the position of its signal among the block's indexes (-1 for one
-    not asked for) and its time in epoch microseconds."""
+    not asked for), its time in epoch microseconds, and whether that time could be
+    read (``None``: every one could)."""
     by_run = _codes_and_times_by_run(fields, block)
     if by_run is not None:
-        return by_run
+        return (*by_run, None)
 
     codes = _index_codes(_index_strings(fields.indexes), block)
-    return codes, _parse_times(fields.times, body=body, url=url)
+    times_us, readable = _parse_times(fields.times, block, body=body, url=url)
+    return codes, times_us, readable
 
 
 def _codes_and_times_by_run(
@@ -321,22 +335,37 @@ def _index_text(raw: Any) -> str | None:
     return None
 
 
-def _parse_times(raw_times: list[Any], *, body: bytes, url: str) -> Int64Array:
-    """Epoch microseconds of every timestamp; malformed unless all are ISO-8601 text."""
+def _parse_times(
+    raw_times: list[Any], block: Block, *, body: bytes, url: str
+) -> tuple[Int64Array, BoolArray | None]:
+    """Epoch microseconds of every timestamp, and which could be read (``None``:
+    all). A time that is no ISO-8601 text costs its point, not the whole answer on
+    every try; an answer whose times mostly read as none is malformed."""
     try:
         texts = pa.array(raw_times, type=pa.string())
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         texts = None
 
-    if texts is None or texts.null_count:
-        raise _time_type_error(raw_times, body, url)
-
-    parsed = _cast_times(texts)
-    if parsed is not None:
-        return parsed
+    if texts is not None and not texts.null_count:
+        parsed = _cast_times(texts)
+        if parsed is not None:
+            return parsed, None
 
     _LOGGER.debug("timestamps of %s need the per-value parser", url)
-    return _parse_times_slowly(raw_times, body=body, url=url)
+    times_us, readable = _parse_times_slowly(raw_times)
+    if readable.all():
+        return times_us, None
+
+    first = int(np.argmin(readable))
+    if 2 * int(readable.sum()) <= len(readable):
+        raise _unreadable_time(raw_times[first], first, body, url)
+
+    _warn_once(
+        "%s: points whose timestamp is no time are dropped (the first: %s)",
+        block.describe(),
+        _what_time(raw_times[first], first),
+    )
+    return times_us, readable
 
 
 def _parse_times_quietly(texts: list[str]) -> Int64Array | None:
@@ -368,20 +397,26 @@ def _cast_times(texts: pa.Array) -> Int64Array | None:
     return nanoseconds // 1_000
 
 
-def _parse_times_slowly(raw_times: list[str], *, body: bytes, url: str) -> Int64Array:
+def _parse_times_slowly(raw_times: list[Any]) -> tuple[Int64Array, BoolArray]:
+    """Each time by the per-value parser, and whether it read as one."""
     # The signals of a block share their window labels, so most texts repeat.
-    parsed: dict[str, int] = {}
-    for position, text in enumerate(raw_times):
-        if text in parsed:
+    parsed: dict[str, int | None] = {}
+    times = np.zeros(len(raw_times), np.int64)
+    readable = np.ones(len(raw_times), np.bool_)
+    for position, raw in enumerate(raw_times):
+        if type(raw) is not str:
+            readable[position] = False
             continue
 
-        moment = _wire_time_or_none(text)
+        if raw not in parsed:
+            parsed[raw] = _wire_time_or_none(raw)
+        moment = parsed[raw]
         if moment is None:
-            got = f"got {text[:40]!r} at position {position}"
-            raise malformed(f"{_TIME_EXPECTED}, {got}", body, url)
-        parsed[text] = moment
+            readable[position] = False
+        else:
+            times[position] = moment
 
-    return np.fromiter(map(parsed.__getitem__, raw_times), np.int64, len(raw_times))
+    return times, readable
 
 
 def _wire_time_or_none(text: str) -> int | None:
@@ -393,15 +428,16 @@ def _wire_time_or_none(text: str) -> int | None:
         return None
 
 
-def _time_type_error(
-    raw_times: list[Any], body: bytes, url: str
+def _unreadable_time(
+    raw: Any, position: int, body: bytes, url: str
 ) -> MalformedResponseError:
-    for position, raw in enumerate(raw_times):
-        if not isinstance(raw, str):
-            got = f"got {json_kind(raw)} at position {position}"
-            return malformed(f"{_TIME_EXPECTED}, {got}", body, url)
+    return malformed(f"{_TIME_EXPECTED}, got {_what_time(raw, position)}", body, url)
 
-    return malformed(_TIME_EXPECTED, body, url)
+
+def _what_time(raw: Any, position: int) -> str:
+    """A timestamp that is no time, and where: its text cut short, or its kind."""
+    shown = repr(raw[:40]) if isinstance(raw, str) else json_kind(raw)
+    return f"{shown} at position {position}"
 
 
 # Selection ----------------------------------------------------------------------------

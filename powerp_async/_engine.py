@@ -1087,6 +1087,7 @@ class Engine:
             + decoded.dropped_out_of_range
             + decoded.dropped_duplicates
             + decoded.dropped_off_grid
+            + decoded.dropped_unreadable
             + decoded.batch.num_rows
             - batch.num_rows
         )

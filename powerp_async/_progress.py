@@ -9,7 +9,7 @@ from typing import Final, TextIO
 
 from ._engine import RunStats
 from ._export import ExportReport
-from ._words import plural
+from ._words import DROPPED_WHY, plural
 from .control import AdaptivePacer, CircuitState
 from .pacing import Pacer
 
@@ -178,8 +178,8 @@ def summary(report: ExportReport) -> str:
         )
     if report.dropped_points:
         lines.append(
-            f"Dropped {plural(report.dropped_points, 'point')} the server sent twice, "
-            "off the window grid or outside what was asked (see _report.json)"
+            f"Dropped {plural(report.dropped_points, 'point')} {DROPPED_WHY} (see "
+            "_report.json)"
         )
     if report.unchecked_parts:
         lines.append(

@@ -15,6 +15,13 @@ of line breaks, which would split one log line in two (Unicode's own separators 
 and of the marks that reverse the direction text is shown in."""
 
 
+DROPPED_WHY: Final = (
+    "the server sent twice, off the window grid, outside what was asked or with an "
+    "unreadable time"
+)
+"""Why a point the server sent is left out, after "dropped N points"."""
+
+
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``count`` and the noun that agrees with it: ``1 file``, ``2 files``.
 

@@ -64,7 +64,7 @@ from ._usage import (
     configure_logging,
     split_verbosity,
 )
-from ._words import plural, printable
+from ._words import DROPPED_WHY, plural, printable
 from .client import PowerPClient
 from .config import ClientConfig
 from .errors import (
@@ -623,8 +623,7 @@ async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
     if stats.dropped_points:
         # Warnings are logged only with -v; a point left out must be said anyway.
         print(
-            f"powerp: dropped {plural(stats.dropped_points, 'point')} the server sent "
-            "twice, off the window grid or outside what was asked",
+            f"powerp: dropped {plural(stats.dropped_points, 'point')} {DROPPED_WHY}",
             file=sys.stderr,
         )
     with _writing_stdout():

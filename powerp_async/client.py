@@ -325,9 +325,9 @@ class PowerPClient:
         called on this client before (a float signal's ``20`` is then a float, as in
         a fetch); otherwise to the column of their JSON type. Rows are sorted by
         signal and time, as :meth:`fetch_table` sorts them, whatever order the server
-        answered in. Points the server sent twice, off the window grid or outside
-        what was asked are dropped with a warning, and counted in ``stats``
-        (:attr:`RunStats.dropped_points`) when one is given.
+        answered in. Points the server sent twice, off the window grid, outside what
+        was asked or with a time that is none are dropped with a warning, and
+        counted in ``stats`` (:attr:`RunStats.dropped_points`) when one is given.
         """
         block = _single_block(database_id, indexes, start, end, aggregation, window)
         engine = self._engine(max_in_flight=1, isolate=False, stats=stats)

@@ -569,6 +569,55 @@ def test_each_dropped_point_counts_once_for_its_first_reason() -> None:
     ) == (3, 2, 1)
 
 
+@pytest.mark.parametrize(
+    "unreadable", ["yesterday", "2026-13-04T10:00:00Z", 1796378400, None, ["t"]]
+)
+def test_a_point_whose_time_is_none_is_dropped_not_the_answer(
+    unreadable: Any, caplog
+) -> None:
+    # Warned of once a process, and said at debug level after.
+    with caplog.at_level(logging.DEBUG, "powerp_async.decode"):
+        decoded = decode(
+            [
+                point("101", 1.0, "2026-12-04T10:00:00Z"),
+                point("102", 2.0, unreadable),
+                point("102", 3.0, "2026-12-04T10:00:01Z"),
+                point("103", 4, "2026-12-04T10:00:02.000Z"),
+            ],
+            {"103": INT},
+        )
+
+    assert decoded.batch.column("index").to_pylist() == ["101", "102", "103"]
+    assert decoded.batch.column("value_float").to_pylist() == [1.0, 3.0, None]
+    assert decoded.batch.column("value_int").to_pylist() == [None, None, 4]
+    assert [t.value for t in decoded.batch.column("timestamp")] == [
+        START_US,
+        START_US + SECOND_US,
+        START_US + 2 * SECOND_US,
+    ]
+    assert decoded.dropped_unreadable == 1
+    assert (decoded.dropped_off_grid, decoded.dropped_out_of_range) == (0, 0)
+    said = [r.getMessage() for r in caplog.records]
+    assert said[-1].startswith(
+        f"{BLOCK.describe()}: points whose timestamp is no time are dropped (the "
+        "first: "
+    )
+    assert said[-1].endswith(" at position 1)")
+
+
+def test_an_answer_whose_times_are_mostly_none_is_malformed() -> None:
+    with pytest.raises(MalformedResponseError) as caught:
+        decode(
+            [
+                point("101", 1.0, "2026-12-04T10:00:00Z"),
+                point("102", 2.0, "soon"),
+                point("103", 3.0, 1796378400),
+            ]
+        )
+
+    assert str(caught.value) == TIME_EXPECTED + "'soon' at position 1"
+
+
 def test_values_of_dropped_points_are_never_examined() -> None:
     # An unrequested point with a value no column holds must not slow or fail the block.
     decoded = decode([point("999", {"x": 1}), point("101", 1.0)], {"101": FLOAT})

@@ -1,8 +1,9 @@
 """Points a server sends but nobody asked for are dropped, and counted where users look.
 
-The simulator here answers each query with four points too many: the first point
-again, one far outside the range asked, one of a signal not asked for, and one a
-microsecond after the first, a time that labels no window.
+The simulator here answers each query with five points too many: the first point
+again, one far outside the range asked, one of a signal not asked for, one a
+microsecond after the first, a time that labels no window, and one whose time is no
+time.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from .test_export import START, read_dataset
 from .test_export_failures import command_against_simulator
 from .test_export_recovery import expected_for, spec_for
 
-EXTRA_PER_ANSWER = 4
+EXTRA_PER_ANSWER = 5
 
 
 class Tampering:
-    """A simulator policy adding four unwanted points to every answer with points."""
+    """A simulator policy adding five unwanted points to every answer with points."""
 
     def __init__(self) -> None:
         self.answers = 0
@@ -54,6 +55,7 @@ class Tampering:
             {**rows[0], "timestamp": "2000-01-01T00:00:00Z"},
             {**rows[0], "index": "no-such-signal"},
             {**rows[0], "timestamp": _a_microsecond_after(rows[0]["timestamp"])},
+            {**rows[0], "timestamp": "no time at all"},
         ]
         response.body = orjson.dumps(rows + unwanted)
         return response
@@ -100,8 +102,8 @@ async def test_the_report_counts_dropped_points_over_every_run(
         0,
     )
     line = (
-        f"Dropped {dropped:,} points the server sent twice, off the window grid "
-        "or outside what was asked (see _report.json)"
+        f"Dropped {dropped:,} points the server sent twice, off the window grid, "
+        "outside what was asked or with an unreadable time (see _report.json)"
     )
     lines = summary(resumed).splitlines()
     assert line in lines
@@ -144,7 +146,8 @@ def test_the_command_summary_names_the_dropped_points(
     assert tampering.dropped > 0
     assert (
         f"Dropped {tampering.dropped:,} points the server sent twice, off the "
-        "window grid or outside what was asked (see _report.json)\n"
+        "window grid, outside what was asked or with an unreadable time (see "
+        "_report.json)\n"
     ) in printed.out
     assert printed.err == ""
 
@@ -172,6 +175,6 @@ def test_the_query_command_says_how_many_points_it_dropped(
     assert printed.out == clean.out
     assert clean.out.count("\n") == 1 + 2 * 120
     assert printed.err == (
-        "powerp: dropped 4 points the server sent twice, off the window grid or "
-        "outside what was asked\n"
+        "powerp: dropped 5 points the server sent twice, off the window grid, "
+        "outside what was asked or with an unreadable time\n"
     )

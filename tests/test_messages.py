@@ -55,8 +55,8 @@ def test_a_summary_of_one_point_and_one_request_speaks_in_the_singular() -> None
     assert summary(report).splitlines() == [
         "Export complete: 1 point in 1 file, 1/1 blocks",
         "This run: 1 point, 1 request, 0 retries, 0 throttled, 2.0 s (0 points/s)",
-        "Dropped 1 point the server sent twice, off the window grid or outside what "
-        "was asked (see _report.json)",
+        "Dropped 1 point the server sent twice, off the window grid, outside what "
+        "was asked or with an unreadable time (see _report.json)",
     ]
 
 

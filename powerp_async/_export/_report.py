@@ -76,8 +76,9 @@ class ExportReport:
     failures: tuple[str, ...]
     failed_units: tuple[str, ...]
     dropped_points: int = 0
-    """Points the server sent twice, off the window grid, outside the range asked or
-    for signals not asked, all runs together; they are not in the data."""
+    """Points the server sent twice, off the window grid, outside the range asked,
+    for signals not asked or with a time that could not be read, all runs together;
+    they are not in the data."""
     dropped_points_this_run: int = 0
     unchecked_parts: int = 0
     """Parts committed before sizes and digests were recorded: a resume checks only
