@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._redact import mask_url
 from .errors import ConfigurationError
@@ -50,12 +50,18 @@ def check_backend_url(url: str) -> None:
 
 
 def backend_password(url: str) -> str | None:
-    """The password in a backend URL, to be masked wherever it could show up."""
+    """The password in a backend URL (``:PASSWORD@`` or ``?password=``), to be
+    masked wherever it could show up."""
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return None
-    return unquote(password) if password else None
+    if password:
+        return unquote(password)
+
+    given = parse_qs(parts.query).get("password")
+    return given[-1] if given else None
 
 
 def check_key(key: str) -> None:

@@ -98,6 +98,66 @@ async def test_accepted_answers_double_the_start_and_probe_gently_after_a_cut(re
     assert probed.rate == cut.rate + 3 * PROBE_GAIN * 8 / cut.rate
 
 
+async def test_one_cut_never_goes_below_half_the_rate(redis) -> None:
+    # Just started, or seeded after Redis restarted: few answers are counted yet.
+    rate = shared(redis, fresh_key(), "one", initial=16.0)
+
+    first = await rate.reserve()
+    cut = await rate.reserve(accepted=2, throttles=[Throttle(first.now_us)])
+
+    assert (cut.rate, cut.cut) == (CUT_FACTOR * 8.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pause", "9999999999999999"),
+        ("last", "9999999999999999"),
+        ("win", "9999999999999999"),
+        ("rate", "nan"),
+        ("rate", "inf"),
+        ("rate", "1e308"),
+        ("rate", "-5"),
+        ("wmax", "junk"),
+    ],
+)
+async def test_a_state_no_process_wrote_is_started_afresh(
+    redis, field: str, value: str
+) -> None:
+    key = fresh_key()
+    rate = shared(redis, key, "one")
+    await rate.reserve()
+    await redis.hset(state_key(key), field, value)
+
+    afresh = await rate.reserve()
+    after = await rate.reserve()
+
+    assert (afresh.restarted, afresh.wait_s, afresh.rate) == (True, 0, 10.0)
+    assert not after.restarted
+    assert after.wait_s <= 0.1
+
+
+async def test_a_pacer_says_when_the_shared_state_was_started_afresh(
+    redis, caplog
+) -> None:
+    key = fresh_key()
+    pacer = AdaptiveRedisPacer(redis_url_or_skip(), key=key, initial_rate=10)
+    async with pacer.permit():
+        pass
+    await redis.hset(state_key(key), "pause", "9999999999999999")
+
+    with caplog.at_level(logging.WARNING, "powerp_async.redis_pacing"):
+        async with pacer.permit():
+            pass
+    await pacer.aclose()
+
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rate backend {redis_url_or_skip()}, key {key!r}: the shared state held "
+        "values no powerp process writes (a pause or slot far ahead, or a rate that "
+        "is no number), and was started afresh"
+    ]
+
+
 async def test_a_long_retry_after_pauses_every_process(redis) -> None:
     key = fresh_key()
     first, second = shared(redis, key, "first"), shared(redis, key, "second")

@@ -288,10 +288,12 @@ def test_a_backend_lost_after_the_start_is_told_without_verbose(
         )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
-    assert f"WARNING powerp_async.redis_pacing: rate backend {url} unreachable (" in (
-        result.stderr
+    assert (
+        f"WARNING powerp_async.redis_pacing: rate backend {url} answered an error ("
+        in result.stderr
     )
-    assert result.stderr.count("unreachable") == 1
+    assert result.stderr.count("answered an error") == 1
+    assert "unreachable" not in result.stderr
 
 
 async def test_a_client_refuses_a_backend_it_cannot_reach_and_closes_it() -> None:
@@ -520,6 +522,62 @@ async def test_a_backend_refusing_the_credentials_is_refused_masked(
     assert str(caught.value) == (
         f"rate_backend: {shown}127.0.0.1:{port}/0 refused the credentials ({why}): "
         "check the user and password in the URL"
+    )
+
+
+async def test_a_wrong_password_in_the_query_is_named_as_wrong() -> None:
+    redis_url_or_skip()
+    with own_redis_server(password=PASSWORD) as (_, port):
+        pacer = RedisPacer(f"redis://127.0.0.1:{port}/0?password=wrong-77", 20, key="k")
+        with pytest.raises(ConfigurationError) as caught:
+            await pacer.acheck()
+        await pacer.aclose()
+
+    assert str(caught.value) == (
+        f"rate_backend: redis://127.0.0.1:{port}/0?password=*** refused the "
+        "credentials (wrong user or password): check the user and password in the URL"
+    )
+
+
+@pytest.mark.parametrize("option", ["db=x", "socket_timeout=abc"])
+def test_a_query_option_redis_cannot_read_is_refused_by_name(option: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RedisPacer(f"redis://:{PASSWORD}@127.0.0.1:6379/0?{option}", 20, key="k")
+
+    name = option.partition("=")[0]
+    assert str(caught.value) == (
+        f"rate_backend: redis://***@127.0.0.1:6379/0?{option}: Invalid value for "
+        f"'{name}' in connection URL."
+    )
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+async def test_keys_holding_another_kind_of_value_are_refused_at_the_start(
+    adaptive: bool,
+) -> None:
+    url = redis_url_or_skip()
+    key = fresh_key()
+    held = f"powerp:{{{key}}}:{'adaptive' if adaptive else 'schedule'}"
+    redis = Redis.from_url(url)
+    if adaptive:
+        await redis.set(held, "x")  # where a hash belongs
+    else:
+        await redis.hset(held, "x", "1")  # where a string belongs
+    pacer = (
+        AdaptiveRedisPacer(url, key=key) if adaptive else RedisPacer(url, 20, key=key)
+    )
+
+    with pytest.raises(ConfigurationError) as caught:
+        await pacer.acheck()
+    await pacer.aclose()
+    await redis.delete(held)
+    await redis.aclose()
+
+    found, kept = ("string", "hash") if adaptive else ("hash", "string")
+    assert str(caught.value) == (
+        f"rate_backend: {mask_url(url)}: key {held!r} holds a {found}, where the "
+        f"shared pace of tenant {key!r} keeps a {kept}; delete it, or name another "
+        "tenant key (rate_key, --rate-key)"
     )
 
 

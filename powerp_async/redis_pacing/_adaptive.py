@@ -40,9 +40,16 @@ from .._rate_backend import tenant_key
 from ..control import AdaptivePacer, RateController, RateSettings
 from ..errors import ConfigurationError
 from ..pacing import Permit
-from ._link import UNREACHABLE, RedisLink, said
+from ._link import UNREACHABLE, RedisLink, said, what_failed
 from ._pacer import MEMBER_TTL_S, PROBE_MIN_S, REDIS_TIMEOUT_S, REJOIN_EVERY_S
-from ._shared_rate import RateBounds, Reservation, SharedRate, Throttle
+from ._shared_rate import (
+    RateBounds,
+    Reservation,
+    SharedRate,
+    Throttle,
+    members_key,
+    state_key,
+)
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -93,7 +100,8 @@ class AdaptiveRedisPacer:
                 f"{min_rate!r}, {initial_rate!r} and {max_rate!r}"
             )
 
-        self._link = RedisLink(url, key, timeout_s)
+        kinds = {state_key(key): "hash", members_key(key): "zset"}
+        self._link = RedisLink(url, key, timeout_s, kinds)
         self._shown_url = self._link.shown_url
         self.key = key
         bounds = RateBounds(initial_rate, floor, ceiling)
@@ -245,6 +253,14 @@ class AdaptiveRedisPacer:
             # Right after a rejoin the count is still growing: the share kept is the
             # one from before the outage.
             self._live = reservation.live
+        if reservation.restarted:
+            logger.warning(
+                "rate backend %s, key %r: the shared state held values no powerp "
+                "process writes (a pause or slot far ahead, or a rate that is no "
+                "number), and was started afresh",
+                self._shown_url,
+                self.key,
+            )
         if reservation.cut:
             logger.info(
                 "throttled: shared rate cut to %.3g req/s (cut %d, key %r)",
@@ -313,10 +329,10 @@ class AdaptiveRedisPacer:
         )
         self._rejoin_at = time.monotonic() + self._rejoin_every_s
         logger.warning(
-            "rate backend %s unreachable (%s): pacing this process alone from %.3g "
-            "req/s, its share (1/%d) of %.3g, until it is back",
+            "rate backend %s %s: pacing this process alone from %.3g req/s, its share "
+            "(1/%d) of %.3g, until it is back",
             self._shown_url,
-            said(error),
+            what_failed(error),
             share,
             self._live,
             self._rate,

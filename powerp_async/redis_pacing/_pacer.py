@@ -45,8 +45,14 @@ from .._rate_backend import tenant_key
 from .._words import plural
 from ..errors import ConfigurationError
 from ..pacing import Permit, TimedPermit
-from ._link import UNREACHABLE, RedisLink
-from ._schedule import CATCH_UP_US, Booking, SharedSchedule, spacing_us
+from ._link import UNREACHABLE, RedisLink, what_failed
+from ._schedule import (
+    CATCH_UP_US,
+    Booking,
+    SharedSchedule,
+    schedule_keys,
+    spacing_us,
+)
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -110,7 +116,9 @@ class RedisPacer:
                 f"max_rate: expected requests per second above 0, got {max_rate!r}"
             )
 
-        self._link = RedisLink(url, key, timeout_s)
+        schedule, members = schedule_keys(key)
+        kinds = {schedule: "string", members: "zset"}
+        self._link = RedisLink(url, key, timeout_s, kinds)
         self._shown_url = self._link.shown_url
         self.key = key
         self._schedule = SharedSchedule(
@@ -303,10 +311,10 @@ class RedisPacer:
         self._local = _LocalPace(self._last_slot)
         self._rejoin_at = time.monotonic() + self._rejoin_every_s
         logger.warning(
-            "rate backend %s unreachable (%s): pacing this process alone at %.3g "
-            "req/s, its share (1/%d) of %.3g, until it is back",
+            "rate backend %s %s: pacing this process alone at %.3g req/s, its share "
+            "(1/%d) of %.3g, until it is back",
             self._shown_url,
-            str(error) or type(error).__name__,
+            what_failed(error),
             self._rate / self._live,
             self._live,
             self._rate,

@@ -67,6 +67,19 @@ MAX_PAUSE_S: Final = 300.0
 """The longest shared pause: a longer ``Retry-After`` says a quota is spent, and the
 engine's retries decide what to do with it."""
 
+MAX_PAUSE_US: Final = round(MAX_PAUSE_S * 1e6) + 1_000_000
+"""A pause in the state further off than this (a second of slack) was written by no
+process of ours."""
+
+MAX_AHEAD_US: Final = MAX_PAUSE_US + 600_000_000
+"""A slot booked further ahead than this was written by no process of ours: past the
+longest pause, each process holds one slot at a time, and ten minutes of slots is 60
+processes at the lowest rate."""
+
+CREDIBLE_RATE: Final = 1e6
+"""Requests per second beyond any server's pace: a higher rate in the state is
+junk."""
+
 STATE_KEPT_MS: Final = 3_600_000
 """How long the state outlives its last call: a run within the hour starts from the
 rate the previous one found rather than discovering it again."""
@@ -80,8 +93,9 @@ ADAPTIVE_SCRIPT: Final = """
 -- ARGV[7] mode of a new state (0 start-up, 1 after a cut)
 -- ARGV[8] the earliest the caller will send, as a delay from now (us)
 -- ARGV[9] catch-up allowance (us), ARGV[10] answers accepted since the last call
--- ARGV[11] cut factor, ARGV[12] probe gain
--- ARGV[13..] pairs: booking time of a throttled request (us), pause (us, -1 none)
+-- ARGV[11] cut factor, ARGV[12] probe gain, ARGV[13] longest pause (us),
+-- ARGV[14] furthest slot ahead (us), ARGV[15] highest credible rate
+-- ARGV[16..] pairs: booking time of a throttled request (us), pause (us, -1 none)
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local floor, ceiling = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -90,11 +104,24 @@ local function bounded(rate)
     if ceiling > 0 then rate = math.min(rate, ceiling) end
     return rate
 end
+local function finite(value)
+    if value == nil or value ~= value or value == math.huge or value == -math.huge then
+        return nil
+    end
+    return value
+end
 
 local s = {}
 local raw = redis.call('HGETALL', KEYS[1])
-for i = 1, #raw, 2 do s[raw[i]] = tonumber(raw[i + 1]) end
-if not s.rate then
+for i = 1, #raw, 2 do s[raw[i]] = finite(tonumber(raw[i + 1])) end
+-- A state with a field missing or out of reason was written by no script of ours:
+-- taken as it is, a pause or slot far ahead would hold every process for good.
+local damaged = #raw > 0 and not (s.rate and s.rate > 0 and s.rate <= tonumber(ARGV[15])
+    and s.wmax and s.wmax > 0 and s.mode and s.cut_at and s.cut_at <= now and s.cuts
+    and s.pause and s.pause <= now + tonumber(ARGV[13]) and s.last
+    and s.last <= now + tonumber(ARGV[14]) and s.busy and s.win and s.win <= now
+    and s.acc and s.acc0)
+if #raw == 0 or damaged then
     local start = bounded(tonumber(ARGV[6]))
     s = {rate = start, wmax = start, mode = tonumber(ARGV[7]), cut_at = 0, cuts = 0,
          pause = 0, last = 0, busy = 0, win = now, acc = 0, acc0 = 0}
@@ -119,13 +146,14 @@ if accepted > 0 and s.busy == 1 then
 end
 
 local cut = 0
-for i = 13, #ARGV, 2 do
+for i = 16, #ARGV, 2 do
     local booked, pause = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
     if pause >= 0 then s.pause = math.max(s.pause, now + pause) end
     if booked > s.cut_at then
+        -- Answers lag and a tenant that has just started (or a Redis that has just
+        -- restarted) has counted few: one cut never goes below half the rate.
         local accepted_rate = s.acc0 * (1 - since / 1000000) + s.acc
-        local wmax = s.rate / 2
-        if accepted_rate > 0 then wmax = math.min(accepted_rate, s.rate) end
+        local wmax = math.min(math.max(accepted_rate, s.rate / 2), s.rate)
         s.wmax = math.max(wmax, floor)
         s.rate = bounded(tonumber(ARGV[11]) * s.wmax)
         s.mode, s.cut_at, s.cuts, cut = 1, now, s.cuts + 1, cut + 1
@@ -153,7 +181,7 @@ redis.call('ZADD', KEYS[2], now + lifetime, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('PEXPIRE', KEYS[2], math.floor(lifetime / 1000) + 1)
 return {slot, now, redis.call('ZCARD', KEYS[2]), string.format('%.17g', s.rate),
-        s.cuts, cut, s.mode}
+        s.cuts, cut, s.mode, damaged and 1 or 0}
 """
 
 ADAPTIVE_SHA: Final = hashlib.sha1(ADAPTIVE_SCRIPT.encode()).hexdigest()
@@ -217,6 +245,9 @@ class Reservation:
     booked before the first one's cut)."""
     grown_up: bool
     """Whether start-up growth is over (a cut was made)."""
+    restarted: bool = False
+    """Whether the state held values no process of ours writes (a pause or a slot
+    far ahead, a rate that is no number), and was started afresh."""
 
     @property
     def wait_s(self) -> float:
@@ -269,6 +300,7 @@ class SharedRate:
         arguments: list[str | int | float] = [*self._fixed_arguments(seed_rate)]
         arguments.append(max(0, not_before_us))
         arguments += [CATCH_UP_US, accepted, CUT_FACTOR, PROBE_GAIN]
+        arguments += [MAX_PAUSE_US, MAX_AHEAD_US, CREDIBLE_RATE]
         for throttle in throttles:
             arguments += [throttle.booked_us, throttle.pause_us]
         try:
@@ -276,7 +308,7 @@ class SharedRate:
         except NoScriptError:
             answer = await self._redis.eval(ADAPTIVE_SCRIPT, 2, *self.keys, *arguments)
 
-        slot_us, now_us, live, rate, cuts, cut, mode = answer
+        slot_us, now_us, live, rate, cuts, cut, mode, damaged = answer
         grown_up = int(mode) == 1
         return Reservation(
             int(slot_us),
@@ -286,6 +318,7 @@ class SharedRate:
             int(cuts),
             int(cut),
             grown_up,
+            restarted=int(damaged) == 1,
         )
 
     async def leave(self) -> None:
