@@ -401,22 +401,21 @@ def _parse_times_slowly(raw_times: list[Any]) -> tuple[Int64Array, BoolArray]:
     """Each time by the per-value parser, and whether it read as one."""
     # The signals of a block share their window labels, so most texts repeat.
     parsed: dict[str, int | None] = {}
-    times = np.zeros(len(raw_times), np.int64)
-    readable = np.ones(len(raw_times), np.bool_)
-    for position, raw in enumerate(raw_times):
+    every_text = True
+    for raw in raw_times:
         if type(raw) is not str:
-            readable[position] = False
-            continue
-
-        if raw not in parsed:
+            every_text = False
+        elif raw not in parsed:
             parsed[raw] = _wire_time_or_none(raw)
-        moment = parsed[raw]
-        if moment is None:
-            readable[position] = False
-        else:
-            times[position] = moment
 
-    return times, readable
+    count = len(raw_times)
+    if every_text and None not in parsed.values():
+        times = np.fromiter(map(parsed.__getitem__, raw_times), np.int64, count)
+        return times, np.ones(count, np.bool_)
+
+    moments = [parsed.get(raw) if type(raw) is str else None for raw in raw_times]
+    readable = np.fromiter((m is not None for m in moments), np.bool_, count)
+    return np.fromiter((m or 0 for m in moments), np.int64, count), readable
 
 
 def _wire_time_or_none(text: str) -> int | None:
