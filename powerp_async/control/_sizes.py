@@ -154,7 +154,7 @@ class SizeMemory:
         if _cutting_down(sizes) or block.max_points <= sizes.fitting_points:
             return _cut_as_known(sizes, block)
 
-        if self._try_due(sizes) and sizes.since_probe >= self._upward_due(sizes):
+        if self._upward_try_due(sizes, block):
             sizes.since_probe = 0
             count = _piece_count(block, sizes.fitting_points)
             probes = cut_in_count(block, count - 1)
@@ -162,6 +162,16 @@ class SizeMemory:
             return probes
 
         return _cut_as_known(sizes, block)
+
+    def _upward_try_due(self, sizes: _GroupSizes, block: Block) -> bool:
+        """Whether ``block`` goes out in one piece fewer than known to fit, to find
+        a raised limit. Not where one window of its signals is over the size that
+        fits: its pieces are cut by signals, and one fewer would put every signal
+        back in each, one window apiece, every one refused again."""
+        if sizes.fitting_points < len(block.indexes) or not self._try_due(sizes):
+            return False
+
+        return sizes.since_probe >= self._upward_due(sizes)
 
     def packing_points(self, block: Block) -> int | None:
         """The points a query of this block's group is known to fit, for queries cut

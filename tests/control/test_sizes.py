@@ -407,3 +407,13 @@ def test_a_refusal_of_a_known_size_does_not_delay_the_next_try() -> None:
     memory.on_refused(block(windows=600))  # news: the tries wait again
     memory.on_accepted(block(windows=450))
     assert memory.probe_points(block()) is None
+
+
+def test_no_upward_try_puts_back_signals_a_window_of_which_was_refused() -> None:
+    memory = SizeMemory(probe_every=1)
+    memory.on_refused(block(windows=1))
+    for _ in range(10):
+        memory.on_accepted(block(signals=10, windows=1))
+
+    # One window of the 20 signals is over the limit: no try sends 20 again.
+    assert set(shapes(memory.pieces(block(windows=60)))) == {(10, 1)}
