@@ -820,11 +820,13 @@ class Engine:
 
     def _learn_size(self, block: Block, *, refused: bool, slow: bool = False) -> None:
         before = self.sizes.fitting_points(block)
+        cap_before = self.sizes.signal_cap(block)
         if refused:
             self.sizes.on_refused(block, slow=slow)
         else:
             self.sizes.on_accepted(block)
 
+        self._tell_signal_cap(block, cap_before)
         after = self.sizes.fitting_points(block)
         if after != before or (refused and after is None):
             logger.info(
@@ -835,6 +837,16 @@ class Engine:
             )
             self._events.emit(
                 BlockSizeLearned(block.database_id, block.aggregation, after)
+            )
+
+    def _tell_signal_cap(self, block: Block, before: int | None) -> None:
+        cap = self.sizes.signal_cap(block)
+        if cap != before:
+            logger.info(
+                "%s %s: queries of %d signals at most fit, whatever their range",
+                block.database_id,
+                block.aggregation,
+                cap,
             )
 
     def _failed(

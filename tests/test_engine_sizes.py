@@ -353,3 +353,34 @@ async def test_a_size_learnt_holds_for_the_clients_later_calls(settings) -> None
         assert_exact(table, expected_points(simulator.tenant, signals, span))
     ten_minutes = TimeRange.snap(START, START + timedelta(minutes=10), WINDOW_US)
     assert_exact(one, expected_points(simulator.tenant, signals, ten_minutes))
+
+
+async def test_a_limit_of_signals_is_met_with_parts_over_the_whole_range(
+    settings,
+) -> None:
+    limit = SizeLimit(max_points=10**9, max_signals=10)
+    limited = replace(settings, scenario=Scenario(size=limit))
+    requests = Requests()
+    span = (START, START + timedelta(minutes=10))
+    async with (
+        Simulator(limited) as simulator,
+        one_at_a_time(simulator, on_event=requests) as client,
+    ):
+        signals = largest_group(await client.measurements())[:20]
+        first = await client.fetch_table(signals, *span, window="5s")
+        learnt = Counter(requests.sent)
+        requests.sent.clear()
+        later = await client.fetch_table(signals, *span, window="5s")
+
+    # No cut in time helps: the first call halves down to one window, and ten
+    # signals of one window are taken. Parts of ten signals then go out over
+    # their whole range, growing back as they are answered; the next call sends two.
+    assert learnt[(20, 1, 413)] == 1
+    assert sum(n for (s, _, status), n in learnt.items() if status == 413) == 8
+    assert {s for (s, _, status) in learnt if status == 200} == {10}
+    assert Counter(requests.sent) == {(10, 120, 200): 2}
+    expected = expected_points(
+        simulator.tenant, signals, TimeRange.snap(*span, WINDOW_US)
+    )
+    assert_exact(first, expected)
+    assert_exact(later, expected)

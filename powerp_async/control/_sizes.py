@@ -38,12 +38,21 @@ refused try could only delay the end. Runs may share one memory (the calls of on
 client do); tries then stop once every one of them took its plan
 (:meth:`SizeMemory.planning`).
 
+A server may limit the signals of a query rather than, or as well as, its points:
+then no cut in time helps, and a query of one window is refused too. Once such a
+query (one window, many signals) was refused and one of fewer signals over one window
+accepted, the most signals accepted so are the group's cap (raised by any larger
+query accepted later): every block goes out in parts of at most that many signals,
+and what was learnt of points before, which was learnt of signals, is forgotten, so
+the parts are cut in time only if a points limit refuses them in turn.
+
 Nothing is remembered before the first 413: blocks stay whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,6 +100,15 @@ class _GroupSizes:
     """Tries above the refused size refused in a row; each doubles the wait."""
     slow: bool = False
     """Refusals came as timeouts: every step down costs a whole timeout."""
+    refused_signals: int = 0
+    """The fewest signals of a query of one window refused; 0 while none was."""
+    signal_cap: int = 0
+    """The most signals a query is known to take, below ``refused_signals``; 0
+    while none is known."""
+
+
+NO_POINTS_REFUSED: Final = sys.maxsize
+"""The refused size of a group whose refusals were of signals, not of points."""
 
 
 class SizeMemory:
@@ -139,6 +157,12 @@ class SizeMemory:
         sizes = self._groups.get(_key(block))
         return sizes.fitting_points if sizes and sizes.fitting_points else None
 
+    def signal_cap(self, block: Block) -> int | None:
+        """The most signals a query of this block's group takes, once a limit of
+        signals was met; ``None`` before."""
+        sizes = self._groups.get(_key(block))
+        return sizes.signal_cap if sizes and sizes.signal_cap else None
+
     def pieces(self, block: Block) -> list[Block]:
         """``block`` cut into the fewest pieces that the server is known to take.
 
@@ -150,6 +174,10 @@ class SizeMemory:
         sizes = self._groups.get(_key(block))
         if sizes is None:
             return [block]
+
+        if _over_cap(sizes, block):
+            parts = cut_in_signals(block, sizes.signal_cap)
+            return [piece for part in parts for piece in self.pieces(part)]
 
         if _cutting_down(sizes) or block.max_points <= sizes.fitting_points:
             return _cut_as_known(sizes, block)
@@ -178,7 +206,7 @@ class SizeMemory:
         free of the planned blocks; ``None`` before a 413 and while cutting down,
         when blocks go whole and :meth:`pieces` cuts them."""
         sizes = self._groups.get(_key(block))
-        if sizes is None or _cutting_down(sizes):
+        if sizes is None or _cutting_down(sizes) or _over_cap(sizes, block):
             return None
 
         return sizes.fitting_points
@@ -199,6 +227,9 @@ class SizeMemory:
         key = _key(block)
         sizes = self._groups.get(key)
         if sizes is None or not sizes.fitting_points or not self._try_due(sizes):
+            return None
+
+        if _over_cap(sizes, block):
             return None
 
         fitting = sizes.fitting_points
@@ -245,6 +276,9 @@ class SizeMemory:
         if sizes is None or block in self._probes:
             return False
 
+        if _over_cap(sizes, block):
+            return True
+
         points = block.max_points
         if _cutting_down(sizes):
             # A half of a refused block may be a window over half its size, and is
@@ -265,9 +299,11 @@ class SizeMemory:
         points = block.max_points
         sizes = self._groups.get(key)
         if sizes is None:
-            self._groups[key] = _GroupSizes(points, slow=slow)
+            sizes = self._groups[key] = _GroupSizes(points, slow=slow)
+            _note_signals_refused(sizes, block)
             return
 
+        _note_signals_refused(sizes, block)
         sizes.slow = sizes.slow or slow
         if probe and points >= sizes.refused_points:
             sizes.upward_misses += 1
@@ -288,6 +324,7 @@ class SizeMemory:
         if sizes is None:
             return
 
+        _note_signals_accepted(sizes, block)
         points = block.max_points
         sizes.since_probe = 0 if probe else sizes.since_probe + 1
         sizes.fitting_points = max(sizes.fitting_points, points)
@@ -326,6 +363,46 @@ def cut_to_fit(block: Block, limit_points: int) -> list[Block]:
         for indexes in halves
         for piece in cut_to_fit(_with(block, indexes=indexes), limit_points)
     ]
+
+
+def cut_in_signals(block: Block, most: int) -> list[Block]:
+    """``block`` in the fewest parts of at most ``most`` signals, as even as they
+    can be, each over the block's whole range."""
+    count = -(-len(block.indexes) // most)
+    base, extra = divmod(len(block.indexes), count)
+    parts = []
+    start = 0
+    for number in range(count):
+        end = start + base + (1 if number < extra else 0)
+        parts.append(_with(block, indexes=block.indexes[start:end]))
+        start = end
+
+    return parts
+
+
+def _over_cap(sizes: _GroupSizes, block: Block) -> bool:
+    return 0 < sizes.signal_cap < len(block.indexes)
+
+
+def _note_signals_refused(sizes: _GroupSizes, block: Block) -> None:
+    """A query of one window refused may be refused for its signals alone."""
+    signals = len(block.indexes)
+    if block.window_count == 1 and signals > 1:
+        sizes.refused_signals = min(sizes.refused_signals or signals, signals)
+
+
+def _note_signals_accepted(sizes: _GroupSizes, block: Block) -> None:
+    """Fewer signals than a query of one window refused were taken: the limit is of
+    signals. What the refusals taught of points was taught by signals, and is
+    forgotten the first time, so parts of the cap go out over their whole range."""
+    signals = len(block.indexes)
+    if not signals < sizes.refused_signals or signals <= sizes.signal_cap:
+        return
+
+    if not sizes.signal_cap:
+        sizes.refused_points, sizes.fitting_points = NO_POINTS_REFUSED, 0
+        sizes.since_probe = sizes.upward_misses = 0
+    sizes.signal_cap = signals
 
 
 def cut_in_time(block: Block, count: int) -> list[Block] | None:

@@ -191,7 +191,8 @@ class CostLimit:
 
 
 class SizeCap:
-    """413 for a query over ``max_points``, or a long hold and a 504."""
+    """413 for a query over ``max_points`` (or ``max_signals``), or a long hold and a
+    504."""
 
     __slots__ = ("_answers", "_limit")
 
@@ -203,7 +204,7 @@ class SizeCap:
         self, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
         query = await limited_query(request)
-        if query is None or query.cost_points <= self._limit.max_points:
+        if query is None or not self._over(query.cost_points, len(query.signals)):
             return await handler(request)
 
         if self._limit.answer == "timeout":
@@ -215,10 +216,19 @@ class SizeCap:
         message = (
             f"the query asks for {len(query.signals)} signals x "
             f"{query.window_count} windows = {query.cost_points} points: expected at "
-            f"most {self._limit.max_points} points per query; ask for fewer signals "
-            "or a shorter range"
+            f"most {self._limit.max_points} points"
+            f"{self._signals_said()} per query; ask for fewer signals or a shorter "
+            "range"
         )
         return await self._answers.refuse(413, "query_too_large", message)
+
+    def _over(self, points: int, signals: int) -> bool:
+        most = self._limit.max_signals
+        return points > self._limit.max_points or (most is not None and signals > most)
+
+    def _signals_said(self) -> str:
+        most = self._limit.max_signals
+        return "" if most is None else f" and {most} signals"
 
 
 class InFlightCap:

@@ -102,7 +102,8 @@ class CostQuota:
 
 @dataclass(frozen=True, slots=True)
 class SizeLimit:
-    """The largest query answered, in points (signals times windows).
+    """The largest query answered, in points (signals times windows), and with
+    ``max_signals`` in signals too, however short its range.
 
     Above it the server answers 413, or with ``answer="timeout"`` holds the request
     for ``hold_s`` and then answers 504, as a backend that gives up would.
@@ -111,9 +112,12 @@ class SizeLimit:
     max_points: int
     answer: OversizeAnswer = "413"
     hold_s: float = DEFAULT_HOLD_S
+    max_signals: int | None = None
 
     def __post_init__(self) -> None:
         _require_count("SizeLimit", "max_points", self.max_points)
+        if self.max_signals is not None:
+            _require_count("SizeLimit", "max_signals", self.max_signals)
         _require_choice("SizeLimit", "answer", self.answer, OVERSIZE_ANSWERS)
         _require_positive("SizeLimit", "hold_s", self.hold_s)
 
@@ -284,7 +288,10 @@ def _describe_part(part: _Part) -> str:
 
     if isinstance(part, SizeLimit):
         otherwise = "413" if part.answer == "413" else f"held {part.hold_s:g} s, 504"
-        return f"at most {part.max_points} points per query, else {otherwise}"
+        signals = (
+            f" and {part.max_signals} signals" if part.max_signals is not None else ""
+        )
+        return f"at most {part.max_points} points{signals} per query, else {otherwise}"
 
     if isinstance(part, Latency):
         per_point = f" + {part.per_point_us:g} us/point" if part.per_point_us else ""

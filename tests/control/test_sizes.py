@@ -411,9 +411,36 @@ def test_a_refusal_of_a_known_size_does_not_delay_the_next_try() -> None:
 
 def test_no_upward_try_puts_back_signals_a_window_of_which_was_refused() -> None:
     memory = SizeMemory(probe_every=1)
+    memory.on_refused(block(windows=2))
+    memory.on_accepted(block(signals=20, windows=1))
     memory.on_refused(block(windows=1))
     for _ in range(10):
         memory.on_accepted(block(signals=10, windows=1))
 
     # One window of the 20 signals is over the limit: no try sends 20 again.
-    assert set(shapes(memory.pieces(block(windows=60)))) == {(10, 1)}
+    assert {len(piece.indexes) for piece in memory.pieces(block(windows=60))} == {10}
+
+
+def test_a_limit_of_signals_is_learnt_and_parts_go_over_their_whole_range() -> None:
+    memory = SizeMemory()
+    for windows in (1799, 900, 450, 1):
+        memory.on_refused(block(windows=windows))
+    memory.on_accepted(block(signals=10, windows=1))
+
+    # Ten signals over one window were taken where twenty were not: the limit is of
+    # signals, and what was learnt of points is forgotten.
+    assert shapes(memory.pieces(block())) == [(10, 1799), (10, 1799)]
+    assert shapes(memory.pieces(block(signals=15))) == [(8, 1799), (7, 1799)]
+    assert memory.pieces(block(signals=10)) == [block(signals=10)]
+    assert memory.too_large(block(signals=11))
+    assert not memory.too_large(block(signals=10))
+
+    # A points limit met by the parts is learnt on top, by time.
+    memory.on_refused(block(signals=10))
+    memory.on_accepted(block(signals=10, windows=900))
+    assert shapes(memory.pieces(block())) == [
+        (10, 900),
+        (10, 899),
+        (10, 900),
+        (10, 899),
+    ]
