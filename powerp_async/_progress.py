@@ -174,7 +174,8 @@ def summary(report: ExportReport) -> str:
     if report.gaps:
         lines.append(
             f"{plural(len(report.gaps), 'signal range')} without data: returned "
-            "empty, or before the signal's first point as listed (see _report.json)"
+            "empty or with every point dropped, or before the signal's first point "
+            "as listed (see _report.json)"
         )
     if report.dropped_points:
         lines.append(

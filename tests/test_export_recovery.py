@@ -974,3 +974,17 @@ def test_without_hard_links_the_header_is_written_in_place(
 
     assert [p.name for p in tmp_path.iterdir()] == [_manifest.MANIFEST_NAME]
     assert len(read_manifest(tmp_path).header["signals"]) == 5_000
+
+
+async def test_a_resume_with_no_journal_says_to_start_afresh(client, tmp_path) -> None:
+    out = tmp_path / "never-started"
+    spec = ExportSpec(out=out, start=START, end=END, window="1m", databases=(2,))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"nothing to resume in {out}: it has no _manifest.journal, so no export was "
+        "started there or none got as far as writing one; start it afresh, without "
+        "resuming"
+    )

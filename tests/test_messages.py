@@ -67,8 +67,8 @@ def test_a_summary_says_gaps_may_lie_before_a_signal_starts() -> None:
     )
 
     assert summary(report).splitlines()[2] == (
-        "1 signal range without data: returned empty, or before the signal's first "
-        "point as listed (see _report.json)"
+        "1 signal range without data: returned empty or with every point dropped, "
+        "or before the signal's first point as listed (see _report.json)"
     )
 
 

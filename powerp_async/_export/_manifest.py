@@ -354,7 +354,12 @@ def read_manifest(folder: Path) -> ManifestState:
 
 
 def _nothing_to_resume(folder: Path) -> str:
-    return f"nothing to resume in {folder}: it has no {MANIFEST_NAME}"
+    # A run stopped before its journal was written kept nothing: it starts afresh.
+    return (
+        f"nothing to resume in {folder}: it has no {MANIFEST_NAME}, so no export "
+        "was started there or none got as far as writing one; start it afresh, "
+        "without resuming"
+    )
 
 
 def _header(
