@@ -688,16 +688,28 @@ def _parse_measurements(body: bytes, url: str) -> list[Measurement]:
                 url=url,
                 excerpt=excerpt(body),
             )
-    try:
-        listed = [(Measurement.from_api(row), row.get("dataType")) for row in rows]
-    except (AttributeError, TypeError, ValueError) as error:
-        raise MalformedResponseError(
-            f"measurements: a signal could not be read ({error})", url=url
-        ) from None
+    listed = []
+    for row in rows:
+        signal, unreadable = _signal_or_why(row)
+        if signal is None:
+            # Raised apart from the parser's error, which quotes the field whole (a
+            # listing that echoes the token in it, say) for a traceback to show.
+            raise MalformedResponseError(
+                f"measurements: a signal could not be read ({unreadable})", url=url
+            )
+        listed.append((signal, row.get("dataType")))
 
     _warn_unknown_types(listed)
     _warn_unread_times(rows, [signal for signal, _ in listed])
     return _listed_once(signal for signal, _ in listed)
+
+
+def _signal_or_why(row: dict[str, Any]) -> tuple[Measurement | None, str]:
+    """The signal ``row`` lists, or ``None`` and why it cannot be read."""
+    try:
+        return Measurement.from_api(row), ""
+    except (AttributeError, TypeError, ValueError) as error:
+        return None, str(error)
 
 
 def _warn_unread_times(rows: list[Any], signals: list[Measurement]) -> None:

@@ -40,6 +40,10 @@ async def _page(request: web.Request) -> web.Response:
     return web.Response(text=f"<html>{ECHO}</html>")
 
 
+async def _listing_echoing_the_token(request: web.Request) -> web.Response:
+    return web.json_response([{"databaseId": f"{TOKEN} {SECRET}", "index": "1"}])
+
+
 async def _time_echoing_the_token(request: web.Request) -> web.Response:
     point = {"index": "1", "timestamp": f"{TOKEN} {SECRET}", "value": 1.0}
     return web.json_response([point])
@@ -53,8 +57,9 @@ async def _page_of_points(request: web.Request) -> web.Response:
 async def echoing() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/page/v1/auth/token", _page_for_a_token)
-    for prefix in ("header", "listing", "times", "points"):
+    for prefix in ("header", "listing", "field", "times", "points"):
         app.router.add_post(f"/{prefix}/v1/auth/token", _token)
+    app.router.add_get("/field/v1/measurements", _listing_echoing_the_token)
     app.router.add_get("/header/v1/measurements", _huge_header)
     app.router.add_get("/listing/v1/measurements", _page)
     app.router.add_post("/times/v1/Query", _time_echoing_the_token)
@@ -89,6 +94,7 @@ def assert_raised_alone(error: BaseException) -> None:
         ("page", MalformedResponseError),  # the token endpoint answers a page
         ("header", TransportError),  # a header too long for aiohttp to read
         ("listing", MalformedResponseError),  # the listing answers a page
+        ("field", MalformedResponseError),  # a field of the listing echoes them
     ],
 )
 async def test_a_listing_failing_on_what_the_server_sent_raises_alone(
