@@ -119,6 +119,7 @@ async def test_one_cut_never_goes_below_half_the_rate(redis) -> None:
         ("rate", "1e308"),
         ("rate", "-5"),
         ("wmax", "junk"),
+        ("wmax", "0.000001"),  # below the floor, where no cut puts it
     ],
 )
 async def test_a_state_no_process_wrote_is_started_afresh(
@@ -135,6 +136,34 @@ async def test_a_state_no_process_wrote_is_started_afresh(
     assert (afresh.restarted, afresh.wait_s, afresh.rate) == (True, 0, 10.0)
     assert not after.restarted
     assert after.wait_s <= 0.1
+
+
+async def test_a_slot_further_ahead_than_the_live_processes_book_is_junk(
+    redis,
+) -> None:
+    key = fresh_key()
+    rate = shared(redis, key, "one", floor=1.0)
+    booked = await rate.reserve()
+    # One process books one slot and one of its spacing ahead at most, at no less
+    # than the floor's pace: 4 s for one process and one just gone, at 1 per second.
+    await redis.hset(state_key(key), "last", booked.now_us + 890_000_000)
+
+    afresh = await rate.reserve()
+
+    assert (afresh.restarted, afresh.wait_s) == (True, 0)
+
+
+async def test_429s_booked_before_a_lost_state_make_no_cut(redis) -> None:
+    key = fresh_key()
+    rate = shared(redis, key, "one", initial=16.0)
+    booked = await rate.reserve()
+    await redis.delete(state_key(key))  # flushed, expired or evicted mid-run
+
+    again = await rate.reserve(throttles=[Throttle(booked.now_us)])
+    cut = await rate.reserve(throttles=[Throttle(again.now_us)])
+
+    assert (again.rate, again.cut, again.grown_up) == (16.0, 0, False)
+    assert (cut.rate, cut.cut) == (CUT_FACTOR * 8.0, 1)
 
 
 async def test_a_pacer_says_when_the_shared_state_was_started_afresh(
@@ -203,7 +232,7 @@ async def test_the_state_is_one_hash_on_the_tenant_key(redis) -> None:
         "rate": 10.0,
         "wmax": 10.0,
         "mode": 0.0,
-        "cut_at": 0.0,
+        "cut_at": float(booking.now_us - 1),  # the 429s booked before it cut nothing
         "cuts": 0.0,
         "pause": 0.0,
         "last": float(booking.slot_us),

@@ -229,7 +229,7 @@ class RedisPacer:
         than this process's rate implies is told once, naming the key."""
         now = time.monotonic()
         implied_s = FAR_WAIT_FACTOR * self._live / self._rate
-        longest_s = max(self._max_wait_s, implied_s)
+        longest_s = self._longest_wait_s()
         wait_s = slot - now
         if wait_s > max(implied_s, FAR_WAIT_MIN_S) and not self._told_far_wait:
             self._told_far_wait = True
@@ -247,6 +247,11 @@ class RedisPacer:
             )
 
         return min(slot, now + longest_s)
+
+    def _longest_wait_s(self) -> float:
+        """The longest this process waits for a slot: ``max_wait_s``, or a few
+        spacings of the processes sharing the rate if that is longer."""
+        return max(self._max_wait_s, FAR_WAIT_FACTOR * self._live / self._rate)
 
     def _own_spacing_s(self) -> float:
         """The least time between two requests of this process."""
@@ -269,7 +274,20 @@ class RedisPacer:
     async def _book(self, earliest: float) -> Booking:
         ahead_s = max(0.0, earliest - time.monotonic())  # earliest may be -inf
         not_before_us = math.ceil(ahead_s * 1e6)
-        return await self._schedule.book(self._spacing_us, not_before_us=not_before_us)
+        booking = await self._schedule.book(
+            self._spacing_us,
+            not_before_us=not_before_us,
+            furthest_us=math.ceil(self._longest_wait_s() * 1e6),
+        )
+        if booking.restarted:
+            logger.warning(
+                "rate backend %s, key %r: the shared schedule held a slot further "
+                "ahead than any process waits for, which no powerp process books; it "
+                "was started afresh",
+                self._shown_url,
+                self.key,
+            )
+        return booking
 
     async def _local_slot(self, earliest: float) -> float:
         assert self._local is not None

@@ -36,6 +36,9 @@ CATCH_UP_US: Final = 25_000
 process held up by a slow event loop catches up instead of losing the pace; after a
 longer pause the schedule restarts at the current time, with no burst."""
 
+FURTHEST_WAIT_US: Final = 60_000_000
+"""A slot further ahead than this is taken for junk unless the caller waits longer."""
+
 SCHEDULE_KEPT_MS: Final = 60_000
 """How long the schedule outlives its latest slot in Redis when nobody books."""
 
@@ -45,11 +48,24 @@ RESERVE_SCRIPT: Final = """
 -- ARGV[1] spacing, ARGV[2] catch-up allowance, ARGV[4] membership lifetime (us)
 -- ARGV[3] this process's id, ARGV[5] how long the schedule is kept (ms)
 -- ARGV[6] the earliest the caller will send, as a delay from now (us)
+-- ARGV[7] the furthest ahead a slot is waited for (us)
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local lifetime = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[2], now + lifetime, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('PEXPIRE', KEYS[2], math.floor(lifetime / 1000) + 1)
+local live = redis.call('ZCARD', KEYS[2])
+
 local spacing = tonumber(ARGV[1])
 local slot = now
 local last = tonumber(redis.call('GET', KEYS[1]))
+-- A slot further ahead than any process waits for was written by no process of
+-- ours: kept, it would let each process send one request per longest wait.
+local restarted = 0
+if last and not (last <= now + tonumber(ARGV[7])) then
+    last, restarted = nil, 1
+end
 if last and last + spacing >= now - tonumber(ARGV[2]) then
     slot = last + spacing
 end
@@ -59,12 +75,7 @@ if delay > 0 then
 end
 local ahead_ms = math.floor(math.max(slot - now, 0) / 1000)
 redis.call('SET', KEYS[1], slot, 'PX', ahead_ms + tonumber(ARGV[5]))
-
-local lifetime = tonumber(ARGV[4])
-redis.call('ZADD', KEYS[2], now + lifetime, ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('PEXPIRE', KEYS[2], math.floor(lifetime / 1000) + 1)
-return {slot, now, redis.call('ZCARD', KEYS[2])}
+return {slot, now, live, restarted}
 """
 
 RESERVE_SHA: Final = hashlib.sha1(RESERVE_SCRIPT.encode()).hexdigest()
@@ -80,6 +91,9 @@ class Booking:
     """Redis time when it was booked."""
     live: int
     """Processes registered under the tenant key, the booking one included."""
+    restarted: bool = False
+    """Whether the schedule held a slot further ahead than any process books, and
+    was started afresh."""
 
     def __post_init__(self) -> None:
         if self.live < 1:
@@ -117,8 +131,18 @@ class SharedSchedule:
     def keys(self) -> tuple[str, str]:
         return self._keys
 
-    async def book(self, spacing: int, *, not_before_us: int = 0) -> Booking:
+    async def book(
+        self,
+        spacing: int,
+        *,
+        not_before_us: int = 0,
+        furthest_us: int = FURTHEST_WAIT_US,
+    ) -> Booking:
         """The next slot at ``spacing`` microseconds, booked in one script call.
+
+        A schedule whose latest slot lies more than ``furthest_us`` ahead (further
+        than the caller would wait) holds no slot of a process of ours: it is
+        started afresh, and the booking says so (:attr:`Booking.restarted`).
 
         ``not_before_us`` is the earliest the caller will send, counted from now: the
         slot booked is never earlier, so the schedule records when requests really
@@ -130,16 +154,17 @@ class SharedSchedule:
         which also loads it for the next calls.
         """
         catch_up = max(spacing, CATCH_UP_US)
-        lifetime = self._member_ttl_us
-        arguments = (spacing, catch_up, self.member, lifetime, SCHEDULE_KEPT_MS, 0)
-        arguments = (*arguments[:-1], max(0, not_before_us))
+        arguments = (
+            *(spacing, catch_up, self.member, self._member_ttl_us, SCHEDULE_KEPT_MS),
+            *(max(0, not_before_us), furthest_us),
+        )
         try:
             answer = await self._redis.evalsha(RESERVE_SHA, 2, *self._keys, *arguments)
         except NoScriptError:
             answer = await self._redis.eval(RESERVE_SCRIPT, 2, *self._keys, *arguments)
 
-        slot_us, now_us, live = (int(value) for value in answer)
-        return Booking(slot_us, now_us, live)
+        slot_us, now_us, live, restarted = (int(value) for value in answer)
+        return Booking(slot_us, now_us, live, restarted=restarted == 1)
 
     async def join(self) -> int:
         """Register this process before its first booking; returns the processes

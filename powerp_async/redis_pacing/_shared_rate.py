@@ -71,10 +71,11 @@ MAX_PAUSE_US: Final = round(MAX_PAUSE_S * 1e6) + 1_000_000
 """A pause in the state further off than this (a second of slack) was written by no
 process of ours."""
 
-MAX_AHEAD_US: Final = MAX_PAUSE_US + 600_000_000
-"""A slot booked further ahead than this was written by no process of ours: past the
-longest pause, each process holds one slot at a time, and ten minutes of slots is 60
-processes at the lowest rate."""
+SLOTS_AHEAD: Final = 2
+"""Slots a live process may hold ahead, a booked one and one of its own spacing:
+past the latest pause, a slot further ahead than that many per process (one more
+for a process just gone), spaced at the lowest rate, was written by no process of
+ours."""
 
 CREDIBLE_RATE: Final = 1e6
 """Requests per second beyond any server's pace: a higher rate in the state is
@@ -94,11 +95,17 @@ ADAPTIVE_SCRIPT: Final = """
 -- ARGV[8] the earliest the caller will send, as a delay from now (us)
 -- ARGV[9] catch-up allowance (us), ARGV[10] answers accepted since the last call
 -- ARGV[11] cut factor, ARGV[12] probe gain, ARGV[13] longest pause (us),
--- ARGV[14] furthest slot ahead (us), ARGV[15] highest credible rate
+-- ARGV[14] slots each live process may hold ahead, ARGV[15] highest credible rate
 -- ARGV[16..] pairs: booking time of a throttled request (us), pause (us, -1 none)
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local floor, ceiling = tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local lifetime = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], now + lifetime, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('PEXPIRE', KEYS[2], math.floor(lifetime / 1000) + 1)
+local live = redis.call('ZCARD', KEYS[2])
 local function bounded(rate)
     rate = math.max(rate, floor)
     if ceiling > 0 then rate = math.min(rate, ceiling) end
@@ -115,16 +122,21 @@ local s = {}
 local raw = redis.call('HGETALL', KEYS[1])
 for i = 1, #raw, 2 do s[raw[i]] = finite(tonumber(raw[i + 1])) end
 -- A state with a field missing or out of reason was written by no script of ours:
--- taken as it is, a pause or slot far ahead would hold every process for good.
+-- taken as it is, a pause or slot far ahead would hold every process for good. Each
+-- live process holds a slot or two at most, at no slower than the floor's spacing.
+local span = tonumber(ARGV[14]) * (live + 1) * math.ceil(1000000 / floor)
 local damaged = #raw > 0 and not (s.rate and s.rate > 0 and s.rate <= tonumber(ARGV[15])
-    and s.wmax and s.wmax > 0 and s.mode and s.cut_at and s.cut_at <= now and s.cuts
-    and s.pause and s.pause <= now + tonumber(ARGV[13]) and s.last
-    and s.last <= now + tonumber(ARGV[14]) and s.busy and s.win and s.win <= now
+    and s.wmax and s.wmax >= floor and s.mode and s.cut_at and s.cut_at <= now
+    and s.cuts and s.pause and s.pause <= now + tonumber(ARGV[13]) and s.last
+    and s.last <= math.max(s.pause, now) + span and s.busy and s.win and s.win <= now
     and s.acc and s.acc0)
 if #raw == 0 or damaged then
+    -- The 429s of requests booked before the state began make no cut: a state lost
+    -- or damaged mid-run would otherwise be cut at once and leave start-up. Those
+    -- booked by this very call are its own.
     local start = bounded(tonumber(ARGV[6]))
-    s = {rate = start, wmax = start, mode = tonumber(ARGV[7]), cut_at = 0, cuts = 0,
-         pause = 0, last = 0, busy = 0, win = now, acc = 0, acc0 = 0}
+    s = {rate = start, wmax = start, mode = tonumber(ARGV[7]), cut_at = now - 1,
+         cuts = 0, pause = 0, last = 0, busy = 0, win = now, acc = 0, acc0 = 0}
 end
 s.rate = bounded(s.rate)
 
@@ -175,13 +187,8 @@ for name, value in pairs(s) do
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], math.floor((slot - now) / 1000) + tonumber(ARGV[3]))
-
-local lifetime = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[2], now + lifetime, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('PEXPIRE', KEYS[2], math.floor(lifetime / 1000) + 1)
-return {slot, now, redis.call('ZCARD', KEYS[2]), string.format('%.17g', s.rate),
-        s.cuts, cut, s.mode, damaged and 1 or 0}
+return {slot, now, live, string.format('%.17g', s.rate), s.cuts, cut, s.mode,
+        damaged and 1 or 0}
 """
 
 ADAPTIVE_SHA: Final = hashlib.sha1(ADAPTIVE_SCRIPT.encode()).hexdigest()
@@ -300,7 +307,7 @@ class SharedRate:
         arguments: list[str | int | float] = [*self._fixed_arguments(seed_rate)]
         arguments.append(max(0, not_before_us))
         arguments += [CATCH_UP_US, accepted, CUT_FACTOR, PROBE_GAIN]
-        arguments += [MAX_PAUSE_US, MAX_AHEAD_US, CREDIBLE_RATE]
+        arguments += [MAX_PAUSE_US, SLOTS_AHEAD, CREDIBLE_RATE]
         for throttle in throttles:
             arguments += [throttle.booked_us, throttle.pause_us]
         try:
