@@ -142,8 +142,8 @@ class SizeMemory:
 
     @contextmanager
     def planning(self) -> Iterator[None]:
-        """Tries are made while a run takes its plan in this block; runs sharing
-        this memory keep them on until the last of them has taken its plan."""
+        """Around a run's taking of its plan: tries are made meanwhile, and runs
+        sharing this memory keep them on until the last of them has taken its plan."""
         self._planning_runs += 1
         self.may_try = True
         try:
