@@ -3,7 +3,10 @@
 Each goal is a ratio measured within the run, so a busy machine moves both sides of
 it: powerp-async against the notebook's way and the static oracle on the
 request-bound job, the naive fan-out throttled, no point lost or duplicated, and the
-cost per point and peak memory flat as the work grows.
+cost per point and peak memory flat as the work grows. Growth is judged on the runs
+started flat out, so that each step runs at the pace its CPU allows from its first
+request: the climb from the default start takes as long in every job, and so weighs
+the more the smaller the job.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ NOTEBOOK_FACTOR: Final = 20.0
 ORACLE_SHARE: Final = 0.90
 GROWTH_SPREAD: Final = 1.25
 ENGINE_PREFIX: Final = "powerp-async"
+FLAT_OUT: Final = "powerp-async-flat-out"
+"""The growth steps' judged runs: the client started faster than any step can send."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +106,10 @@ def _exactness(settings: Sequence[dict[str, Any]]) -> Iterator[Goal]:
     checked = [
         (setting["setting"]["name"], run)
         for setting in settings
-        for run in _runs(setting).values()
-        if run["contender"].startswith(ENGINE_PREFIX) and "lost" in run
+        for run in setting["runs"]
+        if "error" not in run
+        and run["contender"].startswith(ENGINE_PREFIX)
+        and "lost" in run
     ]
     if not checked:
         return
@@ -122,20 +129,46 @@ def _exactness(settings: Sequence[dict[str, Any]]) -> Iterator[Goal]:
     )
 
 
+def flat_out_runs(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a growth step started flat out that did not fail."""
+    return [r for r in step["runs"] if r["contender"] == FLAT_OUT and "error" not in r]
+
+
+def least_disturbed(step: dict[str, Any]) -> dict[str, Any] | None:
+    """The flat-out run of a growth step with the least CPU per point after its
+    first answer: the one other work on the machine disturbed least, as the hot path
+    takes the best of its rounds."""
+    timed = [r for r in flat_out_runs(step) if steady_cpu_us_per_point(r) is not None]
+    return min(timed, key=_steady_cost, default=None)
+
+
+def least_cpu_us_per_point(step: dict[str, Any]) -> float | None:
+    best = least_disturbed(step)
+    return None if best is None else steady_cpu_us_per_point(best)
+
+
+def _steady_cost(run: dict[str, Any]) -> float:
+    return steady_cpu_us_per_point(run) or 0.0
+
+
+def highest_rss_mb(step: dict[str, Any]) -> float | None:
+    """The highest peak RSS of a growth step's flat-out runs: a second try does not
+    make memory any smaller, so the worse one is what a user must plan for."""
+    return max((r["peak_rss_mb"] for r in flat_out_runs(step)), default=None)
+
+
 def _growth(growth: Sequence[dict[str, Any]]) -> Iterator[Goal]:
     for kind in ("signals", "range"):
-        runs = [
-            g["runs"][0]
-            for g in growth
-            if f"-{kind}-" in g["setting"]["name"] and "error" not in g["runs"][0]
-        ]
-        costs = [c for c in map(steady_cpu_us_per_point, runs) if c is not None]
+        steps = [g for g in growth if f"-{kind}-" in g["setting"]["name"]]
+        costs = [c for c in map(least_cpu_us_per_point, steps) if c is not None]
         if len(costs) >= 2:
-            yield _flat(f"growth in {kind}", "CPU per point", costs, "{:.2f} us")
+            yield _flat(
+                f"growth in {kind} (flat out)", "CPU per point", costs, "{:.2f} us"
+            )
 
-        memory = [r["peak_rss_mb"] for r in runs]
+        memory = [m for m in map(highest_rss_mb, steps) if m is not None]
         if len(memory) >= 2:
-            yield _flat(f"growth in {kind}", "peak RSS", memory, "{:.0f} MB")
+            yield _flat(f"growth in {kind} (flat out)", "peak RSS", memory, "{:.0f} MB")
 
 
 def _flat(name: str, what: str, values: Sequence[float], shown: str) -> Goal:

@@ -1,7 +1,10 @@
 """powerp-async, told nothing about the server's limits: ``PowerPClient`` defaults.
 
 Two rows: ``fetch()`` as shipped, and ``export()`` to Parquet, whose files are read
-back after the clock stops to count what reached the disk.
+back after the clock stops to count what reached the disk. A third, for the growth
+series only, is ``fetch()`` started flat out: its server has no limits, and a client
+starting at 4 requests per second takes the first second or two of every job to
+climb, which is most of a small job and a sliver of a large one.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +26,10 @@ from powerp_async._time import from_epoch_us
 from powerp_async.models import Measurement
 
 from .contenders import Job, Tally
+
+FLAT_OUT_RATE_PER_S: Final = 1000.0
+"""The start of the flat-out row: faster than the growth steps can send, so every
+step runs at the pace its CPU allows from its first request."""
 
 
 def count_table(tally: Tally, table: pa.Table | pa.RecordBatch) -> None:
@@ -65,6 +72,11 @@ async def run_engine(job: Job, tally: Tally, **settings: Any) -> None:
 
     tally.requests, tally.retries = stats.requests, stats.retries
     tally.throttled, tally.body_bytes = stats.throttled, stats.bytes_received
+
+
+async def run_engine_flat_out(job: Job, tally: Tally) -> None:
+    """``fetch()`` told only that the server takes any rate, as ``initial_rate``."""
+    await run_engine(job, tally, initial_rate=FLAT_OUT_RATE_PER_S)
 
 
 async def run_export(job: Job, tally: Tally) -> None:

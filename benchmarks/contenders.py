@@ -255,6 +255,7 @@ CONTENDERS: Final = {
     "fan-out": ("_contender_aio", "run_fan_out"),
     "static-oracle": ("_contender_aio", "run_static_oracle"),
     "powerp-async": ("_contender_engine", "run_engine"),
+    "powerp-async-flat-out": ("_contender_engine", "run_engine_flat_out"),
     "powerp-async-parquet": ("_contender_engine", "run_export"),
 }
 """Runners by name, as (module in this package, function), imported on demand."""

@@ -1,23 +1,22 @@
 """A small job's CPU per point, with its answers spaced out and with them back to back.
 
-Run as ``python -m benchmarks.growth_warmth [--rounds N]``; about 15 seconds. In the
-growth series of ``compare.py`` a small job costs more client CPU per point after its
-first answer than a large one, although it runs as much code per point: callgrind
-counts 5,800 to 6,300 instructions per point after the first answer at every size
-measured (100 and 1,016 signals over 5 minutes, 20 signals over 1 and 6 hours). What
-differs is how the answers arrive. Told nothing about the server, the client starts
-at 4 requests per second, so the six answers of the smallest step (100 signals over
-5 minutes at 1 s windows) come a quarter of a second apart, each to a core that has
-idled, or run other work, since the one before; a large job's answers come back to
-back once the pace has grown.
+Run as ``python -m benchmarks.growth_warmth [--rounds N]``; about 30 seconds. Told
+nothing about the server, the client starts at 4 requests per second and climbs from
+there, so the answers of a small job come a tenth to a quarter of a second apart,
+each to a core that has idled, or run other work, since the one before; a large
+job's answers come back to back once the pace has grown. Such spaced answers cost
+more CPU per point although the code run per point is the same: callgrind counted
+5,800 to 6,300 instructions per point after the first answer at every size measured
+(100 and 1,016 signals over 5 minutes, 20 signals over 1 and 6 hours). That is why
+the growth series of ``compare.py`` judges runs started flat out, and shows the runs
+as shipped beside them.
 
-This runs that smallest step in this process, against ``powerp simulate`` in its own,
-at the default start and at ``FAST_START_PER_S`` requests per second (its six
-requests leave within a few milliseconds), alternately, after one run that is not
+This runs the smallest growth step (100 signals over an hour at 1 s windows) in this
+process, against ``powerp simulate`` in its own, at the default start and at
+``FAST_START_PER_S`` requests per second, alternately, after one run that is not
 counted (the first run of a process pays its imports and the allocator's first
 pages). It prints the median CPU per point after the first answer of each, and their
-ratio: the part of the growth spread that the pace of the answers makes, measured
-within one run.
+ratio: what the pace of the answers alone costs a small job, measured within one run.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ STARTS: Final = {
 
 
 def smallest_step() -> Setting:
-    """The first growth step of the default comparison: 100 signals over 5 minutes."""
+    """The first growth step of the default comparison: 100 signals over an hour."""
     return make_plan("quick").growth[0]
 
 

@@ -76,7 +76,7 @@ def test_every_contender_gets_every_point_once(results: dict[str, Any]) -> None:
 
 
 def _contenders_by_setting() -> dict[str, tuple[str, ...]]:
-    growth = ("powerp-async",)
+    growth = ("powerp-async-flat-out", "powerp-async")
     return {
         "request-bound": compare.ALL_CONTENDERS,
         "byte-bound": compare.ALL_CONTENDERS,
@@ -148,15 +148,20 @@ def test_the_growth_steps_run_alone_beside_the_whole_comparison(
     assert (tmp_path / "compare.md").read_text() == "the last whole comparison\n"
     assert (stored["only"], stored["settings"]) == ("growth", [])
     assert {
-        g["setting"]["name"]: (g["runs"][0]["rows"], g["runs"][0]["lost"])
+        g["setting"]["name"]: [
+            (r["contender"], r["rows"], r["lost"]) for r in g["runs"]
+        ]
         for g in stored["growth"]
     } == {
-        "growth-signals-20x60s": (1_200, 0),
-        "growth-range-20x120s": (2_400, 0),
+        name: [(contender, points, 0) for contender in compare.GROWTH_CONTENDERS]
+        for name, points in (
+            ("growth-signals-20x60s", 1_200),
+            ("growth-range-20x120s", 2_400),
+        )
     }
     table = (tmp_path / "growth_only.md").read_text()
-    exact = "| no point lost or duplicated | 0 lost, 0 duplicated of 3,600 points |"
-    assert f"| every powerp-async run (2) {exact} pass |" in table
+    exact = "| no point lost or duplicated | 0 lost, 0 duplicated of 10,800 points |"
+    assert f"| every powerp-async run (6) {exact} pass |" in table
     assert "### Growth: powerp-async alone, 1 s windows, no limits" in table
     assert "request-bound" not in table
 
@@ -241,10 +246,19 @@ def _run(contender: str, rows: int, elapsed_s: float, **more: Any) -> dict[str, 
     }
 
 
-def _growth_step(kind: str, n: int, cpu_s: float, rss_mb: float) -> dict[str, Any]:
-    run = _run("powerp-async", n, 1.0, cpu_s=cpu_s, peak_rss_mb=rss_mb)
+def _growth_run(
+    n: int, cpu_s: float, rss_mb: float, contender: str = "powerp-async-flat-out"
+) -> dict[str, Any]:
+    run = _run(contender, n, 1.0, cpu_s=cpu_s, peak_rss_mb=rss_mb)
     run["first_answer"] = (0.5, n // 10)
-    return {"setting": {"name": f"growth-{kind}-{n}x1s"}, "runs": [run]}
+    return run
+
+
+def _growth_step(kind: str, n: int, cpu_s: float, rss_mb: float) -> dict[str, Any]:
+    return {
+        "setting": {"name": f"growth-{kind}-{n}x1s"},
+        "runs": [_growth_run(n, cpu_s, rss_mb)],
+    }
 
 
 def test_goals_are_judged_from_the_run_itself() -> None:
@@ -283,16 +297,53 @@ def test_goals_are_judged_from_the_run_itself() -> None:
             "**fail**",
         ],
         [
-            "growth in signals",
+            "growth in signals (flat out)",
             "CPU per point flat within 25% (max / min)",
             "1111.11 us to 1111.11 us, 1.00 x",
             "pass",
         ],
         [
-            "growth in signals",
+            "growth in signals (flat out)",
             "peak RSS flat within 25% (max / min)",
             "100 MB to 130 MB, 1.30 x",
             "**fail**",
+        ],
+    ]
+
+
+def test_growth_reads_the_least_cpu_and_the_highest_memory_of_the_flat_out_runs() -> (
+    None
+):
+    small = {
+        "setting": {"name": "growth-range-1000x1s"},
+        "runs": [
+            _growth_run(1_000, 2.3, 100.0),
+            _growth_run(1_000, 1.4, 90.0),
+            _growth_run(1_000, 0.6, 500.0, contender="powerp-async"),
+        ],
+    }
+    large = _growth_step("range", 10_000, 10.5, 120.0)
+
+    judged = [goal.row() for goal in goals({"settings": [], "growth": [small, large]})]
+
+    assert judged == [
+        [
+            "every powerp-async run (4)",
+            "no point lost or duplicated",
+            "0 lost, 0 duplicated of 13,000 points",
+            "pass",
+        ],
+        [
+            "growth in range (flat out)",
+            "CPU per point flat within 25% (max / min)",
+            "1000.00 us to 1111.11 us, 1.11 x",
+            "pass",
+        ],
+        [
+            "growth in range (flat out)",
+            "peak RSS flat within 25% (max / min)",
+            "100 MB to 120 MB, 1.20 x",
+            "pass",
         ],
     ]
 

@@ -12,7 +12,7 @@ def test_it_runs_the_smallest_step_of_the_growth_series() -> None:
 
     assert (step.signal_count, step.span_s, step.window, step.copies) == (
         100,
-        300,
+        3600,
         "1s",
         1,
     )
