@@ -23,7 +23,8 @@ converted behind the caller's back):
   integer a float64 would round, such as 2**53 + 1, in ``value_int``; an int
   signal's 5.5, 1e17 or ``-0.0`` in ``value_float``), so a value outside its
   declared column is a value that column would have changed. The aggregation
-  ``count`` makes every signal an int signal. Without a declared type an integer is
+  ``count`` makes every signal an int signal, and ``mean`` and ``median`` make a
+  numeric signal a float signal. Without a declared type an integer is
   an integer and a float is a float. The JSON token ``-0`` is an integer zero, which
   has no sign: a float signal gets ``0.0`` for it;
 - a boolean goes to ``value_bool`` and a string to ``value_text``, whatever the
@@ -97,13 +98,32 @@ _NULL: Final = -1
 BoolArray = npt.NDArray[np.bool_]
 
 
-def float_signals_only(block: Block, data_types: Mapping[str, DataType | None]) -> bool:
-    """Whether every signal of ``block`` is a float signal, whose numbers all go to
-    ``value_float`` when a float64 holds them exactly."""
-    if block.aggregation.lower() == "count":
-        return False
+AVERAGES: Final = frozenset({"mean", "median"})
+"""Aggregations whose value is a float whenever the signal is numeric: the mean of 1
+and 2 is 1.5, and a mean that happens to be whole is no integer either."""
 
-    return all(data_types.get(index) is DataType.FLOAT for index in block.indexes)
+
+def result_type(aggregation: str, declared: DataType | None) -> DataType | None:
+    """The type of an aggregate of a signal of the ``declared`` type: a count is an
+    integer whatever it counts, an average of numbers a float, any other aggregate
+    (first, last, min, max, sum) of the signal's own type."""
+    kind = aggregation.lower()
+    if kind == "count":
+        return DataType.INT
+
+    if kind in AVERAGES and declared in (DataType.INT, DataType.FLOAT):
+        return DataType.FLOAT
+
+    return declared
+
+
+def float_signals_only(block: Block, data_types: Mapping[str, DataType | None]) -> bool:
+    """Whether every value of ``block`` is of a float type, so that its numbers all
+    go to ``value_float`` when a float64 holds them exactly."""
+    return all(
+        result_type(block.aggregation, data_types.get(index)) is DataType.FLOAT
+        for index in block.indexes
+    )
 
 
 def numeric_kinds(
@@ -111,13 +131,11 @@ def numeric_kinds(
     block: Block,
     data_types: Mapping[str, DataType | None],
 ) -> tuple[BoolArray, BoolArray]:
-    """Per point, given as the position of its signal among ``block.indexes``: is it
-    an int signal, and is it a float signal."""
-    if block.aggregation.lower() == "count":
-        # A count is an integer, whatever the signal it counts.
-        return np.ones(len(codes), np.bool_), np.zeros(len(codes), np.bool_)
-
-    kinds = [data_types.get(index) for index in block.indexes]
+    """Per point, given as the position of its signal among ``block.indexes``: is its
+    value of an int type, and is it of a float type (``result_type``)."""
+    kinds = [
+        result_type(block.aggregation, data_types.get(index)) for index in block.indexes
+    ]
     is_int = np.array([kind is DataType.INT for kind in kinds], np.bool_)
     is_float = np.array([kind is DataType.FLOAT for kind in kinds], np.bool_)
     return is_int[codes], is_float[codes]

@@ -85,6 +85,26 @@ async def test_a_signal_given_with_two_aggregations_is_fetched_with_each(
     )
 
 
+@pytest.mark.parametrize("aggregation", ["mean", "median"])
+async def test_an_average_of_int_signals_is_a_float_even_when_whole(
+    client, simulator, aggregation
+) -> None:
+    ints = [m for m in await client.measurements() if m.data_type is DataType.INT]
+    signals = [dataclasses.replace(m, default_agg=aggregation) for m in ints[:5]]
+    end = START + timedelta(hours=4)
+
+    table = await client.fetch_table(signals, START, end, window="10m")
+
+    expected = expected_points(
+        simulator.tenant, signals, TimeRange.snap(START, end, 600_000_000)
+    )
+    whole = [v for v in expected.values() if v == int(v)]  # type: ignore[call-overload]
+    assert len(expected) == 120
+    assert len(whole) >= 5
+    assert table.column("value_int").null_count == table.num_rows
+    assert_exact(table, expected)
+
+
 @pytest.mark.parametrize("window", ["1s", "7s"])
 async def test_fetch_is_exact_for_a_whole_database(client, simulator, window) -> None:
     signals = [m for m in await client.measurements() if m.database_id == 1][:120]

@@ -25,6 +25,7 @@ import powerp_async._values as values_module
 import powerp_async._wire as wire_module
 from powerp_async._decode import DecodedBlock, decode_block
 from powerp_async._export._formats import write_file
+from powerp_async._values import float_signals_only
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
 
@@ -32,7 +33,7 @@ URL: Final = "http://127.0.0.1:8080/rt-api/api/v1/Query"
 START_US: Final = 1_796_378_400_000_000  # 2026-12-04T10:00:00Z
 SECOND_US: Final = 1_000_000
 BLOCK: Final = Block(
-    3, "mean", ("101", "102", "103"), START_US, START_US + 60 * SECOND_US, SECOND_US
+    3, "last", ("101", "102", "103"), START_US, START_US + 60 * SECOND_US, SECOND_US
 )
 FLOAT, INT = DataType.FLOAT, DataType.INT
 VALUE_COLUMNS: Final = ("value_float", "value_int", "value_bool", "value_text")
@@ -69,7 +70,7 @@ def value_row(decoded: DecodedBlock, row: int = 0) -> tuple[Any, ...]:
 def only_value(
     raw: str,
     data_types: Mapping[str, DataType | None] | None = None,
-    aggregation: str = "mean",
+    aggregation: str = "last",
 ) -> tuple[Any, ...]:
     """The four value columns of a one-point body whose value is the raw JSON given."""
     body = f'[{{"index": "101", "timestamp": "2026-12-04T10:00:00Z", "value": {raw}}}]'
@@ -106,7 +107,7 @@ def test_fills_database_and_aggregation_from_the_block() -> None:
 
     assert decoded.batch.schema.equals(POINT_SCHEMA)
     assert decoded.batch.column("database_id").to_pylist() == [3, 3]
-    assert decoded.batch.column("aggregation").to_pylist() == ["mean", "mean"]
+    assert decoded.batch.column("aggregation").to_pylist() == ["last", "last"]
     assert decoded.batch.column("index").to_pylist() == ["101", "102"]
     assert times_us(decoded) == [START_US, START_US + SECOND_US]
     assert decoded.batch.column("value_float").to_pylist() == [1.5, 2.5]
@@ -265,6 +266,32 @@ def test_a_count_is_an_integer_even_on_a_float_signal(
     raw: str, expected: tuple[Any, ...]
 ) -> None:
     assert only_value(raw, {"101": FLOAT}, aggregation="count") == expected
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "median", "MEAN"])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("7.0", (7.0, None, None, None)),
+        ("7", (7.0, None, None, None)),
+        ("5.86", (5.86, None, None, None)),
+        ('"NaN"', (math.nan, None, None, None)),
+    ],
+)
+def test_an_average_of_an_int_signal_is_a_float_whole_or_not(
+    raw: str, expected: tuple[Any, ...], aggregation: str
+) -> None:
+    got = only_value(raw, {"101": INT}, aggregation=aggregation)
+
+    assert str(got) == str(expected)
+
+
+@pytest.mark.parametrize("aggregation", ["sum", "max", "last"])
+def test_other_aggregates_of_an_int_signal_stay_integers(aggregation: str) -> None:
+    got = only_value("7.0", {"101": INT}, aggregation=aggregation)
+
+    assert got == (None, 7, None, None)
+    assert type(got[1]) is int
 
 
 def test_a_bool_among_floats_stays_a_bool() -> None:
@@ -1469,7 +1496,7 @@ def test_the_quick_reader_never_gives_other_data_than_the_general_one(
         7, aggregation, BLOCK_INDEXES, START_US, PROPERTY_BLOCK.end_us, SECOND_US
     )
     data_types = dict(zip(BLOCK_INDEXES, kinds, strict=True))
-    floats_only = all(kind is FLOAT for kind in kinds) and aggregation != "count"
+    floats_only = float_signals_only(block, data_types)
     taken = wire_module._read_quickly(body, BLOCK_INDEXES, floats_only=floats_only)
     event("taken by the quick reader" if taken else "left to the general reader")
     if taken and taken.floats is not None:
