@@ -917,6 +917,7 @@ class Engine:
             # the credentials cannot query; one that expired on its way proves nothing.
             if response.status != 401 or (renewed and not self._tokens.outlived(token)):
                 break
+            self.stats.retries += 1
             (response, decoded), token, renewed = await self._send(block, token)
 
         if response.status == 401:
@@ -983,7 +984,9 @@ class Engine:
             self.stats.bytes_received += len(response.body)
             self._events.emit(RequestDone(block, response.status, response.elapsed_s))
             decoded = None
-            if response.status == 504:
+            if response.status == 401:
+                self._tokens.refused(token)
+            elif response.status == 504:
                 self._judge_silence(block, permit, self._error(block, response))
             elif response.status < 300:
                 self._timeouts.on_answered(time.monotonic(), block.max_points)

@@ -104,6 +104,13 @@ class TokenManager:
             assert self._token is not None
             return self._token, renewed
 
+    def refused(self, token: str) -> None:
+        """The server answered ``token`` with a 401: whoever asks next for a token
+        gets a new one, rather than sending this one again while the request refused
+        waits for its next turn."""
+        if token == self._token:
+            self._renew_at = min(self._renew_at, self._clock())
+
     def outlived(self, token: str) -> bool:
         """Whether ``token`` may have expired by now: replaced since, or its lifetime
         over. A refusal of such a token says nothing about the credentials."""

@@ -106,17 +106,20 @@ def rewriting_settings(policy: Policy) -> SimulatorSettings:
     )
 
 
-def one_at_a_time(simulator: Simulator, **options: Any) -> PowerPClient:
-    """A client of ``simulator`` sending one query at a time, so that what it sends
-    follows from the answers alone."""
+def client_of(simulator: Simulator, **options: Any) -> PowerPClient:
+    """A client of ``simulator`` with the tests' credentials and ``options``."""
     return PowerPClient(
         client_id="tester",
         client_secret=CLIENT_SECRET,
         base_url=simulator.base_url,
-        initial_rate=100,
-        max_in_flight=1,
         **options,
     )
+
+
+def one_at_a_time(simulator: Simulator, **options: Any) -> PowerPClient:
+    """A client of ``simulator`` sending one query at a time, so that what it sends
+    follows from the answers alone."""
+    return client_of(simulator, initial_rate=100, max_in_flight=1, **options)
 
 
 def largest_group(signals: list[Measurement]) -> list[Measurement]:

@@ -11,7 +11,7 @@ import pytest
 
 from powerp_async import PowerPClient
 from powerp_async import _engine as engine_module
-from powerp_async._engine import Engine
+from powerp_async._engine import Engine, RunStats
 from powerp_async._time import format_wire, to_epoch_us
 from powerp_async.errors import (
     AuthenticationError,
@@ -25,7 +25,7 @@ from powerp_async.models import POINT_SCHEMA, DataType, Measurement
 from powerp_async.planning import TimeRange, plan_totals
 
 from .conftest import ANCHOR, CLIENT_SECRET
-from .helpers import assert_exact, expected_points
+from .helpers import assert_exact, client_of, expected_points
 
 START = ANCHOR - timedelta(hours=1)
 
@@ -177,6 +177,34 @@ async def test_token_expiry_mid_run_renews_and_continues(client, simulator) -> N
 
     span = TimeRange.snap(START, START + timedelta(minutes=60), 5_000_000)
     assert blocks_seen == plan_totals(signals, span, block_size=10)[0] > 3
+    assert simulator.stats.tokens_issued == 2
+
+
+async def test_a_refused_token_is_sent_no_more_once_a_401_came_back(simulator) -> None:
+    # At a fixed pace many blocks wait their turn; those behind the one refused
+    # must not go out with the dead token while it waits for its own turn again.
+    async with client_of(simulator, max_rate=100, adaptive=False) as client:
+        signals = [m for m in await client.measurements() if m.database_id == 1][:20]
+        blocks_seen = 0
+        stats = RunStats()
+        async with client.fetch(
+            signals,
+            START,
+            START + timedelta(minutes=30),
+            window="1m",
+            block_size=1,
+            stats=stats,
+        ) as results:
+            async for _ in results:
+                blocks_seen += 1
+                if blocks_seen == 3:
+                    simulator.revoke_tokens()
+
+    queries = simulator.stats.requests["query"]
+    assert stats.retries == queries[401]
+    assert blocks_seen == 40
+    assert queries[200] == 40
+    assert queries[401] <= 2
     assert simulator.stats.tokens_issued == 2
 
 
