@@ -93,6 +93,12 @@ def parse_wire(text: str) -> int:
     Accepts a ``Z`` or numeric offset, and up to nine fractional digits (digits past
     the microsecond are truncated). A time without an offset is taken as UTC.
     """
+    us, _ = parse_wire_zoned(text)
+    return us
+
+
+def parse_wire_zoned(text: str) -> tuple[int, bool]:
+    """``parse_wire``, and whether the text gave its offset (or ``Z``)."""
     stripped = text.strip()
     match = _FRACTION.search(stripped)
     if match and len(match.group(1)) > 6:
@@ -106,7 +112,7 @@ def parse_wire(text: str) -> int:
             f"invalid time {text[:40]!r}: expected ISO-8601 such as "
             "'2026-12-04T10:00:00Z'"
         ) from None
-    return to_epoch_us(moment)
+    return to_epoch_us(moment), moment.tzinfo is not None
 
 
 _FRACTION: Final = re.compile(r"T\d\d:\d\d:\d\d\.(\d+)")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
@@ -47,7 +48,7 @@ from ._http import AnswerTooLongError, error_for, send
 from ._redact import excerpt, mask_url
 from ._retry import backoff_s
 from ._streams import stream_context
-from ._time import format_wire, parse_duration_us, to_epoch_us
+from ._time import format_wire, parse_duration_us, parse_wire_zoned, to_epoch_us
 from ._token import TokenManager
 from ._wire import json_kind
 from .config import ClientConfig
@@ -64,6 +65,7 @@ from .errors import (
 from .events import EventHook
 from .models import (
     AGGREGATIONS,
+    LOCAL_TIME_LEAD_US,
     MAX_QUERY_SPAN_US,
     MAX_SIGNALS_PER_QUERY,
     POINT_SCHEMA,
@@ -636,9 +638,14 @@ def _single_block(
             f"{len(names)}; use fetch() to query more (powerp export on the command "
             "line), it splits them into blocks"
         )
-    if aggregation not in AGGREGATIONS:
+    if not isinstance(aggregation, str) or not _AGGREGATION_NAME.fullmatch(
+        aggregation
+    ):
+        # Only the name's form is checked: the API's list of aggregations is not
+        # published, and a server may well know more than the usual ones.
         raise ConfigurationError(
-            f"aggregation: expected one of {', '.join(sorted(AGGREGATIONS))}, "
+            f"aggregation: expected the name of one, such as "
+            f"{', '.join(sorted(AGGREGATIONS))} (letters, digits and _), "
             f"got {aggregation!r}"
         )
     start_us, end_us = to_epoch_us(start), to_epoch_us(end)
@@ -713,6 +720,7 @@ def _signal_or_why(row: dict[str, Any]) -> tuple[Measurement | None, str]:
 
 
 def _warn_unread_times(rows: list[Any], signals: list[Measurement]) -> None:
+    _warn_zoneless_times(rows, signals)
     for row, signal in zip(rows, signals, strict=True):
         given = row.get("firstDataPoint")
         if given and signal.first_data_point is None:
@@ -722,6 +730,33 @@ def _warn_unread_times(rows: list[Any], signals: list[Measurement]) -> None:
                 _signal_name(signal),
                 given,
             )
+
+
+_AGGREGATION_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _warn_zoneless_times(rows: list[Any], signals: list[Measurement]) -> None:
+    """One warning for every first data point read without an offset, which may be
+    a local time: each is taken as the earliest instant it can mean."""
+    zoneless = [
+        given
+        for row, signal in zip(rows, signals, strict=True)
+        if signal.first_data_point is not None
+        and not _zoned(given := row.get("firstDataPoint"))
+    ]
+    if zoneless:
+        logger.warning(
+            "%d signal(s) give firstDataPoint without a time zone, such as %r: each "
+            "is taken as the earliest instant it can mean, %d hours before that time "
+            "in UTC, so that no data is skipped before it",
+            len(zoneless),
+            zoneless[0],
+            LOCAL_TIME_LEAD_US // 3_600_000_000,
+        )
+
+
+def _zoned(text: str) -> bool:
+    return parse_wire_zoned(text)[1]
 
 
 def _warn_unknown_types(listed: list[tuple[Measurement, object]]) -> None:

@@ -11,7 +11,12 @@ from typing import Any, Final, NoReturn
 
 import pyarrow as pa
 
-from ._time import format_duration, format_wire, from_epoch_us, parse_wire
+from ._time import (
+    format_duration,
+    format_wire,
+    from_epoch_us,
+    parse_wire_zoned,
+)
 from ._words import printable
 from .errors import ConfigurationError
 
@@ -138,13 +143,23 @@ def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+LOCAL_TIME_LEAD_US: Final = 14 * 3600 * 1_000_000
+"""How far ahead of UTC a local clock can run (UTC+14). A first data point given
+without an offset may be such a local time: read as UTC and then moved this much
+earlier, it is the earliest instant it can mean, so no slice that holds data is
+skipped for it, whatever the zone the server meant."""
+
+
 def _optional_time(value: object) -> datetime | None:
-    """A time of the wire format, or ``None`` where there is none that can be read:
-    a signal then counts as holding data from the start of any range."""
+    """A first data point of the wire format, or ``None`` where there is none that
+    can be read: a signal then counts as holding data from the start of any range.
+    One without an offset is read as the earliest instant it can mean
+    (``LOCAL_TIME_LEAD_US``)."""
     if not value or not isinstance(value, str):
         return None
     try:
-        return from_epoch_us(parse_wire(value))
+        us, zoned = parse_wire_zoned(value)
+        return from_epoch_us(us if zoned else us - LOCAL_TIME_LEAD_US)
     except (ValueError, OverflowError):  # out of range at year 1 or 9999 with offset
         return None
 

@@ -630,13 +630,38 @@ def test_a_timeout_of_zero_is_named_as_typed(capsys) -> None:
 def test_a_wrong_aggregation_is_named_by_its_option(monkeypatch, capsys) -> None:
     with command_against_simulator(monkeypatch):
         code = cli.main(
-            ["query", "--database", "1", "--index", "1", "--since", "1m", "--agg", "X"]
+            [
+                "query",
+                "--database",
+                "1",
+                "--index",
+                "1",
+                "--since",
+                "1m",
+                "--agg",
+                "a b",
+            ]
         )
 
     assert code == 2
     assert capsys.readouterr().err == (
-        "powerp: error: --agg: expected one of count, first, last, max, mean, median, "
-        "min, sum, got 'X'\n"
+        "powerp: error: --agg: expected the name of one, such as count, first, last, "
+        "max, mean, median, min, sum (letters, digits and _), got 'a b'\n"
+    )
+
+
+def test_an_aggregation_the_server_does_not_know_is_its_to_refuse(
+    monkeypatch, capsys
+) -> None:
+    with command_against_simulator(monkeypatch):
+        code = cli.main(
+            [*("query", "--database", "1", "--index", "1"), "--agg", "stddev"]
+        )
+
+    assert code == 1
+    assert capsys.readouterr().err.endswith(
+        ': HTTP 400: {"error":"unknown_aggregation","message":"aggFunction must '
+        "be one of count, first, last, max, mean, median, min, sum, got 'stddev'\"}\n"
     )
 
 

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import orjson
@@ -17,6 +18,7 @@ from powerp_async import (
     DataType,
     ExportSpec,
     MalformedResponseError,
+    Measurement,
     TransportError,
     export,
 )
@@ -37,6 +39,20 @@ from .test_export import read_dataset
 
 URL = "http://127.0.0.1:1/rt-api/api/v1/measurements"
 SIGNAL = {"databaseId": 1, "index": 7, "dataType": "double", "unitSymbol": "kW"}
+
+
+def export_of(
+    out: Path, chosen: list[Measurement], span: timedelta, window: str
+) -> ExportSpec:
+    """An export of the ``chosen`` signals of database 1 over ``span`` to the anchor."""
+    return ExportSpec(
+        out=out,
+        start=ANCHOR - span,
+        end=ANCHOR,
+        window=window,
+        databases=(1,),
+        indexes=tuple(m.index for m in chosen),
+    )
 
 
 def parsed(rows: list[dict], caplog) -> list:
@@ -115,6 +131,60 @@ def test_a_first_data_point_that_is_not_a_time_is_left_unknown(caplog) -> None:
     ]
 
 
+def test_a_first_data_point_without_a_zone_is_the_earliest_it_can_mean(
+    caplog,
+) -> None:
+    local = {**SIGNAL, "firstDataPoint": "2026-12-05T12:40:00"}
+    other = {**SIGNAL, "index": 8, "firstDataPoint": "2026-12-05T01:00:00.5"}
+    zoned = {**SIGNAL, "index": 9, "firstDataPoint": "2026-12-05T12:40:00+01:00"}
+
+    signals = parsed([local, other, zoned], caplog)
+
+    assert [m.first_data_point for m in signals] == [
+        datetime(2026, 12, 4, 22, 40, tzinfo=UTC),
+        datetime(2026, 12, 4, 11, 0, 0, 500_000, tzinfo=UTC),
+        datetime(2026, 12, 5, 11, 40, tzinfo=UTC),
+    ]
+    assert caplog.messages == [
+        "2 signal(s) give firstDataPoint without a time zone, such as "
+        "'2026-12-05T12:40:00': each is taken as the earliest instant it can mean, "
+        "14 hours before that time in UTC, so that no data is skipped before it"
+    ]
+
+
+async def test_an_export_skips_nothing_before_a_first_point_given_without_a_zone(
+    tmp_path,
+) -> None:
+    # The listing's time is a local one, an hour before the range ends: read as
+    # UTC, the two hours before it would be skipped as holding nothing.
+    late = (ANCHOR - timedelta(hours=1)).replace(tzinfo=None).isoformat()
+
+    async def local_first_points(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith("/measurements"):
+            assert isinstance(response, web.Response)
+            rows = orjson.loads(bytes(response.body))
+            for row in rows:
+                row["firstDataPoint"] = late
+            response.body = orjson.dumps(rows)
+        return response
+
+    async with (
+        Simulator(rewriting_settings(local_first_points)) as simulator,
+        one_at_a_time(simulator) as client,
+    ):
+        chosen = [m for m in await client.measurements() if m.database_id == 1][:3]
+        spec = export_of(tmp_path / "out", chosen, timedelta(hours=3), "1m")
+        report = await export(client, spec)
+
+    expected = expected_points(simulator.tenant, chosen, spec.time_range())
+    assert len(expected) == 3 * 180
+    assert_exact(read_dataset(spec.out), expected)
+    assert report.complete
+
+
 # End to end, against a simulator whose listing repeats a signal, names a new type
 # and gives a first data point that is not a time.
 
@@ -152,14 +222,7 @@ async def test_an_export_from_such_a_listing_is_exact(
         signals = await client.measurements()
     keys = [(m.database_id, m.index) for m in signals]
     chosen = [m for m in signals if m.database_id == 1][:10]
-    spec = ExportSpec(
-        out=tmp_path / "out",
-        start=ANCHOR - timedelta(minutes=20),
-        end=ANCHOR,
-        window="10s",
-        databases=(1,),
-        indexes=tuple(m.index for m in chosen),
-    )
+    spec = export_of(tmp_path / "out", chosen, timedelta(minutes=20), "10s")
 
     await export(client, spec)
 
