@@ -243,9 +243,23 @@ async def _query(request: web.Request) -> web.StreamResponse:
 def _answer(app: web.Application, query: Query) -> tuple[bytes, int]:
     """The rendered answer, from the cache of answers when the settings keep one:
     the tenant's points depend on the query alone, so a repeat is the same bytes."""
-    end_us = _served_end_us(query, app[WALL_CLOCK]())
+    now_us = int(app[WALL_CLOCK]() * 1_000_000)
+    end_us = _served_end_us(query, now_us)
     if end_us <= query.start_us:
         return b"[]", 0
+
+    tenant = app[TENANT]
+    if now_us < end_us:
+        # The window that holds now, from the samples recorded so far; an answer
+        # that depends on now is not one to keep.
+        grid = RequestGrid(
+            query.start_us,
+            end_us,
+            query.window_us,
+            tenant.label,
+            samples_end_us=now_us + 1,
+        )
+        return render_points(tenant, query.signals, query.aggregation, grid)
 
     cache = app.get(ANSWERS)
     key = (
@@ -259,7 +273,6 @@ def _answer(app: web.Application, query: Query) -> tuple[bytes, int]:
     if cache is not None and key in cache:
         return cache[key]
 
-    tenant = app[TENANT]
     grid = RequestGrid(query.start_us, end_us, query.window_us, tenant.label)
     answer = render_points(tenant, query.signals, query.aggregation, grid)
     if cache is not None:
@@ -268,13 +281,10 @@ def _answer(app: web.Application, query: Query) -> tuple[bytes, int]:
     return answer
 
 
-def _served_end_us(query: Query, now_s: float) -> int:
-    """Where the data ends for ``query``: its end, or the end of the window that
+def _served_end_us(query: Query, now_us: int) -> int:
+    """Where the windows end for ``query``: its end, or the end of the window that
     holds now, whichever is earlier. A historian has no point of a window that starts
-    after now. The window that holds now is served whole, not cut at now: a query up
-    to now gets its partial last window as before, at the cost of a value computed
-    from some samples that a real server would not have yet."""
-    now_us = int(now_s * 1_000_000)
+    after now; the one that holds now has a point, from the samples up to now."""
     return min(query.end_us, now_us - now_us % query.window_us + query.window_us)
 
 

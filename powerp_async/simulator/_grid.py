@@ -48,8 +48,16 @@ class RequestGrid:
     )
 
     def __init__(
-        self, start_us: int, end_us: int, window_us: int, label: Label
+        self,
+        start_us: int,
+        end_us: int,
+        window_us: int,
+        label: Label,
+        *,
+        samples_end_us: int | None = None,
     ) -> None:
+        """``samples_end_us`` ends the samples before ``end_us``: the window that
+        holds now has only the samples recorded so far, and keeps its label."""
         if end_us <= start_us or window_us <= 0:
             raise ValueError(
                 f"expected start < end and a positive window, got start={start_us} "
@@ -61,7 +69,8 @@ class RequestGrid:
         self.window_us = window_us
         self.label = label
         first = -(-start_us // SAMPLE_PERIOD_US)
-        stop = -(-end_us // SAMPLE_PERIOD_US)
+        samples_end_us = end_us if samples_end_us is None else samples_end_us
+        stop = -(-min(end_us, samples_end_us) // SAMPLE_PERIOD_US)
         self.samples_us: IntArray = np.arange(first, stop, dtype=np.int64)
         self.samples_us *= SAMPLE_PERIOD_US
         window_ids = self.samples_us // window_us

@@ -51,3 +51,19 @@ async def test_a_range_after_now_is_answered_empty(http, sim) -> None:
     token = await fetch_token(http, sim)
 
     assert await post_query(http, sim, token, minutes(-1, 5)) == (200, [])
+
+
+async def test_the_window_that_holds_now_has_only_the_samples_so_far(http, sim) -> None:
+    token = await fetch_token(http, sim)
+    counting = {**minutes(-4, 2), "aggFunction": "count"}
+
+    status, points = await post_query(http, sim, token, counting)
+
+    # Ten samples a second: whole minutes hold 600; at 11:58:30 the minute that
+    # holds now has those from 11:58:00.0 to 11:58:30.0.
+    assert status == 200
+    assert [(p["timestamp"], p["value"]) for p in points] == [
+        ("2026-12-04T11:57:00Z", 600),
+        ("2026-12-04T11:58:00Z", 600),
+        ("2026-12-04T11:59:00Z", 301),
+    ]
