@@ -667,13 +667,11 @@ def _print_points_csv(table: pa.Table) -> None:
         write_file(table, path, "csv")
         text = path.read_bytes()
 
-    sys.stdout.flush()
-    sys.stdout.buffer.write(text)
-    sys.stdout.buffer.flush()
+    _write_stdout(text)
 
 
 def _print_json(rows: list[dict[str, Any]]) -> None:
-    sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    _write_stdout(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _print_table(table: pa.Table, fmt: str) -> None:
@@ -682,9 +680,29 @@ def _print_table(table: pa.Table, fmt: str) -> None:
     elif fmt == "csv":
         sink = io.BytesIO()
         pa_csv.write_csv(table, sink)
-        sys.stdout.write(sink.getvalue().decode())
+        _write_stdout(sink.getvalue())
     else:
-        sys.stdout.write(_text_table(table))
+        _write_stdout(_text_table(table).encode())
+
+
+def _write_stdout(data: bytes) -> None:
+    """All of ``data`` to standard output, or ``BrokenPipeError`` once its reader is
+    gone. Python's buffered stdout takes the part a pipe accepts and, its reader
+    gone, lets the rest go without a word, so ``powerp query | head`` would end as if
+    everything had been read."""
+    sys.stdout.flush()
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        # A stream of no file (output captured in-process, or one standing for a
+        # standard output closed from the start): it takes every byte or fails.
+        sys.stdout.write(data.decode())
+        sys.stdout.flush()
+        return
+
+    left = memoryview(data)
+    while left:
+        left = left[os.write(descriptor, left) :]
 
 
 def _shown(text: str) -> str:

@@ -638,9 +638,7 @@ def _single_block(
             f"{len(names)}; use fetch() to query more (powerp export on the command "
             "line), it splits them into blocks"
         )
-    if not isinstance(aggregation, str) or not _AGGREGATION_NAME.fullmatch(
-        aggregation
-    ):
+    if not isinstance(aggregation, str) or not _AGGREGATION_NAME.fullmatch(aggregation):
         # Only the name's form is checked: the API's list of aggregations is not
         # published, and a server may well know more than the usual ones.
         raise ConfigurationError(

@@ -68,6 +68,31 @@ def test_a_query_whose_reader_is_gone_stops_quietly_with_141(served: str) -> Non
     assert (done.returncode, done.stderr) == (141, "")
 
 
+def test_a_reader_that_stops_after_a_line_of_a_long_listing_ends_it_with_141(
+    served: str,
+) -> None:
+    # The listing runs well past what a pipe holds: the part the pipe took must not
+    # pass for the whole once the reader is gone (powerp measurements | head -1).
+    with subprocess.Popen(
+        [sys.executable, "-m", "powerp_async", "measurements"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(served),
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        _, errors = process.communicate(timeout=120)
+
+    assert first.split() == [
+        *("databaseId", "index", "name", "aggregation", "dataType", "unit"),
+        "firstDataPoint",
+    ]
+    assert (process.returncode, errors) == (141, "")
+
+
 def _to_full_disk(
     arguments: list[str], base_url: str
 ) -> subprocess.CompletedProcess[str]:
