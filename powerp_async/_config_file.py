@@ -9,11 +9,13 @@ The file holds top-level keys named like the fields of ``ClientConfig``::
 
 Precedence, highest first: explicit arguments, then the ``POWERP_*`` environment
 variables, then the file, then the defaults. The client secret may sit in the file
-only if neither group nor others can read it (``chmod 600``); otherwise it belongs in
-``POWERP_CLIENT_SECRET``. Fields whose default is ``None`` (``max_rate``,
-``compression``) are left out of the file to keep that default, since TOML has no
-null. A ``rate_backend`` URL with a password in it is held to the same rule as the
-secret. On Windows, where POSIX modes mean nothing, the permission check is skipped.
+only if neither group nor others can read or change it (``chmod 600``); otherwise it
+belongs in ``POWERP_CLIENT_SECRET``. A file anyone can change is refused whatever it
+holds: its ``base_url`` decides where the credentials go. Fields whose default is
+``None`` (``max_rate``, ``compression``) are left out of the file to keep that
+default, since TOML has no null. A ``rate_backend`` URL with a password in it is
+held to the same rule as the secret. On Windows, where POSIX modes mean nothing, the
+permission check is skipped.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ def read_settings(config_type: type[Any], path: Path) -> dict[str, Any]:
             f"known keys: {', '.join(sorted(kinds))}"
         )
 
+    _check_not_open(path)
     if SECRET_FIELD in raw:
         _check_private(path)
     if isinstance(raw.get(BACKEND_FIELD), str) and backend_password(raw[BACKEND_FIELD]):
@@ -195,17 +198,33 @@ def _describe(value: object, *, show: bool) -> str:
     return f"{name} ({value!r})" if show and scalar else name
 
 
-def _check_private(path: Path, holds: str = SECRET_FIELD) -> None:
-    """Refuse a secret in a file that others can read: it would be theirs too."""
+def _check_not_open(path: Path) -> None:
+    """Refuse a file that anyone may change: its ``base_url`` decides where the
+    credentials go, wherever the secret itself comes from."""
     if sys.platform == "win32":
         return
 
     mode = os.stat(path).st_mode
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+    if mode & stat.S_IWOTH:
+        raise ConfigurationError(
+            f"{path} can be changed by anyone (mode {stat.S_IMODE(mode):03o}), and "
+            "with it the server your credentials are sent to; run "
+            f"'chmod o-w {path}'"
+        )
+
+
+def _check_private(path: Path, holds: str = SECRET_FIELD) -> None:
+    """Refuse a secret in a file that others can read, or change to send it
+    elsewhere: it would be theirs too."""
+    if sys.platform == "win32":
         return
 
-    shown = f"{path} holds {holds} but can be read by group or others (mode "
-    shown += f"{stat.S_IMODE(mode):03o}); run 'chmod 600 {path}'"
+    mode = os.stat(path).st_mode
+    if not mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+        return
+
+    shown = f"{path} holds {holds} but can be read or changed by group or others "
+    shown += f"(mode {stat.S_IMODE(mode):03o}); run 'chmod 600 {path}'"
     if holds == SECRET_FIELD:
         shown += (
             f", or remove client_secret from it and set {ENVIRONMENT[SECRET_FIELD]} "

@@ -101,6 +101,12 @@ class ClientConfig:
                 name,
                 "no control characters, such as a line break read from a file",
             )
+            _require(
+                _is_utf8_text(value),
+                name,
+                "UTF-8 text, not bytes of another encoding (as an environment "
+                "variable set from a file saved in Latin-1 holds)",
+            )
         _require(
             1 <= self.block_size <= MAX_SIGNALS_PER_QUERY,
             "block_size",
@@ -327,6 +333,16 @@ def _check_types(config: ClientConfig) -> None:
 
 
 _CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _is_utf8_text(value: str) -> bool:
+    """Whether ``value`` can be sent as UTF-8: text the system read from bytes of
+    another encoding keeps each such byte as a lone surrogate, which none holds."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _require(ok: bool, name: str, expected: str, got: object = None) -> None:

@@ -9,7 +9,7 @@ import orjson
 
 from powerp_async.simulator import SimulatorSettings, demo_tenant
 
-from .processes import SECRET, powerp
+from .processes import SECRET, environment, powerp
 
 
 def clean_environment() -> dict[str, str]:
@@ -71,9 +71,25 @@ def test_a_shared_file_with_the_secret_is_refused(served: str, tmp_path: Path) -
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (
-        f"powerp: error: {path} holds client_secret but can be read by group or "
-        f"others (mode 644); run 'chmod 600 {path}', or remove client_secret from it "
-        "and set POWERP_CLIENT_SECRET instead\n"
+        f"powerp: error: {path} holds client_secret but can be read or changed by "
+        f"group or others (mode 644); run 'chmod 600 {path}', or remove "
+        "client_secret from it and set POWERP_CLIENT_SECRET instead\n"
+    )
+
+
+def test_a_secret_in_another_encoding_is_one_line_that_shows_none_of_it(
+    served: str,
+) -> None:
+    # A Latin-1 secret in the environment: Python holds its byte 0xE4 as U+DCE4.
+    latin = environment(served, secret="p\udce4sswort-" + SECRET)
+
+    done = powerp("measurements", env=latin)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "powerp: error: client_secret: expected UTF-8 text, not bytes of another "
+        "encoding (as an environment variable set from a file saved in Latin-1 "
+        "holds)\n"
     )
 
 

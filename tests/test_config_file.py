@@ -160,8 +160,10 @@ def test_values_are_validated_as_arguments_are_and_name_the_file(
     )
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
-def test_secret_in_a_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_secret_in_a_file_others_can_read_or_change_is_refused(
+    tmp_path: Path, mode: int
+) -> None:
     path = write(tmp_path, f'client_id = "a"\nclient_secret = "{SECRET}"\n', mode)
 
     with pytest.raises(ConfigurationError) as caught:
@@ -169,11 +171,39 @@ def test_secret_in_a_file_others_can_read_is_refused(tmp_path: Path, mode: int) 
 
     message = str(caught.value)
     assert message == (
-        f"{path} holds client_secret but can be read by group or others "
+        f"{path} holds client_secret but can be read or changed by group or others "
         f"(mode {mode:03o}); run 'chmod 600 {path}', or remove client_secret from "
         "it and set POWERP_CLIENT_SECRET instead"
     )
     assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [('client_id = "a"\n', 0o602), (f'client_secret = "{SECRET}"\n', 0o606)],
+)
+def test_a_file_anyone_can_change_is_refused_whatever_it_holds(
+    tmp_path: Path, text: str, mode: int
+) -> None:
+    path = write(tmp_path, text, mode)
+
+    with pytest.raises(ConfigurationError) as caught:
+        ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "from-env"})
+
+    assert str(caught.value) == (
+        f"{path} can be changed by anyone (mode {mode:03o}), and with it the server "
+        f"your credentials are sent to; run 'chmod o-w {path}'"
+    )
+
+
+def test_a_file_without_the_secret_its_group_can_change_is_accepted(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, 'client_id = "a"\n', 0o664)
+
+    config = ClientConfig.from_toml(path, {"POWERP_CLIENT_SECRET": "from-env"})
+
+    assert (config.client_id, config.client_secret) == ("a", "from-env")
 
 
 def test_secret_in_a_private_file_is_accepted(tmp_path: Path) -> None:

@@ -342,8 +342,8 @@ def test_a_backend_password_in_a_file_others_can_read_is_refused(
     with pytest.raises(ConfigurationError) as caught:
         ClientConfig.from_toml(path, environ)
     assert str(caught.value) == (
-        f"{path} holds a password in rate_backend but can be read by group or others "
-        f"(mode 644); run 'chmod 600 {path}'"
+        f"{path} holds a password in rate_backend but can be read or changed by "
+        f"group or others (mode 644); run 'chmod 600 {path}'"
     )
 
 

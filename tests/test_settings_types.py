@@ -108,9 +108,20 @@ def test_a_client_setting_of_the_wrong_type_is_refused_by_name(fields, error) ->
             "client_secret: expected no control characters, such as a line break "
             "read from a file",
         ),
+        (
+            # What os.environ holds for POWERP_CLIENT_SECRET=$'p\xe4sswort' in bytes.
+            {"client_secret": "p\udce4sswort-Wq"},
+            "client_secret: expected UTF-8 text, not bytes of another encoding (as "
+            "an environment variable set from a file saved in Latin-1 holds)",
+        ),
+        (
+            {"client_id": "r\udce9porting"},
+            "client_id: expected UTF-8 text, not bytes of another encoding (as an "
+            "environment variable set from a file saved in Latin-1 holds)",
+        ),
     ],
 )
-def test_credentials_with_a_line_break_are_refused_unshown(fields, error) -> None:
+def test_credentials_no_server_can_be_sent_are_refused_unshown(fields, error) -> None:
     settings = {"client_id": "id", "client_secret": "secret", **fields}
 
     with pytest.raises(ConfigurationError) as refused:

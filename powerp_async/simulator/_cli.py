@@ -260,10 +260,14 @@ def _secret_in(path: Path) -> str:
         with path.open(encoding="utf-8") as lines:
             # No further than a secret can reach: /dev/zero would fill the memory.
             line = lines.readline(MAX_SECRET_CHARS + 1)
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
+    except UnicodeDecodeError:
+        # Its own words would quote a byte of the secret and where it stands.
         raise ConfigurationError(
-            f"--client-secret-file: cannot read {path}: {reason}"
+            f"--client-secret-file: {path} is not UTF-8 text; save the secret in UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigurationError(
+            f"--client-secret-file: cannot read {path}: {error.strerror or error}"
         ) from None
 
     # A byte-order mark, which some editors write, is no part of the secret.

@@ -189,13 +189,20 @@ def test_a_secret_on_the_command_line_is_warned_about_never_shown(capsys) -> Non
             "the first line of {path} runs past 4,096 characters, far longer than a "
             "secret",
         ),
+        (
+            # Latin-1: the decoder's own words would quote the byte and its place.
+            b"p\xe4sswort\n",
+            "{path} is not UTF-8 text; save the secret in UTF-8",
+        ),
     ],
 )
 def test_a_secret_file_without_a_secret_is_a_usage_error(
     tmp_path, capsys, content, message
 ) -> None:
     path = tmp_path / "secret"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content, encoding="utf-8")
 
     code = run(["--client-secret-file", str(path)])
