@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -17,16 +18,22 @@ from .processes import environment, powerp
 SERVING = re.compile(r"PowerP simulator serving (http://127\.0\.0\.1:\d+/rt-api/api)\n")
 
 
-def simulate(*args: str) -> tuple[list[str], str, str]:
-    """``powerp ARGS`` serving: its first lines, what else it wrote, its stderr."""
+def simulate(*args: str, **variables: str) -> tuple[list[str], str, str]:
+    """``powerp ARGS`` serving, with no ``POWERP_*`` variables but ``variables``: its
+    first lines, what else it wrote, its stderr."""
     command = [sys.executable, "-m", "powerp_async", *args]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("POWERP_")}
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**clean, **variables},
     )
     assert child.stdout is not None
     try:
         lines = [child.stdout.readline()]
-        if SERVING.fullmatch(lines[0]) and "--client-secret" not in args:
+        if SERVING.fullmatch(lines[0]):
             lines.append(child.stdout.readline())
     finally:
         child.terminate()
@@ -58,9 +65,31 @@ def test_a_secret_of_ones_own_is_never_printed() -> None:
         "simulate", "--port", "0", "--client-secret", "own-secret-91"
     )
 
-    assert SERVING.fullmatch(lines[0]), (lines, errors)
+    served = SERVING.fullmatch(lines[0])
+    assert served is not None, (lines, errors)
+    assert lines[1] == (
+        "client id 'demo', with the secret you gave: POWERP_CLIENT_ID=demo "
+        f"POWERP_API_BASE_URL={served.group(1)}\n"
+    )
     assert rest == ""
-    assert "own-secret-91" not in lines[0] + rest + errors
+    assert "own-secret-91" not in "".join(lines) + rest + errors
+
+
+def test_simulate_takes_the_client_id_from_the_environment_with_the_secret() -> None:
+    lines, rest, errors = simulate(
+        "simulate",
+        *("--port", "0"),
+        POWERP_CLIENT_ID="reporting",
+        POWERP_CLIENT_SECRET="own-secret-92",
+    )
+
+    served = SERVING.fullmatch(lines[0])
+    assert served is not None, (lines, errors)
+    assert lines[1] == (
+        "client id 'reporting', with the secret you gave: POWERP_CLIENT_ID=reporting "
+        f"POWERP_API_BASE_URL={served.group(1)}\n"
+    )
+    assert "own-secret-92" not in "".join(lines) + rest + errors
 
 
 def test_simulate_help_shows_the_public_defaults() -> None:
@@ -68,7 +97,10 @@ def test_simulate_help_shows_the_public_defaults() -> None:
 
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
-    assert "--client-id CLIENT_ID default: demo" in text
+    assert (
+        "--client-id CLIENT_ID the client id clients must send (default: "
+        "POWERP_CLIENT_ID if it is set, else demo)" in text
+    )
     assert (
         "the secret clients must send (default: demo-secret, the public demo "
         "secret)" in text

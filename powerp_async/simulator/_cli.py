@@ -34,6 +34,7 @@ from ._settings import (
 DEFAULT_PORT: Final = 8765
 
 SECRET_VARIABLE: Final = "POWERP_CLIENT_SECRET"
+ID_VARIABLE: Final = "POWERP_CLIENT_ID"
 """Where the secret is best given: unlike an argument, no other user can read it."""
 MAX_SECRET_CHARS: Final = 4096
 """The longest secret a file is read for."""
@@ -122,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         help="default: %(default)s; 0 picks a free port",
     )
     parser.add_argument(
-        "--client-id", default=DEFAULT_CLIENT_ID, help="default: %(default)s"
+        "--client-id",
+        help=f"the client id clients must send (default: {ID_VARIABLE} if it is set, "
+        f"else {DEFAULT_CLIENT_ID})",
     )
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(
@@ -200,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(options: argparse.Namespace) -> SimulatorSettings:
     anchor_us = None if options.anchor is None else _anchor_us(options.anchor)
     return SimulatorSettings(
-        client_id=options.client_id,
+        client_id=options.client_id or os.environ.get(ID_VARIABLE) or DEFAULT_CLIENT_ID,
         client_secret=_client_secret(options, os.environ),
         token_ttl_s=options.token_ttl,
         label=options.label,
@@ -301,9 +304,7 @@ async def _serve(simulator: Simulator, *, watch_stdin: bool = False) -> None:
         if scenario is not None:
             print(f"scenario {scenario.describe()}", flush=True)
 
-        credentials = _public_credentials(simulator)
-        if credentials is not None:
-            print(credentials, flush=True)
+        print(_public_credentials(simulator), flush=True)
 
         await stop.wait()
 
@@ -327,11 +328,16 @@ def _stop_at_end_of_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) 
     threading.Thread(target=read_to_end, name="stdin-watch", daemon=True).start()
 
 
-def _public_credentials(simulator: Simulator) -> str | None:
-    """How to connect, when the secret is the public demo one; never another."""
+def _public_credentials(simulator: Simulator) -> str:
+    """How to connect: the whole of it when the secret is the public demo one,
+    which client id goes with a secret of the user's own (never the secret)."""
     settings = simulator.settings
     if settings.client_secret != DEFAULT_CLIENT_SECRET:
-        return None
+        return (
+            f"client id {settings.client_id!r}, with the secret you gave: "
+            f"{ID_VARIABLE}={shlex.quote(settings.client_id)} "
+            f"POWERP_API_BASE_URL={simulator.base_url}"
+        )
 
     return (
         "demo credentials (public): "
