@@ -536,11 +536,24 @@ async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
     assert report.points_this_run == 0
 
 
+@pytest.mark.parametrize(
+    ("finished", "advice"),
+    [
+        (
+            True,
+            "(it holds a finished export, complete; choose another folder, or "
+            "remove this one to export again)",
+        ),
+        (False, "(continue it with resume=True; --resume on the command line)"),
+    ],
+)
 async def test_a_plan_into_a_used_folder_is_refused_as_the_export_is(
-    client, tmp_path
+    client, tmp_path, finished: bool, advice: str
 ) -> None:
     spec = await spec_for(client, tmp_path / "out")
     await export(client, spec)
+    if not finished:
+        (spec.out / "_report.json").unlink()  # as a run killed outright leaves it
 
     with pytest.raises(ConfigurationError) as planning:
         await plan_export(client, spec)  # a dry run, not a resume
@@ -550,10 +563,8 @@ async def test_a_plan_into_a_used_folder_is_refused_as_the_export_is(
     assert (
         str(planning.value)
         == str(running.value)
-        == (
-            f"output folder {spec.out} is not empty; refusing to mix two exports "
-            "(continue it with resume=True; --resume on the command line)"
-        )
+        == f"output folder {spec.out} is not empty; refusing to mix two "
+        f"exports {advice}"
     )
 
 
@@ -719,8 +730,8 @@ def test_a_spec_pickles_and_copies_whole_for_other_processes(tmp_path) -> None:
     [
         (
             {"window": "30m"},
-            "window 30m is too long: a query must span less than 30 minutes, so the "
-            "window must be shorter than that",
+            "window: 30m is too long: a query must span less than 30 minutes, so "
+            "the window must be shorter than that",
         ),
         ({"block_size": 21}, "block_size: expected 1 to 20 signals per query, got 21"),
         ({"rows_per_flush": 0}, "rows_per_flush: expected at least 1, got 0"),

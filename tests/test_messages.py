@@ -91,17 +91,31 @@ def test_a_listing_of_one_signal_speaks_in_the_singular() -> None:
     )
 
 
-def test_a_wrong_window_is_named_by_its_option(monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    ("window", "why"),
+    [
+        (
+            "5q",
+            "invalid duration '5q': expected a number with a unit (us, ms, s, m, h, "
+            "d, w), such as '200ms', '1s' or '1h30m'",
+        ),
+        (
+            "1h",
+            "1h is too long: a query must span less than 30 minutes, so the window "
+            "must be shorter than that",
+        ),
+    ],
+)
+def test_a_wrong_window_is_named_by_its_option(
+    monkeypatch, capsys, window: str, why: str
+) -> None:
     for name, value in environment("http://127.0.0.1:9/rt-api/api").items():
         monkeypatch.setenv(name, value)
 
-    code = cli.main(["export", "--out", "x", "--window", "5q"])
+    code = cli.main(["export", "--out", "x", "--window", window])
 
     assert code == 2
-    assert capsys.readouterr().err == (
-        "powerp: error: --window: invalid duration '5q': expected a number with a "
-        "unit (us, ms, s, m, h, d, w), such as '200ms', '1s' or '1h30m'\n"
-    )
+    assert capsys.readouterr().err == f"powerp: error: --window: {why}\n"
 
 
 def test_the_library_is_told_to_resume_with_its_own_argument(tmp_path: Path) -> None:

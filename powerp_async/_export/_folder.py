@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
+
 from ..errors import ConfigurationError, ExportWriteError
 from ._manifest import MANIFEST_NAME, locked_for_reading
+from ._report import REPORT_NAME
 
 
 @contextmanager
@@ -44,11 +47,7 @@ def check_folder(out: Path, *, fresh: bool) -> None:
                 pass
         raise ConfigurationError(
             f"output folder {out} is not empty; refusing to mix two exports"
-            + (
-                " (continue it with resume=True; --resume on the command line)"
-                if journal
-                else ""
-            )
+            + (_what_is_left(out) if journal else "")
         )
 
     existing = _nearest_existing(out)
@@ -72,6 +71,23 @@ def _may_be_export(entry: Path) -> bool:
     export: a hidden name there (``.gitkeep``, ``.DS_Store``) is no export's, whose
     hidden parts lie in its partition folders, and no data to readers."""
     return not entry.name.startswith(".")
+
+
+def _what_is_left(out: Path) -> str:
+    """What to do with the export in ``out``: continue it, or nothing if it is done
+    (its report says complete, which a resume alone could not add to)."""
+    try:
+        complete = orjson.loads((out / REPORT_NAME).read_bytes()).get("complete")
+    except (OSError, ValueError, AttributeError):
+        complete = False
+
+    if complete is True:
+        return (
+            " (it holds a finished export, complete; choose another folder, or "
+            "remove this one to export again)"
+        )
+
+    return " (continue it with resume=True; --resume on the command line)"
 
 
 def _nearest_existing(path: Path) -> Path:

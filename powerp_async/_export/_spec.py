@@ -249,7 +249,12 @@ def _window_us(window: str) -> int:
     except ValueError as error:
         raise ConfigurationError(f"window: {error}") from None
 
-    max_slice_us(window_us)
+    try:
+        max_slice_us(window_us)
+    except ConfigurationError as error:
+        raise ConfigurationError(
+            f"window: {str(error).removeprefix('window ')}"
+        ) from None
     return window_us
 
 
