@@ -88,7 +88,10 @@ EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = UsageParser(prog="powerp", description=__doc__.splitlines()[0])
+    parser = UsageParser(
+        prog="powerp",
+        description="Export, list and query PowerP signals, or run the API simulator.",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=UsageParser

@@ -103,13 +103,19 @@ _OPTIONS: Final[tuple[tuple[str, Any, str], ...]] = (
         _mix,
         f"weights by kind, e.g. 500=2,reset=1 ({', '.join(FAULT_KINDS)})",
     ),
-    ("--outage-at", float, "seconds into the run when an outage starts"),
+    (
+        "--outage-at",
+        float,
+        "seconds after the simulator starts (not after a client does) when an "
+        "outage starts",
+    ),
     ("--outage-s", float, "how long the outage lasts, in seconds"),
     (
         "--schedule",
         _schedule,
-        "limit factors over time: 30:0.5,60:1.5 halves the "
-        "rates at 30 s and makes them 1.5 times the configured ones at 60 s",
+        "limit factors over time, in seconds after the simulator starts: "
+        "30:0.5,60:1.5 halves the rates at 30 s and makes them 1.5 times the "
+        "configured ones at 60 s",
     ),
 )
 
@@ -119,7 +125,13 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "limits and faults", "hidden from clients; individual options refine --scenario"
     )
-    group.add_argument("--scenario", help="a preset: " + ", ".join(PRESET_EXAMPLES))
+    group.add_argument(
+        "--scenario",
+        help="a preset: "
+        + ", ".join(PRESET_EXAMPLES)
+        + " (the numbers in bucket-N, window-Ns and the like may be any); "
+        "--list-scenarios says what each does",
+    )
     for flag, kind, text in _OPTIONS:
         group.add_argument(flag, type=kind, help=text)
 
