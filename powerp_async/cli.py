@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument(
         "--dry-run",
         action="store_true",
-        help="list the signals and print the plan; fetch and write nothing",
+        help="count the signals and blocks and print the plan; fetch and write nothing",
     )
     exporter.add_argument(
         "--flush-points",
@@ -156,7 +156,7 @@ def _add_range(parser: argparse.ArgumentParser, default_since: str = "2h") -> No
     parser.add_argument(
         "--since",
         type=_not_blank("a duration such as '2h'"),
-        help=f"a duration before now (default {default_since})",
+        help=f"a duration before --end, or before now (default {default_since})",
     )
     parser.add_argument(
         "--start",
