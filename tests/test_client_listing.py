@@ -19,6 +19,7 @@ from powerp_async import (
     ExportSpec,
     MalformedResponseError,
     Measurement,
+    ServerUnavailableError,
     TransportError,
     export,
 )
@@ -183,6 +184,33 @@ async def test_an_export_skips_nothing_before_a_first_point_given_without_a_zone
     assert len(expected) == 3 * 180
     assert_exact(read_dataset(spec.out), expected)
     assert report.complete
+
+
+async def test_a_first_listing_that_outlasts_the_outage_allowed_is_not_tried_again(
+    tmp_path, caplog
+) -> None:
+    async def slow_and_failing(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        if not request.path.endswith("/measurements"):
+            return await handler(request)
+
+        await anyio.sleep(0.4)
+        raise web.HTTPServiceUnavailable()
+
+    async with (
+        Simulator(rewriting_settings(slow_and_failing)) as simulator,
+        one_at_a_time(simulator, max_outage_s=0.2) as client,
+    ):
+        spec = export_of(tmp_path / "out", [], timedelta(minutes=10), "1m")
+        with (
+            caplog.at_level(logging.WARNING),
+            pytest.raises(ServerUnavailableError, match="before anything was fetched"),
+        ):
+            await export(client, spec)
+
+    assert simulator.stats.requests["measurements"] == {503: 1}
+    assert not [m for m in caplog.messages if "trying again" in m]
 
 
 # End to end, against a simulator whose listing repeats a signal, names a new type

@@ -43,8 +43,11 @@ async def list_through_outage(client: PowerPClient) -> list[Measurement]:
     except _SERVER_DOWN as error:
         last = error
 
+    # A first try that took the whole outage allowed leaves no time to try again.
     with anyio.move_on_after(deadline - time.monotonic()):
         for attempt in itertools.count(1):
+            if time.monotonic() >= deadline:
+                break
             await _wait_before_next(attempt, last, deadline)
             try:
                 return await client.measurements(attempts=1)
