@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -68,6 +69,9 @@ async def send(
     all_headers = dict(headers or {})
     if json_body is not None:
         all_headers["Content-Type"] = "application/json"
+    # Asked for in so many words: aiohttp would offer Brotli too where its package is
+    # installed, which this module does not undo.
+    all_headers.setdefault("Accept-Encoding", "gzip, deflate")
 
     if session.closed:
         # Closed by another task (``aclose``) while this request waited its turn.
@@ -88,6 +92,10 @@ async def send(
         ) as answer:
             body = await _read_at_most(answer, max_bytes)
             status, answer_headers = answer.status, answer.headers
+    except UndecodableError as error:
+        failure = TransportError(
+            f"{method} {shown_url}: {error}", method=method, url=shown_url
+        )
     except TimeoutError:
         failure = TransportError(
             f"{method} {shown_url}: no complete answer within {timeout_s:g} s",
@@ -120,19 +128,76 @@ class AnswerTooLongError(Exception):
 
 
 async def _read_at_most(answer: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
-    """The whole body, decompressed, refused once it runs past ``max_bytes``."""
-    if max_bytes is None:
-        return await answer.read()
+    """The whole body, decompressed, refused once it runs past ``max_bytes``.
 
-    chunks: list[bytes] = []
-    read = 0
+    The session leaves bodies as sent, and they are decompressed here a piece at a
+    time: aiohttp's own decompression expands each packet whole into its buffer, a
+    gzip bomb's 64 KiB into 64 MiB, before the length can be checked, and so held
+    more than twice the allowance of every answer in flight.
+    """
+    encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+    body = _Body(encoding, max_bytes)
     async for chunk in answer.content.iter_chunked(_CHUNK_BYTES):
-        read += len(chunk)
-        if read > max_bytes:
-            raise AnswerTooLongError(read, max_bytes)
-        chunks.append(chunk)
+        body.take(chunk)
 
-    return b"".join(chunks)
+    return body.whole()
+
+
+class _Body:
+    """An answer's body as it comes, decompressed within its allowance."""
+
+    def __init__(self, encoding: str, max_bytes: int | None) -> None:
+        if encoding not in _ENCODINGS:
+            raise UndecodableError(encoding)
+
+        self._encoding = encoding
+        self._max_bytes = max_bytes
+        # Either header that gzip and deflate (zlib's format) may carry is taken.
+        self._decoder = None if encoding == "identity" else zlib.decompressobj(47)
+        self._chunks: list[bytes] = []
+        self._read = 0
+
+    def take(self, chunk: bytes) -> None:
+        if self._decoder is None:
+            self._keep(chunk)
+            return
+
+        pending = chunk
+        while pending:
+            try:
+                self._keep(self._decoder.decompress(pending, _CHUNK_BYTES))
+            except zlib.error:
+                raise UndecodableError(self._encoding) from None
+            pending = self._decoder.unconsumed_tail
+
+    def whole(self) -> bytes:
+        if self._decoder is not None:
+            # Cut short, or followed by bytes no stream holds: not the whole answer.
+            if not self._decoder.eof or self._decoder.unused_data:
+                raise UndecodableError(self._encoding)
+            self._keep(self._decoder.flush())
+        return b"".join(self._chunks)
+
+    def _keep(self, piece: bytes) -> None:
+        self._read += len(piece)
+        if self._max_bytes is not None and self._read > self._max_bytes:
+            raise AnswerTooLongError(self._read, self._max_bytes)
+        self._chunks.append(piece)
+
+
+_ENCODINGS: Final = frozenset({"identity", "", "gzip", "x-gzip", "deflate"})
+"""What the client asks for (``gzip, deflate``) and can undo; a server sending
+another encoding (``br``) answers what was not asked."""
+
+
+class UndecodableError(Exception):
+    """A body in an encoding the client cannot undo, or whose stream is corrupt or
+    cut short."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(
+            f"the answer's {excerpt(encoding, 60)} body could not be decompressed"
+        )
 
 
 def _describe(error: aiohttp.ClientError) -> str:

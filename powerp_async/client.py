@@ -166,7 +166,10 @@ class PowerPClient:
             limit=self.config.max_in_flight + 2,
             ssl=self.config.verify_tls,
         )
-        self._session = aiohttp.ClientSession(connector=connector)
+        # Bodies are decompressed as they are read, within their allowance (_http).
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False
+        )
         self._tokens = TokenManager(
             self._session,
             f"{self.config.base_url}/v1/auth/token",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
+from powerp_async._http import _CHUNK_BYTES, AnswerTooLongError, _Body
 from powerp_async._time import format_wire, parse_wire
 from powerp_async.errors import (
     BadRequestError,
@@ -325,17 +327,23 @@ async def test_a_run_whose_every_query_is_refused_stops_early(scripted) -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "encoding"),  # the encoding in aiohttp's words
+    ("answer", "encoding"),
     [
-        # Not valid Brotli either, whether or not its package is installed.
-        (compressed_badly("br", b"not brotli at all"), "brotli (br)"),
+        # An encoding not asked for, whether or not a package could undo it.
+        (compressed_badly("br", b"not brotli at all"), "br"),
         # A gzip stream whose closing checksum and length are zeros.
         (
             compressed_badly("gzip", gzip.compress(orjson.dumps(GOOD))[:-8] + bytes(8)),
             "gzip",
         ),
+        # One cut short, and one followed by bytes no stream holds.
+        (compressed_badly("gzip", gzip.compress(orjson.dumps(GOOD))[:-3]), "gzip"),
+        (
+            compressed_badly("gzip", gzip.compress(orjson.dumps(GOOD)) + b"[]"),
+            "gzip",
+        ),
     ],
-    ids=["br", "gzip-checksum"],
+    ids=["br", "gzip-checksum", "gzip-cut", "gzip-trailing"],
 )
 async def test_a_body_that_cannot_be_decompressed_says_so(
     scripted, answer, encoding: str
@@ -351,6 +359,41 @@ async def test_a_body_that_cannot_be_decompressed_says_so(
         f"/v1/Query: the answer's {encoding} body could not be decompressed"
     )
     assert fake.queries == 3  # max_attempts: a proxy's fault may pass
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("GZIP ", gzip.compress),
+    ],
+)
+async def test_a_compressed_answer_is_read_whole(scripted, encoding, compress) -> None:
+    fake, base_url = scripted
+    fake.script = [compressed_badly(encoding, compress(orjson.dumps(GOOD)))]
+
+    async with client_for(base_url) as client:
+        table = await query(client)
+
+    assert table.column("value_float").to_pylist() == [1.5, 2.5]
+
+
+def test_a_gzip_bomb_is_stopped_within_a_piece_of_its_allowance() -> None:
+    # 64 MiB of spaces in some 64 KiB: aiohttp expanded a packet of it whole.
+    bomb = gzip.compress(b" " * (64 << 20), compresslevel=9)
+    body = _Body("gzip", 1 << 20)
+
+    def take_by_packets() -> None:
+        for start in range(0, len(bomb), 1 << 16):
+            body.take(bomb[start : start + (1 << 16)])
+
+    with pytest.raises(AnswerTooLongError) as raised:
+        take_by_packets()
+
+    assert len(bomb) < 1 << 17
+    assert (1 << 20) < raised.value.read_bytes <= (1 << 20) + _CHUNK_BYTES
 
 
 @pytest.mark.parametrize(

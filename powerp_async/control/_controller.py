@@ -54,9 +54,10 @@ the ceiling from 429 answers alone:
   a count to go by, the rate becomes 0.9 times the rate accepted since the previous
   reset. Either way recovery (``_recovery``) starts at the reset.
 * **The end of a run.** Once every run has taken the last block of its plan
-  (``may_probe`` off), the rate climbs back to ``W_max`` but no further: a probe past
-  the limit could only draw a 429 whose ``Retry-After`` delays the last answers,
-  and a higher rate found then would serve nothing.
+  (``may_probe`` off), the rate climbs back to ``W_max`` but no further than that or
+  than the rate already reached, whichever is higher: a probe past the limit could
+  only draw a 429 whose ``Retry-After`` delays the last answers, and a higher rate
+  found then would serve nothing; a rate reached without a 429 is kept.
 
 All methods take the current time, so the controller is pure bookkeeping; the pacer
 supplies its clock's readings.
@@ -537,7 +538,11 @@ class RateController:
         used = self.used_rate(now) + 1 / self.horizon_s
         ceiling = GROWTH_CAP * used
         if not self.may_probe:
-            ceiling = min(ceiling, curve.w_max)
+            # No probe past what is known: the rate climbs back to W_max, and one
+            # that probing already took above W_max without a 429 stays there. Cut
+            # to W_max, it dropped from 6.6 to 0.46 req/s at the end of a plan, W_max
+            # being what the few sends before a 429 at start-up measured.
+            ceiling = min(ceiling, max(curve.w_max, self._rate))
         rate = max(curve.floor, min(curve.rate_at(now), ceiling))
         return min(max(rate, self.settings.min_rate), self.settings.max_rate)
 

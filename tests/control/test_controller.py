@@ -250,6 +250,21 @@ def test_recovery_climbs_back_but_probes_no_further_once_no_run_may_probe() -> N
     assert controller.rate_at(10.5) > 1.3 * 64
 
 
+def test_a_rate_probing_reached_is_kept_once_no_run_may_probe() -> None:
+    controller = saturated(64, until=0.99, latency_s=0.125)
+    controller.on_throttle(0.99, 0.98, None)
+    knee = RECOVERY_KNEE_S
+    doubled_at = 0.99 + knee + knee * 10 ** (1 / 3)
+    send_paced(controller, 0.99, doubled_at)
+    assert controller.rate_at(doubled_at) == pytest.approx(2 * 64)
+
+    # The plan's last block is taken: no probing further, and no cut either.
+    controller.may_probe = False
+    send_paced(controller, doubled_at, doubled_at + 5)
+
+    assert controller.rate_at(doubled_at + 5) == pytest.approx(2 * 64)
+
+
 def test_recovery_does_not_outgrow_an_app_limited_client() -> None:
     controller = saturated(64, until=0.99, latency_s=0.125)
     controller.on_throttle(0.99, 0.98, None)
