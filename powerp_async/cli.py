@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_range(exporter)
     _add_selection(exporter)
+    # An export's alone: a query is one block as given, a listing has none.
+    exporter.add_argument(
+        "--block-size", type=int, help="signals per query (1-20, default 20)"
+    )
     _add_connection(exporter)
     _add_shared_rate(exporter)
     add_dask_options(exporter)
@@ -198,9 +202,6 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--demo", action="store_true", help="start the embedded simulator and use it"
-    )
-    parser.add_argument(
-        "--block-size", type=int, help="signals per query (1-20, default 20)"
     )
     parser.add_argument(
         "--max-rate", type=float, help="cap on requests per second (default: discover)"
@@ -420,7 +421,7 @@ class _Target:
 def _connection(options: argparse.Namespace) -> Iterator[_Target]:
     fixed_rate = _fixed_rate(options)
     tuning: dict[str, Any] = {
-        "block_size": options.block_size,
+        "block_size": getattr(options, "block_size", None),
         "max_rate": options.max_rate if fixed_rate is None else fixed_rate,
         "max_in_flight": options.max_in_flight,
         "max_outage_s": options.max_outage,

@@ -137,6 +137,12 @@ def test_verbose_before_and_after_a_command_add_up() -> None:
             "--help)\n",
         ),
         (
+            # One query as given: a block size would change nothing.
+            ["query", "--database", "1", "--index", "1", "--block-size", "1"],
+            "powerp: error: unrecognized arguments: --block-size 1 (see powerp "
+            "--help)\n",
+        ),
+        (
             ["simulate", "--client_secret", "hidden-77"],
             "powerp simulate: unrecognized arguments: --client_secret *** (see powerp "
             "simulate --help)\n",
