@@ -152,12 +152,16 @@ class _Body:
 
         self._encoding = encoding
         self._max_bytes = max_bytes
-        # Either header that gzip and deflate (zlib's format) may carry is taken.
-        self._decoder = None if encoding == "identity" else zlib.decompressobj(47)
+        self._decoder = (
+            None if encoding in _AS_SENT else zlib.decompressobj(_GZIP_OR_ZLIB_HEADER)
+        )
         self._chunks: list[bytes] = []
         self._read = 0
+        self._sent = False
+        self._bare = False
 
     def take(self, chunk: bytes) -> None:
+        self._sent = self._sent or bool(chunk)
         if self._decoder is None:
             self._keep(chunk)
             return
@@ -167,11 +171,23 @@ class _Body:
             try:
                 self._keep(self._decoder.decompress(pending, _CHUNK_BYTES))
             except zlib.error:
-                raise UndecodableError(self._encoding) from None
+                if not self._bare_deflate_at_start():
+                    raise UndecodableError(self._encoding) from None
+                continue
             pending = self._decoder.unconsumed_tail
 
+    def _bare_deflate_at_start(self) -> bool:
+        """Whether to read the body again as a bare deflate stream, as some servers
+        send ``deflate``: only at its start, and only once."""
+        if self._encoding != "deflate" or self._read or self._bare:
+            return False
+        self._bare = True
+        self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+        return True
+
     def whole(self) -> bytes:
-        if self._decoder is not None:
+        # An empty body (a refusal's, say) is empty whatever its header says.
+        if self._decoder is not None and self._sent:
             # Cut short, or followed by bytes no stream holds: not the whole answer.
             if not self._decoder.eof or self._decoder.unused_data:
                 raise UndecodableError(self._encoding)
@@ -185,9 +201,13 @@ class _Body:
         self._chunks.append(piece)
 
 
-_ENCODINGS: Final = frozenset({"identity", "", "gzip", "x-gzip", "deflate"})
+_AS_SENT: Final = frozenset({"identity", ""})
+_ENCODINGS: Final = _AS_SENT | {"gzip", "x-gzip", "deflate"}
 """What the client asks for (``gzip, deflate``) and can undo; a server sending
 another encoding (``br``) answers what was not asked."""
+_GZIP_OR_ZLIB_HEADER: Final = zlib.MAX_WBITS | 32
+"""zlib's reader told to take the header of either format, as either encoding may
+come with the other's (deflate is zlib's format; a bare stream is tried after)."""
 
 
 class UndecodableError(Exception):

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from powerp_async import Measurement, PowerPClient
+from powerp_async._engine import RunStats
 from powerp_async._http import _CHUNK_BYTES, AnswerTooLongError, _Body
 from powerp_async._time import format_wire, parse_wire
 from powerp_async.errors import (
@@ -162,11 +163,14 @@ async def test_transient_failures_are_retried_then_succeed(scripted, failure) ->
     fake, base_url = scripted
     fake.script = [failure, good]
 
+    stats = RunStats()
     async with client_for(base_url) as client:
-        table = await query(client)
+        table = await client.query(
+            1, ["1"], START, START + timedelta(seconds=2), window="1s", stats=stats
+        )
 
     assert table.column("value_float").to_pylist() == [1.5, 2.5]
-    assert fake.queries == 2
+    assert (stats.throttled, stats.transport_errors, fake.queries) == (1, 0, 2)
 
 
 @pytest.mark.parametrize(
@@ -361,14 +365,22 @@ async def test_a_body_that_cannot_be_decompressed_says_so(
     assert fake.queries == 3  # max_attempts: a proxy's fault may pass
 
 
+def bare_deflate(data: bytes) -> bytes:
+    """``data`` as a deflate stream without zlib's header, as some servers send it."""
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
 @pytest.mark.parametrize(
     ("encoding", "compress"),
     [
         ("gzip", gzip.compress),
         ("x-gzip", gzip.compress),
         ("deflate", zlib.compress),
+        ("deflate", bare_deflate),
         ("GZIP ", gzip.compress),
     ],
+    ids=["gzip", "x-gzip", "deflate", "deflate-bare", "gzip-spelt-loosely"],
 )
 async def test_a_compressed_answer_is_read_whole(scripted, encoding, compress) -> None:
     fake, base_url = scripted
@@ -378,6 +390,25 @@ async def test_a_compressed_answer_is_read_whole(scripted, encoding, compress) -
         table = await query(client)
 
     assert table.column("value_float").to_pylist() == [1.5, 2.5]
+
+
+async def test_an_empty_refusal_said_to_be_compressed_is_still_a_refusal(
+    scripted,
+) -> None:
+    fake, base_url = scripted
+    empty_gzip_429 = web.Response(
+        status=429, headers={"Content-Encoding": "gzip", "Retry-After": "0"}
+    )
+    fake.script = [lambda request: empty_gzip_429, good]
+
+    stats = RunStats()
+    async with client_for(base_url) as client:
+        table = await client.query(
+            1, ["1"], START, START + timedelta(seconds=2), window="1s", stats=stats
+        )
+
+    assert table.column("value_float").to_pylist() == [1.5, 2.5]
+    assert (stats.throttled, stats.transport_errors, fake.queries) == (1, 0, 2)
 
 
 def test_a_gzip_bomb_is_stopped_within_a_piece_of_its_allowance() -> None:
