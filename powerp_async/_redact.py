@@ -45,16 +45,17 @@ _secrets_lock = threading.Lock()
 """Taken by writers only."""
 
 _JSON_SHORT_ESCAPES: Final = {
-    '"': r'\\"',
-    "\\": r"\\\\",
-    "/": r"\\/",
-    "\b": r"\\b",
-    "\f": r"\\f",
-    "\n": r"\\n",
-    "\r": r"\\r",
-    "\t": r"\\t",
+    '"': r'\\+"',
+    "\\": r"\\+",
+    "/": r"\\+/",
+    "\b": r"\\+b",
+    "\f": r"\\+f",
+    "\n": r"\\+n",
+    "\r": r"\\+r",
+    "\t": r"\\+t",
 }
-"""The two-character escapes a JSON writer may use, as patterns."""
+"""The two-character escapes a JSON writer may use, as patterns: with as many
+backslashes as writing JSON into a JSON string again and again leaves."""
 
 _HTML_NAMED: Final = {
     "&": r"&amp;",
@@ -128,12 +129,14 @@ def _escaped_pattern(secret: str) -> re.Pattern[str]:
 
 
 def _unicode_escapes(code: int) -> list[str]:
+    # One backslash or more: a JSON document echoed inside a JSON string (an error
+    # description quoting the request) escapes the escape's own backslash.
     if code <= 0xFFFF:
-        return [rf"\\u(?i:{code:04x})"]
+        return [rf"\\+u(?i:{code:04x})"]
 
     high = 0xD800 + ((code - 0x10000) >> 10)
     low = 0xDC00 + ((code - 0x10000) & 0x3FF)
-    return [rf"\\u(?i:{high:04x})\\u(?i:{low:04x})"]
+    return [rf"\\+u(?i:{high:04x})\\+u(?i:{low:04x})"]
 
 
 def mask_url(url: str) -> str:

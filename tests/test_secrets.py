@@ -277,6 +277,35 @@ def test_a_secret_echoed_inside_json_is_masked(secret: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "secret",
+    ['q"uo\\te-Zz9', "Grüße-aus-Köln", "tab\tand/slash-Q7", "emoji-\U0001f512-k"],
+)
+@pytest.mark.parametrize("ascii_only", [True, False])
+@pytest.mark.parametrize("depth", [2, 3])
+def test_a_secret_echoed_in_json_inside_json_is_masked(
+    secret: str, ascii_only: bool, depth: int
+) -> None:
+    # An error description that quotes the request's JSON: escaped twice, or thrice.
+    remember_secret(secret)
+    body: object = {"client_secret": secret}
+    for _ in range(depth):
+        body = json.dumps({"echo": body}, ensure_ascii=ascii_only)
+
+    shown = scrub(f"HTTP 401: {body}")
+
+    assert _innermost(shown.removeprefix("HTTP 401: ")) == {"client_secret": "***"}
+
+
+def _innermost(text: str) -> object:
+    """The JSON inside ``text``, read again for as long as it holds JSON text."""
+    value: object = json.loads(text)
+    while isinstance(value, dict) and set(value) == {"echo"}:
+        inner = value["echo"]
+        value = json.loads(inner) if isinstance(inner, str) else inner
+    return value
+
+
+@pytest.mark.parametrize(
     "echoed",
     [
         '{"got": "k9+Qz\\/Xw7Lm2Pq=="}',  # "/" escaped, as PHP writes it
