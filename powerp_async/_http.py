@@ -90,7 +90,7 @@ async def send(
             # it points, past the checks made on the configured URL.
             allow_redirects=False,
         ) as answer:
-            body = await _read_at_most(answer, max_bytes)
+            body = await _read_answer(answer, max_bytes)
             status, answer_headers = answer.status, answer.headers
     except UndecodableError as error:
         failure = TransportError(
@@ -125,6 +125,19 @@ class AnswerTooLongError(Exception):
         super().__init__(f"the answer ran past {max_bytes:,} bytes")
         self.read_bytes = read_bytes
         self.max_bytes = max_bytes
+
+
+async def _read_answer(answer: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
+    """The body, or none for a refusal or failure whose body cannot be undone: its
+    status says what matters (a 401, a 429 and its Retry-After), and a body taken
+    for a failure of the connection would hide it."""
+    try:
+        return await _read_at_most(answer, max_bytes)
+    except UndecodableError as error:
+        if answer.status < 300:
+            raise
+        logger.debug("HTTP %d kept without its body: %s", answer.status, error)
+        return b""
 
 
 async def _read_at_most(answer: aiohttp.ClientResponse, max_bytes: int | None) -> bytes:
@@ -174,7 +187,19 @@ class _Body:
                 if not self._bare_deflate_at_start():
                     raise UndecodableError(self._encoding) from None
                 continue
-            pending = self._decoder.unconsumed_tail
+            pending = self._decoder.unconsumed_tail or self._next_member()
+
+    def _next_member(self) -> bytes:
+        """What follows the end of a gzip stream: another member of the same body,
+        as gzip allows, read by a decoder of its own; nothing else may follow."""
+        assert self._decoder is not None
+        rest = self._decoder.unused_data
+        if not (self._decoder.eof and rest):
+            return b""
+        if self._encoding not in ("gzip", "x-gzip"):
+            raise UndecodableError(self._encoding)
+        self._decoder = zlib.decompressobj(_GZIP_OR_ZLIB_HEADER)
+        return rest
 
     def _bare_deflate_at_start(self) -> bool:
         """Whether to read the body again as a bare deflate stream, as some servers
@@ -197,6 +222,9 @@ class _Body:
     def _keep(self, piece: bytes) -> None:
         self._read += len(piece)
         if self._max_bytes is not None and self._read > self._max_bytes:
+            # Let go now: the error's traceback keeps this object alive while the
+            # query is asked again in halves, and each half's in turn.
+            self._chunks.clear()
             raise AnswerTooLongError(self._read, self._max_bytes)
         self._chunks.append(piece)
 

@@ -376,8 +376,16 @@ def bare_deflate(data: bytes) -> bytes:
         ("deflate", zlib.compress),
         ("deflate", bare_deflate),
         ("GZIP ", gzip.compress),
+        ("gzip", lambda data: gzip.compress(data[:9]) + gzip.compress(data[9:])),
     ],
-    ids=["gzip", "x-gzip", "deflate", "deflate-bare", "gzip-spelt-loosely"],
+    ids=[
+        "gzip",
+        "x-gzip",
+        "deflate",
+        "deflate-bare",
+        "gzip-spelt-loosely",
+        "gzip-two-members",
+    ],
 )
 async def test_a_compressed_answer_is_read_whole(scripted, encoding, compress) -> None:
     fake, base_url = scripted
@@ -389,14 +397,17 @@ async def test_a_compressed_answer_is_read_whole(scripted, encoding, compress) -
     assert table.column("value_float").to_pylist() == [1.5, 2.5]
 
 
-async def test_an_empty_refusal_said_to_be_compressed_is_still_a_refusal(
-    scripted,
+@pytest.mark.parametrize("body", [b"", b"not gzip at all"], ids=["empty", "garbled"])
+async def test_a_refusal_whose_body_cannot_be_decompressed_is_still_a_refusal(
+    scripted, body: bytes
 ) -> None:
     fake, base_url = scripted
-    empty_gzip_429 = web.Response(
-        status=429, headers={"Content-Encoding": "gzip", "Retry-After": "0"}
+    gzip_429 = web.Response(
+        status=429,
+        body=body,
+        headers={"Content-Encoding": "gzip", "Retry-After": "0"},
     )
-    fake.script = [lambda request: empty_gzip_429, good]
+    fake.script = [lambda request: gzip_429, good]
 
     stats = RunStats()
     async with client_for(base_url) as client:
