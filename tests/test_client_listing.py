@@ -22,6 +22,7 @@ from powerp_async import (
     ServerUnavailableError,
     TransportError,
     export,
+    plan_export,
 )
 from powerp_async._token import TOKEN_ATTEMPTS
 from powerp_async.client import _parse_measurements
@@ -184,6 +185,39 @@ async def test_an_export_skips_nothing_before_a_first_point_given_without_a_zone
     assert len(expected) == 3 * 180
     assert_exact(read_dataset(spec.out), expected)
     assert report.complete
+
+
+async def test_a_plan_names_the_signals_listed_as_starting_after_its_range(
+    tmp_path,
+) -> None:
+    async def one_starts_next_year(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith("/measurements"):
+            assert isinstance(response, web.Response)
+            rows = orjson.loads(bytes(response.body))
+            rows[0]["firstDataPoint"] = "2027-06-01T00:00:00Z"
+            response.body = orjson.dumps(rows)
+        return response
+
+    async with (
+        Simulator(rewriting_settings(one_starts_next_year)) as simulator,
+        one_at_a_time(simulator) as client,
+    ):
+        chosen = [m for m in await client.measurements() if m.database_id == 1][:5]
+        spec = export_of(tmp_path / "out", chosen, timedelta(minutes=10), "1m")
+        plan = await plan_export(client, spec)
+
+    assert (plan.signals, plan.after_range) == (4, 1)
+    assert (
+        plan.describe()
+        .splitlines()[1]
+        .endswith(
+            "; 1 other signal left out, listed as starting after the range "
+            "(firstDataPoint)"
+        )
+    )
 
 
 async def test_a_first_listing_that_outlasts_the_outage_allowed_is_not_tried_again(

@@ -35,13 +35,17 @@ def test_a_plan_of_one_of_everything_speaks_in_the_singular() -> None:
     spec = ExportSpec(
         out=Path("x"), start=ANCHOR - timedelta(seconds=1), end=ANCHOR, window="1s"
     )
-    plan = ExportPlan(spec, 1, 1, 1, requests=1, max_points=1, late_signals=1)
+    plan = ExportPlan(
+        spec, 1, 1, 1, requests=1, max_points=1, late_signals=1, after_range=1
+    )
 
     lines = plan.describe(known_rate=1.0).splitlines()
 
     assert lines[:3] == [
         "Range: 2026-12-04T11:59:59Z to 2026-12-04T12:00:00Z, 1 window of 1s",
-        "Signals: 1 in 1 (database, aggregation) group, 1 starting inside the range",
+        "Signals: 1 in 1 (database, aggregation) group, 1 starting inside the range; "
+        "1 other signal left out, listed as starting after the range "
+        "(firstDataPoint)",
         "Queries: 1 (1 time slice), at most 1 point",
     ]
 

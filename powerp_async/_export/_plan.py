@@ -45,6 +45,9 @@ class ExportPlan:
     """Of ``requests``, the blocks of signals the server refused in earlier runs."""
     ends_after_now: bool = False
     """Whether the range ends after now: its last windows have no data yet."""
+    after_range: int = 0
+    """Signals selected but left out: the listing puts their first point at or after
+    the range's end, so none of their blocks is asked."""
 
     @property
     def remaining(self) -> int:
@@ -67,6 +70,12 @@ class ExportPlan:
             + (
                 f", {self.late_signals} starting inside the range"
                 if self.late_signals
+                else ""
+            )
+            + (
+                f"; {plural(self.after_range, 'other signal')} left out, listed as "
+                "starting after the range (firstDataPoint)"
+                if self.after_range
                 else ""
             ),
             f"Queries: {self.requests:,} ({plural(self.slices, 'time slice')}"
@@ -147,6 +156,7 @@ async def plan_export(
         resumed=resume,
         owed=owed,
         ends_after_now=ends_after_now(span),
+        after_range=len(listed) - len(signals),
     )
 
 
