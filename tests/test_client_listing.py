@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +56,21 @@ def export_of(
         databases=(1,),
         indexes=tuple(m.index for m in chosen),
     )
+
+
+def listing_rewritten(change: Callable[[list[dict]], None]) -> Handler:
+    """A simulator policy that passes the listing's rows through ``change``."""
+
+    async def rewrite(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith("/measurements"):
+            assert isinstance(response, web.Response)
+            rows = orjson.loads(bytes(response.body))
+            change(rows)
+            response.body = orjson.dumps(rows)
+        return response
+
+    return rewrite
 
 
 def parsed(rows: list[dict], caplog) -> list:
@@ -161,20 +177,14 @@ async def test_an_export_skips_nothing_before_a_first_point_given_without_a_zone
     # UTC, the two hours before it would be skipped as holding nothing.
     late = (ANCHOR - timedelta(hours=1)).replace(tzinfo=None).isoformat()
 
-    async def local_first_points(
-        request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        response = await handler(request)
-        if request.path.endswith("/measurements"):
-            assert isinstance(response, web.Response)
-            rows = orjson.loads(bytes(response.body))
-            for row in rows:
-                row["firstDataPoint"] = late
-            response.body = orjson.dumps(rows)
-        return response
+    def local_first_points(rows: list[dict]) -> None:
+        for row in rows:
+            row["firstDataPoint"] = late
 
     async with (
-        Simulator(rewriting_settings(local_first_points)) as simulator,
+        Simulator(
+            rewriting_settings(listing_rewritten(local_first_points))
+        ) as simulator,
         one_at_a_time(simulator) as client,
     ):
         chosen = [m for m in await client.measurements() if m.database_id == 1][:3]
@@ -190,19 +200,13 @@ async def test_an_export_skips_nothing_before_a_first_point_given_without_a_zone
 async def test_a_plan_names_the_signals_listed_as_starting_after_its_range(
     tmp_path,
 ) -> None:
-    async def one_starts_next_year(
-        request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        response = await handler(request)
-        if request.path.endswith("/measurements"):
-            assert isinstance(response, web.Response)
-            rows = orjson.loads(bytes(response.body))
-            rows[0]["firstDataPoint"] = "2027-06-01T00:00:00Z"
-            response.body = orjson.dumps(rows)
-        return response
+    def one_starts_next_year(rows: list[dict]) -> None:
+        rows[0]["firstDataPoint"] = "2027-06-01T00:00:00Z"
 
     async with (
-        Simulator(rewriting_settings(one_starts_next_year)) as simulator,
+        Simulator(
+            rewriting_settings(listing_rewritten(one_starts_next_year))
+        ) as simulator,
         one_at_a_time(simulator) as client,
     ):
         chosen = [m for m in await client.measurements() if m.database_id == 1][:5]
