@@ -732,6 +732,11 @@ class Engine:
         # refused meanwhile, then set apart at once what the first search found.
         key = (block.database_id, block.aggregation, block.indexes)
         async with self._search_locks.setdefault(key, anyio.Lock()):
+            known = self._refusals.known(block)
+            if known is not None:
+                # A search that ended while this one waited found its database
+                # forbidden: asking again would only be refused again.
+                return [self._failed(block, known)]
             results = await self._search(block, error, depth=0)
         if any(result.ok for result in results):
             # Said only now, when the search is over: a part refused is then final.
@@ -792,7 +797,7 @@ class Engine:
         ]
 
     async def _asked_in_search(self, part: Block) -> list[BlockResult]:
-        given_up = self._signals.given_up(part)
+        given_up = self._signals.given_up(part) or self._refusals.known(part)
         if given_up is not None:
             return [BlockResult(part, None, given_up)]
 

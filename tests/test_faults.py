@@ -272,6 +272,30 @@ async def test_points_already_fetched_survive_a_failed_block(scripted) -> None:
     assert [b.indexes for b, _ in caught.value.failures] == [("2",)]
 
 
+async def test_a_database_refused_to_many_blocks_at_once_is_not_searched_by_each(
+    scripted,
+) -> None:
+    fake, base_url = scripted
+    fake.script = [status(403, b'{"error": "forbidden"}', "application/json")]
+    signals = [Measurement(7, str(n)) for n in range(20)]
+    end = START + timedelta(minutes=29 * 40)  # 40 slices of 29 one-minute windows
+
+    async def fetch_all(client: PowerPClient) -> None:
+        async with client.fetch(signals, START, end, window="1m") as results:
+            async for _ in results:
+                pass
+
+    async with client_for(base_url, max_in_flight=8) as client:
+        with pytest.raises(FetchFailedError) as caught:
+            await fetch_all(client)
+
+    # 40 blocks of 20 signals: the first refused is searched down to quarters (six
+    # queries more), which takes the database as forbidden; the blocks refused
+    # meanwhile wait for that search and are not searched again.
+    assert len(caught.value.failures) == 40
+    assert fake.queries <= 7 + 8 * 2
+
+
 async def test_a_forbidden_database_is_asked_once(scripted) -> None:
     fake, base_url = scripted
 
