@@ -73,24 +73,13 @@ def test_a_reader_that_stops_after_a_line_of_a_long_listing_ends_it_with_141(
 ) -> None:
     # The listing runs well past what a pipe holds: the part the pipe took must not
     # pass for the whole once the reader is gone (powerp measurements | head -1).
-    with subprocess.Popen(
-        [sys.executable, "-m", "powerp_async", "measurements"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(served),
-    ) as process:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        process.stdout.close()
-        _, errors = process.communicate(timeout=120)
+    done = _with_stdout_closed(["measurements"], served, after_lines=1)
 
-    assert first.split() == [
+    assert done.stdout.split() == [
         *("databaseId", "index", "name", "aggregation", "dataType", "unit"),
         "firstDataPoint",
     ]
-    assert (process.returncode, errors) == (141, "")
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def _to_full_disk(
@@ -110,9 +99,10 @@ def _to_full_disk(
 
 
 def _with_stdout_closed(
-    arguments: list[str], base_url: str
+    arguments: list[str], base_url: str, *, after_lines: int = 0
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command with a stdout pipe whose reading end is closed at once."""
+    """Run the command with a stdout pipe whose reading end is closed at once, or
+    once ``after_lines`` lines were read (its ``stdout``)."""
     command = [sys.executable, "-m", "powerp_async", *arguments]
     with subprocess.Popen(
         command,
@@ -123,9 +113,10 @@ def _with_stdout_closed(
         env=environment(base_url),
     ) as process:
         assert process.stdout is not None
+        read = "".join(process.stdout.readline() for _ in range(after_lines))
         process.stdout.close()
         _, errors = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(command, process.returncode, None, errors)
+    return subprocess.CompletedProcess(command, process.returncode, read, errors)
 
 
 def test_an_export_whose_summary_meets_a_full_disk_keeps_its_outcome(
