@@ -30,6 +30,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._compact_wire import read_compact
 from ._runs import IndexRuns, index_runs, shared_texts
 from ._time import parse_wire
 from ._values import (
@@ -144,6 +145,11 @@ def _decode_body(
     clean: bool = False,
 ) -> DecodedBlock:
     floats_only = float_signals_only(block, data_types)
+    if floats_only and not clean:
+        decoded = _decode_compact(body, block)
+        if decoded is not None:
+            return decoded
+
     fields = read_fields(body, block.indexes, floats_only=floats_only, url=url)
     if clean:
         fields = _without_lone_surrogates(fields)
@@ -191,6 +197,27 @@ def _without_lone_surrogates(fields: Fields) -> Fields:
     )
 
 
+def _decode_compact(body: bytes, block: Block) -> DecodedBlock | None:
+    """The answer of a block of float signals in the compact shape servers send,
+    read straight into columns; ``None`` for any other (``_compact_wire``)."""
+    columns = read_compact(body, block.indexes)
+    if columns is None:
+        return None
+
+    times_us = _cast_times(columns.time_texts)
+    if times_us is None:
+        return None  # the general path says what it makes of such a time
+
+    codes, floats = columns.codes, columns.floats
+    times_us = times_us[columns.time_positions]
+    selection = _select(codes, times_us, block)
+    if not selection.keep.all():
+        codes, times_us = codes[selection.keep], times_us[selection.keep]
+        floats = floats.filter(pa.array(selection.keep))
+
+    return _decoded(block, codes, times_us, float_columns(floats), selection)
+
+
 def _decode_fields(
     fields: Fields,
     block: Block,
@@ -218,6 +245,17 @@ def _decode_fields(
         is_int, is_float = numeric_kinds(codes, block, data_types)
         columns = value_columns(fields.values, is_int, is_float, url=url)
 
+    return _decoded(block, codes, times_us, columns, selection, unreadable)
+
+
+def _decoded(
+    block: Block,
+    codes: Int64Array,
+    times_us: Int64Array,
+    columns: ValueColumns,
+    selection: _Selection,
+    unreadable: int = 0,
+) -> DecodedBlock:
     return DecodedBlock(
         batch=_batch(block, codes, times_us, columns),
         dropped_unrequested=selection.unrequested,

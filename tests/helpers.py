@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from powerp_async import PowerPClient
+from powerp_async._decode import DecodedBlock
 from powerp_async._time import to_epoch_us
 from powerp_async.models import POINT_SCHEMA, Measurement
 from powerp_async.planning import TimeRange, time_slices
@@ -20,6 +22,35 @@ from .conftest import ANCHOR, CLIENT_SECRET
 
 Key = tuple[int, str, str, int]
 VALUE_COLUMNS = ("value_float", "value_int", "value_bool", "value_text")
+
+
+def nan_as_text(value: Any) -> Any:
+    """NaN made equal to itself, and -0.0 unequal to 0.0, so that rows holding them
+    can be compared and a lost sign is seen."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+
+    if isinstance(value, float) and value == 0 and math.copysign(1, value) < 0:
+        return "-0.0"
+
+    return value
+
+
+def comparable(decoded: DecodedBlock) -> tuple[Any, ...]:
+    """A decoded answer's rows and drop counts, with NaN made equal to itself, so
+    that two decodings can be compared whole."""
+    rows = [
+        {name: nan_as_text(value) for name, value in row.items()}
+        for row in decoded.batch.to_pylist()
+    ]
+    return (
+        rows,
+        decoded.dropped_unrequested,
+        decoded.dropped_out_of_range,
+        decoded.dropped_off_grid,
+        decoded.dropped_duplicates,
+        decoded.dropped_unreadable,
+    )
 
 
 def column_for(value: object) -> str | None:

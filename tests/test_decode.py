@@ -29,6 +29,8 @@ from powerp_async._values import float_signals_only
 from powerp_async.errors import MalformedResponseError
 from powerp_async.models import POINT_SCHEMA, Block, DataType
 
+from .helpers import comparable, nan_as_text
+
 URL: Final = "http://127.0.0.1:8080/rt-api/api/v1/Query"
 START_US: Final = 1_796_378_400_000_000  # 2026-12-04T10:00:00Z
 SECOND_US: Final = 1_000_000
@@ -85,18 +87,6 @@ def only_value(
 def times_us(decoded: DecodedBlock) -> list[int]:
     moments: list[int] = decoded.batch.column("timestamp").cast(pa.int64()).to_pylist()
     return moments
-
-
-def nan_as_text(value: Any) -> Any:
-    """NaN made equal to itself, and -0.0 unequal to 0.0, so that rows holding them
-    can be compared and a lost sign is seen."""
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-
-    if isinstance(value, float) and value == 0 and math.copysign(1, value) < 0:
-        return "-0.0"
-
-    return value
 
 
 # Shape of the batch ------------------------------------------------------------------
@@ -885,20 +875,6 @@ def answers(draw: st.DrawFn) -> tuple[bytes, Block, dict[str, DataType | None]]:
     return body_of(points), block, data_types
 
 
-def comparable(decoded: DecodedBlock) -> tuple[Any, ...]:
-    """The whole outcome with NaN made equal to itself, so batches can be compared."""
-    rows = [
-        {name: nan_as_text(value) for name, value in row.items()}
-        for row in decoded.batch.to_pylist()
-    ]
-    return (
-        rows,
-        decoded.dropped_unrequested,
-        decoded.dropped_out_of_range,
-        decoded.dropped_duplicates,
-    )
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers())
 def test_fast_and_slow_paths_give_the_same_batch(
@@ -1217,7 +1193,10 @@ AT_TEN: Final = b'"timestamp":"2026-12-04T10:00:00Z"'
 
 def general_outcome(body: bytes, block: Block, data_types: Any) -> tuple[Any, ...]:
     """What the general reader alone makes of ``body``: the batch, or the error."""
-    with mock.patch.object(wire_module, "_read_quickly", return_value=None):
+    with (
+        mock.patch.object(decode_module, "read_compact", return_value=None),
+        mock.patch.object(wire_module, "_read_quickly", return_value=None),
+    ):
         return outcome(body, block, data_types)
 
 
