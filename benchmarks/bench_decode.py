@@ -22,7 +22,9 @@ from unittest import mock
 
 import orjson
 
+import powerp_async._decode as decoding
 import powerp_async._wire as wire
+from powerp_async._compact_wire import read_compact
 from powerp_async._decode import decode_block
 from powerp_async._time import format_wire, parse_wire
 from powerp_async._values import float_signals_only
@@ -151,7 +153,10 @@ def measure(case: Case, rounds: int) -> None:
         return decode_block(case.body, case.block, case.data_types, url=URL)
 
     def decode_generally() -> object:
-        with mock.patch.object(wire, "_read_quickly", return_value=None):
+        with (
+            mock.patch.object(decoding, "read_compact", return_value=None),
+            mock.patch.object(wire, "_read_quickly", return_value=None),
+        ):
             return decode()
 
     decode_s = best_seconds(decode, rounds)
@@ -169,6 +174,9 @@ def measure(case: Case, rounds: int) -> None:
 def reader_of(case: Case) -> str:
     """Which reader decode_block takes the case with."""
     floats_only = float_signals_only(case.block, case.data_types)
+    if floats_only and read_compact(case.body, case.block.indexes) is not None:
+        return "compact"
+
     quick = wire._read_quickly(case.body, case.block.indexes, floats_only=floats_only)
     if quick is None:
         return "general"

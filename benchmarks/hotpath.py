@@ -35,18 +35,19 @@ from unittest import mock
 
 import aiohttp
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+import powerp_async._compact_wire as compact
 import powerp_async._decode as decoding
 import powerp_async._wire as wire
 from powerp_async._decode import decode_block
 from powerp_async._export import DEFAULT_ROWS_PER_FLUSH
 from powerp_async._export._formats import _write_parquet as write_parquet
 from powerp_async._export._parts import PartStager
-from powerp_async._runs import IndexRuns, index_runs
 from powerp_async._time import parse_duration_us, parse_wire
 from powerp_async._values import float_columns, float_signals_only
 from powerp_async.models import Block, DataType, Measurement
@@ -196,9 +197,17 @@ def ways(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
     def decode() -> pa.RecordBatch:
         return decode_block(body, block, data_types, url=URL).batch
 
+    def decode_by_records() -> pa.RecordBatch:
+        # The reader every body the compact reader leaves goes to first.
+        with mock.patch.object(decoding, "read_compact", return_value=None):
+            return decode()
+
     def decode_generally() -> pa.RecordBatch:
         # The reader the decoder falls back on, for every body.
-        with mock.patch.object(wire, "_read_quickly", return_value=None):
+        with (
+            mock.patch.object(decoding, "read_compact", return_value=None),
+            mock.patch.object(wire, "_read_quickly", return_value=None),
+        ):
             return decode()
 
     def dicts_to_arrow() -> pa.Table:
@@ -231,7 +240,10 @@ def ways(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
         "orjson dicts, then Arrow (unchecked)": dicts_to_arrow,
         "msgspec records, then Arrow (unchecked)": records_to_arrow,
         "decode_block, general reader (orjson dicts)": decode_generally,
-        "decode_block (msgspec records, then Arrow columns)": decode,
+        "decode_block, msgspec reader (records, then Arrow columns)": (
+            decode_by_records
+        ),
+        "decode_block (compact reader: bytes straight to Arrow columns)": decode,
         "Parquet write alone, zstd and pyarrow's defaults": lambda: pq.write_table(
             table, target, compression="zstd"
         ),
@@ -243,6 +255,9 @@ def ways(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
         ),
         "decode_block, general reader + Parquet write": lambda: write_parquet(
             pa.Table.from_batches([decode_generally()]), target
+        ),
+        "decode_block, msgspec reader + Parquet write": lambda: write_parquet(
+            pa.Table.from_batches([decode_by_records()]), target
         ),
         "decode_block + Parquet write": lambda: write_parquet(
             pa.Table.from_batches([decode()]), target
@@ -264,55 +279,51 @@ def msgspec_typed() -> Callable[[bytes], list[Any]]:
 def steps(answer: Case, folder: Path) -> dict[str, Callable[[], object]]:
     """The steps of decode_block and the write, each alone on its own input."""
     body, block, data_types = answer.body, answer.block, answer.data_types
-    floats_only = float_signals_only(block, data_types)
+    if not float_signals_only(block, data_types):
+        raise ValueError(f"the answer of {block.describe()} is not of float signals")
 
-    def read() -> wire.Fields:
-        return wire.read_fields(body, block.indexes, floats_only=floats_only, url=URL)
+    raw = np.frombuffer(body, np.uint8)
+    layout = compact._layout(body, raw)
+    if layout is None:
+        raise ValueError(f"the answer of {block.describe()} is not of compact shape")
 
-    def signals() -> object:
-        runs = index_runs(fields.indexes, len(block.indexes))
-        return None if runs is None else decoding._run_codes(runs, block)
+    columns = compact.read_compact(body, block.indexes)
+    assert columns is not None  # its shape was just found
+    codes = columns.codes
+    times_us = decoding._cast_times(columns.time_texts)
+    assert times_us is not None  # decode_block parses them so
+    times_us = times_us[columns.time_positions]
 
-    fields = read()
-    runs, codes, times_us = _by_run(fields, block)
-    if fields.floats is None:
-        raise ValueError(f"the answer of {block.describe()} is not read as floats")
+    def timestamps() -> object:
+        texts, positions = compact._time_texts(raw, layout, codes)
+        parsed = decoding._cast_times(texts)
+        return None if parsed is None else parsed[positions]
 
-    columns = float_columns(fields.floats)
+    value_columns = float_columns(columns.floats)
     table = pa.Table.from_batches(
         [decode_block(body, block, data_types, url=URL).batch]
     )
     return {
-        "msgspec records, then lists and the float64 column": read,
-        "signals: runs of one index, each looked up once": signals,
-        "timestamps: the texts of each distinct run parsed once": lambda: (
-            decoding._times_by_run(fields.times, runs.lengths)
+        "the shape: commas found, every fixed piece compared": lambda: compact._layout(
+            body, raw
         ),
+        "signals: each index read as a word and looked up": lambda: (
+            compact._index_codes(raw, layout, block.indexes)
+        ),
+        "values: texts gathered, checked as JSON numbers, parsed by Arrow": lambda: (
+            compact._floats(raw, layout.value_starts, layout.value_ends)
+        ),
+        "timestamps: texts compared as words, the distinct ones parsed": timestamps,
         "points to drop: unrequested, out of range, repeats": lambda: decoding._select(
             codes, times_us, block
         ),
         "the batch: index, label and timestamp columns": lambda: decoding._batch(
-            block, codes, times_us, columns
+            block, codes, times_us, value_columns
         ),
         "Parquet write, the export's options": lambda: write_parquet(
             table, folder / "steps.parquet"
         ),
     }
-
-
-def _by_run(
-    fields: wire.Fields, block: Block
-) -> tuple[IndexRuns, decoding.Int64Array, decoding.Int64Array]:
-    """The runs, signals and times of an answer grouped by signal, as decode_block
-    finds them."""
-    runs = index_runs(fields.indexes, len(block.indexes))
-    if runs is not None:
-        codes = decoding._run_codes(runs, block)
-        times_us = decoding._times_by_run(fields.times, runs.lengths)
-        if codes is not None and times_us is not None:
-            return runs, codes, times_us
-
-    raise ValueError(f"the answer of {block.describe()} is not grouped by signal")
 
 
 def flush_ways(answers: list[Case], folder: Path) -> dict[str, Callable[[], object]]:
