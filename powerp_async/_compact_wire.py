@@ -350,7 +350,8 @@ def _json_numbers(gathered: ByteArray, offsets: Int64Array) -> bool:
     if not len(starts):
         return True
 
-    if not (ends > starts).all() or (gathered[starts] == ord("+")).any():
+    # Every text holds a byte at least: the layout sees to it.
+    if (gathered[starts] == ord("+")).any():
         return False
 
     digits = _digits(gathered)
@@ -427,7 +428,7 @@ def _time_texts(
 
     if as_template.all():  # as in answers sent signal after signal
         parsed = _strings(*_gather(raw, starts[template], ends[template]))
-        return parsed, in_run.astype(np.intp)
+        return parsed, in_run.astype(np.intp, copy=False)
 
     # A point that repeats the text before it takes that text's place; the
     # others take their place in the longest run, or a place of their own.
@@ -437,7 +438,7 @@ def _time_texts(
     anchor_of = np.repeat(anchors, np.diff(anchors, append=len(codes)))
     worth = np.concatenate([template, np.flatnonzero(own)])
     parsed = _strings(*_gather(raw, starts[worth], ends[worth]))
-    return parsed, places[anchor_of].astype(np.intp)
+    return parsed, places[anchor_of].astype(np.intp, copy=False)
 
 
 def _longest_run(codes: Int64Array) -> tuple[Int64Array, Int64Array]:

@@ -1,13 +1,16 @@
 """Turn one ``POST /v1/Query`` answer into an Arrow batch of points.
 
 This is the client's hot path: an answer holds up to 20 signals times some 1,800
-windows, so every step after reading the JSON (``_wire``) works on whole columns
-(pyarrow and numpy) rather than on one point at a time. An answer grouped by signal,
-as servers send them, is looked up and parsed per run of one signal (``_runs``);
-any other goes point by point. Timestamps go through Arrow's parser first and
-through ``parse_wire`` only when Arrow refuses one; which column each value goes to
-is decided in ``_values``. Each point's signal is carried as its position among the
-block's indexes, and the index column is built from those positions at the end.
+windows, so every step after reading the JSON works on whole columns (pyarrow and
+numpy) rather than on one point at a time. The answer to a block of float signals,
+in the compact shape servers send, is read from its bytes straight into columns
+(``_compact_wire``); any other is read into lists first (``_wire``). Of those, an
+answer grouped by signal, as servers send them, is looked up and parsed per run of
+one signal (``_runs``); any other goes point by point. Timestamps go through
+Arrow's parser first and through ``parse_wire`` only when Arrow refuses one; which
+column each value goes to is decided in ``_values``. Each point's signal is carried
+as its position among the block's indexes, and the index column is built from those
+positions at the end.
 
 Known shortcomings: an ``index`` sent as a number beyond 64 bits reaches us rounded by
 orjson and counts as unrequested; a float ``index`` (``12.0`` as well as ``12.5``)

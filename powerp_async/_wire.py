@@ -1,5 +1,8 @@
 """Read one ``POST /v1/Query`` answer into three lists: index, value and timestamp.
 
+These readers take every answer that ``_compact_wire`` leaves: any other shape, and
+any block holding a signal of another type than float.
+
 Two readers give the same lists. The quick one decodes with msgspec straight into
 small records that the garbage collector never tracks, some three times faster than
 orjson builds dicts. It takes only the shape servers send: an array of objects whose
