@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         points_frame,
     )
     from .client import PowerPClient
-    from .config import ClientConfig
+    from .config import ClientConfig, ClientSettings
     from .errors import (
         APIError,
         AuthenticationError,
@@ -63,6 +63,7 @@ __all__ = [
     "Block",
     "BlockResult",
     "ClientConfig",
+    "ClientSettings",
     "ConfigurationError",
     "DataType",
     "ExportPlan",
@@ -112,7 +113,7 @@ _MODULE_OF: Final = {
         "._frames",
     ),
     "PowerPClient": ".client",
-    "ClientConfig": ".config",
+    **dict.fromkeys(("ClientConfig", "ClientSettings"), ".config"),
     **dict.fromkeys((name for name in __all__ if name.endswith("Error")), ".errors"),
     **dict.fromkeys(("POINT_SCHEMA", "Block", "DataType", "Measurement"), ".models"),
     **dict.fromkeys(("FixedPacer", "Pacer"), ".pacing"),

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, Unpack
 
 import aiohttp
 import anyio
@@ -51,7 +51,7 @@ from ._streams import stream_context
 from ._time import format_wire, parse_duration_us, parse_wire_zoned, to_epoch_us
 from ._token import TokenManager
 from ._wire import json_kind
-from .config import ClientConfig
+from .config import ClientConfig, ClientSettings
 from .control import AdaptivePacer, RateController, RateSettings, SizeMemory
 from .errors import (
     ConfigurationError,
@@ -111,7 +111,7 @@ class PowerPClient:
         *,
         pacer: Pacer | None = None,
         on_event: EventHook | None = None,
-        **settings: Any,
+        **settings: Unpack[ClientSettings],
     ) -> None:
         if config is None:
             config = ClientConfig(**settings)
@@ -142,7 +142,7 @@ class PowerPClient:
         *,
         pacer: Pacer | None = None,
         on_event: EventHook | None = None,
-        **overrides: Any,
+        **overrides: Unpack[ClientSettings],
     ) -> Self:
         """A client configured from ``POWERP_*`` variables, ``overrides`` on top;
         ``pacer`` and ``on_event`` are those of the constructor."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from ._config_file import (
@@ -38,6 +38,36 @@ MAX_IN_FLIGHT: Final = 1024
 ENV_CLIENT_ID: Final = "POWERP_CLIENT_ID"
 ENV_CLIENT_SECRET: Final = "POWERP_CLIENT_SECRET"
 ENV_BASE_URL: Final = "POWERP_API_BASE_URL"
+
+
+class ClientSettings(TypedDict, total=False):
+    """The fields of :class:`ClientConfig` as keywords, each optional: what
+    ``PowerPClient(...)``, ``from_env`` and ``with_changes`` take, so that a type
+    checker catches a misspelt or mistyped setting before it runs. A key left out
+    keeps its default, or its value from the environment or file.
+
+    >>> settings: ClientSettings = {"max_rate": 50.0, "adaptive": False}
+    >>> base = ClientConfig("demo", "s", base_url="http://127.0.0.1:8765/rt-api/api")
+    >>> base.with_changes(**settings).max_rate
+    50.0
+    """
+
+    client_id: str
+    client_secret: str
+    base_url: str
+    block_size: int
+    max_rate: float | None
+    initial_rate: float
+    adaptive: bool
+    max_in_flight: int
+    timeout_s: float
+    max_attempts: int
+    max_outage_s: float
+    compression: bool | None
+    verify_tls: bool
+    allow_insecure_http: bool
+    rate_backend: str | None
+    rate_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +195,9 @@ class ClientConfig:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+        cls,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Unpack[ClientSettings],
     ) -> ClientConfig:
         """Read ``POWERP_CLIENT_ID``, ``..._SECRET`` and ``..._API_BASE_URL``.
 
@@ -192,7 +224,7 @@ class ClientConfig:
         cls,
         path: str | os.PathLike[str],
         environ: Mapping[str, str] | None = None,
-        **overrides: Any,
+        **overrides: Unpack[ClientSettings],
     ) -> ClientConfig:
         """Read the settings from a TOML file whose keys are this class's fields.
 
@@ -226,7 +258,7 @@ class ClientConfig:
             return self.compression
         return not is_loopback(urlsplit(self.base_url).hostname or "")
 
-    def with_changes(self, **changes: Any) -> ClientConfig:
+    def with_changes(self, **changes: Unpack[ClientSettings]) -> ClientConfig:
         """A copy with some fields changed, validated again."""
         return replace(self, **changes)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from powerp_async import ClientConfig, ExportSpec
+from powerp_async import ClientConfig, ClientSettings, ExportSpec
 from powerp_async.errors import ConfigurationError
 
 START = datetime(2026, 12, 4, tzinfo=UTC)
@@ -16,6 +18,14 @@ END = START + timedelta(minutes=2)
 
 def spec(**fields) -> ExportSpec:
     return ExportSpec(**{"out": Path("out"), "start": START, "end": END, **fields})
+
+
+def test_the_typed_settings_are_the_fields_of_the_configuration() -> None:
+    fields = typing.get_type_hints(ClientConfig)
+
+    assert typing.get_type_hints(ClientSettings) == fields
+    assert list(fields) == [field.name for field in dataclasses.fields(ClientConfig)]
+    assert not ClientSettings.__required_keys__
 
 
 @pytest.mark.parametrize(
