@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 from typing import Any, Final
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 MASK: Final = "***"
 EXCERPT_CHARS: Final = 200
@@ -91,13 +91,12 @@ def remember_secret(secret: str | None) -> None:
     if not secret or len(secret) < _SHORTEST_SECRET:
         return
 
-    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
     pattern = _escaped_pattern(secret)
     pieces = _pieces(secret)
     with _secrets_lock:
         if secret not in _secrets:
             _escaped_forms = (*_escaped_forms, pattern)
-        _secrets = _secrets | forms
+        _secrets = _secrets | {secret}
         _fragments = _fragments | pieces
 
 
@@ -107,11 +106,12 @@ def _pieces(secret: str) -> frozenset[str]:
 
 
 def _escaped_pattern(secret: str) -> re.Pattern[str]:
-    """Matches ``secret`` in a JSON string or in HTML, each character as it is or
-    escaped: in JSON as ``\\uXXXX`` in either case (a surrogate pair beyond the
-    first plane), or as ``\\/``, ``\\"`` and the like; in HTML as ``&amp;`` and
-    the like, or as a decimal or hexadecimal reference. Writers differ in what they
-    escape."""
+    """Matches ``secret`` in a JSON string, in HTML or in a URL, each character as
+    it is or escaped: in JSON as ``\\uXXXX`` in either case (a surrogate pair beyond
+    the first plane), or as ``\\/``, ``\\"`` and the like; in HTML as ``&amp;``
+    and the like, or as a decimal or hexadecimal reference; in a URL as the ``%XX``
+    of each of its UTF-8 bytes in either case, or a space as ``+``. Writers differ
+    in what they escape."""
     parts = []
     for character in secret:
         code = ord(character)
@@ -120,12 +120,20 @@ def _escaped_pattern(secret: str) -> re.Pattern[str]:
             *_unicode_escapes(code),
             rf"&\#0*{code};",
             rf"&\#[xX]0*(?i:{code:x});",
+            "".join(f"%(?i:{byte:02x})" for byte in _utf8(character)),
         ]
+        if character == " ":
+            options.append(r"\+")
         for escapes in (_JSON_SHORT_ESCAPES, _HTML_NAMED):
             if character in escapes:
                 options.append(escapes[character])
         parts.append(f"(?:{'|'.join(options)})")
     return re.compile("".join(parts))
+
+
+def _utf8(character: str) -> bytes:
+    # A token read from JSON may hold a lone surrogate, which UTF-8 cannot encode.
+    return character.encode("utf-8", "surrogatepass")
 
 
 def _unicode_escapes(code: int) -> list[str]:

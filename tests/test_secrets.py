@@ -322,6 +322,28 @@ def test_a_secret_echoed_by_other_json_writers_is_masked(echoed: str) -> None:
 @pytest.mark.parametrize(
     "echoed",
     [
+        "Sx9%2Fkq%2BLm%3DZt%20wq%26P%C3%A9",  # quote(), upper-case hex
+        "Sx9%2fkq%2bLm%3dZt%20wq%26P%c3%a9",  # lower-case hex, as some servers write
+        "Sx9%2fkq%2BLm%3dZt+wq%26P%c3%A9",  # a form's space, cases mixed
+        "".join(f"%{byte:02x}" for byte in "Sx9/kq+Lm=Zt wq&Pé".encode()),  # all
+    ],
+)
+def test_a_secret_echoed_url_encoded_any_way_is_masked(echoed: str) -> None:
+    remember_secret("Sx9/kq+Lm=Zt wq&Pé")
+
+    assert scrub(f"bad timestamp {echoed!r} at 0") == "bad timestamp '***' at 0"
+
+
+def test_a_token_holding_a_lone_surrogate_is_remembered_and_masked() -> None:
+    token = "tok-\ud800-lone-surrogate"
+    remember_secret(token)
+
+    assert scrub(f"got {token}") == "got ***"
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
         "p&amp;ss&lt;w&gt;rd&quot;Q+/=%ab",  # Python's html.escape
         'p&amp;ss&lt;w&gt;rd"Q+/=%ab',  # quotes left as they are
         "p&#38;ss&#60;w&#62;rd&#34;Q+/=%ab",  # decimal references
