@@ -119,8 +119,20 @@ def decode_block(
     ``data_types`` maps an index to its declared type; a missing or ``None`` type
     lets each JSON value decide. ``url`` must already be masked: errors carry it.
     Raises ``MalformedResponseError`` when the body is not a JSON array of objects,
-    a point lacks ``index`` or ``timestamp``, or a timestamp cannot be parsed.
+    a point lacks ``index`` or ``timestamp``, a timestamp cannot be parsed, or a
+    value is nested too deeply to be kept as JSON text.
     """
+    try:
+        return _decode_any_text(body, block, data_types, url)
+    except RecursionError:
+        # A value nested nearly as deep as the parser follows: read, but too deep
+        # to be written again as the JSON text that value_text keeps of it.
+        raise _too_deep(body, url) from None
+
+
+def _decode_any_text(
+    body: bytes, block: Block, data_types: Mapping[str, DataType | None], url: str
+) -> DecodedBlock:
     try:
         return _decode_body(body, block, data_types, url)
     except UnicodeEncodeError:
@@ -137,6 +149,12 @@ def decode_block(
         block.describe(),
     )
     return _decode_body(body, block, data_types, url, clean=True)
+
+
+def _too_deep(body: bytes, url: str) -> MalformedResponseError:
+    message = "expected values nested a few hundred levels at most, got one nested "
+    message += "too deeply to be kept as JSON text"
+    return malformed(message, body, url)
 
 
 def _decode_body(

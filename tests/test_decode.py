@@ -1528,3 +1528,31 @@ def test_parquet_encodes_labels_once_and_skips_empty_columns(tmp_path: Path) -> 
         "value_bool": "UNCOMPRESSED",
         "value_text": "UNCOMPRESSED",
     }
+
+
+def test_a_value_nested_too_deeply_to_write_again_fails_its_answer_clearly() -> None:
+    body = b'[{"index":"101","value":' + b"[" * 50 + b"]" * 50 + b"," + AT_TEN + b"}]"
+
+    with (
+        mock.patch.object(values_module.json, "dumps", side_effect=RecursionError),
+        pytest.raises(MalformedResponseError) as raised,
+    ):
+        decode(body)
+
+    assert str(raised.value).startswith(
+        "expected values nested a few hundred levels at most, got one nested too "
+        "deeply to be kept as JSON text"
+    )
+
+
+@pytest.mark.parametrize("depth", range(900, 1040, 7))
+def test_a_deeply_nested_value_is_kept_as_text_or_fails_its_answer(depth: int) -> None:
+    value = "[" * depth + "]" * depth
+    body = f'[{{"index":"101","value":{value},"timestamp":"2026-12-04T10:00:00Z"}}]'
+
+    result = outcome(body.encode(), BLOCK, {})
+
+    if result[0] == "malformed":
+        assert result[1].startswith("expected ")
+    else:
+        assert result[1][0]["value_text"] == value
