@@ -507,6 +507,35 @@ async def test_a_damaged_or_edited_journal_line_is_named(
     )
 
 
+@pytest.mark.parametrize("copied", ["its own last line", "another export's line"])
+async def test_a_journal_committing_blocks_twice_is_refused(
+    client, tmp_path, copied: str
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    await export(client, spec)
+    path = spec.out / JOURNAL
+    lines = path.read_bytes().splitlines(keepends=True)
+    if copied == "its own last line":
+        path.write_bytes(b"".join([*lines, lines[-1]]))
+    else:
+        # The same export made again elsewhere: its second line commits the same
+        # blocks as this one's, in files of other names.
+        other = dataclasses.replace(spec, out=tmp_path / "other")
+        await export(client, other)
+        theirs = (other.out / JOURNAL).read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join([*lines, theirs[1]]))
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec, resume=True)
+
+    assert str(caught.value) == (
+        f"{path}, line {len(lines) + 1}, commits blocks or files that an earlier "
+        "line committed already: the journal was edited, or given a line of another "
+        "export's, and resuming would count their points twice; the folder cannot "
+        "be resumed"
+    )
+
+
 async def test_a_second_run_or_its_dry_run_into_a_busy_folder_stops_at_once(
     client, tmp_path
 ) -> None:

@@ -34,7 +34,9 @@ written with it (``check``: the start of the SHA-256 of the line as written with
 it), since an edit that keeps the JSON valid would otherwise pass: a unit taken out
 of a commit fetches its points again, twice, and a header changed to another format
 or window mixes two kinds of parts in one folder. Lines written before checksums
-were kept have none and are read as they are.
+were kept have none and are read as they are. A journal committing a block or a
+part twice (a line repeated, or one copied from another export's journal, each
+with a valid check) is refused too, naming the line: its points would count twice.
 
 While an export writes to a folder it holds an exclusive lock on the journal, so a
 second export into the same folder stops at once instead of interleaving commits. On
@@ -99,6 +101,8 @@ class ManifestState:
     owed: dict[str, Block] = field(default_factory=dict)
     """Blocks of signals the server refused within committed blocks, by unit id,
     whether committed since or not; they are part of the export's plan."""
+    units_committed: int = 0
+    """Blocks named by commits, counted with repeats: a block is committed once."""
 
     @property
     def plans_balanced(self) -> bool:
@@ -350,7 +354,39 @@ def read_manifest(folder: Path) -> ManifestState:
     for number, record in records:
         _replay(state, path, number, record)
 
+    repeats_blocks = len(state.done_units) < state.units_committed
+    if repeats_blocks or len(set(state.parts)) < len(state.parts):
+        raise _committed_twice(path)
+
     return state
+
+
+def _committed_twice(path: Path) -> ConfigurationError:
+    """The error for a journal committing a block or a part twice."""
+    return ConfigurationError(
+        f"{path}, line {_first_repeat(path)}, commits blocks or files that an "
+        "earlier line committed already: the journal was edited, or given a line "
+        "of another export's, and resuming would count their points twice; the "
+        "folder cannot be resumed"
+    )
+
+
+def _first_repeat(path: Path) -> int:
+    """The number of the first line committing a block or a part again: found by
+    reading the journal once more, as only a journal edited by hand has one."""
+    blocks: set[str] = set()
+    parts: set[str] = set()
+    for number, record in _records(path):
+        if record.get("kind") not in {"commit", "partial"}:
+            continue
+
+        if blocks.intersection(record["units"]) or parts.intersection(record["parts"]):
+            return number
+
+        blocks.update(record["units"])
+        parts.update(record["parts"])
+
+    raise AssertionError(f"{path} was read to repeat a commit, and does not")
 
 
 def _nothing_to_resume(folder: Path) -> str:
@@ -407,6 +443,7 @@ def _replay(
 def _replay_commit(state: ManifestState, record: dict[str, Any]) -> None:
     units = record["units"]
     state.done_units.update(units)
+    state.units_committed += len(units)
     state.parts.extend(record["parts"])
     if "sizes" in record:  # journals written before sizes were recorded lack them
         checks = zip(record["sizes"], record["sha256"], strict=True)
