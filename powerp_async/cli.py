@@ -842,11 +842,11 @@ def _resume_command(arguments: Sequence[str]) -> str | None:
     if command[:1] != ["export"] or folder is None:
         return None
 
-    resume = ["powerp", "export", "--out", folder, "--resume"]
+    resume = ["powerp", "export", *_given("--out", folder), "--resume"]
     # The settings file holds where the data came from; the journal refuses another.
     settings = _option_value(command, "--config")
     if settings is not None:
-        resume += ["--config", settings]
+        resume += _given("--config", settings)
     if "--demo" in command:
         resume.append("--demo")
 
@@ -882,11 +882,17 @@ def _behaviour(command: Sequence[str]) -> list[str]:
         value = _option_value(command, option)
         if value is not None:
             shown = mask_url(value) if option == "--rate-backend" else value
-            kept += [option, shown]
+            kept += _given(option, shown)
 
     if "--quiet" in command:
         kept.append("--quiet")
     return kept
+
+
+def _given(option: str, value: str) -> list[str]:
+    """``option`` and its value as words of a command: joined by ``=`` where the
+    value starts with a dash, which the parser would take for an option."""
+    return [f"{option}={value}"] if value.startswith("-") else [option, value]
 
 
 def _option_value(arguments: Sequence[str], name: str) -> str | None:

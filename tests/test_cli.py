@@ -490,6 +490,10 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys) -> None:
     ("arguments", "resume"),
     [
         (["export", "--out", "o b"], "powerp export --out 'o b' --resume"),
+        (  # a value starting with a dash, which the parser takes only after "="
+            ["export", "--out=-o", "--config=-p.toml", "--rate-key=-k"],
+            "powerp export --out=-o --resume --config=-p.toml --rate-key=-k",
+        ),
         (
             ["-v", "export", "--out=o", "--demo"],
             "powerp export --out o --resume --demo",
