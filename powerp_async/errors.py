@@ -280,18 +280,26 @@ class ExportWriteError(PowerPError):
     ('No space left on device', True)
     """
 
-    def __init__(self, folder: Path, error: OSError, *, resumable: bool = True) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        error: OSError,
+        *,
+        resumable: bool = True,
+        advice: str | None = None,
+    ) -> None:
         self.folder = folder
         self.reason = error.strerror or str(error) or type(error).__name__
         self.resumable = resumable
-        outcome = (
-            "everything committed before is kept, so the export can be resumed"
-            if resumable
-            else "nothing was kept, so run the export again"
-        )
+        if advice is None:
+            outcome = (
+                "everything committed before is kept, so the export can be resumed"
+                if resumable
+                else "nothing was kept, so run the export again"
+            )
+            advice = f"{outcome} once this is fixed"
         super().__init__(
-            f"cannot write to the export folder {folder}: {self.reason}; "
-            f"{outcome} once this is fixed"
+            f"cannot write to the export folder {folder}: {self.reason}; {advice}"
         )
 
 

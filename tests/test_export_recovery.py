@@ -905,15 +905,53 @@ async def test_a_journal_gone_during_the_run_stops_it_at_once(
     with pytest.raises(ExportWriteError) as caught:
         await export(client, spec)
 
+    moved = (
+        "was moved away or replaced during the run; what was committed went with the "
+        "journal: resume the export in the folder that holds it now (a folder "
+        "renamed, say)"
+    )
+    deleted = (
+        "was deleted during the run; what was written can no longer be resumed: "
+        "remove what is left of the folder and run the export again"
+    )
     assert str(caught.value) == (
         f"cannot write to the export folder {spec.out}: its journal "
-        "_manifest.journal was removed or replaced during the run; nothing was "
-        "kept, so run the export again once this is fixed"
+        f"_manifest.journal {deleted if how == 'folder removed' else moved}"
     )
     assert not caught.value.resumable
     written = sorted(p.name for p in spec.out.rglob("*")) if spec.out.exists() else []
     # Nothing written after: no folder recreated, no part beside a lost journal.
     assert written == (["_manifest.journal"] if how == "journal replaced" else [])
+
+
+async def test_a_folder_renamed_during_the_run_resumes_where_it_went(
+    client, simulator, tmp_path, monkeypatch
+) -> None:
+    spec = await spec_for(client, tmp_path / "out", rows_per_flush=5_000)
+    renamed = dataclasses.replace(spec, out=tmp_path / "renamed")
+    original_add = PartWriter.add
+    added = 0
+
+    def add(self, *args, **kwargs):
+        nonlocal added
+        added += 1
+        if added == 4:  # after some commits
+            spec.out.rename(renamed.out)
+        return original_add(self, *args, **kwargs)
+
+    monkeypatch.setattr(PartWriter, "add", add)
+    with pytest.raises(ExportWriteError) as caught:
+        await export(client, spec)
+    monkeypatch.undo()
+
+    kept = read_manifest(renamed.out)
+    report = await export(client, renamed, resume=True)
+
+    assert "resume the export in the folder that holds it now" in str(caught.value)
+    assert kept.points > 0
+    assert report.complete
+    assert report.points_this_run == report.points - kept.points
+    assert_exact(read_dataset(renamed.out), await expected_for(client, simulator, spec))
 
 
 class _FailsToClose:

@@ -240,12 +240,7 @@ class Manifest:
         except FileNotFoundError:
             current = None
         if current is None or not os.path.samestat(held, current):
-            reason = (
-                f"its journal {MANIFEST_NAME} was removed or replaced during the run"
-            )
-            raise ExportWriteError(
-                self.path.parent, OSError(errno.ENOENT, reason), resumable=False
-            )
+            raise _journal_gone(self.path, still_linked=held.st_nlink > 0)
 
     def _append(self, record: Mapping[str, Any]) -> None:
         self.check_in_place()
@@ -359,6 +354,27 @@ def read_manifest(folder: Path) -> ManifestState:
         raise _committed_twice(path)
 
     return state
+
+
+def _journal_gone(path: Path, *, still_linked: bool) -> ExportWriteError:
+    """The error for a journal no longer in its folder: moved with the folder, say,
+    when the file this run holds open is still somewhere, or deleted."""
+    if still_linked:
+        reason = (
+            f"its journal {MANIFEST_NAME} was moved away or replaced during the run"
+        )
+        advice = (
+            "what was committed went with the journal: resume the export in the "
+            "folder that holds it now (a folder renamed, say)"
+        )
+    else:
+        reason = f"its journal {MANIFEST_NAME} was deleted during the run"
+        advice = (
+            "what was written can no longer be resumed: remove what is left of the "
+            "folder and run the export again"
+        )
+    error = OSError(errno.ENOENT, reason)
+    return ExportWriteError(path.parent, error, resumable=False, advice=advice)
 
 
 def _committed_twice(path: Path) -> ConfigurationError:
