@@ -608,10 +608,13 @@ async def test_a_committed_part_that_went_missing_refuses_a_resume(
     with pytest.raises(ConfigurationError) as caught:
         await export(client, spec, resume=True)
 
+    hidden = f".{Path(victim).name}.tmp"
     assert str(caught.value) == (
         f"cannot resume into {spec.out}: 1 committed part file(s) are missing, first "
-        f"{victim}; the folder was modified outside the export, so its data can no "
-        "longer be completed exactly. Export again into a new folder"
+        f"{victim} (nor is it there under the hidden name {hidden}, which a run "
+        "stopped before revealing it leaves); the folder was modified outside the "
+        "export, so its data can no longer be completed exactly. Export again into a "
+        "new folder"
     )
 
 

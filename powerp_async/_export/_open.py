@@ -240,11 +240,15 @@ def check_as_resume(out: Path, journal: ManifestState) -> None:
 
 def _refuse_missing(out: Path, missing: list[str]) -> None:
     if missing:
+        # A crash between a commit and the renaming of its parts leaves them under
+        # their hidden names, files that look like litter but are the export's.
+        hidden = hidden_path(out / missing[0]).name
         raise ConfigurationError(
             f"cannot resume into {out}: {len(missing)} committed part file(s) are "
-            f"missing, first {missing[0]}; the folder was modified outside the "
-            "export, so its data can no longer be completed exactly. Export again "
-            "into a new folder"
+            f"missing, first {missing[0]} (nor is it there under the hidden name "
+            f"{hidden}, which a run stopped before revealing it leaves); the folder "
+            "was modified outside the export, so its data can no longer be "
+            "completed exactly. Export again into a new folder"
         )
 
 
