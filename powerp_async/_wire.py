@@ -188,8 +188,10 @@ def _split_fields(points: list[Any], body: bytes, url: str, *, exact: bool) -> F
     try:
         indexes = list(map(itemgetter("index"), points))
         times = list(map(itemgetter("timestamp"), points))
-    except (KeyError, TypeError):
+    except TypeError:
         raise _point_shape_error(points, body, url) from None
+    except KeyError:
+        indexes, times = _fields_where_present(points, body, url)
 
     try:
         values = list(map(itemgetter("value"), points))
@@ -198,6 +200,24 @@ def _split_fields(points: list[Any], body: bytes, url: str, *, exact: bool) -> F
         values = [point.get("value") for point in points]
 
     return Fields(indexes, values, times, exact)
+
+
+def _fields_where_present(
+    points: list[Any], body: bytes, url: str
+) -> tuple[list[Any], list[Any]]:
+    """Each point's index and timestamp, ``None`` where it has none: a point without
+    one is dropped as one whose is null is, rather than costing the whole answer;
+    but an answer most of whose points lack one is not of the API's shape."""
+    if not all(isinstance(point, dict) for point in points):
+        raise _point_shape_error(points, body, url)
+
+    lacking = sum("index" not in point or "timestamp" not in point for point in points)
+    if 2 * lacking >= len(points):
+        raise _point_shape_error(points, body, url)
+
+    indexes = [point.get("index") for point in points]
+    times = [point.get("timestamp") for point in points]
+    return indexes, times
 
 
 def _point_shape_error(

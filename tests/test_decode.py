@@ -1556,3 +1556,31 @@ def test_a_deeply_nested_value_is_kept_as_text_or_fails_its_answer(depth: int) -
         assert result[1].startswith("expected ")
     else:
         assert result[1][0]["value_text"] == value
+
+
+@pytest.mark.parametrize(
+    ("odd_point", "unrequested", "unreadable"),
+    [
+        (b'{"index":"102","value":2.5}', 0, 1),
+        (b'{"value":2.5,' + AT_TEN + b"}", 1, 0),
+        (b'{"index":"102","value":2.5,"timestamp":null}', 0, 1),
+        (b'{"index":null,"value":2.5,' + AT_TEN + b"}", 1, 0),
+    ],
+)
+def test_a_point_without_an_index_or_time_is_dropped_as_a_null_one_is(
+    odd_point: bytes, unrequested: int, unreadable: int
+) -> None:
+    good = [
+        b'{"index":"101","value":1.5,' + AT_TEN + b"}",
+        b'{"index":"103","value":3.5,' + AT_TEN + b"}",
+    ]
+    body = b"[" + b",".join([good[0], odd_point, good[1]]) + b"]"
+
+    decoded = decode(body, FLOAT_TYPES)
+
+    assert decoded.batch.column("index").to_pylist() == ["101", "103"]
+    assert decoded.batch.column("value_float").to_pylist() == [1.5, 3.5]
+    assert (decoded.dropped_unrequested, decoded.dropped_unreadable) == (
+        unrequested,
+        unreadable,
+    )
