@@ -33,6 +33,12 @@ converted behind the caller's back):
 - an integer beyond 64 bits keeps its exact digits in ``value_text``;
 - a nested array or object, which the API is not known to send, is kept as its
   compact JSON text in ``value_text`` rather than failing the whole block.
+
+Known shortcoming: that text is the nested value written again as read, not the
+bytes sent: spaces go, a repeated key keeps its last value, and numbers are spelled
+as Python spells them (``1E5`` as ``100000.0``, ``-0`` as ``0``, ``1e400`` as
+``Infinity``), integers beyond 64 bits in it read as floats where orjson read the
+answer (rounded to 17 digits).
 """
 
 from __future__ import annotations
