@@ -1029,6 +1029,24 @@ def test_a_crash_writing_the_header_leaves_no_journal(tmp_path, monkeypatch) -> 
     assert len(read_manifest(tmp_path).header["signals"]) == 5_000
 
 
+async def test_a_journal_that_cannot_be_written_leaves_no_folder_made_for_it(
+    client, tmp_path, monkeypatch
+) -> None:
+    def full(folder: Path, header: Any) -> Manifest:
+        raise OSError(errno.ENOSPC, DISK_FULL)
+
+    monkeypatch.setattr(Manifest, "create", full)
+    spec = ExportSpec(
+        out=tmp_path / "a" / "b" / "out", start=START, end=END, window="1m"
+    )
+
+    with pytest.raises(ExportWriteError) as caught:
+        await export(client, spec)
+
+    assert caught.value.reason == DISK_FULL
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_a_draft_a_killed_run_left_is_no_export_to_refuse(
     client, tmp_path
 ) -> None:

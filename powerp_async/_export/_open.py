@@ -113,7 +113,7 @@ def create_folder(
 
 
 def _new_journal(out: Path, header: Mapping[str, Any]) -> Manifest:
-    made_folder = not out.exists()
+    made = _missing_folders(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         return Manifest.create(out, header)
@@ -122,16 +122,29 @@ def _new_journal(out: Path, header: Mapping[str, Any]) -> Manifest:
             f"output folder {out} is not empty; refusing to mix two exports"
         ) from None
     except OSError as error:
-        _remove_new_journal(out, made_folder)
+        _remove_new_journal(out, made)
         raise ExportWriteError(out, error, resumable=False) from error
 
 
-def _remove_new_journal(out: Path, made_folder: bool) -> None:
-    """Undo a journal that could not be written whole, so nothing is left behind."""
+def _missing_folders(out: Path) -> list[Path]:
+    """The folders from ``out`` up that do not exist yet, deepest first."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+
+        missing.append(folder)
+
+    return missing
+
+
+def _remove_new_journal(out: Path, made: list[Path]) -> None:
+    """Undo a journal that could not be written whole, and the folders made for it,
+    so nothing is left behind."""
     with contextlib.suppress(OSError):
         (out / MANIFEST_NAME).unlink(missing_ok=True)
-        if made_folder:
-            out.rmdir()
+        for folder in made:
+            folder.rmdir()
 
 
 def reopen_folder(spec: ExportSpec, block_size: int, source: str) -> OpenExport:
