@@ -119,8 +119,8 @@ def decode_block(
     ``data_types`` maps an index to its declared type; a missing or ``None`` type
     lets each JSON value decide. ``url`` must already be masked: errors carry it.
     Raises ``MalformedResponseError`` when the body is not a JSON array of objects,
-    a point lacks ``index`` or ``timestamp``, a timestamp cannot be parsed, or a
-    value is nested too deeply to be kept as JSON text.
+    most points lack an ``index`` or a ``timestamp`` or have one that is no time, or
+    a value is nested too deeply to be kept as JSON text.
     """
     try:
         return _decode_any_text(body, block, data_types, url)
