@@ -87,7 +87,11 @@ def test_every_public_name_shows_an_example() -> None:
 def test_the_examples_run() -> None:
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    namespace = {**vars(powerp_async), "blocking": blocking, "Path": Path, "run": run}
+    # Every public name by getattr: the package imports them lazily, so its vars
+    # hold only those some earlier test happened to use.
+    public = {name: getattr(powerp_async, name) for name in powerp_async.__all__}
+    namespace = {**vars(powerp_async), **public}
+    namespace.update(blocking=blocking, Path=Path, run=run)
 
     for name, item in documented_objects().items():
         for test in finder.find(item, name, globs=dict(namespace)):
