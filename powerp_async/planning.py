@@ -144,7 +144,7 @@ def plan_blocks(
     measurements: Iterable[Measurement],
     span: TimeRange,
     *,
-    block_size: int = 10,
+    block_size: int = MAX_SIGNALS_PER_QUERY,
     balanced: bool = True,
 ) -> Iterator[Block]:
     """Every block of the job, slice by slice, lazily.
@@ -152,8 +152,9 @@ def plan_blocks(
     Signals whose ``firstDataPoint`` lies at or after a slice's end are left out of that
     slice: the server has no window there to give.
 
-    A group's signals go into the fewest blocks of at most ``block_size``, as even in
-    size as their count allows (41 signals in blocks of 20: 14, 14 and 13). A server
+    A group's signals go into the fewest blocks of at most ``block_size`` (20 by
+    default, the most a query takes, as the client sends them), as even in size as
+    their count allows (41 signals in blocks of 20: 14, 14 and 13). A server
     that caps the points of a query then answers every block in slices of about the
     same length; blocks filled in order (20, 20 and 1) leave one of a few signals whose
     queries are short for the 30 minutes a query may span. ``balanced=False`` fills
@@ -161,7 +162,7 @@ def plan_blocks(
 
     >>> signals = [Measurement(1, str(n)) for n in range(25)]
     >>> hour = TimeRange(0, 3_600_000_000, 60_000_000)  # 29-minute slices: three
-    >>> [len(block.indexes) for block in plan_blocks(signals, hour, block_size=20)]
+    >>> [len(block.indexes) for block in plan_blocks(signals, hour)]
     [13, 12, 13, 12, 13, 12]
     >>> plan = plan_blocks(signals, hour, block_size=20, balanced=False)
     >>> [len(block.indexes) for block in plan]
@@ -214,7 +215,10 @@ def _balanced_chunks(
 
 
 def plan_totals(
-    measurements: Iterable[Measurement], span: TimeRange, *, block_size: int = 10
+    measurements: Iterable[Measurement],
+    span: TimeRange,
+    *,
+    block_size: int = MAX_SIGNALS_PER_QUERY,
 ) -> tuple[int, int]:
     """How many blocks the plan holds and at most how many points, without building it.
 
