@@ -117,8 +117,11 @@ class ClientConfig:
         _check_types(self)
         object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
         object.__setattr__(self, "client_secret", SecretText(self.client_secret))
-        _require(bool(self.client_id), "client_id", "a non-empty client id")
-        _require(bool(self.client_secret), "client_secret", "a non-empty secret")
+        # Blank is as good as empty: no server issues a token for spaces alone.
+        _require(bool(self.client_id.strip()), "client_id", "a non-blank client id")
+        _require(
+            bool(self.client_secret.strip()), "client_secret", "a non-blank secret"
+        )
         # A line break read from a file with the value is the usual cause; the
         # server would refuse the credentials without saying why. The value itself
         # is never shown.

@@ -59,7 +59,7 @@ class PowerPError(Exception):
     ...     ClientConfig("", "secret")
     ... except PowerPError as error:
     ...     print(type(error).__name__, error)
-    ConfigurationError client_id: expected a non-empty client id
+    ConfigurationError client_id: expected a non-blank client id
 
     ``fetched`` holds what :meth:`PowerPClient.fetch_table` or ``fetch_frame`` had
     fetched when the error stopped them (a table, a DataFrame), so that an outage or

@@ -124,6 +124,8 @@ def test_a_client_setting_of_the_wrong_type_is_refused_by_name(fields, error) ->
             "client_secret: expected UTF-8 text, not bytes of another encoding (as "
             "an environment variable set from a file saved in Latin-1 holds)",
         ),
+        ({"client_id": " "}, "client_id: expected a non-blank client id"),
+        ({"client_secret": " \t "}, "client_secret: expected a non-blank secret"),
         (
             {"client_id": "r\udce9porting"},
             "client_id: expected UTF-8 text, not bytes of another encoding (as an "
