@@ -53,6 +53,7 @@ from ._redact import MASK, mask_url, scrub
 from ._stopping import StopSignals
 from ._time import (
     floor_to_grid,
+    format_duration,
     format_wire,
     from_epoch_us,
     parse_duration_us,
@@ -75,6 +76,7 @@ from .errors import (
     PermissionDeniedError,
     PowerPError,
 )
+from .models import MAX_QUERY_SPAN_US
 from .pacing import Pacer
 from .planning import TimeRange
 
@@ -611,6 +613,7 @@ _LISTING_SCHEMA: Final = pa.schema(
 async def _query(options: argparse.Namespace, config: ClientConfig) -> int:
     window = options.window or "1s"
     start, end = _on_grid(*time_range(options), window)
+    _check_one_query(start, end)
     stats = RunStats()
     async with PowerPClient(config) as client:
         # The listing gives each signal's type, so values land as an export puts them.
@@ -650,6 +653,21 @@ def _writing_stdout() -> Iterator[None]:
         if error.filename is None:
             error.filename = STANDARD_OUTPUT
         raise
+
+
+def _check_one_query(start: datetime, end: datetime) -> None:
+    """Refuse, naming the options, a range no single query may span: the library's
+    own refusal speaks of its arguments and of fetch()."""
+    span_us = to_epoch_us(end) - to_epoch_us(start)
+    if span_us < MAX_QUERY_SPAN_US:
+        return  # a range without a whole window was refused as it was snapped
+
+    raise ConfigurationError(
+        f"--since, or --start and --end: one query spans less than 30 minutes (the "
+        f"API's limit), got {format_duration(span_us)} on the window grid; give a "
+        "shorter range (29m, say), or use powerp export, which splits a longer one "
+        "into queries"
+    )
 
 
 def _on_grid(start: datetime, end: datetime, window: str) -> tuple[datetime, datetime]:

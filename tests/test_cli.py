@@ -309,6 +309,37 @@ def test_a_blank_output_folder_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("range_", "got"),
+    [
+        (["--since", "30m"], "30m"),
+        (["--since", "2h"], "2h"),
+        (["--start", "2026-12-04T10:00:00Z", "--end", "2026-12-05T10:00:00Z"], "1d"),
+    ],
+)
+def test_a_query_range_one_query_cannot_span_names_the_options(
+    range_: list[str], got: str, monkeypatch, capsys
+) -> None:
+    from powerp_async import cli
+
+    # Refused before anything is sent: no server listens there.
+    monkeypatch.setenv("POWERP_CLIENT_ID", "demo")
+    monkeypatch.setenv("POWERP_CLIENT_SECRET", "demo-secret")
+    monkeypatch.setenv("POWERP_API_BASE_URL", "http://127.0.0.1:9/rt-api/api")
+
+    code = cli.main(
+        ["query", "--database", "1", "--index", "1", "--window", "1m", *range_]
+    )
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "powerp: error: --since, or --start and --end: one query spans less than 30 "
+        f"minutes (the API's limit), got {got} on the window grid; give "
+        "a shorter range (29m, say), or use powerp export, which splits a longer one "
+        "into queries\n"
+    )
+
+
+@pytest.mark.parametrize(
     ("flag", "expected"),
     [
         ("--since", "a duration such as '2h'"),
