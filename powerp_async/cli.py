@@ -470,9 +470,12 @@ def _fixed_rate(options: argparse.Namespace) -> float | None:
     if options.max_rate is not None:
         raise ConfigurationError("give either --fixed-rate or --max-rate, not both")
 
-    if not rate > 0:
+    # Checked here rather than left to max_rate's check, whose words are about a
+    # ceiling on a discovered rate.
+    if not 0.001 <= rate < math.inf:
         raise ConfigurationError(
-            f"--fixed-rate: expected requests per second above 0, got {rate:g}"
+            f"--fixed-rate: expected requests per second from 0.001 up, a finite "
+            f"number, got {rate:g}"
         )
     return rate
 

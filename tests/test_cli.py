@@ -179,7 +179,14 @@ def test_query_prints_a_table(served: str) -> None:
         (["export", "--out", "X", "--format", "xls"], "invalid choice: 'xls'", 2),
         (
             ["export", "--out", "X", "--fixed-rate", "0"],
-            "--fixed-rate: expected requests per second above 0, got 0",
+            "--fixed-rate: expected requests per second from 0.001 up, a finite "
+            "number, got 0",
+            2,
+        ),
+        (
+            ["export", "--out", "X", "--fixed-rate", "inf"],
+            "--fixed-rate: expected requests per second from 0.001 up, a finite "
+            "number, got inf",
             2,
         ),
         (
