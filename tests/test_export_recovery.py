@@ -1047,6 +1047,29 @@ async def test_a_journal_that_cannot_be_written_leaves_no_folder_made_for_it(
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_a_folder_that_cannot_be_made_is_refused_and_leaves_nothing(
+    client, tmp_path, monkeypatch
+) -> None:
+    original_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "out":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return original_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    out = tmp_path / "a" / "b" / "out"
+    spec = ExportSpec(out=out, start=START, end=END, window="1m")
+
+    with pytest.raises(ConfigurationError) as caught:
+        await export(client, spec)
+
+    assert str(caught.value) == (
+        f"cannot create output folder {out}: Read-only file system"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_a_draft_a_killed_run_left_is_no_export_to_refuse(
     client, tmp_path
 ) -> None:

@@ -116,6 +116,16 @@ def _new_journal(out: Path, header: Mapping[str, Any]) -> Manifest:
     made = _missing_folders(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        # Before anything was fetched, as a folder that cannot be made is refused
+        # when its nearest parent says so (_folder).
+        _remove_new_journal(out, made)
+        reason = error.strerror or type(error).__name__
+        raise ConfigurationError(
+            f"cannot create output folder {out}: {reason}"
+        ) from None
+
+    try:
         return Manifest.create(out, header)
     except FileExistsError:
         raise ConfigurationError(
@@ -143,7 +153,8 @@ def _remove_new_journal(out: Path, made: list[Path]) -> None:
     so nothing is left behind."""
     with contextlib.suppress(OSError):
         (out / MANIFEST_NAME).unlink(missing_ok=True)
-        for folder in made:
+    for folder in made:
+        with contextlib.suppress(OSError):  # one that was never made, say
             folder.rmdir()
 
 
