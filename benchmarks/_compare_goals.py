@@ -152,9 +152,12 @@ def _steady_cost(run: dict[str, Any]) -> float:
 
 
 def highest_rss_mb(step: dict[str, Any]) -> float | None:
-    """The highest peak RSS of a growth step's flat-out runs: a second try does not
-    make memory any smaller, so the worse one is what a user must plan for."""
-    return max((r["peak_rss_mb"] for r in flat_out_runs(step)), default=None)
+    """The higher peak RSS of a growth step's first two flat-out runs: a second try
+    does not make memory any smaller, so the worse one is what a user must plan for.
+    Two for every step, so that the more runs of a small step do not raise its
+    figure alone."""
+    runs = flat_out_runs(step)[:2]
+    return max((r["peak_rss_mb"] for r in runs), default=None)
 
 
 def _growth(growth: Sequence[dict[str, Any]]) -> Iterator[Goal]:

@@ -153,15 +153,15 @@ def test_the_growth_steps_run_alone_beside_the_whole_comparison(
         ]
         for g in stored["growth"]
     } == {
-        name: [(contender, points, 0) for contender in compare.GROWTH_CONTENDERS]
+        name: [(contender, points, 0) for contender in compare.SMALL_STEP_CONTENDERS]
         for name, points in (
             ("growth-signals-20x60s", 1_200),
             ("growth-range-20x120s", 2_400),
         )
     }
     table = (tmp_path / "growth_only.md").read_text()
-    exact = "| no point lost or duplicated | 0 lost, 0 duplicated of 10,800 points |"
-    assert f"| every powerp-async run (6) {exact} pass |" in table
+    exact = "| no point lost or duplicated | 0 lost, 0 duplicated of 21,600 points |"
+    assert f"| every powerp-async run (12) {exact} pass |" in table
     assert "### Growth: powerp-async alone, 1 s windows, no limits" in table
     assert "request-bound" not in table
 
@@ -311,14 +311,13 @@ def test_goals_are_judged_from_the_run_itself() -> None:
     ]
 
 
-def test_growth_reads_the_least_cpu_and_the_highest_memory_of_the_flat_out_runs() -> (
-    None
-):
+def test_growth_reads_the_least_cpu_of_the_flat_out_runs_and_memory_of_two() -> None:
     small = {
         "setting": {"name": "growth-range-1000x1s"},
         "runs": [
             _growth_run(1_000, 2.3, 100.0),
             _growth_run(1_000, 1.4, 90.0),
+            _growth_run(1_000, 1.35, 400.0),  # a third run, as a small step has
             _growth_run(1_000, 0.6, 500.0, contender="powerp-async"),
         ],
     }
@@ -328,15 +327,15 @@ def test_growth_reads_the_least_cpu_and_the_highest_memory_of_the_flat_out_runs(
 
     assert judged == [
         [
-            "every powerp-async run (4)",
+            "every powerp-async run (5)",
             "no point lost or duplicated",
-            "0 lost, 0 duplicated of 13,000 points",
+            "0 lost, 0 duplicated of 14,000 points",
             "pass",
         ],
         [
             "growth in range (flat out)",
             "CPU per point flat within 25% (max / min)",
-            "1000.00 us to 1111.11 us, 1.11 x",
+            "944.44 us to 1111.11 us, 1.18 x",
             "pass",
         ],
         [
