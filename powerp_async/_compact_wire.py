@@ -424,14 +424,13 @@ def _time_texts(
 
     template, in_run = _longest_run(codes)
     as_template = texts.same_as(template[in_run])
-    as_previous = texts.same_as_previous()
-
     if as_template.all():  # as in answers sent signal after signal
         parsed = _strings(*_gather(raw, starts[template], ends[template]))
         return parsed, in_run.astype(np.intp, copy=False)
 
     # A point that repeats the text before it takes that text's place; the
     # others take their place in the longest run, or a place of their own.
+    as_previous = texts.same_as_previous()
     own = ~as_template & ~as_previous
     places = np.where(as_template, in_run, len(template) + np.cumsum(own) - 1)
     anchors = np.flatnonzero(~as_previous | as_template)
